@@ -1,0 +1,85 @@
+"""Parameter rules shared by every constructor.
+
+Each helper takes the owner (the constructor's name), the parameter's name and its value, and
+either returns the value in canonical form or raises ``ValueError``/``TypeError`` with a message
+of the form ``"Owner: name must be <rule>, got <value>"``.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Iterable
+
+
+def _fail(owner: str, name: str, rule: str, value: Any, exc=ValueError):
+    raise exc(f"{owner}: {name} must be {rule}, got {value!r}")
+
+
+def real(owner: str, name: str, value: Any, *, low: float | None = None, low_open: bool = False,
+         high: float | None = None, high_open: bool = False) -> float:
+    """A finite real number, optionally bounded (closed bounds unless ``*_open``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        _fail(owner, name, "a real number", value, TypeError)
+    v = float(value)
+    if not math.isfinite(v):
+        _fail(owner, name, "finite", value)
+    if low is not None and (v < low or (low_open and v == low)):
+        _fail(owner, name, f"{'>' if low_open else '>='} {low:g}", value)
+    if high is not None and (v > high or (high_open and v == high)):
+        _fail(owner, name, f"{'<' if high_open else '<='} {high:g}", value)
+    return v
+
+
+def rate(owner: str, name: str, value: Any) -> float:
+    """A learning rate or momentum: finite and >= 0."""
+    return real(owner, name, value, low=0.0)
+
+
+def integer(owner: str, name: str, value: Any, *, low: int = 0) -> int:
+    """An integer >= low (floats with integral values are accepted, bools are not)."""
+    if isinstance(value, bool):
+        _fail(owner, name, "an integer", value, TypeError)
+    if isinstance(value, numbers.Integral):
+        v = int(value)
+    elif isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
+        v = int(value)
+    else:
+        _fail(owner, name, "an integer" if not isinstance(value, numbers.Real) else
+              ("a positive integer" if low == 1 else f"an integer >= {low}"), value,
+              TypeError if not isinstance(value, numbers.Real) else ValueError)
+    if v < low:
+        _fail(owner, name, "a positive integer" if low == 1 else f"an integer >= {low}", value)
+    return v
+
+
+def flag(owner: str, name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        _fail(owner, name, "True or False", value, TypeError)
+    return value
+
+
+def choice(owner: str, name: str, value: Any, options: Iterable[str]) -> str:
+    options = tuple(options)
+    if value not in options:
+        _fail(owner, name, "one of " + ", ".join(repr(o) for o in options), value)
+    return value
+
+
+def sequence(owner: str, name: str, value: Any) -> tuple:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        _fail(owner, name, "a list", value, TypeError)
+    return tuple(value)
+
+
+def sorted_integers(owner: str, name: str, value: Any, *, strict: bool = False, low: int = 0) -> tuple:
+    """A list of integers >= low in non-decreasing (or increasing, if ``strict``) order."""
+    items = tuple(integer(owner, f"{name}[{i}]", v, low=low) for i, v in enumerate(sequence(owner, name, value)))
+    for a, b in zip(items, items[1:]):
+        if b < a or (strict and b == a):
+            _fail(owner, name, "sorted in increasing order" if strict else "sorted (non-decreasing)", list(value))
+    return items
+
+
+def length(owner: str, name: str, value: tuple, expected: int, why: str) -> None:
+    if len(value) != expected:
+        raise ValueError(f"{owner}: {name} must have {expected} entries ({why}), got {len(value)}")

@@ -1,0 +1,114 @@
+"""``evaluate`` and ``evaluate_many``: schedules at arrays of steps, on a chosen backend.
+
+Backends: ``numpy`` (the readable reference: each schedule's own vectorized formula), ``numba``
+(the lowered program run by ``lrcore.kernels.cpu`` on every core), ``auto`` (numba when there are
+at least ``AUTO_NUMBA_MIN`` values to compute, numpy below: compiled code pays off on large arrays).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .schedules import Schedule
+
+BACKENDS = ("auto", "numpy", "numba", "cuda")
+AUTO_NUMBA_MIN = 20_000
+
+
+def _steps(steps) -> tuple[np.ndarray | None, int, int]:
+    """(array or None, t0, n): None means the contiguous steps t0 .. t0 + n - 1."""
+    if isinstance(steps, bool):
+        raise TypeError(f"steps must be a count or a 1-D array of integers, got {steps!r}")
+    if isinstance(steps, numbers.Integral):
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        return None, 0, int(steps)
+    if isinstance(steps, range) and steps.step == 1:
+        if steps.start < 0:
+            raise ValueError(f"steps must be >= 0, got a range starting at {steps.start}")
+        return None, steps.start, max(0, len(steps))
+    arr = np.asarray(steps)
+    if arr.ndim != 1:
+        raise ValueError(f"steps must be a 1-D array, got shape {arr.shape}")
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        if arr.size:
+            raise TypeError(f"steps must be integers, got an array of {arr.dtype}")
+        arr = arr.astype(np.int64)
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.floor(arr)):
+            bad = arr[~(np.isfinite(arr) & (arr == np.floor(arr)))][0]
+            raise ValueError(f"steps must be integers, got {bad!r}")
+        if arr.size and arr.max() >= 2.0 ** 63:
+            raise ValueError(f"steps must be < 2**63, got {arr.max()!r}")
+    if arr.dtype == np.uint64 and arr.size and arr.max() >= 2 ** 63:
+        raise ValueError(f"steps must be < 2**63, got {arr.max()}")
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"steps must be >= 0, got {arr.min()}")
+    return arr, 0, arr.size
+
+
+def _schedules(schedules) -> list[Schedule]:
+    if isinstance(schedules, Schedule):
+        raise TypeError("evaluate_many takes a list of schedules; use evaluate for one")
+    out = list(schedules)
+    for i, s in enumerate(out):
+        if not isinstance(s, Schedule):
+            raise TypeError(f"schedules[{i}] must be an lrcore schedule, got {s!r}")
+    return out
+
+
+def _dtype(dtype) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt not in (np.float64, np.float32):
+        raise ValueError(f"dtype must be float64 or float32, got {dt}")
+    return dt
+
+
+def evaluate_many(schedules, steps, *, backend: str = "auto", dtype=np.float64, out=None) -> np.ndarray:
+    """Learning rates of every schedule at every step: shape (len(schedules), len(steps)).
+
+    ``steps`` is a count n (steps 0..n-1), a ``range`` with step 1, or a 1-D array of integers >= 0
+    (any order, repeats allowed). All schedules run in one kernel call on the compiled backends.
+    ``out`` (optional) is a C-contiguous array of the result's shape and dtype to write into.
+    """
+    schedules = _schedules(schedules)
+    arr, t0, n = _steps(steps)
+    dt = _dtype(dtype)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    shape = (len(schedules), n)
+    if out is not None:
+        if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dt or not out.flags.c_contiguous:
+            got = f"{type(out).__name__} {getattr(out, 'shape', '')} {getattr(out, 'dtype', '')}"
+            raise ValueError(f"out must be a C-contiguous numpy array of shape {shape} and dtype {dt}, got {got}")
+    if backend == "cuda":
+        raise ValueError("backend='cuda' is not available yet: the CUDA backend is not part of this build")
+    if backend == "auto":
+        backend = "numba" if len(schedules) * n >= AUTO_NUMBA_MIN else "numpy"
+    if out is None:
+        out = np.empty(shape, dt)
+    if backend == "numpy":
+        t = np.arange(t0, t0 + n, dtype=np.int64) if arr is None else arr
+        for i, s in enumerate(schedules):
+            out[i] = s._numpy(t)
+        return out
+    from . import program
+    from .kernels import cpu
+    prog = program.build(schedules, arr, t0, n)
+    steps_arg = np.zeros(0, np.int64) if arr is None else arr
+    cpu.evaluate_program(np.int64(t0), steps_arg, arr is None, prog.sched_leaves, prog.leaves, prog.P,
+                         prog.tables, out)
+    return out
+
+
+def evaluate(schedule: Schedule, steps, *, backend: str = "auto", dtype=np.float64, out=None) -> np.ndarray:
+    """Learning rates of one schedule at ``steps`` (see ``evaluate_many``): a 1-D array."""
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be an lrcore schedule, got {schedule!r}")
+    if out is not None:
+        if not isinstance(out, np.ndarray) or out.ndim != 1:
+            raise ValueError(f"out must be a 1-D numpy array, got {type(out).__name__} {getattr(out, 'shape', '')}")
+        return evaluate_many([schedule], steps, backend=backend, dtype=dtype, out=out.reshape(1, -1))[0]
+    return evaluate_many([schedule], steps, backend=backend, dtype=dtype)[0]

@@ -1,0 +1,1 @@
+"""Compiled evaluation of lowered schedules: scalar formulas shared by every backend, CPU kernels."""

@@ -1,0 +1,282 @@
+"""Scalar formulas of the leaf operations: the one definition that every compiled backend uses.
+
+A schedule is lowered (see ``lrcore.program``) into *leaves*; each leaf is one operation code, up to
+eight leading parameters ``p`` (a tuple of floats), optional variable-length parameters in the flat
+array ``P`` starting at ``off``, and is evaluated at ``u = t - shift >= 0``. Every function here has
+the signature ``f(u, p, P, off) -> float`` and is ``register_jitable``: plain Python when called
+directly, inlined machine code inside the Numba CPU kernels and the CUDA kernels.
+
+No formula calls ``cos``: cosine anneals use the identity
+
+    (1 + cos(pi * q)) / 2 = sin(pi / 2 * r) ** 2,   r = 1 - q  (the fraction that remains),
+
+with ``r`` computed from integers (exact) and ``sin`` from a degree-21 Taylor polynomial, which is
+exact to about 1 ulp on [-pi/2, pi/2], has no cancellation near the bottom of a cycle, and vectorizes.
+"""
+from __future__ import annotations
+
+import math
+
+from numba.extending import register_jitable
+
+# Operation codes (the order is part of the lowered program format, not of the public API).
+(CONST, LINEAR, COSINE, COSINE_PERIODIC, ONE_MINUS_SQRT, GEOMETRIC, EXPONENTIAL, INVERSE_TIME, POLYNOMIAL,
+ STEP, PIECEWISE, RESTARTS, PHASES, CYCLIC, INVERSE_SQRT, TABLE) = range(16)
+N_LEADING = 8  # parameters passed to every formula as the tuple ``p``
+
+# CYCLIC modes and scale modes
+TRIANGULAR, TRIANGULAR2, EXP_RANGE = range(3)
+SCALE_CYCLE, SCALE_ITERATIONS = range(2)
+
+_HALF_PI = math.pi / 2
+# Taylor coefficients (-1)**k / (2k+1)! for k = 1..10
+_S3, _S5, _S7, _S9, _S11 = -1 / 6, 1 / 120, -1 / 5040, 1 / 362880, -1 / 39916800
+_S13, _S15, _S17 = 1 / 6227020800, -1 / 1307674368000, 1 / 355687428096000
+_S19, _S21 = -1 / 121645100408832000, 1 / 51090942171709440000
+
+
+@register_jitable
+def sin_half_pi(r):
+    """sin(pi/2 * r) for |r| <= 1 (Taylor to x**21: truncation below 2e-18)."""
+    x = r * _HALF_PI
+    x2 = x * x
+    return x * (1.0 + x2 * (_S3 + x2 * (_S5 + x2 * (_S7 + x2 * (_S9 + x2 * (
+        _S11 + x2 * (_S13 + x2 * (_S15 + x2 * (_S17 + x2 * (_S19 + x2 * _S21))))))))))
+
+
+@register_jitable
+def cos_bump(r):
+    """Weight of the start value of a cosine anneal with a fraction r left: sin(pi/2 r)**2."""
+    s = sin_half_pi(r)
+    return s * s
+
+
+@register_jitable
+def f_const(u, p, P, off):
+    """value = p0."""
+    return p[0]
+
+
+# Anneals from a = p0 to b = p1 over T = p2 steps, then b. With q = min(u, T) / T and r = 1 - q (both
+# from integers, so exact to rounding), each form below is a sum of non-negative terms when a, b >= 0:
+# no cancellation at either end.
+
+@register_jitable
+def _progress(u, T):
+    uu = float(u) if float(u) < T else T
+    return uu / T, (T - uu) / T
+
+
+@register_jitable
+def f_linear(u, p, P, off):
+    """a r + b q  (= a + (b - a) q)."""
+    q, r = _progress(u, p[2])
+    return p[0] * r + p[1] * q
+
+
+@register_jitable
+def f_cosine(u, p, P, off):
+    """b + (a - b) sin(pi/2 r)^2  (= b + (a - b)(1 + cos(pi q)) / 2)."""
+    q, r = _progress(u, p[2])
+    return p[1] + (p[0] - p[1]) * cos_bump(r)
+
+
+@register_jitable
+def f_cosine_periodic(u, p, P, off):
+    """PyTorch CosineAnnealingLR past T: b + (a - b)(1 + cos(pi u / T)) / 2 for every u (period 2T),
+    as b + (a - b) sin(pi/2 |T - u mod 2T| / T)^2 (T an integer)."""
+    T = p[2]
+    w = u % int(2.0 * T)
+    return p[1] + (p[0] - p[1]) * cos_bump(abs(T - float(w)) / T)
+
+
+@register_jitable
+def f_one_minus_sqrt(u, p, P, off):
+    """b + (a - b)(1 - sqrt(q)), with 1 - sqrt(q) = r / (1 + sqrt(q))."""
+    q, r = _progress(u, p[2])
+    return p[1] + (p[0] - p[1]) * (r / (1.0 + math.sqrt(q)))
+
+
+@register_jitable
+def f_geometric(u, p, P, off):
+    """a (b / a) ** q  (a > 0)."""
+    q, r = _progress(u, p[2])
+    return p[0] * (p[1] / p[0]) ** q
+
+
+@register_jitable
+def _decay_exponent(u, p):
+    e = float(u) / p[2]
+    if p[3] != 0.0:
+        e = float(math.floor(e))
+    return e
+
+
+@register_jitable
+def f_exponential(u, p, P, off):
+    """init p0 * rate p1 ** (u / decay_steps p2), the exponent floored if staircase p3."""
+    return p[0] * p[1] ** _decay_exponent(u, p)
+
+
+@register_jitable
+def f_inverse_time(u, p, P, off):
+    """init p0 / (1 + rate p1 * u / decay_steps p2), the ratio floored if staircase p3."""
+    return p[0] / (1.0 + p[1] * _decay_exponent(u, p))
+
+
+@register_jitable
+def f_polynomial(u, p, P, off):
+    """(init p0 - end p1) (1 - s / D) ** power p3 + end, s = min(u, D), D = decay_steps p2;
+    with cycle p4: s = u and D = decay_steps * max(1, ceil(u / decay_steps))."""
+    D = p[2]
+    s = float(u)
+    if p[4] != 0.0:
+        mult = float(math.ceil(s / D))
+        if mult < 1.0:
+            mult = 1.0
+        D = D * mult
+    elif s > D:
+        s = D
+    return (p[0] - p[1]) * (1.0 - s / D) ** p[3] + p[1]
+
+
+@register_jitable
+def f_step(u, p, P, off):
+    """init p0 * gamma p2 ** floor(u / step_size p1)."""
+    return p[0] * p[2] ** float(u // int(p[1]))
+
+
+@register_jitable
+def f_piecewise(u, p, P, off):
+    """values[k], k = number of boundaries <= u; n = p0 boundaries at P[off+1:], then n+1 values."""
+    n = int(p[0])
+    uf = float(u)
+    k = 0
+    for j in range(n):
+        if uf >= P[off + 1 + j]:
+            k += 1
+    return P[off + 1 + n + k]
+
+
+@register_jitable
+def restart_start(i, first, t_mul):
+    """First step of restart cycle i: first * (t_mul**i - 1) / (t_mul - 1), or first * i."""
+    if t_mul == 1.0:
+        return first * i
+    return first * (t_mul ** i - 1.0) / (t_mul - 1.0)
+
+
+@register_jitable
+def restart_index(uf, first, t_mul):
+    """The cycle i with restart_start(i) <= uf < restart_start(i + 1) (closed-form guess, then exact)."""
+    if t_mul == 1.0:
+        i = float(math.floor(uf / first))
+    else:
+        i = float(math.floor(math.log1p(uf / first * (t_mul - 1.0)) / math.log(t_mul)))
+    if i < 0.0:
+        i = 0.0
+    while i > 0.0 and restart_start(i, first, t_mul) > uf:
+        i -= 1.0
+    while restart_start(i + 1.0, first, t_mul) <= uf:
+        i += 1.0
+    return i
+
+
+@register_jitable
+def f_restarts(u, p, P, off):
+    """SGDR: floor p1 + (peak p0 - floor) m_mul p4 ** i sin(pi/2 r)**2 in cycle i of length
+    first p2 * t_mul p3 ** i, r the fraction of the cycle left."""
+    first = p[2]
+    t_mul = p[3]
+    uf = float(u)
+    i = restart_index(uf, first, t_mul)
+    length = first * t_mul ** i
+    r = (length - (uf - restart_start(i, first, t_mul))) / length
+    return p[1] + (p[0] - p[1]) * p[4] ** i * cos_bump(r)
+
+
+@register_jitable
+def f_phases(u, p, P, off):
+    """PyTorch OneCycleLR phases: n = p0 phases, anneal p1 (COSINE or LINEAR); phase k ends at step
+    P[off+2+3k] (float) going from P[off+3+3k] to P[off+4+3k]; the last phase extrapolates."""
+    n = int(p[0])
+    uf = float(u)
+    start = 0.0
+    for k in range(n):
+        o = off + 2 + 3 * k
+        end = P[o]
+        if uf <= end or k == n - 1:
+            a = P[o + 1]
+            b = P[o + 2]
+            if p[1] == COSINE:
+                return b + (a - b) * cos_bump((end - uf) / (end - start))
+            return (b - a) * ((uf - start) / (end - start)) + a
+        start = end
+    return 0.0
+
+
+@register_jitable
+def f_cyclic(u, p, P, off):
+    """PyTorch CyclicLR: base p0, peak p1, up p2, down p3 steps, mode p4, gamma p5, scale mode p6.
+    cycle = floor(1 + u / (up + down)), x = 1 + u / (up + down) - cycle, rising while x <= up ratio."""
+    total = p[2] + p[3]
+    ratio = p[2] / total
+    uf = float(u)
+    cycle = float(math.floor(1.0 + uf / total))
+    x = 1.0 + uf / total - cycle
+    if x <= ratio:
+        scale = x / ratio
+    else:
+        scale = (x - 1.0) / (ratio - 1.0)
+    arg = cycle if p[6] == SCALE_CYCLE else uf
+    if p[4] == TRIANGULAR2:
+        scale = scale * (1.0 / 2.0 ** (arg - 1.0))
+    elif p[4] == EXP_RANGE:
+        scale = scale * p[5] ** arg
+    return p[0] + (p[1] - p[0]) * scale
+
+
+@register_jitable
+def f_inverse_sqrt(u, p, P, off):
+    """Noam: peak p0 * min(s / w, sqrt(w / s)) with s = u + 1, w = warmup p1 (w = 0: peak / sqrt(s))."""
+    s = float(u) + 1.0
+    w = p[1]
+    if w <= 0.0:
+        return p[0] / math.sqrt(s)
+    return p[0] * min(s / w, math.sqrt(w / s))
+
+
+@register_jitable
+def leaf_value(op, u, p, P, off):
+    """Dispatch on the operation code (TABLE leaves are read by the caller)."""
+    if op == CONST:
+        return f_const(u, p, P, off)
+    if op == LINEAR:
+        return f_linear(u, p, P, off)
+    if op == COSINE:
+        return f_cosine(u, p, P, off)
+    if op == COSINE_PERIODIC:
+        return f_cosine_periodic(u, p, P, off)
+    if op == ONE_MINUS_SQRT:
+        return f_one_minus_sqrt(u, p, P, off)
+    if op == GEOMETRIC:
+        return f_geometric(u, p, P, off)
+    if op == EXPONENTIAL:
+        return f_exponential(u, p, P, off)
+    if op == INVERSE_TIME:
+        return f_inverse_time(u, p, P, off)
+    if op == POLYNOMIAL:
+        return f_polynomial(u, p, P, off)
+    if op == STEP:
+        return f_step(u, p, P, off)
+    if op == PIECEWISE:
+        return f_piecewise(u, p, P, off)
+    if op == RESTARTS:
+        return f_restarts(u, p, P, off)
+    if op == PHASES:
+        return f_phases(u, p, P, off)
+    if op == CYCLIC:
+        return f_cyclic(u, p, P, off)
+    if op == INVERSE_SQRT:
+        return f_inverse_sqrt(u, p, P, off)
+    return math.nan

@@ -1,0 +1,768 @@
+"""lrcore's canonical schedules: immutable values mapping an integer step t >= 0 to a learning rate.
+
+Each class states its formula in its docstring, validates its parameters on construction, and has
+two evaluations that tests hold against each other: ``_numpy`` (the readable reference, a direct
+vectorized transcription of the formula) and ``_leaves`` (its lowering into the scalar formulas of
+``lrcore.kernels.formulas`` that the compiled backends run).
+
+>>> from lrcore import Cosine, Warmup, evaluate
+>>> evaluate(Warmup(Cosine(lr=0.1, decay_steps=8), steps=2), 5).round(4).tolist()
+[0.0, 0.05, 0.1, 0.0962, 0.0854]
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, ClassVar
+
+import numpy as np
+
+from . import _validate as V
+from . import lambdas
+from .kernels import formulas as F
+from .program import NEVER, Leaf, leaves_of, sequence
+
+_dataclass = dataclasses.dataclass(frozen=True, repr=False)
+
+
+def _progress(t, T):
+    """(q, r): the fraction min(t, T) / T done and the fraction (T - min(t, T)) / T left."""
+    tt = np.minimum(t, T).astype(np.float64)
+    return tt / T, (T - tt) / T
+
+
+def _sin2_half_pi(r):
+    """sin(pi/2 r)**2 = (1 + cos(pi (1 - r))) / 2, well conditioned when r -> 0."""
+    return np.sin(np.pi / 2 * r) ** 2
+
+
+class Schedule:
+    """Base class: a pure function of the step with a text form and a dict form."""
+
+    def __str__(self) -> str:
+        from .textform import to_text
+        return to_text(self)
+
+    __repr__ = __str__
+
+    def to_dict(self) -> dict:
+        from .textform import to_dict
+        return to_dict(self)
+
+    def __call__(self, t: int) -> float:
+        """The learning rate at one step (the numpy backend)."""
+        from .evaluate import evaluate
+        return float(evaluate(self, np.array([t]), backend="numpy")[0])
+
+    @property
+    def momentum(self) -> "Schedule | None":
+        """The momentum (or Adam beta1) schedule that goes with this one, if it cycles momentum."""
+        return None
+
+    def _set(self, **values):
+        for k, v in values.items():
+            object.__setattr__(self, k, v)
+
+    def _numpy(self, t: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _leaves(self) -> list[Leaf]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _check_schedule(owner: str, name: str, value) -> "Schedule":
+    if not isinstance(value, Schedule):
+        raise TypeError(f"{owner}: {name} must be an lrcore schedule, got {value!r}")
+    return value
+
+
+@_dataclass
+class Constant(Schedule):
+    """lr at every step.
+
+    >>> Constant(0.1)(1000)
+    0.1
+    """
+    lr: float
+
+    def __post_init__(self):
+        self._set(lr=V.rate("Constant", "lr", self.lr))
+
+    def _numpy(self, t):
+        return np.full(t.shape, self.lr)
+
+    def _leaves(self):
+        return [Leaf(F.CONST, (self.lr,))]
+
+
+@_dataclass
+class Step(Schedule):
+    """lr * gamma ** floor(t / step_size).
+
+    >>> Step(lr=1.0, step_size=10, gamma=0.5)(25)
+    0.25
+    """
+    lr: float
+    step_size: int
+    gamma: float = 0.1
+
+    def __post_init__(self):
+        self._set(lr=V.rate("Step", "lr", self.lr), step_size=V.integer("Step", "step_size", self.step_size, low=1),
+                  gamma=V.real("Step", "gamma", self.gamma, low=0.0))
+
+    def _numpy(self, t):
+        return self.lr * self.gamma ** (t // self.step_size).astype(np.float64)
+
+    def _leaves(self):
+        return [Leaf(F.STEP, (self.lr, self.step_size, self.gamma))]
+
+
+@_dataclass
+class PiecewiseConstant(Schedule):
+    """values[k] for boundaries[k-1] <= t < boundaries[k] (switching at each boundary).
+
+    >>> PiecewiseConstant(boundaries=[10, 20], values=[1.0, 0.5, 0.1])(10)
+    0.5
+    """
+    boundaries: tuple
+    values: tuple
+
+    def __post_init__(self):
+        b = V.sorted_integers("PiecewiseConstant", "boundaries", self.boundaries)
+        v = tuple(V.rate("PiecewiseConstant", f"values[{i}]", x)
+                  for i, x in enumerate(V.sequence("PiecewiseConstant", "values", self.values)))
+        V.length("PiecewiseConstant", "values", v, len(b) + 1, "one more than boundaries")
+        self._set(boundaries=b, values=v)
+
+    def _numpy(self, t):
+        return np.asarray(self.values)[np.searchsorted(np.asarray(self.boundaries, np.int64), t, side="right")]
+
+    def _leaves(self):
+        return [Leaf(F.PIECEWISE, (len(self.boundaries), *self.boundaries, *self.values))]
+
+
+@_dataclass
+class MultiStep(Schedule):
+    """lr * gamma ** (number of milestones <= t); a repeated milestone counts each time.
+
+    >>> MultiStep(lr=1.0, milestones=[2, 4], gamma=0.1)(4)
+    0.010000000000000002
+    """
+    lr: float
+    milestones: tuple
+    gamma: float = 0.1
+
+    def __post_init__(self):
+        self._set(lr=V.rate("MultiStep", "lr", self.lr),
+                  milestones=V.sorted_integers("MultiStep", "milestones", self.milestones),
+                  gamma=V.real("MultiStep", "gamma", self.gamma, low=0.0))
+
+    def _numpy(self, t):
+        count = np.searchsorted(np.asarray(self.milestones, np.int64), t, side="right")
+        return self.lr * self.gamma ** count.astype(np.float64)
+
+    def _leaves(self):
+        k = np.arange(len(self.milestones) + 1, dtype=np.float64)
+        return [Leaf(F.PIECEWISE, (len(self.milestones), *self.milestones, *(self.lr * self.gamma ** k)))]
+
+
+@_dataclass
+class Exponential(Schedule):
+    """lr * decay_rate ** (t / decay_steps), the exponent floored if ``staircase``.
+
+    >>> Exponential(lr=1.0, decay_rate=0.5, decay_steps=10)(20)
+    0.25
+    """
+    lr: float
+    decay_rate: float
+    decay_steps: float = 1
+    staircase: bool = False
+
+    def __post_init__(self):
+        o = type(self).__name__
+        self._set(lr=V.rate(o, "lr", self.lr), decay_rate=V.real(o, "decay_rate", self.decay_rate, low=0.0),
+                  decay_steps=_int_if_integral(V.real(o, "decay_steps", self.decay_steps, low=0.0, low_open=True)),
+                  staircase=V.flag(o, "staircase", self.staircase))
+
+    def _exponent(self, t):
+        e = t / self.decay_steps
+        return np.floor(e) if self.staircase else e
+
+    def _numpy(self, t):
+        return self.lr * self.decay_rate ** self._exponent(t)
+
+    def _leaves(self):
+        return [Leaf(F.EXPONENTIAL, (self.lr, self.decay_rate, self.decay_steps, self.staircase))]
+
+
+@_dataclass
+class InverseTime(Exponential):
+    """lr / (1 + decay_rate * t / decay_steps), the ratio floored if ``staircase``.
+
+    >>> InverseTime(lr=1.0, decay_rate=0.5, decay_steps=10)(20)
+    0.5
+    """
+
+    def _numpy(self, t):
+        return self.lr / (1.0 + self.decay_rate * self._exponent(t))
+
+    def _leaves(self):
+        return [Leaf(F.INVERSE_TIME, (self.lr, self.decay_rate, self.decay_steps, self.staircase))]
+
+
+@_dataclass
+class Polynomial(Schedule):
+    """(lr - end) * (1 - s / D) ** power + end with s = min(t, D), D = decay_steps; with ``cycle``,
+    s = t and D = decay_steps * max(1, ceil(t / decay_steps)) (Keras PolynomialDecay).
+
+    >>> Polynomial(lr=1.0, decay_steps=10, end=0.0, power=2.0)(5)
+    0.25
+    """
+    lr: float
+    decay_steps: float
+    end: float = 0.0
+    power: float = 1.0
+    cycle: bool = False
+
+    def __post_init__(self):
+        o = "Polynomial"
+        self._set(lr=V.rate(o, "lr", self.lr),
+                  decay_steps=_int_if_integral(V.real(o, "decay_steps", self.decay_steps, low=0.0, low_open=True)),
+                  end=V.rate(o, "end", self.end), power=V.real(o, "power", self.power, low=0.0),
+                  cycle=V.flag(o, "cycle", self.cycle))
+
+    def _numpy(self, t):
+        s = t.astype(np.float64)
+        if self.cycle:
+            D = self.decay_steps * np.maximum(1.0, np.ceil(s / self.decay_steps))
+        else:
+            D, s = self.decay_steps, np.minimum(s, self.decay_steps)
+        return (self.lr - self.end) * (1.0 - s / D) ** self.power + self.end
+
+    def _leaves(self):
+        return [Leaf(F.POLYNOMIAL, (self.lr, self.end, self.decay_steps, self.power, self.cycle))]
+
+
+@_dataclass
+class Linear(Schedule):
+    """start + (end - start) * min(t, steps) / steps, then end.
+
+    >>> Linear(start=0.0, end=1.0, steps=4)(1)
+    0.25
+    """
+    start: float
+    end: float
+    steps: int
+
+    def __post_init__(self):
+        self._set(start=V.rate("Linear", "start", self.start), end=V.rate("Linear", "end", self.end),
+                  steps=V.integer("Linear", "steps", self.steps, low=1))
+
+    def _numpy(self, t):
+        q, r = _progress(t, self.steps)
+        return self.start * r + self.end * q
+
+    def _leaves(self):
+        return [Leaf(F.LINEAR, (self.start, self.end, self.steps))]
+
+
+@_dataclass
+class Cosine(Schedule):
+    """floor + (lr - floor) * (1 + cos(pi * min(t, T) / T)) / 2 with T = decay_steps, then floor.
+    With ``periodic`` the cosine goes on past T and rises again (PyTorch CosineAnnealingLR).
+    Computed as floor + (lr - floor) * sin(pi/2 * (T - t') / T)**2 (no cancellation near floor).
+
+    >>> Cosine(lr=1.0, decay_steps=10)(5)
+    0.5000000000000001
+    """
+    lr: float
+    decay_steps: int
+    floor: float = 0.0
+    periodic: bool = False
+
+    def __post_init__(self):
+        self._set(lr=V.rate("Cosine", "lr", self.lr), decay_steps=V.integer("Cosine", "decay_steps", self.decay_steps, low=1),
+                  floor=V.rate("Cosine", "floor", self.floor), periodic=V.flag("Cosine", "periodic", self.periodic))
+
+    def _numpy(self, t):
+        T = self.decay_steps
+        r = np.abs(T - t % (2 * T)) / T if self.periodic else _progress(t, T)[1]
+        return self.floor + (self.lr - self.floor) * _sin2_half_pi(r)
+
+    def _leaves(self):
+        return [Leaf(F.COSINE_PERIODIC if self.periodic else F.COSINE, (self.lr, self.floor, self.decay_steps))]
+
+
+@_dataclass
+class CosineRestarts(Schedule):
+    """SGDR: cycle i lasts period * t_mul**i steps; within it, at fraction q of the cycle,
+    floor + (lr - floor) * m_mul**i * (1 + cos(pi q)) / 2.
+
+    >>> CosineRestarts(lr=1.0, period=10, t_mul=2.0)(10)   # first step of the second cycle
+    1.0
+    """
+    lr: float
+    period: float
+    t_mul: float = 1.0
+    m_mul: float = 1.0
+    floor: float = 0.0
+
+    def __post_init__(self):
+        o = "CosineRestarts"
+        self._set(lr=V.rate(o, "lr", self.lr),
+                  period=_int_if_integral(V.real(o, "period", self.period, low=0.0, low_open=True)),
+                  t_mul=V.real(o, "t_mul", self.t_mul, low=1.0), m_mul=V.real(o, "m_mul", self.m_mul, low=0.0),
+                  floor=V.rate(o, "floor", self.floor))
+
+    def _numpy(self, t):
+        first, t_mul = float(self.period), self.t_mul
+        uf = t.astype(np.float64)
+        guess = uf / first if t_mul == 1.0 else np.log1p(uf / first * (t_mul - 1.0)) / np.log(t_mul)
+        i = np.maximum(np.floor(guess), 0.0)
+        # the guess can be one off from rounding: settle i with exactly the kernels' arithmetic
+        start = np.vectorize(lambda k: F.restart_start(k, first, t_mul), otypes=[np.float64])
+        for _ in range(64):
+            down = (i > 0) & (start(i) > uf)
+            up = start(i + 1.0) <= uf
+            if not (down.any() or up.any()):
+                break
+            i = i - down + up
+        length = first * np.vectorize(lambda k: t_mul ** k, otypes=[np.float64])(i)
+        r = (length - (uf - start(i))) / length
+        return self.floor + (self.lr - self.floor) * self.m_mul ** i * _sin2_half_pi(r)
+
+    def _leaves(self):
+        return [Leaf(F.RESTARTS, (self.lr, self.floor, self.period, self.t_mul, self.m_mul))]
+
+
+def _phases_numpy(t, ends, values, cosine):
+    """Piecewise anneal: phase k ends at ends[k] going values[k] -> values[k+1]; the last extrapolates."""
+    uf = t.astype(np.float64)
+    out = np.empty_like(uf)
+    done = np.zeros(uf.shape, bool)
+    start = 0.0
+    for k, end in enumerate(ends):
+        here = ~done & ((uf <= end) | (k == len(ends) - 1))
+        a, b = values[k], values[k + 1]
+        if cosine:
+            out[here] = b + (a - b) * _sin2_half_pi((end - uf[here]) / (end - start))
+        else:
+            out[here] = (b - a) * ((uf[here] - start) / (end - start)) + a
+        done |= here
+        start = end
+    return out
+
+
+@_dataclass
+class OneCycle(Schedule):
+    """PyTorch's one-cycle policy. initial = max_lr / div_factor, min = initial / final_div_factor.
+    Two phases: initial -> max_lr ending at step pct_start * total_steps - 1, then max_lr -> min ending
+    at total_steps - 1. Three phases: initial -> max_lr -> initial (ending at 2 * pct_start *
+    total_steps - 2) -> min. Annealing ``cos`` (b + (a - b)(1 + cos(pi q))/2) or ``linear``.
+    Momentum runs max_momentum -> base_momentum -> max_momentum (``.momentum``). As in PyTorch the
+    last phase extrapolates to step total_steps; later steps hold the final value.
+
+    >>> OneCycle(max_lr=1.0, total_steps=100, pct_start=0.5, anneal="linear")(49)
+    1.0
+    """
+    max_lr: float
+    total_steps: int
+    pct_start: float = 0.3
+    anneal: str = "cos"
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    three_phase: bool = False
+    cycle_momentum: bool = True
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
+    quantity: str = "lr"
+
+    def __post_init__(self):
+        o = "OneCycle"
+        self._set(max_lr=V.rate(o, "max_lr", self.max_lr),
+                  total_steps=V.integer(o, "total_steps", self.total_steps, low=1),
+                  pct_start=V.real(o, "pct_start", self.pct_start, low=0.0, high=1.0),
+                  anneal=V.choice(o, "anneal", self.anneal, ("cos", "linear")),
+                  div_factor=V.real(o, "div_factor", self.div_factor, low=0.0, low_open=True),
+                  final_div_factor=V.real(o, "final_div_factor", self.final_div_factor, low=0.0, low_open=True),
+                  three_phase=V.flag(o, "three_phase", self.three_phase),
+                  cycle_momentum=V.flag(o, "cycle_momentum", self.cycle_momentum),
+                  base_momentum=V.rate(o, "base_momentum", self.base_momentum),
+                  max_momentum=V.rate(o, "max_momentum", self.max_momentum),
+                  quantity=V.choice(o, "quantity", self.quantity, ("lr", "momentum")))
+        ends = self._ends()
+        starts = (0.0, *ends[:-1])
+        if any(e <= s for s, e in zip(starts, ends)):
+            raise ValueError(f"OneCycle: pct_start={self.pct_start} with total_steps={self.total_steps} gives a "
+                             f"phase of no length (phase ends {list(ends)}); raise total_steps or change pct_start")
+        if self.quantity == "momentum" and not self.cycle_momentum:
+            raise ValueError("OneCycle: quantity='momentum' needs cycle_momentum=True")
+
+    def _ends(self):
+        T, p = self.total_steps, self.pct_start
+        if self.three_phase:
+            return (float(p * T) - 1, float(2 * p * T) - 2, float(T) - 1)
+        return (float(p * T) - 1, float(T) - 1)
+
+    def _values(self):
+        initial = self.max_lr / self.div_factor
+        low = initial / self.final_div_factor
+        if self.quantity == "momentum":
+            hi, lo = self.max_momentum, self.base_momentum
+            return (hi, lo, hi, hi) if self.three_phase else (hi, lo, hi)
+        return (initial, self.max_lr, initial, low) if self.three_phase else (initial, self.max_lr, low)
+
+    @property
+    def momentum(self):
+        return dataclasses.replace(self, quantity="momentum") if self.cycle_momentum and self.quantity == "lr" else None
+
+    def _numpy(self, t):
+        values = self._values()
+        return np.where(t > self.total_steps, values[-1],
+                        _phases_numpy(np.minimum(t, self.total_steps), self._ends(), values, self.anneal == "cos"))
+
+    def _leaves(self):
+        ends, values = self._ends(), self._values()
+        params = [len(ends), F.COSINE if self.anneal == "cos" else F.LINEAR]
+        for k, end in enumerate(ends):
+            params += [end, values[k], values[k + 1]]
+        return [Leaf(F.PHASES, tuple(params), hi=self.total_steps + 1),
+                Leaf(F.CONST, (values[-1],), lo=self.total_steps + 1)]
+
+
+@_dataclass
+class Cyclic(Schedule):
+    """PyTorch's cyclical learning rate. total = up + down; cycle = floor(1 + t / total);
+    x = 1 + t / total - cycle; rise x / (up / total) while x <= up / total, else fall
+    (x - 1) / (up / total - 1); lr = base_lr + (max_lr - base_lr) * rise_or_fall * scale, where scale
+    is 1 (triangular), 1 / 2**(cycle - 1) (triangular2) or gamma**t (exp_range). Momentum runs from
+    max_momentum down to base_momentum as lr rises (``.momentum``).
+
+    >>> Cyclic(base_lr=0.0, max_lr=1.0, step_size_up=4)(2)
+    0.5
+    """
+    base_lr: float
+    max_lr: float
+    step_size_up: int = 2000
+    step_size_down: int | None = None
+    mode: str = "triangular"
+    gamma: float = 1.0
+    scale_mode: str | None = None
+    cycle_momentum: bool = True
+    base_momentum: float = 0.8
+    max_momentum: float = 0.9
+    quantity: str = "lr"
+
+    def __post_init__(self):
+        o = "Cyclic"
+        down = self.step_size_up if self.step_size_down is None else self.step_size_down
+        self._set(base_lr=V.rate(o, "base_lr", self.base_lr), max_lr=V.rate(o, "max_lr", self.max_lr),
+                  step_size_up=_int_if_integral(V.real(o, "step_size_up", self.step_size_up, low=0.0, low_open=True)),
+                  step_size_down=_int_if_integral(V.real(o, "step_size_down", down, low=0.0, low_open=True)),
+                  mode=V.choice(o, "mode", self.mode, ("triangular", "triangular2", "exp_range")),
+                  gamma=V.real(o, "gamma", self.gamma, low=0.0),
+                  cycle_momentum=V.flag(o, "cycle_momentum", self.cycle_momentum),
+                  base_momentum=V.rate(o, "base_momentum", self.base_momentum),
+                  max_momentum=V.rate(o, "max_momentum", self.max_momentum),
+                  quantity=V.choice(o, "quantity", self.quantity, ("lr", "momentum")))
+        default_scale = "iterations" if self.mode == "exp_range" else "cycle"
+        self._set(scale_mode=V.choice(o, "scale_mode", self.scale_mode or default_scale, ("cycle", "iterations")))
+        if self.quantity == "momentum" and not self.cycle_momentum:
+            raise ValueError("Cyclic: quantity='momentum' needs cycle_momentum=True")
+
+    @property
+    def momentum(self):
+        return dataclasses.replace(self, quantity="momentum") if self.cycle_momentum and self.quantity == "lr" else None
+
+    def _ends(self):
+        if self.quantity == "momentum":
+            return self.max_momentum, self.base_momentum
+        return self.base_lr, self.max_lr
+
+    def _numpy(self, t):
+        base, peak = self._ends()
+        total = float(self.step_size_up) + float(self.step_size_down)
+        ratio = float(self.step_size_up) / total
+        uf = t.astype(np.float64)
+        cycle = np.floor(1.0 + uf / total)
+        x = 1.0 + uf / total - cycle
+        factor = np.where(x <= ratio, x / ratio, (x - 1.0) / (ratio - 1.0))
+        arg = cycle if self.scale_mode == "cycle" else uf
+        scale = {"triangular": lambda a: np.ones_like(a), "triangular2": lambda a: 1.0 / 2.0 ** (a - 1.0),
+                 "exp_range": lambda a: self.gamma ** a}[self.mode](arg)
+        return base + (peak - base) * (factor * scale)
+
+    def _leaves(self):
+        base, peak = self._ends()
+        mode = {"triangular": F.TRIANGULAR, "triangular2": F.TRIANGULAR2, "exp_range": F.EXP_RANGE}[self.mode]
+        scale = F.SCALE_CYCLE if self.scale_mode == "cycle" else F.SCALE_ITERATIONS
+        return [Leaf(F.CYCLIC, (base, peak, self.step_size_up, self.step_size_down, mode, self.gamma, scale))]
+
+
+@_dataclass
+class InverseSqrt(Schedule):
+    """Noam / inverse square root: lr * min(s / w, sqrt(w / s)) with s = t + 1 and w = warmup_steps
+    (a linear rise to lr at t = w - 1, then lr * sqrt(w / s)); w = 0 gives lr / sqrt(s).
+
+    >>> InverseSqrt(lr=1.0, warmup_steps=4)(15)
+    0.5
+    """
+    lr: float
+    warmup_steps: int = 0
+
+    def __post_init__(self):
+        self._set(lr=V.rate("InverseSqrt", "lr", self.lr),
+                  warmup_steps=V.integer("InverseSqrt", "warmup_steps", self.warmup_steps, low=0))
+
+    def _numpy(self, t):
+        s = t + 1.0
+        w = self.warmup_steps
+        return self.lr / np.sqrt(s) if w == 0 else self.lr * np.minimum(s / w, np.sqrt(w / s))
+
+    def _leaves(self):
+        return [Leaf(F.INVERSE_SQRT, (self.lr, self.warmup_steps))]
+
+
+_COOLDOWN_SHAPES = {"linear": F.LINEAR, "cosine": F.COSINE, "1-sqrt": F.ONE_MINUS_SQRT}
+
+
+@_dataclass
+class WSD(Schedule):
+    """Warmup-stable-decay: linear 0 -> lr over warmup_steps, lr until total_steps - decay_steps,
+    then a cool-down to floor over decay_steps, linear, cosine or 1-sqrt
+    (floor + (lr - floor)(1 - sqrt(q)) at fraction q of the cool-down); floor afterwards.
+    decay_steps defaults to 20% of total_steps.
+
+    >>> WSD(lr=1.0, total_steps=100, warmup_steps=10, decay_steps=20)(50)
+    1.0
+    """
+    lr: float
+    total_steps: int
+    warmup_steps: int = 0
+    decay_steps: int | None = None
+    cooldown: str = "linear"
+    floor: float = 0.0
+
+    def __post_init__(self):
+        o = "WSD"
+        total = V.integer(o, "total_steps", self.total_steps, low=1)
+        decay = max(1, round(0.2 * total)) if self.decay_steps is None else self.decay_steps
+        self._set(lr=V.rate(o, "lr", self.lr), total_steps=total,
+                  warmup_steps=V.integer(o, "warmup_steps", self.warmup_steps, low=0),
+                  decay_steps=V.integer(o, "decay_steps", decay, low=1),
+                  cooldown=V.choice(o, "cooldown", self.cooldown, _COOLDOWN_SHAPES),
+                  floor=V.rate(o, "floor", self.floor))
+        if self.warmup_steps + self.decay_steps > total:
+            raise ValueError(f"WSD: warmup_steps + decay_steps must be <= total_steps, got "
+                             f"{self.warmup_steps} + {self.decay_steps} > {total}")
+
+    def _parts(self):
+        w, d, T = self.warmup_steps, self.decay_steps, self.total_steps
+        parts = ([Linear(0.0, self.lr, w)] if w else []) + [Constant(self.lr)]
+        cool = Leaf(_COOLDOWN_SHAPES[self.cooldown], (self.lr, self.floor, d))
+        return parts, ([w] if w else []) + [T - d], cool
+
+    def _numpy(self, t):
+        w, d, T = self.warmup_steps, self.decay_steps, self.total_steps
+        q, r = _progress(np.maximum(t - (T - d), 0), d)
+        if self.cooldown == "linear":
+            cool = self.lr * r + self.floor * q
+        elif self.cooldown == "cosine":
+            cool = self.floor + (self.lr - self.floor) * _sin2_half_pi(r)
+        else:
+            cool = self.floor + (self.lr - self.floor) * (r / (1.0 + np.sqrt(q)))
+        warm = self.lr * _progress(t, max(w, 1))[0]
+        return np.where(t < w, warm, np.where(t < T - d, self.lr, cool))
+
+    def _leaves(self):
+        parts, milestones, cool = self._parts()
+        return sequence([list(leaves_of(p)) for p in parts] + [[cool]], milestones)
+
+
+@_dataclass
+class Warmup(Schedule):
+    """A warmup in front of any schedule. With peak = schedule(0) and f going from start_factor to 1
+    over ``steps`` steps (linear: start + (1 - start) t / steps; exponential: start ** (1 - t / steps)):
+    shift=True: peak * f(t) for t < steps, then schedule(t - steps);
+    shift=False: schedule(t) * f(min(t, steps)).
+
+    >>> Warmup(Constant(1.0), steps=4)(1)
+    0.25
+    """
+    schedule: Schedule
+    steps: int
+    start_factor: float = 0.0
+    mode: str = "linear"
+    shift: bool = True
+
+    def __post_init__(self):
+        o = "Warmup"
+        _check_schedule(o, "schedule", self.schedule)
+        self._set(steps=V.integer(o, "steps", self.steps, low=1), mode=V.choice(o, "mode", self.mode, ("linear", "exponential")),
+                  start_factor=V.real(o, "start_factor", self.start_factor, low=0.0, high=1.0,
+                                      low_open=self.mode == "exponential"),
+                  shift=V.flag(o, "shift", self.shift))
+
+    def _factor(self, t, peak=1.0):
+        q, r = _progress(t, self.steps)
+        if self.mode == "linear":
+            return peak * self.start_factor * r + peak * q
+        return peak * self.start_factor * (1.0 / self.start_factor) ** q
+
+    def _numpy(self, t):
+        if not self.shift:
+            return self.schedule._numpy(t) * self._factor(t)
+        out = np.empty(t.shape)
+        warm = t < self.steps
+        out[warm] = self._factor(t[warm], self.schedule._numpy(np.zeros(1, np.int64))[0])
+        out[~warm] = self.schedule._numpy(t[~warm] - self.steps)
+        return out
+
+    def _leaves(self):
+        op = F.LINEAR if self.mode == "linear" else F.GEOMETRIC
+        if not self.shift:
+            return [Leaf(op, (self.start_factor, 1.0, self.steps), hi=self.steps), *leaves_of(self.schedule)]
+        peak = float(self.schedule._numpy(np.zeros(1, np.int64))[0])
+        ramp = Leaf(op, (peak * self.start_factor, peak, self.steps)) if peak > 0 else Leaf(F.CONST, (0.0,))
+        return sequence([[ramp], list(leaves_of(self.schedule))], [self.steps])
+
+
+@_dataclass
+class Sequence(Schedule):
+    """schedules[j](t - m[j-1]) for m[j-1] <= t < m[j] (m = milestones, m[-1] = 0): PyTorch SequentialLR.
+
+    >>> Sequence([Constant(1.0), Linear(1.0, 0.0, 10)], milestones=[5])(10)
+    0.5
+    """
+    schedules: tuple
+    milestones: tuple
+
+    def __post_init__(self):
+        o = "Sequence"
+        s = tuple(_check_schedule(o, f"schedules[{i}]", x) for i, x in enumerate(V.sequence(o, "schedules", self.schedules)))
+        if not s:
+            raise ValueError("Sequence: schedules must not be empty")
+        m = V.sorted_integers(o, "milestones", self.milestones)
+        V.length(o, "milestones", m, len(s) - 1, "one fewer than schedules")
+        self._set(schedules=s, milestones=m)
+
+    def _numpy(self, t):
+        out = np.empty(t.shape)
+        bounds = [0, *self.milestones, NEVER]
+        for s, lo, hi in zip(self.schedules, bounds, bounds[1:]):
+            here = (t >= lo) & (t < hi)
+            out[here] = s._numpy(t[here] - lo)
+        return out
+
+    def _leaves(self):
+        return sequence([list(leaves_of(s)) for s in self.schedules], self.milestones)
+
+
+@_dataclass
+class Product(Schedule):
+    """scale * prod_j schedules[j](t): PyTorch's ChainedScheduler of multiplicative schedulers.
+
+    >>> Product([Constant(0.5), Step(1.0, step_size=2, gamma=0.5)])(2)
+    0.25
+    """
+    schedules: tuple
+    scale: float = 1.0
+
+    def __post_init__(self):
+        o = "Product"
+        s = tuple(_check_schedule(o, f"schedules[{i}]", x) for i, x in enumerate(V.sequence(o, "schedules", self.schedules)))
+        if not s:
+            raise ValueError("Product: schedules must not be empty")
+        self._set(schedules=s, scale=V.rate(o, "scale", self.scale))
+
+    def _numpy(self, t):
+        out = np.full(t.shape, self.scale)
+        for s in self.schedules:
+            out = out * s._numpy(t)
+        return out
+
+    def _leaves(self):
+        leaves = [leaf for s in self.schedules for leaf in leaves_of(s)]
+        return leaves + ([Leaf(F.CONST, (self.scale,))] if self.scale != 1.0 else [])
+
+
+def _check_fn(owner, fn):
+    if isinstance(fn, str):
+        lambdas.compile_expression(fn, owner)
+    elif not callable(fn):
+        raise TypeError(f"{owner}: fn must be a callable or an expression string in t, got {fn!r}")
+    return fn
+
+
+def _callable(fn) -> Callable:
+    return lambdas.compile_expression(fn) if isinstance(fn, str) else fn
+
+
+@_dataclass
+class Lambda(Schedule):
+    """lr * fn(t): PyTorch LambdaLR. ``fn`` is a Python callable (Numba-compiled when it can be) or an
+    expression string in t such as ``"0.95 ** t"`` (only the string form has a text/dict form).
+
+    >>> Lambda("0.5 ** t", lr=2.0)(3)
+    0.25
+    """
+    fn: object
+    lr: float = 1.0
+
+    def __post_init__(self):
+        _check_fn("Lambda", self.fn)
+        self._set(lr=V.rate("Lambda", "lr", self.lr))
+
+    def _values(self, u):
+        return self.lr * lambdas.apply(_callable(self.fn), u, "Lambda")
+
+    def _numpy(self, t):
+        return self._values(t)
+
+    def _leaves(self):
+        return [Leaf(F.TABLE, (), table=self._values)]
+
+
+MAX_MULTIPLICATIVE_STEP = 10 ** 8
+
+
+@_dataclass
+class Multiplicative(Schedule):
+    """lr * prod_{k=1..t} fn(k): PyTorch MultiplicativeLR (a running product, so steps are bounded by
+    ``MAX_MULTIPLICATIVE_STEP``).
+
+    >>> Multiplicative("0.5", lr=1.0)(3)
+    0.125
+    """
+    fn: object
+    lr: float = 1.0
+
+    def __post_init__(self):
+        _check_fn("Multiplicative", self.fn)
+        self._set(lr=V.rate("Multiplicative", "lr", self.lr))
+
+    def _values(self, u):
+        if u.size == 0:
+            return np.zeros(0)
+        top = int(u.max())
+        if top > MAX_MULTIPLICATIVE_STEP:
+            raise ValueError(f"Multiplicative: steps must be <= {MAX_MULTIPLICATIVE_STEP} (a running product "
+                             f"over every step), got {top}")
+        factors = lambdas.apply(_callable(self.fn), np.arange(1, top + 1), "Multiplicative")
+        running = np.concatenate([[self.lr], self.lr * np.cumprod(factors)])
+        return running[u]
+
+    def _numpy(self, t):
+        return self._values(t)
+
+    def _leaves(self):
+        return [Leaf(F.TABLE, (), table=self._values)]
+
+
+def _int_if_integral(x: float):
+    return int(x) if float(x).is_integer() else x
+
+
+SCHEDULES: dict[str, type] = {cls.__name__: cls for cls in (
+    Constant, Step, MultiStep, PiecewiseConstant, Exponential, InverseTime, Polynomial, Linear, Cosine,
+    CosineRestarts, OneCycle, Cyclic, InverseSqrt, WSD, Warmup, Sequence, Product, Lambda, Multiplicative)}

@@ -1,0 +1,160 @@
+"""Text and dict forms of schedules.
+
+``str(s)`` is constructor syntax (``Cosine(lr=0.1, decay_steps=1000)``) listing the parameters that
+differ from their defaults; ``parse`` reads it back with ``ast``, never ``eval``: only calls of known
+constructors (lrcore's names, or ``torch.X`` / ``keras.X`` for the compat constructors), numbers,
+strings, booleans, None, lists/tuples, keywords and arithmetic on numbers and on the placeholder
+names a caller passes (``parse("Cosine(lr=peak, decay_steps=total)", peak=0.1, total=1000)``).
+``to_dict``/``from_dict`` give a JSON-safe nested dict with the class name under ``"type"``.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import math
+import operator
+from typing import Any
+
+from .schedules import SCHEDULES, Schedule
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow, ast.Mod: operator.mod}
+
+
+def _fields(s: Schedule):
+    """(name, value) of the parameters that differ from the defaults (required ones always)."""
+    for f in dataclasses.fields(s):
+        v = getattr(s, f.name)
+        if f.default is dataclasses.MISSING or v != f.default or type(v) is not type(f.default):
+            if f.name == "scale_mode" and v == ("iterations" if s.mode == "exp_range" else "cycle"):
+                continue
+            if f.name == "step_size_down" and v == s.step_size_up:
+                continue
+            yield f.name, v
+
+
+def _value_text(v) -> str:
+    if isinstance(v, Schedule):
+        return to_text(v)
+    if isinstance(v, (tuple, list)):
+        return "[" + ", ".join(_value_text(x) for x in v) + "]"
+    if isinstance(v, float):
+        return repr(v)
+    if callable(v):
+        return f"<callable {getattr(v, '__qualname__', type(v).__name__)}>"
+    return repr(v)
+
+
+def to_text(s: Schedule) -> str:
+    return f"{type(s).__name__}(" + ", ".join(f"{k}={_value_text(v)}" for k, v in _fields(s)) + ")"
+
+
+def _value_dict(v, where: str):
+    if isinstance(v, Schedule):
+        return to_dict(v)
+    if isinstance(v, (tuple, list)):
+        return [_value_dict(x, where) for x in v]
+    if callable(v):
+        raise TypeError(f"{where}: a Python callable has no dict/text form; give fn as an expression "
+                        "string in t (e.g. fn='0.95 ** t')")
+    return v
+
+
+def to_dict(s: Schedule) -> dict:
+    return {"type": type(s).__name__, **{k: _value_dict(v, type(s).__name__) for k, v in _fields(s)}}
+
+
+def from_dict(d: Any) -> Schedule:
+    if not isinstance(d, dict) or "type" not in d:
+        raise TypeError(f"from_dict: expected a dict with a 'type' key, got {d!r}")
+    cls = _constructor(d["type"])
+    kwargs = {k: _from_value(v) for k, v in d.items() if k != "type"}
+    return _call(cls, d["type"], [], kwargs)
+
+
+def _from_value(v):
+    if isinstance(v, dict):
+        return from_dict(v)
+    if isinstance(v, list):
+        return [_from_value(x) for x in v]
+    return v
+
+
+def _constructor(name: str):
+    from .compat import keras, torch
+    if name in SCHEDULES:
+        return SCHEDULES[name]
+    prefix, _, rest = name.partition(".")
+    module = {"torch": torch, "keras": keras}.get(prefix)
+    if module is not None and rest in module.__all__:
+        return getattr(module, rest)
+    raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}, "
+                     f"torch.<{'|'.join(torch.__all__)}>, keras.<{'|'.join(keras.__all__)}>")
+
+
+def _call(cls, name, args, kwargs):
+    try:
+        return cls(*args, **kwargs)
+    except TypeError as e:
+        if "argument" in str(e):
+            raise TypeError(f"{name}: {e}") from None
+        raise
+
+
+def parse(text: str, **names: float) -> Schedule:
+    """The schedule that ``text`` describes (see the module docstring for what text may contain)."""
+    if not isinstance(text, str):
+        raise TypeError(f"parse: text must be a string, got {text!r}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as e:
+        raise ValueError(f"parse: not valid schedule text: {text!r} ({e.msg})") from None
+    result = _eval(tree.body, names, text)
+    if not isinstance(result, Schedule):
+        raise ValueError(f"parse: {text!r} is a {type(result).__name__}, not a schedule")
+    return result
+
+
+def _eval(node, names, text):
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_eval(x, names, text) for x in node.elts]
+    if isinstance(node, ast.Name):
+        if node.id in names:
+            return names[node.id]
+        if node.id in ("inf", "nan"):
+            return float(node.id)
+        known = f"; placeholders given: {', '.join(sorted(names))}" if names else ""
+        raise ValueError(f"parse: unknown name {node.id!r} in {text!r}{known}")
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        v = _number(_eval(node.operand, names, text), text)
+        return -v if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        a, b = _number(_eval(node.left, names, text), text), _number(_eval(node.right, names, text), text)
+        try:
+            return _BINOPS[type(node.op)](a, b)
+        except (ZeroDivisionError, OverflowError) as e:
+            raise ValueError(f"parse: arithmetic error in {text!r}: {e}") from None
+    if isinstance(node, ast.Call):
+        name = _dotted(node.func, text)
+        if any(k.arg is None for k in node.keywords):
+            raise ValueError(f"parse: ** arguments are not allowed in {text!r}")
+        args = [_eval(a, names, text) for a in node.args]
+        kwargs = {k.arg: _eval(k.value, names, text) for k in node.keywords}
+        return _call(_constructor(name), name, args, kwargs)
+    raise ValueError(f"parse: {type(node).__name__} is not allowed in schedule text: {text!r}")
+
+
+def _number(v, text):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"parse: arithmetic needs numbers, got {v!r} in {text!r}")
+    return v
+
+
+def _dotted(node, text) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return f"{node.value.id}.{node.attr}"
+    raise ValueError(f"parse: only calls of schedule names are allowed in {text!r}")
