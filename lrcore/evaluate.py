@@ -94,12 +94,14 @@ def evaluate_many(schedules, steps, *, backend: str = "auto", dtype=np.float64, 
         for i, s in enumerate(schedules):
             out[i] = s._numpy(t)
         return out
+    import numba
+
     from . import program
     from .kernels import cpu
     prog = program.build(schedules, arr, t0, n)
     steps_arg = np.zeros(0, np.int64) if arr is None else arr
     cpu.evaluate_program(np.int64(t0), steps_arg, arr is None, prog.sched_leaves, prog.leaves, prog.P,
-                         prog.tables, out)
+                         prog.tables, out, numba.get_num_threads())
     return out
 
 

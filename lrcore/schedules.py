@@ -276,12 +276,15 @@ class Cosine(Schedule):
     0.5000000000000001
     """
     lr: float
-    decay_steps: int
+    decay_steps: float
     floor: float = 0.0
     periodic: bool = False
 
     def __post_init__(self):
-        self._set(lr=V.rate("Cosine", "lr", self.lr), decay_steps=V.integer("Cosine", "decay_steps", self.decay_steps, low=1),
+        T = V.real("Cosine", "decay_steps", self.decay_steps, low=0.0, low_open=True)
+        if self.periodic and not T.is_integer():
+            raise ValueError(f"Cosine: decay_steps must be an integer when periodic, got {self.decay_steps!r}")
+        self._set(lr=V.rate("Cosine", "lr", self.lr), decay_steps=_int_if_integral(T),
                   floor=V.rate("Cosine", "floor", self.floor), periodic=V.flag("Cosine", "periodic", self.periodic))
 
     def _numpy(self, t):

@@ -1,0 +1,1 @@
+"""Oracles: the learning rates that the real frameworks produce, obtained by running them."""

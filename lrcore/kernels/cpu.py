@@ -9,7 +9,6 @@ and a masked loop only where a leaf boundary falls inside the tile.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -119,17 +118,17 @@ def _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, buf, 
 
 
 @njit(parallel=True, cache=True, **_OPTS)
-def evaluate_program(t0, steps, contiguous, sched_leaves, leaves, P, tables, out):
+def evaluate_program(t0, steps, contiguous, sched_leaves, leaves, P, tables, out, threads):
     """out[s, i] = product of the active leaves of schedule s at step t_i.
 
     t_i = t0 + i if ``contiguous`` else steps[i]; schedule s owns leaves
     sched_leaves[s, 0] <= l < sched_leaves[s, 1]; leaves[l] = (op, lo, hi, shift, off);
-    a TABLE leaf reads tables[P[off], i].
+    a TABLE leaf reads tables[P[off], i]. Jobs are split in 8 chunks per thread.
     """
     S, n = out.shape
     ntiles = (n + TILE - 1) // TILE
     jobs = S * ntiles
-    chunks = min(jobs, 8 * numba.get_num_threads())
+    chunks = min(jobs, 8 * threads)
     for c in prange(chunks):
         buf = np.empty(TILE)
         tt = np.empty(TILE, np.int64)

@@ -1,0 +1,175 @@
+"""PyTorch ``torch.optim.lr_scheduler`` schedulers as lrcore schedules (torch is never imported).
+
+``X(lr=..., **kwargs)`` takes the scheduler's own keyword names and defaults; ``lr`` is the
+optimizer's initial learning rate (OneCycleLR and CyclicLR set theirs from ``max_lr``/``base_lr``).
+The value at step t is ``optimizer.param_groups[0]["lr"]`` used by the (t+1)-th ``optimizer.step()``
+when ``scheduler.step()`` is called once after every optimizer step. Where PyTorch's behaviour is
+not its documented formula, the schedule follows PyTorch:
+
+* MultiStepLR switches at the milestone (t >= m); unsorted milestones are sorted and a repeated
+  milestone multiplies by gamma once per repeat (PyTorch keeps a Counter).
+* CosineAnnealingLR does not stop at T_max: the cosine rises again (period 2 * T_max).
+* OneCycleLR's first phase ends at step ``pct_start * total_steps - 1`` (a float), the last one at
+  ``total_steps - 1``; PyTorch refuses to step past ``total_steps``, lrcore holds the final value.
+* CyclicLR with a built-in ``mode`` ignores ``scale_mode`` (PyTorch overrides it per mode).
+* ConstantLR, LinearLR and PolynomialLR with ``total_iters=0`` keep their initial value forever
+  (PyTorch's recursive ``step()`` form never reaches the closed form's value).
+* ChainedScheduler multiplies its schedulers' factors, which is what PyTorch's chainable
+  (recursive) forms do for StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR,
+  MultiplicativeLR and CosineAnnealingLR with eta_min=0 up to T_max; other schedulers set the learning
+  rate outright, so chaining them is refused.
+"""
+from __future__ import annotations
+
+from .. import _validate as V
+from .. import schedules as S
+
+__all__ = ["StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR",
+           "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR", "OneCycleLR", "SequentialLR",
+           "ChainedScheduler", "LambdaLR", "MultiplicativeLR"]
+
+
+def _lr(owner: str, lr) -> float:
+    if lr is None:
+        raise TypeError(f"{owner}: lr (the optimizer's initial learning rate) is required")
+    return V.rate(owner, "lr", lr)
+
+
+def StepLR(lr: float, step_size: int, gamma: float = 0.1) -> S.Schedule:
+    """lr * gamma ** (t // step_size)."""
+    o = "StepLR"
+    return S.Step(_lr(o, lr), V.integer(o, "step_size", step_size, low=1), V.real(o, "gamma", gamma, low=0.0))
+
+
+def MultiStepLR(lr: float, milestones, gamma: float = 0.1) -> S.Schedule:
+    """lr * gamma ** (number of milestones <= t), repeats counted."""
+    o = "MultiStepLR"
+    ms = sorted(V.integer(o, f"milestones[{i}]", m, low=0) for i, m in enumerate(V.sequence(o, "milestones", milestones)))
+    return S.MultiStep(_lr(o, lr), ms, V.real(o, "gamma", gamma, low=0.0))
+
+
+def ConstantLR(lr: float, factor: float = 1.0 / 3, total_iters: int = 5) -> S.Schedule:
+    """lr * factor for t < total_iters, then lr."""
+    o = "ConstantLR"
+    lr, factor = _lr(o, lr), V.real(o, "factor", factor, low=0.0, high=1.0)
+    total_iters = V.integer(o, "total_iters", total_iters, low=0)
+    if total_iters == 0:
+        return S.Constant(lr * factor)
+    return S.PiecewiseConstant([total_iters], [lr * factor, lr])
+
+
+def LinearLR(lr: float, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5) -> S.Schedule:
+    """lr * (start_factor + (end_factor - start_factor) * min(t, total_iters) / total_iters)."""
+    o = "LinearLR"
+    lr = _lr(o, lr)
+    start_factor = V.real(o, "start_factor", start_factor, low=0.0, low_open=True, high=1.0)
+    end_factor = V.real(o, "end_factor", end_factor, low=0.0, high=1.0)
+    total_iters = V.integer(o, "total_iters", total_iters, low=0)
+    if total_iters == 0:
+        return S.Constant(lr * start_factor)
+    return S.Linear(lr * start_factor, lr * end_factor, total_iters)
+
+
+def ExponentialLR(lr: float, gamma: float) -> S.Schedule:
+    """lr * gamma ** t."""
+    return S.Exponential(_lr("ExponentialLR", lr), V.real("ExponentialLR", "gamma", gamma, low=0.0), 1)
+
+
+def PolynomialLR(lr: float, total_iters: int = 5, power: float = 1.0) -> S.Schedule:
+    """lr * (1 - min(t, total_iters) / total_iters) ** power."""
+    o = "PolynomialLR"
+    lr, power = _lr(o, lr), V.real(o, "power", power, low=0.0)
+    total_iters = V.integer(o, "total_iters", total_iters, low=0)
+    if total_iters == 0:
+        return S.Constant(lr)
+    return S.Polynomial(lr, total_iters, end=0.0, power=power)
+
+
+def CosineAnnealingLR(lr: float, T_max: int, eta_min: float = 0.0) -> S.Schedule:
+    """eta_min + (lr - eta_min) * (1 + cos(pi * t / T_max)) / 2 for every t (rises again past T_max)."""
+    o = "CosineAnnealingLR"
+    return S.Cosine(_lr(o, lr), V.integer(o, "T_max", T_max, low=1), floor=V.rate(o, "eta_min", eta_min), periodic=True)
+
+
+def CosineAnnealingWarmRestarts(lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> S.Schedule:
+    """SGDR: cycles of T_0 * T_mult**i steps, each a cosine from lr to eta_min."""
+    o = "CosineAnnealingWarmRestarts"
+    return S.CosineRestarts(_lr(o, lr), V.integer(o, "T_0", T_0, low=1), t_mul=float(V.integer(o, "T_mult", T_mult, low=1)),
+                            floor=V.rate(o, "eta_min", eta_min))
+
+
+def CyclicLR(base_lr: float, max_lr: float, step_size_up: int = 2000, step_size_down: int | None = None,
+             mode: str = "triangular", gamma: float = 1.0, scale_fn=None, scale_mode: str = "cycle",
+             cycle_momentum: bool = True, base_momentum: float = 0.8, max_momentum: float = 0.9,
+             lr: float | None = None) -> S.Schedule:
+    """Cyclical learning rate (``lr`` is ignored: PyTorch sets the optimizer's lr to base_lr)."""
+    o = "CyclicLR"
+    if scale_fn is not None:
+        raise TypeError(f"{o}: scale_fn (a Python callable) is not supported; use mode='triangular', "
+                        "'triangular2' or 'exp_range'")
+    V.choice(o, "mode", mode, ("triangular", "triangular2", "exp_range"))
+    V.choice(o, "scale_mode", scale_mode, ("cycle", "iterations"))
+    return S.Cyclic(V.rate(o, "base_lr", base_lr), V.rate(o, "max_lr", max_lr),
+                    V.real(o, "step_size_up", step_size_up, low=0.0, low_open=True),
+                    None if step_size_down is None else V.real(o, "step_size_down", step_size_down, low=0.0, low_open=True),
+                    mode=mode, gamma=V.real(o, "gamma", gamma, low=0.0),
+                    scale_mode="iterations" if mode == "exp_range" else "cycle",
+                    cycle_momentum=V.flag(o, "cycle_momentum", cycle_momentum),
+                    base_momentum=V.rate(o, "base_momentum", base_momentum),
+                    max_momentum=V.rate(o, "max_momentum", max_momentum))
+
+
+def OneCycleLR(max_lr: float, total_steps: int | None = None, epochs: int | None = None,
+               steps_per_epoch: int | None = None, pct_start: float = 0.3, anneal_strategy: str = "cos",
+               cycle_momentum: bool = True, base_momentum: float = 0.85, max_momentum: float = 0.95,
+               div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False,
+               lr: float | None = None) -> S.Schedule:
+    """One-cycle policy (``lr`` is ignored: PyTorch starts from max_lr / div_factor)."""
+    o = "OneCycleLR"
+    if total_steps is None:
+        if epochs is None or steps_per_epoch is None:
+            raise ValueError(f"{o}: give total_steps, or both epochs and steps_per_epoch")
+        total_steps = V.integer(o, "epochs", epochs, low=1) * V.integer(o, "steps_per_epoch", steps_per_epoch, low=1)
+    return S.OneCycle(V.rate(o, "max_lr", max_lr), V.integer(o, "total_steps", total_steps, low=1),
+                      pct_start=V.real(o, "pct_start", pct_start, low=0.0, high=1.0),
+                      anneal=V.choice(o, "anneal_strategy", anneal_strategy, ("cos", "linear")),
+                      div_factor=div_factor, final_div_factor=final_div_factor, three_phase=three_phase,
+                      cycle_momentum=cycle_momentum, base_momentum=base_momentum, max_momentum=max_momentum)
+
+
+def SequentialLR(schedulers, milestones, lr: float | None = None) -> S.Schedule:
+    """schedulers[j] from milestone j-1 on, restarted at its own step 0."""
+    o = "SequentialLR"
+    schedulers = V.sequence(o, "schedulers", schedulers)
+    milestones = V.sequence(o, "milestones", milestones)
+    if len(milestones) != len(schedulers) - 1:
+        raise ValueError(f"{o}: milestones must have one entry fewer than schedulers, got "
+                         f"{len(milestones)} milestones for {len(schedulers)} schedulers")
+    return S.Sequence(schedulers, milestones)
+
+
+_SETS_LR_OUTRIGHT = (S.Lambda, S.Cyclic, S.OneCycle, S.CosineRestarts, S.Sequence, S.Product, S.WSD, S.Warmup)
+
+
+def ChainedScheduler(schedulers, lr: float) -> S.Schedule:
+    """lr * prod_j (schedulers[j](t) / lr): the chained multiplicative factors."""
+    o = "ChainedScheduler"
+    lr = _lr(o, lr)
+    schedulers = V.sequence(o, "schedulers", schedulers)
+    for i, s in enumerate(schedulers):
+        if isinstance(s, _SETS_LR_OUTRIGHT) or (isinstance(s, S.Cosine) and s.floor != 0.0):
+            raise ValueError(f"{o}: schedulers[{i}] ({type(s).__name__}) sets the learning rate outright in "
+                             "PyTorch, so chaining it is not a product of factors; use SequentialLR or a single scheduler")
+    if lr == 0.0:
+        return S.Constant(0.0)
+    return S.Product(schedulers, scale=lr ** (1 - len(schedulers)))
+
+
+def LambdaLR(lr: float, lr_lambda) -> S.Schedule:
+    """lr * lr_lambda(t) (a callable, or an expression string in t)."""
+    return S.Lambda(lr_lambda, _lr("LambdaLR", lr))
+
+
+def MultiplicativeLR(lr: float, lr_lambda) -> S.Schedule:
+    """lr * prod_{k=1..t} lr_lambda(k)."""
+    return S.Multiplicative(lr_lambda, _lr("MultiplicativeLR", lr))
