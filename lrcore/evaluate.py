@@ -100,8 +100,11 @@ def evaluate_many(schedules, steps, *, backend: str = "auto", dtype=np.float64, 
     from .kernels import cpu
     prog = program.build(schedules, arr, t0, n)
     steps_arg = np.zeros(0, np.int64) if arr is None else arr
+    target = out if dt == np.float64 else np.empty(shape)  # the kernel computes and writes float64
     cpu.evaluate_program(np.int64(t0), steps_arg, arr is None, prog.sched_leaves, prog.leaves, prog.P,
-                         prog.tables, out, numba.get_num_threads())
+                         prog.tables, target, numba.get_num_threads())
+    if target is not out:
+        out[...] = target
     return out
 
 

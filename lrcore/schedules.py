@@ -114,7 +114,7 @@ class Step(Schedule):
         return self.lr * self.gamma ** (t // self.step_size).astype(np.float64)
 
     def _leaves(self):
-        return [Leaf(F.STEP, (self.lr, self.step_size, self.gamma))]
+        return [Leaf(F.STEP, (self.lr, self.step_size, self.gamma, F.safe_log(self.gamma)))]
 
 
 @_dataclass
@@ -192,7 +192,8 @@ class Exponential(Schedule):
         return self.lr * self.decay_rate ** self._exponent(t)
 
     def _leaves(self):
-        return [Leaf(F.EXPONENTIAL, (self.lr, self.decay_rate, self.decay_steps, self.staircase))]
+        return [Leaf(F.EXPONENTIAL, (self.lr, self.decay_rate, self.decay_steps, self.staircase,
+                                     F.safe_log(self.decay_rate)))]
 
 
 @_dataclass
@@ -497,9 +498,10 @@ class Cyclic(Schedule):
 
     def _leaves(self):
         base, peak = self._ends()
-        mode = {"triangular": F.TRIANGULAR, "triangular2": F.TRIANGULAR2, "exp_range": F.EXP_RANGE}[self.mode]
+        ln2 = math.log(2.0)
+        c1, c0 = {"triangular": (0.0, 0.0), "triangular2": (-ln2, ln2), "exp_range": (F.safe_log(self.gamma), 0.0)}[self.mode]
         scale = F.SCALE_CYCLE if self.scale_mode == "cycle" else F.SCALE_ITERATIONS
-        return [Leaf(F.CYCLIC, (base, peak, self.step_size_up, self.step_size_down, mode, self.gamma, scale))]
+        return [Leaf(F.CYCLIC, (base, peak, self.step_size_up, self.step_size_down, c1, c0, scale))]
 
 
 @_dataclass
@@ -624,9 +626,11 @@ class Warmup(Schedule):
     def _leaves(self):
         op = F.LINEAR if self.mode == "linear" else F.GEOMETRIC
         if not self.shift:
-            return [Leaf(op, (self.start_factor, 1.0, self.steps), hi=self.steps), *leaves_of(self.schedule)]
+            ramp = (self.start_factor, 1.0, self.steps, F.safe_log(1.0 / self.start_factor) if self.start_factor else 0.0)
+            return [Leaf(op, ramp, hi=self.steps), *leaves_of(self.schedule)]
         peak = float(self.schedule._numpy(np.zeros(1, np.int64))[0])
-        ramp = Leaf(op, (peak * self.start_factor, peak, self.steps)) if peak > 0 else Leaf(F.CONST, (0.0,))
+        ramp = (peak * self.start_factor, peak, self.steps, F.safe_log(1.0 / self.start_factor) if self.start_factor else 0.0)
+        ramp = Leaf(op, ramp) if peak > 0 else Leaf(F.CONST, (0.0,))
         return sequence([[ramp], list(leaves_of(self.schedule))], [self.steps])
 
 

@@ -9,74 +9,124 @@ and a masked loop only where a leaf boundary falls inside the tile.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
 from . import formulas as F
 
 TILE = 2048
+CONTIGUOUS, CONTIGUOUS_ASSIGN, STEPS, STEPS_ASSIGN, MASKED = range(5)
 _OPTS = dict(fastmath={"contract"}, error_model="numpy")
 
 
-@njit(**_OPTS)
-def _leaf(f, masked, buf, tt, j0, j1, lo, hi, shift, p, P, off, assign):
-    """buf[j] = (or *=) f(tt[j] - shift) for j0 <= j < j1 (if masked, only where lo <= tt[j] < hi)."""
-    if masked:
-        for j in range(j0, j1):
-            t = tt[j]
+def _leaf_loops(f):
+    """The tile loop of one formula f (a compile-time constant here, so LLVM inlines it): for j in
+    [j0, j1), t = tstart + j (contiguous modes) or tt[j]; where lo <= t < hi, buf[j] becomes
+    f(t - shift) (ASSIGN modes) or buf[j] * f(t - shift). One loop with selects and no negative
+    indices (it runs over slices from 0), so LLVM vectorizes it."""
+    @njit(**_OPTS)
+    def loop(mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off):
+        b = buf[j0:j1]
+        ts = tt[j0:j1]
+        contiguous = mode == CONTIGUOUS or mode == CONTIGUOUS_ASSIGN
+        assign = mode == CONTIGUOUS_ASSIGN or mode == STEPS_ASSIGN
+        t0 = tstart + j0
+        for k in range(b.shape[0]):
+            t = t0 + k if contiguous else ts[k]
             u = t - shift
             v = f(u if u > 0 else 0, p, P, off)
-            buf[j] = buf[j] * v if (t >= lo and t < hi) else buf[j]
-    elif assign:
-        for j in range(j0, j1):
-            buf[j] = f(tt[j] - shift, p, P, off)
-    else:
-        for j in range(j0, j1):
-            buf[j] *= f(tt[j] - shift, p, P, off)
+            old = b[k]
+            new = v if assign else old * v
+            b[k] = new if (t >= lo and t < hi) else old
+    return loop
+
+
+_const, _linear, _cosine, _cosine_periodic, _one_minus_sqrt, _geometric, _exponential, _inverse_time, \
+    _polynomial, _step, _piecewise, _restarts_steps, _phases, _cyclic, _inverse_sqrt = (
+        _leaf_loops(f) for f in (F.f_const, F.f_linear, F.f_cosine, F.f_cosine_periodic, F.f_one_minus_sqrt,
+                                 F.f_geometric, F.f_exponential, F.f_inverse_time, F.f_polynomial, F.f_step,
+                                 F.f_piecewise, F.f_restarts, F.f_phases, F.f_cyclic, F.f_inverse_sqrt))
 
 
 @njit(**_OPTS)
-def _apply(op, masked, buf, tt, j0, j1, lo, hi, shift, p, P, off, assign):
+def _restarts(mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off):
+    """RESTARTS on contiguous steps, one cycle at a time: the cycle's start, length and amplitude are
+    computed once (exactly as ``f_restarts`` does), so the per-step loop is a vectorizable cosine."""
+    if mode != CONTIGUOUS and mode != CONTIGUOUS_ASSIGN:
+        _restarts_steps(mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off)
+        return
+    b = buf[j0:j1]
+    u0 = tstart + j0 - shift
+    count = b.shape[0]
+    first, t_mul = p[2], p[3]
+    k = 0
+    while k < count:
+        i = F.restart_index(float(u0 + k), first, t_mul)
+        start = F.restart_start(i, first, t_mul)
+        end = F.restart_start(i + 1.0, first, t_mul)
+        length = first * t_mul ** i
+        amp = (p[0] - p[1]) * p[4] ** i
+        stop = count
+        if end - float(u0) < count:
+            stop = max(int(math.ceil(end - float(u0))), k + 1)
+            while stop > k + 1 and float(u0 + stop - 1) >= end:
+                stop -= 1
+            while stop < count and float(u0 + stop) < end:
+                stop += 1
+        seg = b[k:stop]
+        us = u0 + k
+        if mode == CONTIGUOUS_ASSIGN:
+            for q in range(seg.shape[0]):
+                seg[q] = p[1] + amp * F.cos_bump((length - (float(us + q) - start)) / length)
+        else:
+            for q in range(seg.shape[0]):
+                seg[q] *= p[1] + amp * F.cos_bump((length - (float(us + q) - start)) / length)
+        k = stop
+
+
+@njit(**_OPTS)
+def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off):
     """Dispatch once per leaf and tile to the loop specialised for the leaf's formula."""
-    a = (masked, buf, tt, j0, j1, lo, hi, shift, p, P, off, assign)
+    a = (mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off)
     if op == F.CONST:
-        _leaf(F.f_const, *a)
+        _const(*a)
     elif op == F.LINEAR:
-        _leaf(F.f_linear, *a)
+        _linear(*a)
     elif op == F.COSINE:
-        _leaf(F.f_cosine, *a)
+        _cosine(*a)
     elif op == F.COSINE_PERIODIC:
-        _leaf(F.f_cosine_periodic, *a)
+        _cosine_periodic(*a)
     elif op == F.ONE_MINUS_SQRT:
-        _leaf(F.f_one_minus_sqrt, *a)
+        _one_minus_sqrt(*a)
     elif op == F.GEOMETRIC:
-        _leaf(F.f_geometric, *a)
+        _geometric(*a)
     elif op == F.EXPONENTIAL:
-        _leaf(F.f_exponential, *a)
+        _exponential(*a)
     elif op == F.INVERSE_TIME:
-        _leaf(F.f_inverse_time, *a)
+        _inverse_time(*a)
     elif op == F.POLYNOMIAL:
-        _leaf(F.f_polynomial, *a)
+        _polynomial(*a)
     elif op == F.STEP:
-        _leaf(F.f_step, *a)
+        _step(*a)
     elif op == F.PIECEWISE:
-        _leaf(F.f_piecewise, *a)
+        _piecewise(*a)
     elif op == F.RESTARTS:
-        _leaf(F.f_restarts, *a)
+        _restarts(*a)
     elif op == F.PHASES:
-        _leaf(F.f_phases, *a)
+        _phases(*a)
     elif op == F.CYCLIC:
-        _leaf(F.f_cyclic, *a)
+        _cyclic(*a)
     elif op == F.INVERSE_SQRT:
-        _leaf(F.f_inverse_sqrt, *a)
+        _inverse_sqrt(*a)
 
 
 @njit(**_OPTS)
-def _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, buf, tt, out):
-    """Schedule s at the m steps starting at index a, through the buffers buf and tt, into out."""
+def _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, out):
+    """Schedule s at the m steps starting at index a, written into out[s, a:a+m]."""
+    buf = out[s, a:a + m]
     if contiguous:
-        for j in range(m):
-            tt[j] = t0 + a + j
         tmin = t0 + a
         tmax = t0 + a + m - 1
     else:
@@ -92,34 +142,36 @@ def _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, buf, 
         op, lo, hi, shift, off = leaves[l, 0], leaves[l, 1], leaves[l, 2], leaves[l, 3], leaves[l, 4]
         if hi <= tmin or lo > tmax:
             continue
-        masked = False
         j0, j1 = 0, m
         if contiguous:
             j0, j1 = max(lo - tmin, 0), min(hi - tmin, m)
+            mode = CONTIGUOUS
         else:
-            masked = not (lo <= tmin and tmax < hi)
-        if not assigned and (masked or j0 > 0 or j1 < m):
-            buf[:m] = 1.0
+            mode = STEPS if lo <= tmin and tmax < hi else MASKED
+        if not assigned:
+            if mode == MASKED or j0 > 0 or j1 < m:
+                buf[:] = 1.0
+            else:
+                mode = CONTIGUOUS_ASSIGN if contiguous else STEPS_ASSIGN
             assigned = True
         if op == F.TABLE:
-            row = tables[int(P[off])]
-            for j in range(j0, j1):
-                if tt[j] >= lo and tt[j] < hi:
-                    buf[j] = row[a + j] if not assigned else buf[j] * row[a + j]
+            if mode == CONTIGUOUS_ASSIGN or mode == STEPS_ASSIGN:
+                buf[:] = 1.0
+            row = tables[int(P[off])][a:a + m]
+            for j in range(m):
+                t = tmin + j if contiguous else tt[j]
+                if t >= lo and t < hi:
+                    buf[j] *= row[j]
         else:
             p = (P[off], P[off + 1], P[off + 2], P[off + 3], P[off + 4], P[off + 5], P[off + 6], P[off + 7])
-            _apply(op, masked, buf, tt, j0, j1, lo, hi, shift, p, P, off, not assigned)
-        assigned = True
+            _apply(op, mode, buf, tt, j0, j1, tmin, lo, hi, shift, p, P, off)
     if not assigned:
-        buf[:m] = 1.0
-    o = out[s, a:a + m]
-    for j in range(m):
-        o[j] = buf[j]
+        buf[:] = 1.0
 
 
 @njit(parallel=True, cache=True, **_OPTS)
 def evaluate_program(t0, steps, contiguous, sched_leaves, leaves, P, tables, out, threads):
-    """out[s, i] = product of the active leaves of schedule s at step t_i.
+    """out[s, i] (float64) = product of the active leaves of schedule s at step t_i.
 
     t_i = t0 + i if ``contiguous`` else steps[i]; schedule s owns leaves
     sched_leaves[s, 0] <= l < sched_leaves[s, 1]; leaves[l] = (op, lo, hi, shift, off);
@@ -130,9 +182,8 @@ def evaluate_program(t0, steps, contiguous, sched_leaves, leaves, P, tables, out
     jobs = S * ntiles
     chunks = min(jobs, 8 * threads)
     for c in prange(chunks):
-        buf = np.empty(TILE)
         tt = np.empty(TILE, np.int64)
         for job in range(c * jobs // chunks, (c + 1) * jobs // chunks):
             s = job // ntiles
             a = (job - s * ntiles) * TILE
-            _tile(s, a, min(TILE, n - a), t0, steps, contiguous, sched_leaves, leaves, P, tables, buf, tt, out)
+            _tile(s, a, min(TILE, n - a), t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, out)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba.extending import register_jitable
 
 # Operation codes (the order is part of the lowered program format, not of the public API).
@@ -24,8 +25,7 @@ from numba.extending import register_jitable
  STEP, PIECEWISE, RESTARTS, PHASES, CYCLIC, INVERSE_SQRT, TABLE) = range(16)
 N_LEADING = 8  # parameters passed to every formula as the tuple ``p``
 
-# CYCLIC modes and scale modes
-TRIANGULAR, TRIANGULAR2, EXP_RANGE = range(3)
+# CYCLIC scale modes
 SCALE_CYCLE, SCALE_ITERATIONS = range(2)
 
 _HALF_PI = math.pi / 2
@@ -42,6 +42,47 @@ def sin_half_pi(r):
     x2 = x * x
     return x * (1.0 + x2 * (_S3 + x2 * (_S5 + x2 * (_S7 + x2 * (_S9 + x2 * (
         _S11 + x2 * (_S13 + x2 * (_S15 + x2 * (_S17 + x2 * (_S19 + x2 * _S21))))))))))
+
+
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10  # fdlibm's split of ln 2
+_INV_LN2 = 1.4426950408889634
+# 2**n = _POW2_LOW[n % 32] * _POW2_HIGH[n // 32 + 34] (two small exact tables, gathered in SIMD)
+_POW2_LOW = np.array([2.0 ** k for k in range(32)])
+_POW2_HIGH = np.array([0.0] + [2.0 ** (32 * k) for k in range(-33, 32)])  # 2**-1088 rounds to 0
+
+
+@register_jitable
+def exp_fast(x):
+    """exp(x) to a few ulp without a libm call (so loops vectorize): x = n ln2 + r, |r| <= ln2/2,
+    exp(r) by its Taylor polynomial to r**13 (truncation < 4e-18), times 2**n from two exact tables.
+    0 below -745.2, inf above 709.79."""
+    xc = min(max(x, -745.2), 709.79)
+    n = math.floor(xc * _INV_LN2 + 0.5)
+    r = (xc - n * _LN2_HI) - n * _LN2_LO
+    e = 1.0 + r * (1.0 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720 + r * (
+        1 / 5040 + r * (1 / 40320 + r * (1 / 362880 + r * (1 / 3628800 + r * (1 / 39916800 + r * (
+            1 / 479001600 + r * (1 / 6227020800)))))))))))))
+    k = int(n)
+    e = e * 2.0 if k > 1023 else e  # 2**1024 is not a float: take one factor 2 into e
+    k = min(k, 1023)
+    v = e * _POW2_LOW[k & 31] * _POW2_HIGH[(k >> 5) + 34]
+    return 0.0 if x < -745.2 else (math.inf if x > 709.79 else v)
+
+
+def safe_log(x: float) -> float:
+    """log(x) for lowering, with log(0) = -1e300 so that 0 * log(0) = 0 (x**0 = 1) and x * log(0) -> exp 0."""
+    return math.log(x) if x > 0 else -1e300
+
+
+@register_jitable
+def floor_div(u, d):
+    """u // d for integers u >= 0, d >= 1 without an integer division (a float estimate, corrected
+    exactly with integer multiplies), so that loops vectorize."""
+    k = int(math.floor(float(u) / float(d)))
+    w = u - k * d
+    k = k - 1 if w < 0 else k
+    w = u - k * d
+    return k + 1 if w >= d else k
 
 
 @register_jitable
@@ -86,7 +127,8 @@ def f_cosine_periodic(u, p, P, off):
     """PyTorch CosineAnnealingLR past T: b + (a - b)(1 + cos(pi u / T)) / 2 for every u (period 2T),
     as b + (a - b) sin(pi/2 |T - u mod 2T| / T)^2 (T an integer)."""
     T = p[2]
-    w = u % int(2.0 * T)
+    period = int(2.0 * T)
+    w = u - floor_div(u, period) * period
     return p[1] + (p[0] - p[1]) * cos_bump(abs(T - float(w)) / T)
 
 
@@ -99,23 +141,23 @@ def f_one_minus_sqrt(u, p, P, off):
 
 @register_jitable
 def f_geometric(u, p, P, off):
-    """a (b / a) ** q  (a > 0)."""
+    """a (b / a) ** q  (a > 0), as a exp(q ln(b / a)) with ln(b / a) = p3."""
     q, r = _progress(u, p[2])
-    return p[0] * (p[1] / p[0]) ** q
+    return p[0] * exp_fast(q * p[3])
 
 
 @register_jitable
 def _decay_exponent(u, p):
     e = float(u) / p[2]
-    if p[3] != 0.0:
-        e = float(math.floor(e))
-    return e
+    ef = math.floor(e)
+    return ef if p[3] != 0.0 else e
 
 
 @register_jitable
 def f_exponential(u, p, P, off):
-    """init p0 * rate p1 ** (u / decay_steps p2), the exponent floored if staircase p3."""
-    return p[0] * p[1] ** _decay_exponent(u, p)
+    """init p0 * rate p1 ** e, e = u / decay_steps p2 (floored if staircase p3); rate ** e computed
+    as exp(e ln(rate)) with ln(rate) = p4."""
+    return p[0] * exp_fast(_decay_exponent(u, p) * p[4])
 
 
 @register_jitable
@@ -142,8 +184,8 @@ def f_polynomial(u, p, P, off):
 
 @register_jitable
 def f_step(u, p, P, off):
-    """init p0 * gamma p2 ** floor(u / step_size p1)."""
-    return p[0] * p[2] ** float(u // int(p[1]))
+    """init p0 * gamma p2 ** floor(u / step_size p1), as exp(k ln(gamma)) with ln(gamma) = p3."""
+    return p[0] * exp_fast(float(floor_div(u, int(p[1]))) * p[3])
 
 
 @register_jitable
@@ -217,23 +259,20 @@ def f_phases(u, p, P, off):
 
 @register_jitable
 def f_cyclic(u, p, P, off):
-    """PyTorch CyclicLR: base p0, peak p1, up p2, down p3 steps, mode p4, gamma p5, scale mode p6.
-    cycle = floor(1 + u / (up + down)), x = 1 + u / (up + down) - cycle, rising while x <= up ratio."""
+    """PyTorch CyclicLR: base p0, peak p1, up p2, down p3 steps. With total = up + down,
+    cycle = floor(1 + u / total), x = 1 + u / total - cycle: rise x / ratio while x <= ratio = up / total,
+    else fall (x - 1) / (ratio - 1); times scale = exp(p4 * arg + p5) with arg = cycle (p6 == 0) or
+    u: (0, 0) triangular, (-ln 2, ln 2) triangular2 (1 / 2**(cycle - 1)), (ln gamma, 0) exp_range."""
     total = p[2] + p[3]
     ratio = p[2] / total
     uf = float(u)
-    cycle = float(math.floor(1.0 + uf / total))
+    cycle = math.floor(1.0 + uf / total)
     x = 1.0 + uf / total - cycle
-    if x <= ratio:
-        scale = x / ratio
-    else:
-        scale = (x - 1.0) / (ratio - 1.0)
+    rise = x / ratio
+    fall = (x - 1.0) / (ratio - 1.0)
     arg = cycle if p[6] == SCALE_CYCLE else uf
-    if p[4] == TRIANGULAR2:
-        scale = scale * (1.0 / 2.0 ** (arg - 1.0))
-    elif p[4] == EXP_RANGE:
-        scale = scale * p[5] ** arg
-    return p[0] + (p[1] - p[0]) * scale
+    scale = exp_fast(p[4] * arg + p[5])
+    return p[0] + (p[1] - p[0]) * ((rise if x <= ratio else fall) * scale)
 
 
 @register_jitable

@@ -1,0 +1,19 @@
+import os
+
+import pytest
+from hypothesis import settings
+
+# Bounded example counts keep CI fast; `HYPOTHESIS_PROFILE=thorough` runs more.
+settings.register_profile("ci", max_examples=60, deadline=None)
+settings.register_profile("thorough", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Benchmarks (tests using the ``benchmark`` fixture) run only with ``--benchmark-only``."""
+    if config.getoption("benchmark_only", False):
+        return
+    skip = pytest.mark.skip(reason="benchmark: run with pytest --benchmark-only")
+    for item in items:
+        if "benchmark" in getattr(item, "fixturenames", ()):
+            item.add_marker(skip)
