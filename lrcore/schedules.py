@@ -492,7 +492,7 @@ class Cyclic(Schedule):
         x = 1.0 + uf / total - cycle
         factor = np.where(x <= ratio, x / ratio, (x - 1.0) / (ratio - 1.0))
         arg = cycle if self.scale_mode == "cycle" else uf
-        scale = {"triangular": lambda a: np.ones_like(a), "triangular2": lambda a: 1.0 / 2.0 ** (a - 1.0),
+        scale = {"triangular": lambda a: np.ones_like(a), "triangular2": lambda a: 0.5 ** (a - 1.0),
                  "exp_range": lambda a: self.gamma ** a}[self.mode](arg)
         return base + (peak - base) * (factor * scale)
 

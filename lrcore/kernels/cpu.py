@@ -16,6 +16,28 @@ from numba import njit, prange
 
 from . import formulas as F
 
+def _drop_stale_cache() -> None:
+    """Numba's cache of ``evaluate_program`` is keyed on this file only, yet the kernel inlines
+    ``formulas.py``: drop the cached machine code when that file changed since it was written."""
+    import hashlib
+    from pathlib import Path
+    here = Path(__file__).resolve().parent
+    cache = here / "__pycache__"
+    digest = hashlib.sha256((here / "formulas.py").read_bytes() + Path(__file__).read_bytes()).hexdigest()
+    stamp = cache / "cpu.formulas.sha256"
+    try:
+        if stamp.exists() and stamp.read_text() == digest:
+            return
+        for f in cache.glob("cpu.*.nb[ic]"):
+            f.unlink()
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+    except OSError:  # a read-only install: numba then compiles in memory
+        pass
+
+
+_drop_stale_cache()
+
 TILE = 2048
 CONTIGUOUS, CONTIGUOUS_ASSIGN, STEPS, STEPS_ASSIGN, MASKED = range(5)
 _OPTS = dict(fastmath={"contract"}, error_model="numpy")

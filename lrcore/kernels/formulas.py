@@ -35,7 +35,7 @@ _S13, _S15, _S17 = 1 / 6227020800, -1 / 1307674368000, 1 / 355687428096000
 _S19, _S21 = -1 / 121645100408832000, 1 / 51090942171709440000
 
 
-@register_jitable
+@register_jitable(inline="always")
 def sin_half_pi(r):
     """sin(pi/2 * r) for |r| <= 1 (Taylor to x**21: truncation below 2e-18)."""
     x = r * _HALF_PI
@@ -51,7 +51,7 @@ _POW2_LOW = np.array([2.0 ** k for k in range(32)])
 _POW2_HIGH = np.array([0.0] + [2.0 ** (32 * k) for k in range(-33, 32)])  # 2**-1088 rounds to 0
 
 
-@register_jitable
+@register_jitable(inline="always")
 def exp_fast(x):
     """exp(x) to a few ulp without a libm call (so loops vectorize): x = n ln2 + r, |r| <= ln2/2,
     exp(r) by its Taylor polynomial to r**13 (truncation < 4e-18), times 2**n from two exact tables.
@@ -74,25 +74,27 @@ def safe_log(x: float) -> float:
     return math.log(x) if x > 0 else -1e300
 
 
-@register_jitable
+@register_jitable(inline="always")
 def floor_div(u, d):
-    """u // d for integers u >= 0, d >= 1 without an integer division (a float estimate, corrected
-    exactly with integer multiplies), so that loops vectorize."""
-    k = int(math.floor(float(u) / float(d)))
+    """u // d for integers u >= 0, d >= 1 without an integer division (a float estimate, refined
+    with the exact remainder, then corrected by one), so that loops vectorize."""
+    fd = float(d)
+    k = int(math.floor(float(u) / fd))
+    k = k + int(math.floor(float(u - k * d) / fd))  # exact remainder: fixes the estimate for u >= 2**53
     w = u - k * d
     k = k - 1 if w < 0 else k
     w = u - k * d
     return k + 1 if w >= d else k
 
 
-@register_jitable
+@register_jitable(inline="always")
 def cos_bump(r):
     """Weight of the start value of a cosine anneal with a fraction r left: sin(pi/2 r)**2."""
     s = sin_half_pi(r)
     return s * s
 
 
-@register_jitable
+@register_jitable(inline="always")
 def f_const(u, p, P, off):
     """value = p0."""
     return p[0]
@@ -102,71 +104,70 @@ def f_const(u, p, P, off):
 # from integers, so exact to rounding), each form below is a sum of non-negative terms when a, b >= 0:
 # no cancellation at either end.
 
-@register_jitable
+@register_jitable(inline="always")
 def _progress(u, T):
     uu = float(u) if float(u) < T else T
     return uu / T, (T - uu) / T
 
 
-@register_jitable
+@register_jitable(inline="always")
 def f_linear(u, p, P, off):
     """a r + b q  (= a + (b - a) q)."""
     q, r = _progress(u, p[2])
     return p[0] * r + p[1] * q
 
 
-@register_jitable
+@register_jitable(inline="always")
 def f_cosine(u, p, P, off):
     """b + (a - b) sin(pi/2 r)^2  (= b + (a - b)(1 + cos(pi q)) / 2)."""
     q, r = _progress(u, p[2])
     return p[1] + (p[0] - p[1]) * cos_bump(r)
 
 
-@register_jitable
+@register_jitable(inline="always")
 def f_cosine_periodic(u, p, P, off):
     """PyTorch CosineAnnealingLR past T: b + (a - b)(1 + cos(pi u / T)) / 2 for every u (period 2T),
     as b + (a - b) sin(pi/2 |T - u mod 2T| / T)^2 (T an integer)."""
-    T = p[2]
-    period = int(2.0 * T)
-    w = u - floor_div(u, period) * period
-    return p[1] + (p[0] - p[1]) * cos_bump(abs(T - float(w)) / T)
+    T = int(p[2])
+    w = u - floor_div(u, 2 * T) * (2 * T)
+    return p[1] + (p[0] - p[1]) * cos_bump(float(abs(T - w)) / p[2])
 
 
-@register_jitable
+@register_jitable(inline="always")
 def f_one_minus_sqrt(u, p, P, off):
     """b + (a - b)(1 - sqrt(q)), with 1 - sqrt(q) = r / (1 + sqrt(q))."""
     q, r = _progress(u, p[2])
     return p[1] + (p[0] - p[1]) * (r / (1.0 + math.sqrt(q)))
 
 
-@register_jitable
+@register_jitable(inline="always")
 def f_geometric(u, p, P, off):
     """a (b / a) ** q  (a > 0), as a exp(q ln(b / a)) with ln(b / a) = p3."""
     q, r = _progress(u, p[2])
     return p[0] * exp_fast(q * p[3])
 
 
-@register_jitable
+@register_jitable(inline="always")
 def _decay_exponent(u, p):
     e = float(u) / p[2]
     ef = math.floor(e)
     return ef if p[3] != 0.0 else e
 
 
-@register_jitable
+@register_jitable(inline="always")
 def f_exponential(u, p, P, off):
     """init p0 * rate p1 ** e, e = u / decay_steps p2 (floored if staircase p3); rate ** e computed
     as exp(e ln(rate)) with ln(rate) = p4."""
     return p[0] * exp_fast(_decay_exponent(u, p) * p[4])
 
 
-@register_jitable
+@register_jitable(inline="always")
 def f_inverse_time(u, p, P, off):
     """init p0 / (1 + rate p1 * u / decay_steps p2), the ratio floored if staircase p3."""
     return p[0] / (1.0 + p[1] * _decay_exponent(u, p))
 
 
-@register_jitable
+@register_jitable(inline="always")
 def f_polynomial(u, p, P, off):
     """(init p0 - end p1) (1 - s / D) ** power p3 + end, s = min(u, D), D = decay_steps p2;
     with cycle p4: s = u and D = decay_steps * max(1, ceil(u / decay_steps))."""
@@ -182,13 +183,13 @@ def f_polynomial(u, p, P, off):
     return (p[0] - p[1]) * (1.0 - s / D) ** p[3] + p[1]
 
 
-@register_jitable
+@register_jitable(inline="always")
 def f_step(u, p, P, off):
     """init p0 * gamma p2 ** floor(u / step_size p1), as exp(k ln(gamma)) with ln(gamma) = p3."""
     return p[0] * exp_fast(float(floor_div(u, int(p[1]))) * p[3])
 
 
-@register_jitable
+@register_jitable(inline="always")
 def f_piecewise(u, p, P, off):
     """values[k], k = number of boundaries <= u; n = p0 boundaries at P[off+1:], then n+1 values."""
     n = int(p[0])
@@ -200,7 +201,7 @@ def f_piecewise(u, p, P, off):
     return P[off + 1 + n + k]
 
 
-@register_jitable
+@register_jitable(inline="always")
 def restart_start(i, first, t_mul):
     """First step of restart cycle i: first * (t_mul**i - 1) / (t_mul - 1), or first * i."""
     if t_mul == 1.0:
@@ -208,7 +209,7 @@ def restart_start(i, first, t_mul):
     return first * (t_mul ** i - 1.0) / (t_mul - 1.0)
 
 
-@register_jitable
+@register_jitable(inline="always")
 def restart_index(uf, first, t_mul):
     """The cycle i with restart_start(i) <= uf < restart_start(i + 1) (closed-form guess, then exact)."""
     if t_mul == 1.0:
@@ -224,7 +225,7 @@ def restart_index(uf, first, t_mul):
     return i
 
 
-@register_jitable
+@register_jitable(inline="always")
 def f_restarts(u, p, P, off):
     """SGDR: floor p1 + (peak p0 - floor) m_mul p4 ** i sin(pi/2 r)**2 in cycle i of length
     first p2 * t_mul p3 ** i, r the fraction of the cycle left."""
@@ -237,7 +238,7 @@ def f_restarts(u, p, P, off):
     return p[1] + (p[0] - p[1]) * p[4] ** i * cos_bump(r)
 
 
-@register_jitable
+@register_jitable(inline="always")
 def f_phases(u, p, P, off):
     """PyTorch OneCycleLR phases: n = p0 phases, anneal p1 (COSINE or LINEAR); phase k ends at step
     P[off+2+3k] (float) going from P[off+3+3k] to P[off+4+3k]; the last phase extrapolates."""
@@ -257,7 +258,7 @@ def f_phases(u, p, P, off):
     return 0.0
 
 
-@register_jitable
+@register_jitable(inline="always")
 def f_cyclic(u, p, P, off):
     """PyTorch CyclicLR: base p0, peak p1, up p2, down p3 steps. With total = up + down,
     cycle = floor(1 + u / total), x = 1 + u / total - cycle: rise x / ratio while x <= ratio = up / total,
@@ -275,7 +276,7 @@ def f_cyclic(u, p, P, off):
     return p[0] + (p[1] - p[0]) * ((rise if x <= ratio else fall) * scale)
 
 
-@register_jitable
+@register_jitable(inline="always")
 def f_inverse_sqrt(u, p, P, off):
     """Noam: peak p0 * min(s / w, sqrt(w / s)) with s = u + 1, w = warmup p1 (w = 0: peak / sqrt(s))."""
     s = float(u) + 1.0
@@ -285,7 +286,7 @@ def f_inverse_sqrt(u, p, P, off):
     return p[0] * min(s / w, math.sqrt(w / s))
 
 
-@register_jitable
+@register_jitable(inline="always")
 def leaf_value(op, u, p, P, off):
     """Dispatch on the operation code (TABLE leaves are read by the caller)."""
     if op == CONST:
