@@ -20,7 +20,10 @@ def real(owner: str, name: str, value: Any, *, low: float | None = None, low_ope
     """A finite real number, optionally bounded (closed bounds unless ``*_open``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         _fail(owner, name, "a real number", value, TypeError)
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:
+        v = math.inf
     if not math.isfinite(v):
         _fail(owner, name, "finite", value)
     if low is not None and (v < low or (low_open and v == low)):
@@ -35,8 +38,11 @@ def rate(owner: str, name: str, value: Any) -> float:
     return real(owner, name, value, low=0.0)
 
 
+MAX_STEP = 2 ** 62  # steps, periods and milestones stay below this (int64 arithmetic never overflows)
+
+
 def integer(owner: str, name: str, value: Any, *, low: int = 0) -> int:
-    """An integer >= low (floats with integral values are accepted, bools are not)."""
+    """An integer with low <= value < 2**62 (integral floats are accepted, bools are not)."""
     if isinstance(value, bool):
         _fail(owner, name, "an integer", value, TypeError)
     if isinstance(value, numbers.Integral):
@@ -49,6 +55,8 @@ def integer(owner: str, name: str, value: Any, *, low: int = 0) -> int:
               TypeError if not isinstance(value, numbers.Real) else ValueError)
     if v < low:
         _fail(owner, name, "a positive integer" if low == 1 else f"an integer >= {low}", value)
+    if v >= MAX_STEP:
+        _fail(owner, name, "< 2**62", value)
     return v
 
 

@@ -9,6 +9,7 @@ otherwise it is applied with NumPy (vectorized if it accepts arrays, element by 
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import warnings
 from typing import Callable
@@ -24,6 +25,7 @@ _ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.IfExp, ast.
             ast.Pow, ast.USub, ast.UAdd, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
 
 
+@functools.lru_cache(maxsize=1024)
 def compile_expression(text: str, owner: str = "Lambda") -> Callable[[int], float]:
     """The function ``t -> value`` that ``text`` describes, after checking every node."""
     try:
@@ -42,12 +44,27 @@ def compile_expression(text: str, owner: str = "Lambda") -> Callable[[int], floa
         if isinstance(node, ast.Constant) and (isinstance(node.value, bool)
                                                or not isinstance(node.value, (int, float))):
             raise ValueError(f"{owner}: only numbers may appear as constants in fn {text!r}")
+    tree = _FloatDivision().visit(tree)
     lam = ast.Expression(ast.Lambda(
         ast.arguments(posonlyargs=[], args=[ast.arg("t")], kwonlyargs=[], kw_defaults=[], defaults=[]),
         tree.body))
     ast.fix_missing_locations(lam)
-    namespace = {"__builtins__": {}, **FUNCTIONS, **CONSTANTS}
+    namespace = {"__builtins__": {}, **FUNCTIONS, **CONSTANTS, "_float_floor": np.floor}
     return eval(compile(lam, f"<lrcore fn {text!r}>", "eval"), namespace)  # checked above
+
+
+class _FloatDivision(ast.NodeTransformer):
+    """a // b -> floor(a / b) and a % b -> a - b * floor(a / b) in floats (np.floor): a zero divisor gives inf or NaN
+    (reported as an error at that step) on every path, instead of 0 in compiled code."""
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, (ast.FloorDiv, ast.Mod)):
+            floor = ast.Call(ast.Name("_float_floor", ast.Load()), [ast.BinOp(node.left, ast.Div(), node.right)], [])
+            if isinstance(node.op, ast.FloorDiv):
+                return floor
+            return ast.BinOp(node.left, ast.Sub(), ast.BinOp(node.right, ast.Mult(), floor))
+        return node
 
 
 _COMPILED: dict = {}
@@ -63,9 +80,9 @@ def _numba_apply(fn):
         import numba
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            jf = numba.njit(fn)
+            jf = numba.njit(error_model="numpy")(fn)  # 1/0 -> inf, caught below, not an exception
 
-            @numba.njit(parallel=True)
+            @numba.njit(parallel=True, error_model="numpy")
             def apply(u):
                 out = np.empty(u.shape[0])
                 for i in numba.prange(u.shape[0]):
@@ -92,10 +109,15 @@ def apply(fn: Callable, u: np.ndarray, owner: str = "Lambda") -> np.ndarray:
             if values.shape != u.shape:
                 raise ValueError
         except Exception:
-            values = np.array([float(fn(int(x))) for x in u], np.float64)
+            values = np.empty(u.shape)
+            for i, x in enumerate(u.tolist()):
+                try:
+                    values[i] = float(fn(x))
+                except Exception as e:
+                    raise ValueError(f"{owner}: fn raised {type(e).__name__} at step {x}: {e}") from None
     bad = ~np.isfinite(values) | (values < 0)
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"{owner}: fn returned {values[i]!r} at step {int(u[i])}; "
+        raise ValueError(f"{owner}: fn returned {float(values[i])!r} at step {int(u[i])}; "
                          "a learning-rate factor must be finite and >= 0")
     return values

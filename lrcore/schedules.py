@@ -145,8 +145,8 @@ class PiecewiseConstant(Schedule):
 class MultiStep(Schedule):
     """lr * gamma ** (number of milestones <= t); a repeated milestone counts each time.
 
-    >>> MultiStep(lr=1.0, milestones=[2, 4], gamma=0.1)(4)
-    0.010000000000000002
+    >>> round(MultiStep(lr=1.0, milestones=[2, 4], gamma=0.1)(4), 12)
+    0.01
     """
     lr: float
     milestones: tuple
@@ -273,8 +273,8 @@ class Cosine(Schedule):
     With ``periodic`` the cosine goes on past T and rises again (PyTorch CosineAnnealingLR).
     Computed as floor + (lr - floor) * sin(pi/2 * (T - t') / T)**2 (no cancellation near floor).
 
-    >>> Cosine(lr=1.0, decay_steps=10)(5)
-    0.5000000000000001
+    >>> round(Cosine(lr=1.0, decay_steps=10)(5), 12)
+    0.5
     """
     lr: float
     decay_steps: float
@@ -290,11 +290,18 @@ class Cosine(Schedule):
 
     def _numpy(self, t):
         T = self.decay_steps
-        r = np.abs(T - t % (2 * T)) / T if self.periodic else _progress(t, T)[1]
-        return self.floor + (self.lr - self.floor) * _sin2_half_pi(r)
+        if self.periodic:
+            d = np.abs(T - t % (2 * T))
+            q, r = (T - d) / T, d / T
+        else:
+            q, r = _progress(t, T)
+        if self.lr >= self.floor:
+            return self.floor + (self.lr - self.floor) * _sin2_half_pi(r)
+        return self.lr + (self.floor - self.lr) * _sin2_half_pi(q)  # rising: no cancellation near lr
 
     def _leaves(self):
-        return [Leaf(F.COSINE_PERIODIC if self.periodic else F.COSINE, (self.lr, self.floor, self.decay_steps))]
+        op = F.COSINE_PERIODIC if self.periodic else (F.COSINE if self.lr >= self.floor else F.COSINE_RISING)
+        return [Leaf(op, (self.lr, self.floor, self.decay_steps))]
 
 
 @_dataclass
@@ -320,20 +327,26 @@ class CosineRestarts(Schedule):
 
     def _numpy(self, t):
         first, t_mul = float(self.period), self.t_mul
-        uf = t.astype(np.float64)
-        guess = uf / first if t_mul == 1.0 else np.log1p(uf / first * (t_mul - 1.0)) / np.log(t_mul)
-        i = np.maximum(np.floor(guess), 0.0)
-        # the guess can be one off from rounding: settle i with exactly the kernels' arithmetic
-        start = np.vectorize(lambda k: F.restart_start(k, first, t_mul), otypes=[np.float64])
-        for _ in range(64):
-            down = (i > 0) & (start(i) > uf)
-            up = start(i + 1.0) <= uf
-            if not (down.any() or up.any()):
-                break
-            i = i - down + up
+        if t_mul == 1.0 and first.is_integer():
+            i, pos = (t // int(first)).astype(np.float64), (t % int(first)).astype(np.float64)
+        else:
+            uf = t.astype(np.float64)
+            guess = uf / first if t_mul == 1.0 else np.log1p(uf / first * (t_mul - 1.0)) / np.log(t_mul)
+            i = np.maximum(np.floor(guess), 0.0)
+            # the guess can be one off from rounding: settle i with exactly the kernels' arithmetic
+            start = np.vectorize(lambda k: F.restart_start(k, first, t_mul), otypes=[np.float64])
+            for _ in range(4):
+                down = (i > 0) & (start(i) > uf)
+                up = ~down & (start(i + 1.0) <= uf)
+                i = i - down + up
+            pos = uf - start(i)
         length = first * np.vectorize(lambda k: t_mul ** k, otypes=[np.float64])(i)
-        r = (length - (uf - start(i))) / length
-        return self.floor + (self.lr - self.floor) * self.m_mul ** i * _sin2_half_pi(r)
+        weight = self.m_mul ** i
+        c = _sin2_half_pi((length - pos) / length)
+        if self.lr >= self.floor:
+            return self.floor + (self.lr - self.floor) * weight * c
+        rest = np.where(weight == 1.0, _sin2_half_pi(pos / length), 1.0 - weight * c)
+        return self.floor * rest + self.lr * (weight * c)
 
     def _leaves(self):
         return [Leaf(F.RESTARTS, (self.lr, self.floor, self.period, self.t_mul, self.m_mul))]
@@ -348,10 +361,13 @@ def _phases_numpy(t, ends, values, cosine):
     for k, end in enumerate(ends):
         here = ~done & ((uf <= end) | (k == len(ends) - 1))
         a, b = values[k], values[k + 1]
-        if cosine:
-            out[here] = b + (a - b) * _sin2_half_pi((end - uf[here]) / (end - start))
+        r, q = (end - uf[here]) / (end - start), (uf[here] - start) / (end - start)
+        if not cosine:
+            out[here] = a * r + b * q
+        elif a >= b:
+            out[here] = b + (a - b) * _sin2_half_pi(r)
         else:
-            out[here] = (b - a) * ((uf[here] - start) / (end - start)) + a
+            out[here] = a + (b - a) * _sin2_half_pi(q)
         done |= here
         start = end
     return out
@@ -363,8 +379,9 @@ class OneCycle(Schedule):
     Two phases: initial -> max_lr ending at step pct_start * total_steps - 1, then max_lr -> min ending
     at total_steps - 1. Three phases: initial -> max_lr -> initial (ending at 2 * pct_start *
     total_steps - 2) -> min. Annealing ``cos`` (b + (a - b)(1 + cos(pi q))/2) or ``linear``.
-    Momentum runs max_momentum -> base_momentum -> max_momentum (``.momentum``). As in PyTorch the
-    last phase extrapolates to step total_steps; later steps hold the final value.
+    Momentum runs max_momentum -> base_momentum -> max_momentum (``.momentum``). Steps from
+    total_steps on hold the final value (PyTorch refuses to step further, and its value at exactly
+    total_steps, one step past the schedule, extrapolates the last phase: negative when linear).
 
     >>> OneCycle(max_lr=1.0, total_steps=100, pct_start=0.5, anneal="linear")(49)
     1.0
@@ -422,16 +439,16 @@ class OneCycle(Schedule):
 
     def _numpy(self, t):
         values = self._values()
-        return np.where(t > self.total_steps, values[-1],
-                        _phases_numpy(np.minimum(t, self.total_steps), self._ends(), values, self.anneal == "cos"))
+        return np.where(t >= self.total_steps, values[-1],
+                        _phases_numpy(np.minimum(t, self.total_steps - 1), self._ends(), values, self.anneal == "cos"))
 
     def _leaves(self):
         ends, values = self._ends(), self._values()
         params = [len(ends), F.COSINE if self.anneal == "cos" else F.LINEAR]
         for k, end in enumerate(ends):
             params += [end, values[k], values[k + 1]]
-        return [Leaf(F.PHASES, tuple(params), hi=self.total_steps + 1),
-                Leaf(F.CONST, (values[-1],), lo=self.total_steps + 1)]
+        return [Leaf(F.PHASES, tuple(params), hi=self.total_steps),
+                Leaf(F.CONST, (values[-1],), lo=self.total_steps)]
 
 
 @_dataclass
@@ -473,6 +490,8 @@ class Cyclic(Schedule):
         self._set(scale_mode=V.choice(o, "scale_mode", self.scale_mode or default_scale, ("cycle", "iterations")))
         if self.quantity == "momentum" and not self.cycle_momentum:
             raise ValueError("Cyclic: quantity='momentum' needs cycle_momentum=True")
+        if self.mode == "exp_range" and self.gamma > 1.0:
+            raise ValueError(f"Cyclic: gamma must be <= 1 with mode='exp_range' (gamma**t overflows), got {self.gamma}")
 
     @property
     def momentum(self):
@@ -557,6 +576,8 @@ class WSD(Schedule):
                   decay_steps=V.integer(o, "decay_steps", decay, low=1),
                   cooldown=V.choice(o, "cooldown", self.cooldown, _COOLDOWN_SHAPES),
                   floor=V.rate(o, "floor", self.floor))
+        if self.floor > self.lr:
+            raise ValueError(f"WSD: floor must be <= lr (a cool-down), got floor={self.floor} > lr={self.lr}")
         if self.warmup_steps + self.decay_steps > total:
             raise ValueError(f"WSD: warmup_steps + decay_steps must be <= total_steps, got "
                              f"{self.warmup_steps} + {self.decay_steps} > {total}")
@@ -604,8 +625,8 @@ class Warmup(Schedule):
         o = "Warmup"
         _check_schedule(o, "schedule", self.schedule)
         self._set(steps=V.integer(o, "steps", self.steps, low=1), mode=V.choice(o, "mode", self.mode, ("linear", "exponential")),
-                  start_factor=V.real(o, "start_factor", self.start_factor, low=0.0, high=1.0,
-                                      low_open=self.mode == "exponential"),
+                  start_factor=V.real(o, "start_factor", self.start_factor, low=1e-300 if self.mode == "exponential" else 0.0,
+                                      high=1.0),
                   shift=V.flag(o, "shift", self.shift))
 
     def _factor(self, t, peak=1.0):

@@ -132,6 +132,8 @@ def _eval(node, names, text):
         return -v if isinstance(node.op, ast.USub) else v
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         a, b = _number(_eval(node.left, names, text), text), _number(_eval(node.right, names, text), text)
+        if isinstance(node.op, ast.Pow):  # in floats: 9 ** 9 ** 9 overflows at once instead of running for minutes
+            a, b = float(a), float(b)
         try:
             return _BINOPS[type(node.op)](a, b)
         except (ZeroDivisionError, OverflowError) as e:

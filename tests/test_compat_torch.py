@@ -61,8 +61,14 @@ def test_momentum_matches_pytorch(name):
     np.testing.assert_allclose(lrcore.evaluate(schedule.momentum, 100), want, rtol=1e-10, atol=0)
 
 
-def test_onecycle_step_total_steps_matches_and_then_holds():
-    s = T.OneCycleLR(max_lr=0.3, total_steps=20)
-    want = torch_lrs(lambda o: L.OneCycleLR(o, max_lr=0.3, total_steps=20), 21)  # PyTorch allows step 20
-    np.testing.assert_allclose(lrcore.evaluate(s, 21), want, rtol=1e-10)
-    assert lrcore.evaluate(s, np.array([21, 10 ** 9])).tolist() == [0.3 / 25 / 1e4] * 2
+def test_onecycle_matches_to_the_end_then_holds_the_final_value():
+    """PyTorch's value at step total_steps (one step past the schedule) extrapolates the last phase
+    (negative for a linear anneal); lrcore holds the final value from total_steps on."""
+    for anneal in ("cos", "linear"):
+        s = T.OneCycleLR(max_lr=0.3, total_steps=20, anneal_strategy=anneal)
+        want = torch_lrs(lambda o: L.OneCycleLR(o, max_lr=0.3, total_steps=20, anneal_strategy=anneal), 21)
+        got = lrcore.evaluate(s, 21)
+        np.testing.assert_allclose(got[:20], want[:20], rtol=1e-10)
+        final = 0.3 / 25 / 1e4
+        assert lrcore.evaluate(s, np.array([20, 21, 10 ** 9])).tolist() == [final] * 3
+        assert (want[20] < 0) == (anneal == "linear")

@@ -65,17 +65,19 @@ def _leaf_loops(f):
     return loop
 
 
-_const, _linear, _cosine, _cosine_periodic, _one_minus_sqrt, _geometric, _exponential, _inverse_time, \
-    _polynomial, _step, _piecewise, _restarts_steps, _phases, _cyclic, _inverse_sqrt = (
-        _leaf_loops(f) for f in (F.f_const, F.f_linear, F.f_cosine, F.f_cosine_periodic, F.f_one_minus_sqrt,
+_const, _linear, _cosine, _cosine_rising, _cosine_periodic, _one_minus_sqrt, _geometric, _exponential, \
+    _inverse_time, _polynomial, _step, _piecewise, _restarts_steps, _phases, _cyclic, _inverse_sqrt = (
+        _leaf_loops(f) for f in (F.f_const, F.f_linear, F.f_cosine, F.f_cosine_rising, F.f_cosine_periodic,
+                                 F.f_one_minus_sqrt,
                                  F.f_geometric, F.f_exponential, F.f_inverse_time, F.f_polynomial, F.f_step,
                                  F.f_piecewise, F.f_restarts, F.f_phases, F.f_cyclic, F.f_inverse_sqrt))
 
 
 @njit(**_OPTS)
 def _restarts(mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off):
-    """RESTARTS on contiguous steps, one cycle at a time: the cycle's start, length and amplitude are
-    computed once (exactly as ``f_restarts`` does), so the per-step loop is a vectorizable cosine."""
+    """RESTARTS on contiguous steps, one cycle at a time: the cycle, its length and weight come from
+    ``restart_cycle`` once per cycle, so the per-step loop is a vectorizable cosine; positions within
+    the cycle are pos0 + q, exactly what ``f_restarts`` computes step by step."""
     if mode != CONTIGUOUS and mode != CONTIGUOUS_ASSIGN:
         _restarts_steps(mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off)
         return
@@ -83,28 +85,24 @@ def _restarts(mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off):
     u0 = tstart + j0 - shift
     count = b.shape[0]
     first, t_mul = p[2], p[3]
+    exact = t_mul == 1.0 and first == math.floor(first)
     k = 0
     while k < count:
-        i = F.restart_index(float(u0 + k), first, t_mul)
-        start = F.restart_start(i, first, t_mul)
-        end = F.restart_start(i + 1.0, first, t_mul)
+        i, pos0 = F.restart_cycle(u0 + k, first, t_mul)
         length = first * t_mul ** i
-        amp = (p[0] - p[1]) * p[4] ** i
-        stop = count
-        if end - float(u0) < count:
-            stop = max(int(math.ceil(end - float(u0))), k + 1)
-            while stop > k + 1 and float(u0 + stop - 1) >= end:
+        weight = p[4] ** i
+        stop = min(count, k + max(1, int(math.ceil(length - pos0))))
+        if not exact:  # float cycle ends: settle the last step of this cycle by the same test
+            while stop > k + 1 and F.restart_cycle(u0 + stop - 1, first, t_mul)[0] != i:
                 stop -= 1
-            while stop < count and float(u0 + stop) < end:
+            while stop < count and F.restart_cycle(u0 + stop, first, t_mul)[0] == i:
                 stop += 1
         seg = b[k:stop]
-        us = u0 + k
-        if mode == CONTIGUOUS_ASSIGN:
-            for q in range(seg.shape[0]):
-                seg[q] = p[1] + amp * F.cos_bump((length - (float(us + q) - start)) / length)
-        else:
-            for q in range(seg.shape[0]):
-                seg[q] *= p[1] + amp * F.cos_bump((length - (float(us + q) - start)) / length)
+        start = F.restart_start(i, first, t_mul)
+        for q in range(seg.shape[0]):
+            pos = pos0 + q if exact else float(u0 + k + q) - start
+            v = F.restart_value(pos, length, weight, p)
+            seg[q] = v if mode == CONTIGUOUS_ASSIGN else seg[q] * v
         k = stop
 
 
@@ -118,6 +116,8 @@ def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off):
         _linear(*a)
     elif op == F.COSINE:
         _cosine(*a)
+    elif op == F.COSINE_RISING:
+        _cosine_rising(*a)
     elif op == F.COSINE_PERIODIC:
         _cosine_periodic(*a)
     elif op == F.ONE_MINUS_SQRT:

@@ -21,8 +21,8 @@ import numpy as np
 from numba.extending import register_jitable
 
 # Operation codes (the order is part of the lowered program format, not of the public API).
-(CONST, LINEAR, COSINE, COSINE_PERIODIC, ONE_MINUS_SQRT, GEOMETRIC, EXPONENTIAL, INVERSE_TIME, POLYNOMIAL,
- STEP, PIECEWISE, RESTARTS, PHASES, CYCLIC, INVERSE_SQRT, TABLE) = range(16)
+(CONST, LINEAR, COSINE, COSINE_RISING, COSINE_PERIODIC, ONE_MINUS_SQRT, GEOMETRIC, EXPONENTIAL, INVERSE_TIME,
+ POLYNOMIAL, STEP, PIECEWISE, RESTARTS, PHASES, CYCLIC, INVERSE_SQRT, TABLE) = range(17)
 N_LEADING = 8  # parameters passed to every formula as the tuple ``p``
 
 # CYCLIC scale modes
@@ -62,11 +62,11 @@ def exp_fast(x):
     e = 1.0 + r * (1.0 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720 + r * (
         1 / 5040 + r * (1 / 40320 + r * (1 / 362880 + r * (1 / 3628800 + r * (1 / 39916800 + r * (
             1 / 479001600 + r * (1 / 6227020800)))))))))))))
-    k = int(n)
+    k = int(n) if xc == xc else 0  # NaN: any index, the result is NaN below
     e = e * 2.0 if k > 1023 else e  # 2**1024 is not a float: take one factor 2 into e
-    k = min(k, 1023)
+    k = min(max(k, -1088), 1023)
     v = e * _POW2_LOW[k & 31] * _POW2_HIGH[(k >> 5) + 34]
-    return 0.0 if x < -745.2 else (math.inf if x > 709.79 else v)
+    return 0.0 if x < -745.2 else (math.inf if x > 709.79 else (v if x == x else x))
 
 
 def safe_log(x: float) -> float:
@@ -125,12 +125,23 @@ def f_cosine(u, p, P, off):
 
 
 @register_jitable(inline="always")
+def f_cosine_rising(u, p, P, off):
+    """The same cosine when a < b, written a + (b - a) sin(pi/2 q)^2 (no cancellation near a)."""
+    q, r = _progress(u, p[2])
+    return p[0] + (p[1] - p[0]) * cos_bump(q)
+
+
+@register_jitable(inline="always")
 def f_cosine_periodic(u, p, P, off):
     """PyTorch CosineAnnealingLR past T: b + (a - b)(1 + cos(pi u / T)) / 2 for every u (period 2T),
-    as b + (a - b) sin(pi/2 |T - u mod 2T| / T)^2 (T an integer)."""
+    as b + (a - b) sin(pi/2 r)^2 with r = |T - u mod 2T| / T (T an integer), or, rising (a < b),
+    a + (b - a) sin(pi/2 (1 - r))^2."""
     T = int(p[2])
     w = u - floor_div(u, 2 * T) * (2 * T)
-    return p[1] + (p[0] - p[1]) * cos_bump(float(abs(T - w)) / p[2])
+    d = abs(T - w)
+    if p[0] >= p[1]:
+        return p[1] + (p[0] - p[1]) * cos_bump(float(d) / p[2])
+    return p[0] + (p[1] - p[0]) * cos_bump(float(T - d) / p[2])
 
 
 @register_jitable(inline="always")
@@ -189,7 +200,7 @@ def f_step(u, p, P, off):
     return p[0] * exp_fast(float(floor_div(u, int(p[1]))) * p[3])
 
 
-@register_jitable(inline="always")
+@register_jitable
 def f_piecewise(u, p, P, off):
     """values[k], k = number of boundaries <= u; n = p0 boundaries at P[off+1:], then n+1 values."""
     n = int(p[0])
@@ -209,39 +220,54 @@ def restart_start(i, first, t_mul):
     return first * (t_mul ** i - 1.0) / (t_mul - 1.0)
 
 
-@register_jitable(inline="always")
-def restart_index(uf, first, t_mul):
-    """The cycle i with restart_start(i) <= uf < restart_start(i + 1) (closed-form guess, then exact)."""
+@register_jitable
+def restart_cycle(u, first, t_mul):
+    """(i, pos): the restart cycle i holding step u and u's position in it. Integer arithmetic when
+    t_mul == 1 and first is an integer (exact for every u); else a closed-form guess of i settled by
+    at most a few exact comparisons with restart_start."""
+    if t_mul == 1.0 and first == math.floor(first):
+        n = int(first)
+        k = floor_div(u, n)
+        return float(k), float(u - k * n)
+    uf = float(u)
     if t_mul == 1.0:
         i = float(math.floor(uf / first))
     else:
         i = float(math.floor(math.log1p(uf / first * (t_mul - 1.0)) / math.log(t_mul)))
-    if i < 0.0:
-        i = 0.0
-    while i > 0.0 and restart_start(i, first, t_mul) > uf:
-        i -= 1.0
-    while restart_start(i + 1.0, first, t_mul) <= uf:
-        i += 1.0
-    return i
+    i = max(i, 0.0)
+    for _ in range(4):
+        if i > 0.0 and restart_start(i, first, t_mul) > uf:
+            i -= 1.0
+        elif restart_start(i + 1.0, first, t_mul) <= uf:
+            i += 1.0
+    return i, uf - restart_start(i, first, t_mul)
 
 
-@register_jitable(inline="always")
+@register_jitable
+def restart_value(pos, length, weight, p):
+    """Value at position pos of a cycle of ``length`` steps whose amplitude weight is m_mul**i:
+    floor + (lr - floor) w c with c = sin(pi/2 r)^2, r = (length - pos) / length; rising (lr < floor)
+    as floor (1 - w c) + lr w c, with 1 - c = sin(pi/2 q)^2, q = pos / length, when w = 1."""
+    c = cos_bump((length - pos) / length)
+    if p[0] >= p[1]:
+        return p[1] + (p[0] - p[1]) * weight * c
+    rest = cos_bump(pos / length) if weight == 1.0 else 1.0 - weight * c
+    return p[1] * rest + p[0] * (weight * c)
+
+
+@register_jitable
 def f_restarts(u, p, P, off):
-    """SGDR: floor p1 + (peak p0 - floor) m_mul p4 ** i sin(pi/2 r)**2 in cycle i of length
-    first p2 * t_mul p3 ** i, r the fraction of the cycle left."""
-    first = p[2]
-    t_mul = p[3]
-    uf = float(u)
-    i = restart_index(uf, first, t_mul)
-    length = first * t_mul ** i
-    r = (length - (uf - restart_start(i, first, t_mul))) / length
-    return p[1] + (p[0] - p[1]) * p[4] ** i * cos_bump(r)
+    """SGDR: lr p0, floor p1, first period p2, t_mul p3, m_mul p4: in cycle i (length p2 * p3**i)
+    floor + (lr - floor) m_mul**i (1 + cos(pi pos / length)) / 2 (see ``restart_value``)."""
+    i, pos = restart_cycle(u, p[2], p[3])
+    return restart_value(pos, p[2] * p[3] ** i, p[4] ** i, p)
 
 
-@register_jitable(inline="always")
+@register_jitable
 def f_phases(u, p, P, off):
     """PyTorch OneCycleLR phases: n = p0 phases, anneal p1 (COSINE or LINEAR); phase k ends at step
-    P[off+2+3k] (float) going from P[off+3+3k] to P[off+4+3k]; the last phase extrapolates."""
+    P[off+2+3k] (float) going from a = P[off+3+3k] to b = P[off+4+3k]; the last phase extrapolates.
+    With q the fraction of the phase done and r = 1 - q: linear a r + b q; cosine as ``f_cosine``."""
     n = int(p[0])
     uf = float(u)
     start = 0.0
@@ -251,9 +277,13 @@ def f_phases(u, p, P, off):
         if uf <= end or k == n - 1:
             a = P[o + 1]
             b = P[o + 2]
-            if p[1] == COSINE:
-                return b + (a - b) * cos_bump((end - uf) / (end - start))
-            return (b - a) * ((uf - start) / (end - start)) + a
+            r = (end - uf) / (end - start)
+            q = (uf - start) / (end - start)
+            if p[1] != COSINE:
+                return a * r + b * q
+            if a >= b:
+                return b + (a - b) * cos_bump(r)
+            return a + (b - a) * cos_bump(q)
         start = end
     return 0.0
 
@@ -295,6 +325,8 @@ def leaf_value(op, u, p, P, off):
         return f_linear(u, p, P, off)
     if op == COSINE:
         return f_cosine(u, p, P, off)
+    if op == COSINE_RISING:
+        return f_cosine_rising(u, p, P, off)
     if op == COSINE_PERIODIC:
         return f_cosine_periodic(u, p, P, off)
     if op == ONE_MINUS_SQRT:

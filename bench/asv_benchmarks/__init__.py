@@ -1,0 +1,1 @@
+"""asv benchmarks (`asv run`): grouped by what they measure, parameters declared."""
