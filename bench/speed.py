@@ -94,13 +94,14 @@ def rel_err(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-300)))
 
 
-def torch_loop(n: int, peak: float = 0.1, start_factor: float = 1e-3) -> np.ndarray:
+def torch_loop(n: int, total: int, peak: float = 0.1, start_factor: float = 1e-3) -> np.ndarray:
+    """The first n learning rates of the total-step schedule, PyTorch stepping once per step."""
     import torch
     from torch.optim import lr_scheduler as L
-    full = max(1, N_FULL // 100)  # the warmup length of the full-size schedule
+    w = max(1, total // 100)
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
-    sched = L.SequentialLR(opt, [L.LinearLR(opt, start_factor=start_factor, total_iters=full),
-                                 L.CosineAnnealingLR(opt, T_max=N_FULL - full)], milestones=[full])
+    sched = L.SequentialLR(opt, [L.LinearLR(opt, start_factor=start_factor, total_iters=w),
+                                 L.CosineAnnealingLR(opt, T_max=total - w)], milestones=[w])
     out = np.empty(n)
     for t in range(n):
         out[t] = opt.param_groups[0]["lr"]
@@ -109,19 +110,17 @@ def torch_loop(n: int, peak: float = 0.1, start_factor: float = 1e-3) -> np.ndar
     return out
 
 
-N_FULL = 0  # set by run(): torch_loop / keras_calls evaluate a prefix of the full-size schedule
-
-
-def keras_calls(n: int, peak: float = 0.1, start_factor: float = 1e-3) -> np.ndarray | None:
+def keras_calls(n: int, total: int, peak: float = 0.1, start_factor: float = 1e-3) -> np.ndarray | None:
+    """The first n values of the total-step Keras schedule, called once per step (None without keras)."""
     try:
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import keras
     except ImportError:
         return None
-    full = max(1, N_FULL // 100)
+    w = max(1, total // 100)
     sched = keras.optimizers.schedules.CosineDecay(initial_learning_rate=peak * start_factor,
-                                                   decay_steps=N_FULL - full, warmup_target=peak, warmup_steps=full)
+                                                   decay_steps=total - w, warmup_target=peak, warmup_steps=w)
     step = keras.Variable(0, dtype="int64")
     out = np.empty(n)
     for t in range(n):
@@ -157,8 +156,6 @@ def mixed_schedules(m: int, steps: int, seed: int = 0) -> list:
 def run(n: int = 50_000_000, many: int = 1000, many_steps: int = 100_000, repeats: int = 5,
         torch_steps: int = 100_000, keras_steps: int = 2_000, log: Callable[[str], None] = print) -> list[Row]:
     """Measure every method; returns rows (also for tests with small sizes)."""
-    global N_FULL
-    N_FULL = n
     rows: list[Row] = []
     sched, w = warmup_cosine(n)
     sample = sample_steps(n)
@@ -187,9 +184,9 @@ def run(n: int = 50_000_000, many: int = 1000, many_steps: int = 100_000, repeat
 
     log(f"PyTorch SequentialLR loop ({torch_steps:.0e} steps, extrapolated)")
     try:
-        torch_loop(10)  # import and warm up outside the timed run
+        torch_loop(10, n)  # import and warm up outside the timed run
         start = time.perf_counter()
-        lrs = torch_loop(torch_steps)
+        lrs = torch_loop(torch_steps, n)
         sec = time.perf_counter() - start
         prefix = sample[sample < torch_steps]
         rows.append(Row(case, "PyTorch SequentialLR loop", n, sec * n / torch_steps, torch_steps,
@@ -198,9 +195,9 @@ def run(n: int = 50_000_000, many: int = 1000, many_steps: int = 100_000, repeat
         log("  torch not installed: skipped")
 
     log(f"Keras CosineDecay(warmup) per-step calls ({keras_steps:.0e} steps, extrapolated)")
-    keras_calls(10)
+    keras_calls(10, n)
     start = time.perf_counter()
-    lrs = keras_calls(keras_steps)
+    lrs = keras_calls(keras_steps, n)
     if lrs is None:
         log("  keras not installed: skipped")
     else:

@@ -3,6 +3,8 @@
 Backends: ``numpy`` (the readable reference: each schedule's own vectorized formula), ``numba``
 (the lowered program run by ``lrcore.kernels.cpu`` on every core), ``auto`` (numba when there are
 at least ``AUTO_NUMBA_MIN`` values to compute, numpy below: compiled code pays off on large arrays).
+``cuda`` (``lrcore.kernels.cuda``) returns a device array or fills a device ``out``; ``auto`` uses it
+for a device ``out``, and on a GPU machine from ``lrcore.kernels.cuda.AUTO_CUDA_MIN`` values (copied back).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import numbers
 
 import numpy as np
 
+from ._validate import MAX_STEP
 from .schedules import Schedule
 
 BACKENDS = ("auto", "numpy", "numba", "cuda")
@@ -23,10 +26,14 @@ def _steps(steps) -> tuple[np.ndarray | None, int, int]:
     if isinstance(steps, numbers.Integral):
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
+        if steps > MAX_STEP:
+            raise ValueError(f"steps must be <= 2**62, got {steps}")
         return None, 0, int(steps)
     if isinstance(steps, range) and steps.step == 1:
         if steps.start < 0:
             raise ValueError(f"steps must be >= 0, got a range starting at {steps.start}")
+        if len(steps) and steps.stop > MAX_STEP:
+            raise ValueError(f"steps must be < 2**62, got a range up to {steps.stop - 1}")
         return None, steps.start, max(0, len(steps))
     arr = np.asarray(steps)
     if arr.ndim != 1:
@@ -39,10 +46,8 @@ def _steps(steps) -> tuple[np.ndarray | None, int, int]:
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.floor(arr)):
             bad = arr[~(np.isfinite(arr) & (arr == np.floor(arr)))][0]
             raise ValueError(f"steps must be integers, got {bad!r}")
-        if arr.size and arr.max() >= 2.0 ** 63:
-            raise ValueError(f"steps must be < 2**63, got {arr.max()!r}")
-    if arr.dtype == np.uint64 and arr.size and arr.max() >= 2 ** 63:
-        raise ValueError(f"steps must be < 2**63, got {arr.max()}")
+    if arr.size and arr.max() >= MAX_STEP:
+        raise ValueError(f"steps must be < 2**62, got {arr.max()!r}")
     arr = np.ascontiguousarray(arr, dtype=np.int64)
     if arr.size and arr.min() < 0:
         raise ValueError(f"steps must be >= 0, got {arr.min()}")
@@ -79,13 +84,17 @@ def evaluate_many(schedules, steps, *, backend: str = "auto", dtype=np.float64, 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     shape = (len(schedules), n)
+    if backend == "cuda" or (backend == "auto" and _device_output(out)):  # device output asked for
+        from .kernels.cuda import evaluate_many_cuda
+        return evaluate_many_cuda(schedules, arr, t0, n, dt, out)
     if out is not None:
         if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dt or not out.flags.c_contiguous:
             got = f"{type(out).__name__} {getattr(out, 'shape', '')} {getattr(out, 'dtype', '')}"
             raise ValueError(f"out must be a C-contiguous numpy array of shape {shape} and dtype {dt}, got {got}")
-    if backend == "cuda":
-        raise ValueError("backend='cuda' is not available yet: the CUDA backend is not part of this build")
     if backend == "auto":
+        from .kernels import cuda
+        if cuda.auto_uses_cuda(len(schedules) * n):  # a GPU, and enough values to pay for the copy back
+            return cuda.evaluate_many_cuda(schedules, arr, t0, n, dt, out, to_host=True)
         backend = "numba" if len(schedules) * n >= AUTO_NUMBA_MIN else "numpy"
     if out is None:
         out = np.empty(shape, dt)
@@ -112,8 +121,19 @@ def evaluate(schedule: Schedule, steps, *, backend: str = "auto", dtype=np.float
     """Learning rates of one schedule at ``steps`` (see ``evaluate_many``): a 1-D array."""
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be an lrcore schedule, got {schedule!r}")
+    if out is not None and (backend == "cuda" or (backend == "auto" and _device_output(out))):
+        from .kernels.cuda import as_row
+        evaluate_many([schedule], steps, backend="cuda", dtype=dtype, out=as_row(out))
+        return out
     if out is not None:
         if not isinstance(out, np.ndarray) or out.ndim != 1:
             raise ValueError(f"out must be a 1-D numpy array, got {type(out).__name__} {getattr(out, 'shape', '')}")
         return evaluate_many([schedule], steps, backend=backend, dtype=dtype, out=out.reshape(1, -1))[0]
     return evaluate_many([schedule], steps, backend=backend, dtype=dtype)[0]
+
+
+def _device_output(out) -> bool:
+    """``out`` is a device buffer (``__cuda_array_interface__`` or a numba device array): the caller asks
+    for device output, so backend='auto' runs on CUDA."""
+    return out is not None and not isinstance(out, np.ndarray) and (
+        bool(getattr(out, "__cuda_ndarray__", False)) or hasattr(out, "__cuda_array_interface__"))

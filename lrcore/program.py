@@ -48,7 +48,7 @@ def sequence(children: Seq[list[Leaf]], milestones: Seq[int]) -> list[Leaf]:
     return out
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=65536)
 def leaves_of(schedule) -> tuple[Leaf, ...]:
     return tuple(schedule._leaves())
 
