@@ -114,7 +114,7 @@ def keras_calls(n: int, total: int, peak: float = 0.1, start_factor: float = 1e-
     """The first n values of the total-step Keras schedule, called once per step (None without keras)."""
     try:
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import keras
     except ImportError:
         return None

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def keras_lrs(schedule, steps) -> np.ndarray:
