@@ -727,22 +727,17 @@ def _callable(fn) -> Callable:
 
 
 @_dataclass
-class Lambda(Schedule):
-    """lr * fn(t): PyTorch LambdaLR. ``fn`` is a Python callable (Numba-compiled when it can be) or an
-    expression string in t such as ``"0.95 ** t"`` (only the string form has a text/dict form).
-
-    >>> Lambda("0.5 ** t", lr=2.0)(3)
-    0.25
-    """
+class _UserFunction(Schedule):
+    """A schedule built on a user function ``fn`` of the step; evaluated into a table per call."""
     fn: object
     lr: float = 1.0
 
     def __post_init__(self):
-        _check_fn("Lambda", self.fn)
-        self._set(lr=V.rate("Lambda", "lr", self.lr))
+        _check_fn(type(self).__name__, self.fn)
+        self._set(lr=V.rate(type(self).__name__, "lr", self.lr))
 
-    def _values(self, u):
-        return self.lr * lambdas.apply(_callable(self.fn), u, "Lambda")
+    def _values(self, u):  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def _numpy(self, t):
         return self._values(t)
@@ -751,23 +746,30 @@ class Lambda(Schedule):
         return [Leaf(F.TABLE, (), table=self._values)]
 
 
+@_dataclass
+class Lambda(_UserFunction):
+    """lr * fn(t): PyTorch LambdaLR. ``fn`` is a Python callable (Numba-compiled when it can be) or an
+    expression string in t such as ``"0.95 ** t"`` (only the string form has a text/dict form).
+
+    >>> Lambda("0.5 ** t", lr=2.0)(3)
+    0.25
+    """
+
+    def _values(self, u):
+        return self.lr * lambdas.apply(_callable(self.fn), u, "Lambda")
+
+
 MAX_MULTIPLICATIVE_STEP = 10 ** 8
 
 
 @_dataclass
-class Multiplicative(Schedule):
+class Multiplicative(_UserFunction):
     """lr * prod_{k=1..t} fn(k): PyTorch MultiplicativeLR (a running product, so steps are bounded by
     ``MAX_MULTIPLICATIVE_STEP``).
 
     >>> Multiplicative("0.5", lr=1.0)(3)
     0.125
     """
-    fn: object
-    lr: float = 1.0
-
-    def __post_init__(self):
-        _check_fn("Multiplicative", self.fn)
-        self._set(lr=V.rate("Multiplicative", "lr", self.lr))
 
     def _values(self, u):
         if u.size == 0:
@@ -779,12 +781,6 @@ class Multiplicative(Schedule):
         factors = lambdas.apply(_callable(self.fn), np.arange(1, top + 1), "Multiplicative")
         running = np.concatenate([[self.lr], self.lr * np.cumprod(factors)])
         return running[u]
-
-    def _numpy(self, t):
-        return self._values(t)
-
-    def _leaves(self):
-        return [Leaf(F.TABLE, (), table=self._values)]
 
 
 def _int_if_integral(x: float):
