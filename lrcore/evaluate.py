@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 from ._validate import MAX_STEP
+from .kernels.cuda import is_device_array as _device_output
 from .schedules import Schedule
 
 BACKENDS = ("auto", "numpy", "numba", "cuda")
@@ -131,9 +132,3 @@ def evaluate(schedule: Schedule, steps, *, backend: str = "auto", dtype=np.float
         return evaluate_many([schedule], steps, backend=backend, dtype=dtype, out=out.reshape(1, -1))[0]
     return evaluate_many([schedule], steps, backend=backend, dtype=dtype)[0]
 
-
-def _device_output(out) -> bool:
-    """``out`` is a device buffer (``__cuda_array_interface__`` or a numba device array): the caller asks
-    for device output, so backend='auto' runs on CUDA."""
-    return out is not None and not isinstance(out, np.ndarray) and (
-        bool(getattr(out, "__cuda_ndarray__", False)) or hasattr(out, "__cuda_array_interface__"))
