@@ -8,10 +8,11 @@
 True
 """
 from .evaluate import evaluate, evaluate_many
+from .reactive import EarlyStopping, Plateau
 from .schedules import (SCHEDULES, WSD, Constant, Cosine, CosineRestarts, Cyclic, Exponential,
                         InverseSqrt, InverseTime, Lambda, Linear, Multiplicative, MultiStep, OneCycle,
                         PiecewiseConstant, Polynomial, Product, Schedule, Sequence, Step, Warmup)
 from .textform import from_dict, parse
 
 __version__ = "0.1.0"
-__all__ = ["evaluate", "evaluate_many", "parse", "from_dict", "Schedule", *SCHEDULES]
+__all__ = ["evaluate", "evaluate_many", "parse", "from_dict", "Schedule", "Plateau", "EarlyStopping", *SCHEDULES]
