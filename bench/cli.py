@@ -62,5 +62,55 @@ def speed(steps, many, many_steps, repeats, torch_steps, keras_steps, out_dir):
     console.print(f"written: {path}")
 
 
+@main.command()
+@click.option("--examples", default=200, show_default=True, type=click.IntRange(1),
+              help="Random cases per constructor (CI: 20), besides the pinned edge cases.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random parameter draws.")
+@click.option("--framework", "frameworks", multiple=True, type=click.Choice(["torch", "keras"]),
+              default=("torch", "keras"), show_default=True, help="Which frameworks to run (repeatable).")
+@click.option("--out", "out_path", default=str(RESULTS / "conformance.csv"), show_default=True,
+              type=click.Path(dir_okay=False), help="The summary CSV.")
+def conformance(examples, seed, frameworks, out_path):
+    """Conformance: lrcore.compat against the real PyTorch and Keras on random valid parameters."""
+    import csv
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from reference import conformance as C
+    console = Console(width=max(Console().width, 100))
+    start = time.perf_counter()
+    with console.status("running") as status:
+        rows = C.run(examples, seed=seed, frameworks=frameworks,
+                     log=lambda r: status.update(f"running: {r['framework']} {r['schedule']} done"))
+    path = Path(out_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = ["framework", "schedule", "cases", "max_err", "err_measure", "limit", "explained_steps", "verdict"]
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, columns, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows({**r, "max_err": f"{r['max_err']:.3g}"} for r in rows)
+    tmp.replace(path)
+    t = Table(title=f"conformance: {examples} random cases per constructor + pinned edge cases, seed {seed}",
+              title_justify="left")
+    for col in ("framework", "schedule", "cases", "max error", "explained steps", "verdict"):
+        t.add_column(col, justify="left" if col in ("framework", "schedule", "verdict") else "right", no_wrap=True)
+    for r in rows:
+        t.add_row(r["framework"], r["schedule"], str(r["cases"]), f"{r['max_err']:.2g}",
+                  str(r["explained_steps"]), r["verdict"] if r["verdict"] == "pass" else f"[red]{r['verdict']}[/red]")
+    console.print(t)
+    console.print("max error: relative (torch, limit 1e-10) or |diff| / (2e-6 |ref| + 1e-6 max|ref|) (keras, "
+                  "limit 1); explained steps: see reference/DIFFERENCES.md and reference/conformance.py EXPLAINED")
+    for r in rows:
+        for f in r["failures"][:3]:
+            console.print(f"[red]mismatch[/red] {C.describe(f)}", soft_wrap=True)
+    cases = sum(r["cases"] for r in rows)
+    console.print(f"{cases} cases in {time.perf_counter() - start:.0f} s; written: {path}")
+    if any(r["failures"] for r in rows):
+        raise SystemExit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -13,11 +13,17 @@ not its documented formula, the schedule follows PyTorch:
   ``total_steps - 1``; PyTorch refuses to step past ``total_steps``, lrcore holds the final value.
 * CyclicLR with a built-in ``mode`` ignores ``scale_mode`` (PyTorch overrides it per mode).
 * ConstantLR, LinearLR and PolynomialLR with ``total_iters=0`` keep their initial value forever
-  (PyTorch's recursive ``step()`` form never reaches the closed form's value).
+  (PyTorch's recursive ``step()`` form never reaches the closed form's value); not reproduced: as a
+  later SequentialLR child PyTorch's closed form gives ``lr`` (ConstantLR) or divides by zero.
+* SequentialLR restarts each child at its milestone, except MultiplicativeLR (no closed form): PyTorch's
+  ``_update_lr(0)`` multiplies the optimizer's current lr by ``lr_lambda(0)``, so from a milestone m on
+  it is (previous child's value at m - 1) * prod_{k=0..t-m} lr_lambda(k).
 * ChainedScheduler multiplies its schedulers' factors, which is what PyTorch's chainable
   (recursive) forms do for StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR,
   MultiplicativeLR and CosineAnnealingLR with eta_min=0 up to T_max; other schedulers set the learning
-  rate outright, so chaining them is refused.
+  rate outright, so chaining them is refused. Not reproduced: past T_max PyTorch's chained cosine
+  *adds* to the lr after reaching 0, dropping the other factors (reference/DIFFERENCES.md); lrcore
+  keeps the product.
 """
 from __future__ import annotations
 
@@ -145,6 +151,17 @@ def SequentialLR(schedulers, milestones, lr: float | None = None) -> S.Schedule:
     if len(milestones) != len(schedulers) - 1:
         raise ValueError(f"{o}: milestones must have one entry fewer than schedulers, got "
                          f"{len(milestones)} milestones for {len(schedulers)} schedulers")
+    schedulers = [S._check_schedule(o, f"schedulers[{i}]", x) for i, x in enumerate(schedulers)]
+    milestones = V.sorted_integers(o, "milestones", milestones)
+    for j in range(1, len(schedulers)):
+        m = milestones[j - 1]
+        if isinstance(schedulers[j], S.Multiplicative) and m > 0:
+            # PyTorch restarts a child at its milestone with ``_update_lr(0)``; MultiplicativeLR has no
+            # closed form, so it multiplies the optimizer's current lr (the previous child's last value)
+            # by lr_lambda(0) there, then by lr_lambda(k) at its step k
+            before = S.Sequence(schedulers[:j], milestones[:j - 1])
+            fn = schedulers[j].fn
+            schedulers[j] = S.Multiplicative(fn, before(m - 1) * S.Lambda(fn, 1.0)(0))
     return S.Sequence(schedulers, milestones)
 
 

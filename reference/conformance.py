@@ -1,0 +1,690 @@
+"""The conformance suite: lrcore.compat against the real PyTorch and Keras, on random valid parameters.
+
+A *generator* per constructor draws a JSON-safe parameter dict through a ``Draw`` (``RandomDraw``: a
+seeded ``random.Random``, used by ``lrbench conformance``; ``HypothesisDraw``: hypothesis's
+``st.data()``, used by ``tests/test_conformance.py``), so both draw from the same parameter ranges,
+edge cases included (periods of 1, steps past the end, duplicate milestones, T_mult > 1, three-phase
+one-cycle, exp_range, fractional t_mul / m_mul, cycle, warmup_target below the initial rate, warmup
+longer than decay); ``draw_case`` / ``draw_momentum_case`` turn a draw into a ``Case`` (``EDGE_CASES``
+are pinned ones). ``check`` runs the real framework (``reference.torch_oracle``: a real optimizer, SGD
+with momentum or Adam for beta1; ``reference.keras_oracle``: the real schedule called per step) and
+lrcore (numpy and numba backends) and returns the error and the offending steps; ``run`` is the
+whole suite behind ``lrbench conformance``.
+
+Tolerances (DESIGN.md): PyTorch (float64) relative error <= 1e-10 per step; Keras (float32)
+|diff| <= 2e-6 |ref| + 1e-6 max|ref| (the *normalized error* |diff| / that bound must be <= 1).
+Steps where the framework's own arithmetic is documented to differ (``EXPLAINED``) are not
+tolerated in bulk: each such step is identified exactly and listed with its reason.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from typing import Callable
+
+import numpy as np
+
+from . import keras_oracle  # noqa: F401  (sets KERAS_BACKEND and quiets TensorFlow before keras loads)
+
+TORCH_RTOL = 1e-10
+KERAS_RTOL, KERAS_ATOL = 2e-6, 1e-6
+
+# Real Python lambdas (LambdaLR: the factor at step t; MultiplicativeLR: the factor of step k).
+LAMBDAS: dict[str, Callable] = {
+    "0.95**t": lambda t: 0.95 ** t,
+    "1/(1+0.1t)": lambda t: 1 / (1 + 0.1 * t),
+    "warmup10": lambda t: min(1.0, (t + 1) / 10),
+    "cos50": lambda t: 0.5 * (1 + math.cos(math.pi * min(t, 50) / 50)),
+    "step20": lambda t: 1.0 if t < 20 else 0.1,
+}
+MULT_LAMBDAS: dict[str, Callable] = {
+    "0.95": lambda k: 0.95,
+    "0.9 until 10": lambda k: 0.9 if k < 10 else 1.0,
+    "1-0.5/(k+10)": lambda k: 1 - 0.5 / (k + 10),
+}
+
+
+# ----------------------------------------------------------------------------------------- draws
+
+class RandomDraw:
+    """Draws from a seeded ``random.Random``."""
+
+    def __init__(self, seed: int):
+        self.rng = random.Random(seed)
+
+    def integer(self, lo: int, hi: int) -> int:
+        return self.rng.randint(lo, hi)
+
+    def real(self, lo: float, hi: float) -> float:
+        return self.rng.uniform(lo, hi)
+
+    def boolean(self) -> bool:
+        return self.rng.random() < 0.5
+
+    def choice(self, options):
+        return options[self.rng.randrange(len(options))]
+
+
+class HypothesisDraw:
+    """Draws through hypothesis (``data`` from ``st.data()``), with the same ranges as RandomDraw."""
+
+    def __init__(self, data):
+        from hypothesis import strategies as st
+        self.data, self.st = data, st
+
+    def integer(self, lo: int, hi: int) -> int:
+        return self.data.draw(self.st.integers(lo, hi))
+
+    def real(self, lo: float, hi: float) -> float:
+        return self.data.draw(self.st.floats(lo, hi, allow_nan=False, allow_infinity=False))
+
+    def boolean(self) -> bool:
+        return self.data.draw(self.st.booleans())
+
+    def choice(self, options):
+        return self.data.draw(self.st.sampled_from(list(options)))
+
+
+def _log_uniform(d, lo: float, hi: float) -> float:
+    return float(10.0 ** d.real(math.log10(lo), math.log10(hi)))
+
+
+def _lr(d) -> float:
+    return _log_uniform(d, 1e-4, 1.0)
+
+
+def _period(d, hi: int = 60) -> int:
+    """A period, 1 (an edge case) often."""
+    return d.choice([1, 1, 2, 3]) if d.integer(0, 3) == 0 else d.integer(1, hi)
+
+
+def _fraction(d) -> float:
+    return d.choice([0.0, 1.0, 0.5]) if d.integer(0, 4) == 0 else d.real(0.0, 1.0)
+
+
+# ---------------------------------------------------------------------- torch parameter generators
+# Each returns (kwargs, steps): kwargs in PyTorch's names plus "lr" (the optimizer's initial lr).
+
+def _t_step(d):
+    s = _period(d)
+    return dict(lr=_lr(d), step_size=s, gamma=d.real(0.05, 1.0)), d.integer(1, 4 * s + 20)
+
+
+def _t_multistep(d):
+    ms = [d.integer(0, 60) for _ in range(d.integer(1, 5))]
+    if d.boolean():
+        ms.append(d.choice(ms))  # a duplicate milestone
+    if d.boolean():
+        ms = sorted(ms)
+    return dict(lr=_lr(d), milestones=ms, gamma=d.real(0.05, 1.0)), max(ms) + d.integer(1, 30)
+
+
+def _t_constant(d):
+    n = d.integer(0, 40)
+    return dict(lr=_lr(d), factor=d.real(0.01, 1.0), total_iters=n), n + d.integer(1, 30)
+
+
+def _t_linear(d):
+    n = d.integer(0, 40)
+    return (dict(lr=_lr(d), start_factor=d.real(0.01, 1.0), end_factor=_fraction(d), total_iters=n),
+            n + d.integer(1, 30))
+
+
+def _t_exponential(d):
+    return dict(lr=_lr(d), gamma=d.real(0.8, 1.0)), d.integer(1, 200)
+
+
+def _t_polynomial(d):
+    n = d.integer(0, 40)
+    return dict(lr=_lr(d), total_iters=n, power=d.real(0.1, 4.0)), n + d.integer(1, 30)
+
+
+def _t_cosine(d):
+    T = _period(d)
+    lr = _lr(d)
+    eta = d.choice([0.0, 0.0, lr * d.real(0.0, 0.5), lr * d.real(1.0, 3.0)])  # eta_min > lr: rising
+    return dict(lr=lr, T_max=T, eta_min=eta), d.integer(1, 5 * T + 10)
+
+
+def _t_warm_restarts(d):
+    T0, mult = _period(d, 30), d.choice([1, 1, 2, 3])
+    lr = _lr(d)
+    return dict(lr=lr, T_0=T0, T_mult=mult, eta_min=d.choice([0.0, lr * d.real(0.0, 0.5)])), d.integer(1, 8 * T0 + 20)
+
+
+def _t_cyclic(d):
+    base = _lr(d)
+    up = d.choice([_period(d, 30), round(d.real(0.5, 20.0), 3)])
+    down = d.choice([None, _period(d, 30), round(d.real(0.5, 20.0), 3)])
+    mode = d.choice(["triangular", "triangular2", "exp_range"])
+    kw = dict(base_lr=base, max_lr=base * d.real(1.0, 20.0), step_size_up=up, step_size_down=down, mode=mode,
+              gamma=d.real(0.9, 1.0) if mode == "exp_range" else 1.0,
+              base_momentum=d.real(0.7, 0.85), max_momentum=d.real(0.85, 0.99))
+    return kw, d.integer(1, int(6 * (up + (down or up))) + 10)
+
+
+def _t_onecycle(d):
+    three = d.boolean()
+    T = d.integer(8 if three else 4, 300)
+    # phases of positive length: p T > 1 (and 2 p T < T + 1 with three phases)
+    lo, hi = 1.0 / T + 1e-6, (0.5 + 0.5 / T - 1e-6) if three else 1.0 - 1e-6
+    pct = d.real(lo, hi) if hi > lo else 0.5
+    kw = dict(max_lr=_lr(d), total_steps=T, pct_start=pct, anneal_strategy=d.choice(["cos", "linear"]),
+              div_factor=d.real(2.0, 50.0), final_div_factor=_log_uniform(d, 1.0, 1e4), three_phase=three,
+              base_momentum=d.real(0.7, 0.85), max_momentum=d.real(0.85, 0.99))
+    if d.integer(0, 3) == 0:  # epochs * steps_per_epoch instead of total_steps
+        kw.pop("total_steps")
+        kw.update(epochs=1, steps_per_epoch=T)
+    return kw, T
+
+
+def _t_lambda(d):
+    return dict(lr=_lr(d), lr_lambda=d.choice(sorted(LAMBDAS))), d.integer(1, 120)
+
+
+def _t_multiplicative(d):
+    return dict(lr=_lr(d), lr_lambda=d.choice(sorted(MULT_LAMBDAS))), d.integer(1, 120)
+
+
+# children a SequentialLR may hold (schedulers that set their own lr from max_lr/base_lr, CyclicLR and
+# OneCycleLR, are left out: PyTorch shares one ``initial_lr`` between children, so their order matters)
+_SEQ_CHILDREN = ("StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR",
+                 "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "LambdaLR", "MultiplicativeLR")
+# children a ChainedScheduler may hold (the multiplicative ones, see lrcore.compat.torch.ChainedScheduler)
+_CHAIN_CHILDREN = ("StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR",
+                   "CosineAnnealingLR", "MultiplicativeLR")
+
+
+def _t_sequential(d):
+    lr = _lr(d)
+    k = d.integer(2, 4)
+    children = []
+    for _ in range(k):
+        name = d.choice(_SEQ_CHILDREN)
+        kw, _ = TORCH[name](d)
+        kw["lr"] = lr
+        # total_iters=0 is left out in children: at a milestone PyTorch's closed form divides by it
+        # (LinearLR, PolynomialLR: ZeroDivisionError) or gives lr, not lr * factor (ConstantLR; not reproduced)
+        if name in ("LinearLR", "PolynomialLR", "ConstantLR"):
+            kw["total_iters"] = max(kw["total_iters"], 1)
+        children.append([name, kw])
+    ms = sorted(d.integer(1, 40) for _ in range(k - 1))
+    return dict(lr=lr, schedulers=children, milestones=ms), ms[-1] + d.integer(1, 40)
+
+
+def _t_chained(d):
+    lr = _lr(d)
+    children = []
+    for _ in range(d.integer(2, 3)):
+        name = d.choice(_CHAIN_CHILDREN)
+        if name == "CosineAnnealingLR" and any(n == name for n, _ in children):
+            name = "ExponentialLR"  # one cosine per chain (two chained cosines are not modelled)
+        kw, _ = TORCH[name](d)
+        kw["lr"] = lr
+        if name == "CosineAnnealingLR":
+            kw["eta_min"] = 0.0
+        children.append([name, kw])
+    return dict(lr=lr, schedulers=children), d.integer(1, 100)
+
+
+TORCH: dict[str, Callable] = {
+    "StepLR": _t_step, "MultiStepLR": _t_multistep, "ConstantLR": _t_constant, "LinearLR": _t_linear,
+    "ExponentialLR": _t_exponential, "PolynomialLR": _t_polynomial, "CosineAnnealingLR": _t_cosine,
+    "CosineAnnealingWarmRestarts": _t_warm_restarts, "CyclicLR": _t_cyclic, "OneCycleLR": _t_onecycle,
+    "SequentialLR": _t_sequential, "ChainedScheduler": _t_chained, "LambdaLR": _t_lambda,
+    "MultiplicativeLR": _t_multiplicative,
+}
+
+
+# ---------------------------------------------------------------------- keras parameter generators
+
+def _k_period(d, hi: float = 60) -> float:
+    """An integer period (1 often) or a fractional one."""
+    return float(_period(d, int(hi))) if d.integer(0, 3) else round(d.real(0.5, hi), 3)
+
+
+def _k_exponential(d):
+    ds = _k_period(d)
+    return (dict(initial_learning_rate=_lr(d), decay_steps=ds, decay_rate=d.real(0.05, 1.0), staircase=d.boolean()),
+            d.integer(1, int(6 * ds) + 20))
+
+
+def _k_inverse_time(d):
+    ds = _k_period(d)
+    return (dict(initial_learning_rate=_lr(d), decay_steps=ds, decay_rate=d.real(0.0, 5.0), staircase=d.boolean()),
+            d.integer(1, int(6 * ds) + 20))
+
+
+def _k_piecewise(d):
+    b = [d.integer(0, 60) for _ in range(d.integer(1, 5))]
+    if d.boolean():
+        b.append(d.choice(b))  # a duplicate boundary
+    b = sorted(b)
+    return dict(boundaries=b, values=[_lr(d) for _ in range(len(b) + 1)]), b[-1] + d.integer(1, 30)
+
+
+def _k_polynomial(d):
+    ds = _k_period(d)
+    lr = _lr(d)
+    kw = dict(initial_learning_rate=lr, decay_steps=ds, power=d.real(0.1, 4.0), cycle=d.boolean())
+    if d.boolean():
+        kw["end_learning_rate"] = lr * d.choice([0.0, d.real(0.0, 0.5), d.real(1.0, 2.0)])
+    return kw, d.integer(1, int(5 * ds) + 20)
+
+
+def _k_cosine(d):
+    ds = _k_period(d)
+    lr = _lr(d)
+    kw = dict(initial_learning_rate=lr, decay_steps=ds, alpha=d.choice([0.0, d.real(0.0, 0.5)]))
+    n = int(2 * ds) + 20
+    if d.boolean():  # Keras 3 warmup: target above or below the initial rate, warmup shorter or longer than decay
+        w = d.integer(0, 80)
+        kw.update(initial_learning_rate=d.choice([0.0, lr * d.real(0.0, 1.0), lr * d.real(1.0, 3.0)]),
+                  warmup_target=lr, warmup_steps=w)
+        n += w
+    return kw, d.integer(1, n)
+
+
+def _k_restarts(d):
+    first = _k_period(d, 30)
+    kw = dict(initial_learning_rate=_lr(d), first_decay_steps=first,
+              t_mul=d.choice([1.0, 2.0, 2.0, 3.0, round(d.real(1.0, 3.0), 3)]),
+              m_mul=d.choice([1.0, 0.5, round(d.real(0.1, 1.0), 3)]), alpha=d.choice([0.0, d.real(0.0, 0.5)]))
+    return kw, d.integer(1, int(10 * first) + 40)
+
+
+KERAS: dict[str, Callable] = {
+    "ExponentialDecay": _k_exponential, "PiecewiseConstantDecay": _k_piecewise, "PolynomialDecay": _k_polynomial,
+    "InverseTimeDecay": _k_inverse_time, "CosineDecay": _k_cosine, "CosineDecayRestarts": _k_restarts,
+}
+
+
+# ------------------------------------------------------------------------------------------ cases
+
+@dataclasses.dataclass
+class Case:
+    framework: str        # "torch" | "keras"
+    name: str             # the constructor
+    params: dict          # JSON-safe kwargs (lambdas by their key in LAMBDAS / MULT_LAMBDAS)
+    steps: int
+    quantity: str = "lr"  # "lr" | "momentum"
+    optimizer: str = "sgd"  # torch: "sgd" (momentum) | "adam" (beta1)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}.momentum" if self.quantity == "momentum" else self.name
+
+
+def draw_case(d, framework: str, name: str) -> Case:
+    kw, steps = (TORCH if framework == "torch" else KERAS)[name](d)
+    return Case(framework, name, kw, max(1, steps))
+
+
+def draw_momentum_case(d, name: str) -> Case:
+    kw, steps = TORCH[name](d)
+    return Case("torch", name, kw, max(1, steps), "momentum", d.choice(["sgd", "adam"]))
+
+
+# Pinned edge cases users hit, run on every suite run besides the random ones.
+EDGE_CASES: list[Case] = [
+    Case("torch", "StepLR", dict(lr=0.1, step_size=1, gamma=0.5), 12),
+    Case("torch", "MultiStepLR", dict(lr=0.1, milestones=[5, 5, 2, 9], gamma=0.5), 15),
+    Case("torch", "CosineAnnealingLR", dict(lr=0.1, T_max=1), 6),
+    Case("torch", "CosineAnnealingLR", dict(lr=0.1, T_max=7, eta_min=0.3), 40),
+    Case("torch", "CosineAnnealingWarmRestarts", dict(lr=0.1, T_0=1, T_mult=2, eta_min=0.001), 40),
+    Case("torch", "CosineAnnealingWarmRestarts", dict(lr=0.1, T_0=3, T_mult=3), 130),
+    Case("torch", "CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=1, mode="exp_range", gamma=0.97), 40),
+    Case("torch", "CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=2.5, step_size_down=1.5,
+                                   mode="triangular2"), 40),
+    Case("torch", "OneCycleLR", dict(max_lr=0.3, total_steps=40, three_phase=True, pct_start=0.3), 40),
+    Case("torch", "OneCycleLR", dict(max_lr=0.3, total_steps=37, three_phase=True, anneal_strategy="linear"), 37),
+    Case("torch", "OneCycleLR", dict(max_lr=0.3, total_steps=40, three_phase=True), 40, "momentum", "adam"),
+    Case("torch", "CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, mode="exp_range", gamma=0.95), 30,
+         "momentum", "adam"),
+    Case("torch", "SequentialLR", dict(lr=0.1, milestones=[5, 15], schedulers=[
+        ["LinearLR", dict(lr=0.1, start_factor=0.1, total_iters=5)],
+        ["CosineAnnealingWarmRestarts", dict(lr=0.1, T_0=4, T_mult=2)],
+        ["MultiplicativeLR", dict(lr=0.1, lr_lambda="0.95")]]), 40),
+    Case("torch", "SequentialLR", dict(lr=0.1, milestones=[6, 6], schedulers=[
+        ["ExponentialLR", dict(lr=0.1, gamma=0.9)], ["StepLR", dict(lr=0.1, step_size=2)],
+        ["MultiplicativeLR", dict(lr=0.1, lr_lambda="1-0.5/(k+10)")]]), 30),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
+        ["LinearLR", dict(lr=0.1, start_factor=0.1, total_iters=5)], ["CosineAnnealingLR", dict(lr=0.1, T_max=20)]]), 21),
+    Case("torch", "LambdaLR", dict(lr=0.1, lr_lambda="cos50"), 80),
+    Case("torch", "ChainedScheduler", dict(lr=1.0, schedulers=[  # PyTorch's residue on a value 6e-8 of the peak
+        ["StepLR", dict(lr=1.0, step_size=1, gamma=1.0)],
+        ["LinearLR", dict(lr=1.0, start_factor=0.10992733981159351, end_factor=5.960464477539063e-08, total_iters=1)]]), 2),
+    Case("keras", "PolynomialDecay", dict(initial_learning_rate=1.0, decay_steps=42.031, power=0.5), 43),  # float32
+    Case("keras", "CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=10, t_mul=2.0), 160),
+    Case("keras", "CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=1, t_mul=1.0), 10),
+    Case("keras", "CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=4.5, t_mul=1.5, m_mul=0.7,
+                                              alpha=0.1), 120),
+    Case("keras", "PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=10, power=2.0, cycle=True), 45),
+    Case("keras", "PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=1, cycle=True), 5),
+    Case("keras", "CosineDecay", dict(initial_learning_rate=0.01, decay_steps=10, warmup_target=0.001,
+                                      warmup_steps=30), 60),
+    Case("keras", "CosineDecay", dict(initial_learning_rate=0.0, decay_steps=1, warmup_target=0.1, warmup_steps=1), 5),
+    Case("keras", "PiecewiseConstantDecay", dict(boundaries=[0, 3, 3, 8], values=[0.5, 0.4, 0.3, 0.2, 0.1]), 12),
+    Case("keras", "ExponentialDecay", dict(initial_learning_rate=0.1, decay_steps=55, decay_rate=0.1,
+                                           staircase=True), 120),
+    Case("keras", "InverseTimeDecay", dict(initial_learning_rate=0.1, decay_steps=1, decay_rate=0.5, staircase=True), 10),
+]
+
+
+def all_labels() -> list[tuple[str, str]]:
+    return ([("torch", n) for n in TORCH] + [("torch", f"{n}.momentum") for n in ("CyclicLR", "OneCycleLR")]
+            + [("keras", n) for n in KERAS])
+
+
+# ------------------------------------------------------------------------------------ builders
+
+def _resolve(name: str, kw: dict) -> dict:
+    kw = dict(kw)
+    if name == "LambdaLR":
+        kw["lr_lambda"] = LAMBDAS[kw["lr_lambda"]]
+    elif name == "MultiplicativeLR":
+        kw["lr_lambda"] = MULT_LAMBDAS[kw["lr_lambda"]]
+    return kw
+
+
+def lrcore_schedule(case: Case):
+    """The lrcore.compat schedule of a case (its ``.momentum`` for momentum cases)."""
+    if case.framework == "keras":
+        from lrcore.compat import keras as K
+        return getattr(K, case.name)(**case.params)
+    from lrcore.compat import torch as T
+
+    def build(name, kw):
+        kw = _resolve(name, kw)
+        if name in ("SequentialLR", "ChainedScheduler"):
+            kw["schedulers"] = [build(n, k) for n, k in kw["schedulers"]]
+        if name == "SequentialLR":
+            kw.pop("lr")
+        return getattr(T, name)(**kw)
+
+    s = build(case.name, case.params)
+    return s.momentum if case.quantity == "momentum" else s
+
+
+def torch_factory(case: Case) -> Callable:
+    """``make_scheduler(optimizer)`` building the real PyTorch scheduler of a case."""
+    from torch.optim import lr_scheduler as L
+
+    def build(opt, name, kw):
+        kw = _resolve(name, kw)
+        kw.pop("lr", None)
+        if name == "SequentialLR":
+            return L.SequentialLR(opt, [build(opt, n, k) for n, k in kw["schedulers"]], milestones=kw["milestones"])
+        if name == "ChainedScheduler":
+            return L.ChainedScheduler([build(opt, n, k) for n, k in kw["schedulers"]])
+        return getattr(L, name)(opt, **kw)
+
+    return lambda opt: build(opt, case.name, case.params)
+
+
+def torch_values(case: Case) -> np.ndarray:
+    from .torch_oracle import torch_lrs
+    return torch_lrs(torch_factory(case), case.steps, lr=case.params.get("lr", 0.1), kind=case.optimizer,
+                     momentum=case.quantity == "momentum")
+
+
+def keras_values(case: Case) -> np.ndarray:
+    from .keras_oracle import import_keras, keras_lrs
+    KS = import_keras().optimizers.schedules
+    return keras_lrs(getattr(KS, case.name)(**case.params), case.steps)
+
+
+# ------------------------------------------------------------------------------- explained steps
+
+def _restart_explained(case: Case, got: np.ndarray, want: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """Keras CosineDecayRestarts finds the restart index i with a float32 log (and float32 t / first):
+    next to a restart it can put step t in the previous or the next cycle. A step is explained when
+    it is within one step of an exact restart and Keras's value is the float64 formula of cycle i - 1
+    or i + 1 at that step (the fraction of the cycle then lies just outside [0, 1))."""
+    p = case.params
+    lr, first = p["initial_learning_rate"], p["first_decay_steps"]
+    t_mul, m_mul, alpha = p.get("t_mul", 2.0), p.get("m_mul", 1.0), p.get("alpha", 0.0)
+
+    def start(i):
+        return first * i if t_mul == 1.0 else first * (t_mul ** i - 1.0) / (t_mul - 1.0)
+
+    def value(t, i):
+        frac = (t - start(i)) / (first * t_mul ** i)
+        return lr * ((1 - alpha) * m_mul ** i * 0.5 * (1 + math.cos(math.pi * frac)) + alpha)
+
+    scale = np.abs(want).max()
+    ok = np.zeros(bad.shape, bool)
+    for k, t in enumerate(bad):
+        i = 0
+        while start(i + 1) <= t:
+            i += 1
+        near = min(abs(t - start(i)), abs(start(i + 1) - t)) <= 1.0
+        for j in (i - 1, i + 1):
+            if near and j >= 0 and abs(value(t, j) - want[t]) <= KERAS_RTOL * abs(want[t]) + KERAS_ATOL * scale:
+                ok[k] = True
+    return ok
+
+
+def chained_cosine_torch(case: Case, steps: np.ndarray) -> np.ndarray:
+    """PyTorch's value of a ChainedScheduler holding one CosineAnnealingLR (eta_min = 0, period T) at steps
+    t > T. Its chainable form reaches 0 at T + 2kT and then *adds* lr (1 - cos(pi / T)) / 2 at
+    r = T + 1 + 2kT, which drops the factors the other schedulers had accumulated; after that they
+    multiply again. With c the cosine's own value and f_j the other schedulers' values, stepped in list
+    order: c(t) * prod_{j before the cosine} f_j(t) / f_j(r) * prod_{j after it} f_j(t) / f_j(r - 1)
+    (a ratio is 1 where f_j has not changed: PyTorch's recursive forms stop multiplying after total_iters,
+    even when their factor reached 0)."""
+    import lrcore
+    children = case.params["schedulers"]
+    pos = [i for i, (n, _) in enumerate(children) if n == "CosineAnnealingLR"][0]
+    T = children[pos][1]["T_max"]
+    t = np.asarray(steps, np.int64)
+    r = T + 1 + 2 * T * ((t - T - 1) // (2 * T))
+    sched = [lrcore_schedule(Case("torch", n, k, 1)) for n, k in children]
+    out = lrcore.evaluate(sched[pos], t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for j, s in enumerate(sched):
+            if j != pos:  # a factor that has not changed since the reset has not multiplied (0 / 0 included)
+                now, then = lrcore.evaluate(s, t), lrcore.evaluate(s, r if j < pos else r - 1)
+                out = out * np.where(now == then, 1.0, now / then)
+    return out
+
+
+def _chained_cosine_explained(case: Case, got, want, bad) -> np.ndarray:
+    """Past T_max, PyTorch's chained CosineAnnealingLR is not a product of factors (see
+    ``chained_cosine_torch``); lrcore's ChainedScheduler is the product. A step is explained when it is
+    past T_max and PyTorch's value is ``chained_cosine_torch``'s to the PyTorch tolerance."""
+    T = [k["T_max"] for n, k in case.params["schedulers"] if n == "CosineAnnealingLR"][0]
+    ok = bad > T
+    if ok.any():
+        formula = chained_cosine_torch(case, bad[ok])
+        ok[ok] = errors("torch", formula, want[bad[ok]]) <= TORCH_RTOL
+    return ok
+
+
+def keras_restarts_float32(params: dict, steps: np.ndarray) -> np.ndarray:
+    """Keras CosineDecayRestarts's own arithmetic, op by op, in numpy float32 (an emulation: numpy's
+    float32 log/cos may differ from TensorFlow's by an ulp)."""
+    f = np.float32
+    t = np.asarray(steps).astype(f)
+    lr, first = f(params["initial_learning_rate"]), f(params["first_decay_steps"])
+    t_mul, m_mul, alpha = f(params.get("t_mul", 2.0)), f(params.get("m_mul", 1.0)), f(params.get("alpha", 0.0))
+    cf = t / first
+    if t_mul == f(1.0):
+        i = np.floor(cf)
+        cf = cf - i
+    else:
+        i = np.floor(np.log(f(1.0) - cf * (f(1.0) - t_mul)) / np.log(t_mul))
+        sum_r = (f(1.0) - t_mul ** i) / (f(1.0) - t_mul)
+        cf = (cf - sum_r) / t_mul ** i
+    cosine = f(0.5) * m_mul ** i * (f(1.0) + np.cos(f(math.pi) * cf))
+    return (lr * ((f(1.0) - alpha) * cosine + alpha)).astype(np.float64)
+
+
+def keras_polynomial_float32(params: dict, steps: np.ndarray) -> np.ndarray:
+    """Keras PolynomialDecay's own arithmetic, op by op, in numpy float32."""
+    f = np.float32
+    t = np.asarray(steps).astype(f)
+    lr, end = f(params["initial_learning_rate"]), f(params.get("end_learning_rate", 0.0001))
+    power, ds = f(params.get("power", 1.0)), f(params["decay_steps"])
+    if params.get("cycle", False):
+        ds = ds * np.where(t == 0, f(1.0), np.ceil(t / ds))
+    else:
+        t = np.minimum(t, ds)
+    return ((lr - end) * (f(1.0) - t / ds) ** power + end).astype(np.float64)
+
+
+def _float32_explained(emulate):
+    def explain(case: Case, got, want, bad) -> np.ndarray:
+        """Keras's float32 arithmetic: explained where Keras's value is reproduced (within the Keras
+        tolerance) by the same formula evaluated op by op in float32 while lrcore's float64 value is not
+        (e.g. PolynomialDecay near the end of a fractional decay_steps with power < 1: 1 - t / D cancels)."""
+        emu = emulate(case.params, bad)
+        tol = KERAS_RTOL * np.abs(want[bad]) + KERAS_ATOL * np.abs(want).max()
+        return np.abs(emu - want[bad]) <= tol
+    return explain
+
+
+def _restarts_explained(case: Case, got, want, bad) -> np.ndarray:
+    """Keras's float32 arithmetic in CosineDecayRestarts: (a) the restart index comes from a float32 log,
+    so next to a restart a step can land in the neighbouring cycle (``_restart_explained``); (b) with
+    t_mul != 1 the fraction of the cycle is (t / first - (1 - t_mul**i) / (1 - t_mul)) / t_mul**i, a
+    float32 cancellation whose error grows with the cycle index (t_mul near 1 is worst). A step is
+    explained by (b) when Keras's value is reproduced (within the Keras tolerance) by the same formula
+    evaluated op by op in float32 (``keras_restarts_float32``) while lrcore's float64 value is not."""
+    emu = keras_restarts_float32(case.params, bad)
+    tol = KERAS_RTOL * np.abs(want[bad]) + KERAS_ATOL * np.abs(want).max()
+    float32_noise = np.abs(emu - want[bad]) <= tol
+    return float32_noise | _restart_explained(case, got, want, bad)
+
+
+def _residue_explained(case: Case, got, want, bad) -> np.ndarray:
+    """PyTorch's recursive forms compute each step's factor from the previous lr, e.g. LinearLR's
+    ``lr * (1 + (end - start) / (start * total_iters + (t - 1) * (end - start)))``: the cancellation in
+    ``1 + ...`` leaves an absolute error of a few ulp of the peak, e.g. -9.3e-18 where the value is 0, or
+    5.960464476941381e-08 for 5.960464477539063e-08 (LinearLR end_factor=2**-24 * ...). Relative to a value
+    far below the peak that exceeds 1e-10. Explained: |lrcore - PyTorch| <= 1e-14 max|PyTorch| (45 ulp of
+    the peak) at a step where the value is below 1e-4 of the peak."""
+    peak = np.abs(want).max()
+    return (np.abs(got[bad] - want[bad]) <= 1e-14 * peak) & (np.abs(want[bad]) <= 1e-4 * peak)
+
+
+def _uses_chained_cosine(case: Case) -> bool:
+    names = [n for n, _ in case.params["schedulers"]]
+    return names.count("CosineAnnealingLR") == 1 and len(names) > 1
+
+
+# (framework, constructor or None for all) -> [(reason, applies(case), explain(case, got, want, bad) -> mask)]
+EXPLAINED: dict[tuple, list] = {
+    ("torch", None): [("PyTorch's recursive form: an absolute rounding residue (<= 1e-14 of the peak) on values "
+                       "far below the peak", lambda c: True, _residue_explained)],
+    ("torch", "ChainedScheduler"): [("PyTorch's chained CosineAnnealingLR adds, not multiplies, after T_max",
+                                     _uses_chained_cosine, _chained_cosine_explained)],
+    ("keras", "PolynomialDecay"): [("Keras's float32 arithmetic: 1 - t / decay_steps cancels near the end of the "
+                                    "decay", lambda c: True, _float32_explained(keras_polynomial_float32))],
+    ("keras", "CosineDecayRestarts"): [("Keras's float32 arithmetic: restart index from a float32 log, float32 "
+                                        "cancellation in the fraction of the cycle", lambda c: True, _restarts_explained)],
+}
+
+
+def _rules(case: Case):
+    return EXPLAINED.get((case.framework, None), []) + EXPLAINED.get((case.framework, case.name), [])
+
+
+# ------------------------------------------------------------------------------------ comparison
+
+@dataclasses.dataclass
+class Result:
+    case: Case
+    err: float                 # torch: max relative error; keras: max normalized error (<= 1 passes)
+    bad: list                  # steps over tolerance and not explained
+    explained: list            # steps over tolerance, explained (see EXPLAINED)
+    got: np.ndarray
+    want: np.ndarray
+    reasons: list = dataclasses.field(default_factory=list)  # why the explained steps differ
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad
+
+
+def errors(framework: str, got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Per-step error in units of the tolerance's natural scale: relative error (torch) or the
+    normalized error |diff| / (2e-6 |ref| + 1e-6 max|ref|) (keras)."""
+    diff = np.abs(got - want)
+    if framework == "torch":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(diff == 0, 0.0, diff / np.abs(want))
+    bound = KERAS_RTOL * np.abs(want) + KERAS_ATOL * np.abs(want).max()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(diff == 0, 0.0, diff / bound)
+
+
+def limit(framework: str) -> float:
+    return TORCH_RTOL if framework == "torch" else 1.0
+
+
+def check(case: Case, want: np.ndarray | None = None) -> Result:
+    """Run the framework (unless ``want`` is given) and lrcore (numpy and numba) on one case."""
+    import lrcore
+    if want is None:
+        want = torch_values(case) if case.framework == "torch" else keras_values(case)
+    schedule = lrcore_schedule(case)
+    err = np.zeros(case.steps)
+    got = None
+    for backend in ("numpy", "numba"):
+        g = lrcore.evaluate(schedule, case.steps, backend=backend)
+        got = g if got is None else got
+        err = np.maximum(err, errors(case.framework, g, want))
+    bad = np.flatnonzero(~(err <= limit(case.framework)))
+    explained = np.zeros(0, np.int64)
+    reasons = []
+    for reason, applies, explain in _rules(case):
+        if bad.size and applies(case):
+            ok = explain(case, got, want, bad)
+            if ok.any():
+                reasons.append(reason)
+            explained, bad = np.concatenate([explained, bad[ok]]), bad[~ok]
+    shown = np.delete(err, explained)
+    return Result(case, float(shown.max()) if shown.size else 0.0, bad.tolist(), sorted(explained.tolist()), got, want,
+                  reasons)
+
+
+def describe(r: Result, k: int = 5) -> str:
+    c = r.case
+    s = r.bad[:k]
+    opt = f" ({c.optimizer})" if c.quantity == "momentum" else ""
+    return (f"{c.framework} {c.label}{opt} {c.params} steps={c.steps}: error {r.err:.3g} at steps {s}; "
+            f"lrcore {r.got[s].tolist()} vs framework {r.want[s].tolist()}")
+
+
+def run(examples: int = 20, seed: int = 0, frameworks=("torch", "keras"), log=None) -> list[dict]:
+    """The whole suite: ``examples`` random cases per constructor (and per momentum schedule).
+    Returns one summary row per (framework, schedule) and, in each row, the failing results."""
+    rows = []
+    for fw, label in all_labels():
+        if fw not in frameworks:
+            continue
+        name, _, mom = label.partition(".")
+        results = [check(c) for c in EDGE_CASES if (c.framework, c.label) == (fw, label)]
+        for i in range(examples):
+            d = RandomDraw(_seed(seed, fw, label, i))
+            case = draw_momentum_case(d, name) if mom else draw_case(d, fw, name)
+            results.append(check(case))
+        fails = [r for r in results if not r.ok]
+        row = dict(framework=fw, schedule=label, cases=len(results),
+                   max_err=max(r.err for r in results),
+                   err_measure="relative" if fw == "torch" else "|diff| / (2e-6|ref| + 1e-6 max|ref|)",
+                   limit=1e-10 if fw == "torch" else 1.0,
+                   explained_steps=sum(len(r.explained) for r in results),
+                   verdict="pass" if not fails else f"FAIL ({len(fails)} cases)", failures=fails)
+        rows.append(row)
+        if log:
+            log(row)
+    return rows
+
+
+def _seed(seed: int, fw: str, label: str, i: int) -> int:
+    import zlib
+    return zlib.crc32(f"{seed}/{fw}/{label}/{i}".encode())
+
