@@ -75,7 +75,6 @@ def _numba_apply(fn):
     key = id(fn)
     if key in _COMPILED and _COMPILED[key][0] is fn:
         return _COMPILED[key][1]
-    apply = None
     try:
         import numba
         with warnings.catch_warnings():
@@ -83,16 +82,16 @@ def _numba_apply(fn):
             jf = numba.njit(error_model="numpy")(fn)  # 1/0 -> inf, caught below, not an exception
 
             @numba.njit(parallel=True, error_model="numpy")
-            def apply(u):
+            def run(u):
                 out = np.empty(u.shape[0])
                 for i in numba.prange(u.shape[0]):
                     out[i] = jf(u[i])
                 return out
-            apply(np.zeros(1, np.int64))  # compile now; fails here if fn is not compilable
+            run(np.zeros(1, np.int64))  # compile now; fails here if fn is not compilable
     except Exception:
-        apply = None
-    _COMPILED[key] = (fn, apply)
-    return apply
+        run = None
+    _COMPILED[key] = (fn, run)
+    return run
 
 
 def apply(fn: Callable, u: np.ndarray, owner: str = "Lambda") -> np.ndarray:

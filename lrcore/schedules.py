@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, ClassVar
+from typing import Callable
 
 import numpy as np
 
