@@ -238,7 +238,7 @@ class Polynomial(Schedule):
             D = self.decay_steps * np.maximum(1.0, np.ceil(s / self.decay_steps))
         else:
             D, s = self.decay_steps, np.minimum(s, self.decay_steps)
-        return (self.lr - self.end) * (1.0 - s / D) ** self.power + self.end
+        return (self.lr - self.end) * np.maximum(1.0 - s / D, 0.0) ** self.power + self.end
 
     def _leaves(self):
         return [Leaf(F.POLYNOMIAL, (self.lr, self.end, self.decay_steps, self.power, self.cycle))]

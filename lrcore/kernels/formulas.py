@@ -191,7 +191,7 @@ def f_polynomial(u, p, P, off):
         D = D * mult
     elif s > D:
         s = D
-    return (p[0] - p[1]) * (1.0 - s / D) ** p[3] + p[1]
+    return (p[0] - p[1]) * max(1.0 - s / D, 0.0) ** p[3] + p[1]  # >= 0: s / D rounds above 1 past 2**53
 
 
 @register_jitable(inline="always")
