@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["ACTIVATIONS", "OPTIMIZER_DEFAULTS", "BatchedMLP", "BatchedOptimizer", "train_step", "step_flops",
-           "torch_reference_model", "torch_optimizer"]
+           "torch_reference_model", "torch_optimizer", "matmul_flop_rate"]
 
 ACTIVATIONS = {"relu": (torch.relu, torch.nn.ReLU), "gelu": (F.gelu, torch.nn.GELU),
                "tanh": (torch.tanh, torch.nn.Tanh)}
@@ -480,7 +480,8 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def _matmul_rate(device, n=1024, repeats=5) -> float:
+def matmul_flop_rate(device, n=1024, repeats=5) -> float:
+    """FLOP/s of one float32 ``n x n`` torch matmul (``2 n^3`` FLOPs), best of ``repeats``."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
     best = math.inf
@@ -560,7 +561,7 @@ def main(argv=None):
 
     rate_b, rate_p = M * steps / t_batched, M * steps / t_plain
     flops = step_flops(widths, B, M, input_grad=False)
-    mm = _matmul_rate(dev)
+    mm = matmul_flop_rate(dev)
     print(f"data {source}; {M} models ({', '.join(sorted(set(kinds)))}), widths {widths}, batch {B}, {steps} steps, "
           f"torch {torch.__version__}, {dev}, {torch.get_num_threads()} threads")
     print(f"batched      : {rate_b:10.1f} model-steps/s  ({t_batched:.2f} s)")

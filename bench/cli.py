@@ -112,5 +112,142 @@ def conformance(examples, seed, frameworks, out_path):
         raise SystemExit(1)
 
 
+def _shard(ctx, param, value):
+    try:
+        i, n = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"expected i/n such as 1/2, got {value!r}") from None
+    if not 1 <= i <= n:
+        raise click.BadParameter(f"needs 1 <= i <= n, got {value!r}")
+    return i, n
+
+
+def summary_table(summary, title: str):
+    """Rich table: mean (and spread) of test accuracy over seeds per optimizer x schedule, best first."""
+    from rich.table import Table
+    g = summary.groupby(["optimizer", "name"], sort=False)
+    agg = g.agg(test_acc=("test_acc", "mean"), test_sd=("test_acc", "std"), best=("test_acc_best", "mean"),
+                val=("best_val_acc", "mean"), seeds=("seed", "count"), diverged=("diverged", "sum")).reset_index()
+    agg = agg.sort_values("test_acc", ascending=False)
+    t = Table(title=title, title_justify="left")
+    for col in ("optimizer", "schedule", "test acc (mean)", "sd", "test acc @ best val", "best val acc", "seeds",
+                "diverged"):
+        t.add_column(col, justify="left" if col in ("optimizer", "schedule") else "right")
+    for r in agg.itertuples():
+        t.add_row(r.optimizer, r.name, f"{r.test_acc:.4f}", "" if r.test_sd != r.test_sd else f"{r.test_sd:.4f}",
+                  f"{r.best:.4f}", f"{r.val:.4f}", str(r.seeds), str(int(r.diverged)))
+    return t
+
+
+@main.command()
+@click.option("--matrix", "matrix_spec", default="quick", show_default=True,
+              help="A built-in matrix (quick, default, full, keras-classic) or a TOML file.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N] (auto: CUDA when present).")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Override the matrix's epochs.")
+@click.option("--seeds", default=None, help="Override the matrix's seeds: a count (3) or a list (0,1,2).")
+@click.option("--shard", default="1/1", callback=_shard, show_default=True,
+              help="Train only chunks i-1, i-1+n, ... of the plan; join the shards with lrbench merge.")
+@click.option("--resume", default=None, metavar="RUN_ID", help="Continue an interrupted run (skips finished chunks).")
+@click.option("--run-id", default=None, help="Name of the run folder (default: time-matrix[-trainer]).")
+@click.option("--sequential", is_flag=True, help="One model at a time with torch.nn + torch.optim + lrcore "
+              "(the baseline of the speed-up and a cross-check).")
+@click.option("--framework", type=click.Choice(["torch", "keras"]), default=None,
+              help="Train with PyTorch (default for torch matrices) or Keras model.fit (one model at a time).")
+@click.option("--chunk-size", type=click.IntRange(1), default=None,
+              help="Models trained together (default: all on CUDA, 36 on the CPU).")
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False), help="Fashion-MNIST folder.")
+@click.option("--results", "results_dir", default=str(RESULTS), show_default=True, type=click.Path(file_okay=False))
+@click.option("--threads", type=click.IntRange(0), default=0, help="torch threads (0: torch's default).")
+@click.option("--no-report", is_flag=True, help="Do not write report.html / report.md at the end.")
+@click.option("--no-progress", is_flag=True, help="A line per chunk instead of progress bars.")
+def run(matrix_spec, device, epochs, seeds, shard, resume, run_id, sequential, framework, chunk_size, data_dir,
+        results_dir, threads, no_report, no_progress):
+    """Train a schedules x optimizers x seeds matrix on Fashion-MNIST; write results/runs/<run-id>/."""
+    import sys
+
+    from rich.console import Console
+
+    from .data import FashionMNISTError
+    from .matrix import MatrixError, load_matrix, parse_seeds
+    from .runner import RunError, run_matrix
+    console = Console(stderr=True)
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+    if sequential and framework == "keras":
+        raise click.UsageError("--sequential is the PyTorch one-at-a-time trainer; Keras always trains one at a time")
+    trainer = "sequential" if sequential else ("keras" if framework == "keras" else
+                                               ("batched" if framework == "torch" else None))
+    try:
+        matrix = None
+        if resume is None:
+            matrix = load_matrix(matrix_spec)
+            changes = {}
+            if epochs is not None:
+                changes["epochs"] = epochs
+            if seeds is not None:
+                try:
+                    changes["seeds"] = parse_seeds(seeds)
+                except ValueError as e:
+                    raise click.BadParameter(str(e), param_hint="--seeds") from None
+            if changes:
+                matrix = matrix.replace(**changes)
+            console.print(f"matrix {matrix.name} ({matrix.source}): {len(matrix.peak_lr)} optimizers x "
+                          f"{len(matrix.schedules)} schedules x {len(matrix.seeds)} seeds = {matrix.n_configs} "
+                          f"models, {matrix.epochs} epochs")
+        elif any(v is not None for v in (epochs, seeds, run_id, chunk_size, trainer)) or shard != (1, 1):
+            raise click.UsageError("--resume continues a run with its own settings: give no --epochs, --seeds, "
+                                   "--run-id, --chunk-size, --shard, --sequential or --framework")
+        run_dir = run_matrix(matrix, results_dir=Path(results_dir), run_id=run_id, device=device, trainer=trainer,
+                             shard=shard, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
+                             report=not no_report, progress=not no_progress, console=console,
+                             command="lrbench " + " ".join(sys.argv[1:]))
+    except (MatrixError, RunError, FashionMNISTError) as e:
+        raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: finished chunks are saved; continue with "
+                      "lrbench run --resume <run-id> (see results/runs/)")
+        raise SystemExit(130)
+    _print_run(run_dir, console)
+
+
+def _print_run(run_dir: Path, console):
+    import json
+
+    import pandas as pd
+    meta = json.loads((run_dir / "meta.json").read_text())
+    summary = pd.read_csv(run_dir / "summary.csv")
+    out = __import__("rich.console", fromlist=["Console"]).Console()
+    out.print(summary_table(summary, f"run {meta['run_id']}: test accuracy over seeds ({meta['trainer']}, "
+                                     f"{meta['device_name']})"))
+    tp = meta.get("throughput", {})
+    if tp:
+        out.print(f"throughput: {tp['model_epochs_per_s']:.3g} model-epochs/s, {tp['samples_per_s']:.3g} samples/s, "
+                  f"{tp['flop_per_s'] / 1e9:.3g} GFLOP/s of matmul work "
+                  f"({tp['flop_per_s'] / tp['matmul_flop_per_s']:.0%} of a torch 1024^3 matmul here); "
+                  f"{tp['wall_s']:.0f} s of training")
+    for name in ("report.html", "report.md"):
+        if (run_dir / name).is_file():
+            out.print(f"report: {run_dir / name}")
+    out.print(f"written: {run_dir}")
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--run-id", default=None, help="Name of the merged run folder (default: <shard id>-merged).")
+@click.option("--results", "results_dir", default=str(RESULTS), show_default=True, type=click.Path(file_okay=False))
+@click.option("--no-report", is_flag=True)
+def merge(runs, run_id, results_dir, no_report):
+    """Join the shards of a run (lrbench run --shard i/n) into one run folder."""
+    from rich.console import Console
+
+    from .runner import RunError, merge_runs
+    try:
+        out = merge_runs(list(runs), results_dir=Path(results_dir), run_id=run_id, report=not no_report)
+    except RunError as e:
+        raise click.ClickException(str(e)) from None
+    _print_run(out, Console(stderr=True))
+
+
 if __name__ == "__main__":
     main()

@@ -64,7 +64,7 @@ import lrcore
 
 from .batched import OPTIMIZER_DEFAULTS, BatchedMLP, BatchedOptimizer, step_flops, train_step
 
-__all__ = ["TrainConfig", "OPTIMIZERS", "HISTORY_COLUMNS", "SUMMARY_COLUMNS", "ChunkResult", "train_chunk",
+__all__ = ["TrainConfig", "NATIVE_PREFIX", "strip_native", "OPTIMIZERS", "HISTORY_COLUMNS", "SUMMARY_COLUMNS", "ChunkResult", "train_chunk",
            "batch_permutation", "steps_per_epoch"]
 
 #: Our optimizer names -> (BatchedOptimizer kind, hyper-parameters besides lr).
@@ -108,9 +108,25 @@ class TrainConfig:
     def reactive(self) -> bool:
         return self.schedule.strip().lower() == "plateau"
 
-    def parse(self, total: int):
-        """The lrcore schedule (None for "plateau")."""
-        return None if self.reactive else lrcore.parse(self.schedule, peak=float(self.peak_lr), total=int(total))
+    def parse(self, total: int, steps_per_epoch: int | None = None):
+        """The lrcore schedule (None for "plateau"); placeholders ``peak``, ``total``, ``steps_per_epoch``,
+        ``epochs`` (the last two when ``steps_per_epoch`` is given). A ``keras-native:`` prefix (the Keras
+        trainer's real Keras schedule) is dropped: the rest is the lrcore equivalent."""
+        if self.reactive:
+            return None
+        names = dict(peak=float(self.peak_lr), total=int(total))
+        if steps_per_epoch is not None:
+            names.update(steps_per_epoch=int(steps_per_epoch), epochs=int(total) // int(steps_per_epoch))
+        return lrcore.parse(strip_native(self.schedule), **names)
+
+
+NATIVE_PREFIX = "keras-native:"
+
+
+def strip_native(text: str) -> str:
+    """Schedule text without the ``keras-native:`` prefix."""
+    t = text.strip()
+    return t[len(NATIVE_PREFIX):].strip() if t.startswith(NATIVE_PREFIX) else t
 
 
 class ChunkResult(NamedTuple):
@@ -148,7 +164,7 @@ def _copy_slices(dst: Sequence[torch.Tensor], src: Sequence[torch.Tensor], mask:
 
 
 def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size: int = 128, device="cpu",
-                widths=(784, 256, 128, 10), early_stopping=None, progress: Callable | None = None,
+                widths=(784, 256, 128, 10), activation: str = "relu", dropout: float = 0.0, early_stopping=None, progress: Callable | None = None,
                 plateau_kwargs: dict | None = None, eval_batch_size: int = 5000) -> ChunkResult:
     """Train every config for ``epochs`` epochs in one stack (see the module docstring).
 
@@ -176,7 +192,7 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
     total = epochs * spe
 
     # --- schedules: lr and momentum tables, computed once
-    scheds = [c.parse(total) for c in cfgs]
+    scheds = [c.parse(total, spe) for c in cfgs]
     lr_np = np.empty((M, total), np.float64)
     static = [m for m in range(M) if scheds[m] is not None]
     if static:
@@ -204,7 +220,7 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
         es = lrcore.EarlyStopping(M, mode="min", **kw)
 
     # --- model and optimizer
-    model = BatchedMLP([c.seed for c in cfgs], widths, device=dev)
+    model = BatchedMLP([c.seed for c in cfgs], widths, activation, dropout, device=dev)
     kinds = [OPTIMIZERS[c.optimizer][0] for c in cfgs]
     hyper: dict[str, list] = {}
     for name in {n for c in cfgs for n in OPTIMIZERS[c.optimizer][1]}:
