@@ -1,0 +1,213 @@
+"""The report's figures (matplotlib, Agg backend), each returned as PNG bytes.
+
+* :func:`lr_curves`: the learning rate of every schedule at every step, one panel per optimizer (its peak
+  from ``meta.json``); schedule text is evaluated with lrcore; "plateau" (reactive) and text that cannot be
+  evaluated are drawn from the recorded per-epoch ``lr`` of seed ``min(seeds)`` as a step line.
+* :func:`curves`: validation loss or accuracy per epoch, one panel per optimizer, one line per schedule:
+  the mean over seeds with a band from the minimum to the maximum over seeds.
+* :func:`heatmap`: mean test accuracy, schedules x optimizers, annotated.
+* :func:`profile`: performance profiles (:func:`bench.report_stats.performance_profile`), time to target
+  and test error.
+* :func:`throughput`: model-epochs per second of trainers (``results/speed/trainer_*.csv``) and of this run.
+"""
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from . import report_stats as RS  # noqa: E402
+
+__all__ = ["png", "lr_curves", "curves", "heatmap", "profile", "throughput", "schedule_steps"]
+
+
+def png(fig) -> bytes:
+    """The figure as PNG bytes (and closed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _panels(n: int, width: float = 4.2, height: float = 3.2):
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def _label(name: str, limit: int = 40) -> str:
+    """A legend label: matplotlib mathtext off ($ escaped), long names cut."""
+    name = name.replace("$", r"\$")
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def schedule_steps(run: RS.Run) -> tuple[int, int]:
+    """(total steps, steps per epoch) of the run: ``ceil(n_train / batch_size)`` per epoch."""
+    bs = int(run.matrix.get("batch_size") or (run.throughput["batch_size"].iloc[0] if run.throughput is not None
+                                               and "batch_size" in run.throughput else 128))
+    n = run.n_train or 0
+    spe = max(1, -(-n // bs))
+    return run.epochs * spe, spe
+
+
+def _schedule_values(text: str, peak: float, total: int, spe: int, epochs: int):
+    import lrcore
+    t = text.strip()
+    if t.lower() == "plateau":
+        return None
+    if t.startswith("keras-native:"):
+        t = t[len("keras-native:"):].strip()
+    try:
+        s = lrcore.parse(t, peak=float(peak), total=int(total), steps_per_epoch=int(spe), epochs=int(epochs))
+        return lrcore.evaluate(s, int(total))
+    except (ValueError, TypeError):
+        return None
+
+
+def lr_curves(run: RS.Run) -> bytes:
+    total, spe = schedule_steps(run)
+    texts = (run.matrix.get("schedules") or {})
+    if not texts:
+        texts = dict(zip(run.summary["name"], run.summary.get("schedule", pd.Series(dtype=str))))
+    peaks = run.meta.get("peak_lr") or run.matrix.get("peak_lr") or {}
+    fig, axes = _panels(len(run.optimizers))
+    seed0 = min(run.seeds)
+    for ax, opt in zip(axes, run.optimizers):
+        rows = run.summary[run.summary["optimizer"] == opt]
+        peak = peaks.get(opt)
+        if not isinstance(peak, (int, float)):
+            peak = float(rows["peak_lr"].iloc[0]) if "peak_lr" in rows else math.nan
+        for name in run.schedules:
+            text = texts.get(name)
+            if text is None:
+                sub = rows[rows["name"] == name]
+                text = str(sub["schedule"].iloc[0]) if len(sub) and "schedule" in sub else ""
+            v = _schedule_values(text, peak, total, spe, run.epochs) if total > run.epochs else None
+            if v is not None:
+                ax.plot(np.arange(total) / spe, v, label=_label(name), lw=1.4)
+            else:
+                h = run.history[(run.history["optimizer"] == opt) & (run.history["name"] == name)
+                                & (run.history["seed"] == seed0)].sort_values("epoch")
+                if len(h):
+                    ax.step(h["epoch"].to_numpy(), h["lr"].to_numpy(), where="post", lw=1.4,
+                            label=_label(name) + " (recorded)")
+        ax.set_title(f"{opt} (peak {peak:.3g})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("learning rate")
+        ys = np.concatenate([ln.get_ydata() for ln in ax.get_lines()] or [np.ones(1)]).astype(float)
+        ys = ys[np.isfinite(ys) & (ys > 0)]
+        if ys.size and ys.max() > 50 * ys.min():  # schedules spanning decades: log scale
+            ax.set_yscale("log")
+        else:
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("learning rate per step")
+    return png(fig)
+
+
+def curves(run: RS.Run, column: str) -> bytes:
+    """``column`` = "val_loss" or "val_acc": mean over seeds, band min..max (non-finite values dropped)."""
+    h = run.history.copy()
+    h[column] = h[column].where(np.isfinite(h[column]))
+    fig, axes = _panels(len(run.optimizers))
+    for ax, opt in zip(axes, run.optimizers):
+        for name in run.schedules:
+            g = h[(h["optimizer"] == opt) & (h["name"] == name)]
+            if g.empty:
+                continue
+            agg = g.groupby("epoch")[column].agg(["mean", "min", "max"])
+            x = agg.index.to_numpy() + 1
+            (line,) = ax.plot(x, agg["mean"].to_numpy(), marker="o", ms=3, lw=1.4, label=_label(name))
+            ax.fill_between(x, agg["min"].to_numpy(), agg["max"].to_numpy(), color=line.get_color(), alpha=0.18,
+                            lw=0)
+        ax.set_title(opt)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(column.replace("_", " "))
+        if column == "val_loss":
+            finite = h.loc[h["optimizer"] == opt, column].dropna()
+            if len(finite) and finite.max() > 20 * max(finite.min(), 1e-9):
+                ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{column.replace('_', ' ')} (mean over seeds, band: min to max)")
+    return png(fig)
+
+
+def heatmap(table: pd.DataFrame) -> bytes:
+    """Mean test accuracy, rows = schedules, columns = optimizers."""
+    wide = table.pivot_table(index="schedule", columns="optimizer", values="test_acc", aggfunc="first", sort=False)
+    wide = wide.reindex(index=list(dict.fromkeys(table["schedule"])), columns=list(dict.fromkeys(table["optimizer"])))
+    a = wide.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.3 * a.shape[1] + 3, 0.5 * a.shape[0] + 1.8))
+    finite = a[np.isfinite(a)]
+    lo = float(finite.min()) if finite.size else 0.0
+    hi = float(finite.max()) if finite.size else 1.0
+    im = ax.imshow(np.ma.masked_invalid(a), cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-9,
+                   aspect="auto")
+    ax.set_xticks(range(a.shape[1]), [_label(c, 16) for c in wide.columns], rotation=30, ha="right")
+    ax.set_yticks(range(a.shape[0]), [_label(r, 28) for r in wide.index])
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            v = a[i, j]
+            ax.text(j, i, "n/a" if not np.isfinite(v) else f"{100 * v:.1f}", ha="center", va="center", fontsize=8,
+                    color="white" if not np.isfinite(v) or v < (lo + hi) / 2 else "black")
+    fig.colorbar(im, ax=ax, label="test accuracy")
+    ax.set_title("test accuracy (%), mean over seeds")
+    return png(fig)
+
+
+def profile(run: RS.Run) -> bytes:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    for ax, metric, title in ((axes[0], "time", f"time to {run.target:.0%} validation accuracy"),
+                              (axes[1], "error", "test error")):
+        ratios, kept, total = RS.performance_profile(run, metric)
+        if kept == 0:
+            ax.text(0.5, 0.5, "no workload where some schedule\nhas a finite value", ha="center", va="center",
+                    transform=ax.transAxes)
+            ax.set_axis_off()
+            ax.set_title(title)
+            continue
+        finite = ratios.to_numpy()[np.isfinite(ratios.to_numpy())]
+        top = max(2.0, float(finite.max()) * 1.1)
+        taus = np.geomspace(1.0, top, 400)
+        for name in ratios.columns:
+            r = ratios[name].to_numpy()
+            rho = [(r <= t).mean() for t in taus]
+            ax.step(taus, rho, where="post", label=_label(name))
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("tau (ratio to the best schedule)")
+        ax.set_ylabel("share of workloads with ratio <= tau")
+        ax.set_title(f"{title} ({kept}/{total} workloads)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("performance profiles over (optimizer, seed) workloads")
+    return png(fig)
+
+
+def throughput(rows: pd.DataFrame) -> bytes:
+    """``rows``: label, model_epochs_per_s, source ("speed table" | "this run"); horizontal bars, log x."""
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.4))
+    colors = ["tab:orange" if s == "this run" else "tab:blue" for s in rows["source"]]
+    y = np.arange(len(rows))
+    ax.barh(y, rows["model_epochs_per_s"].to_numpy(dtype=float), color=colors)
+    ax.set_yticks(y, [_label(str(x), 60) for x in rows["label"]], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("model-epochs per second (higher is faster)")
+    ax.set_title("throughput: batched vs sequential (orange: this run)")
+    ax.grid(alpha=0.3, axis="x")
+    return png(fig)

@@ -1,0 +1,79 @@
+"""A small real run folder for the report tests: trained with bench.trainer.train_chunk on a subset of
+Fashion-MNIST (2,000 train / 1,000 validation / 1,000 test images, widths (784, 64, 10)), written in the
+run-folder layout of the contract (meta.json, epochs.parquet, summary.csv, throughput.csv).
+
+2 optimizers (sgd, adam) x 4 schedules (constant, warmup_cosine, plateau, hot = 3000 x the peak, which
+diverges for sgd) x 2 seeds x 4 epochs = 16 models in one chunk; a few seconds on the CPU.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+SCHEDULES = {
+    "constant": "Constant(lr=peak)",
+    "warmup_cosine": "Warmup(Cosine(lr=peak, decay_steps=total - total // 20), steps=total // 20)",
+    "plateau": "plateau",
+    "hot": "Constant(lr=peak * 3000)",
+}
+PEAKS = {"sgd": 0.1, "adam": 0.002}
+SEEDS = [0, 1]
+EPOCHS = 4
+BATCH = 128
+WIDTHS = [784, 64, 10]
+TARGET = 0.78
+
+
+def small_data():
+    from bench.data import load_fashion_mnist
+    full = load_fashion_mnist()
+    return dataclasses.replace(full, x_train=full.x_train[:2000], y_train=full.y_train[:2000],
+                               x_val=full.x_val[:1000], y_val=full.y_val[:1000],
+                               x_test=full.x_test[:1000], y_test=full.y_test[:1000])
+
+
+def make_run(results: Path, data, run_id: str = "20261122-000000-tiny", schedules: dict | None = None) -> Path:
+    """Train the matrix above and write ``results/runs/<run_id>/``; returns the run folder."""
+    from bench.trainer import TrainConfig, train_chunk
+    schedules = dict(SCHEDULES if schedules is None else schedules)
+    configs = [TrainConfig(name=n, optimizer=o, peak_lr=p, schedule=t, seed=s)
+               for o, p in PEAKS.items() for n, t in schedules.items() for s in SEEDS]
+    res = train_chunk(configs, data, epochs=EPOCHS, batch_size=BATCH, widths=tuple(WIDTHS))
+    run_dir = Path(results) / "runs" / run_id
+    run_dir.mkdir(parents=True)
+    M = len(configs)
+    hist = res.history.copy()
+    hist["trainer"], hist["chunk"] = "batched", 0
+    hist["model_time_s"] = hist["epoch_time_s"] / M
+    hist.to_parquet(run_dir / "epochs.parquet", index=False)
+    summ = res.summary.copy()
+    summ["trainer"], summ["chunk"] = "batched", 0
+    summ.to_csv(run_dir / "summary.csv", index=False)
+    tp = res.throughput
+    pd.DataFrame([dict(chunk=0, trainer="batched", device="cpu", n_models=M, epochs=EPOCHS, steps=tp["steps"],
+                       batch_size=BATCH, n_train=len(data.x_train), wall_s=tp["wall_s"],
+                       samples_per_s=tp["samples_per_s"], model_epochs_per_s=tp["model_epochs_per_s"],
+                       flop_per_s=tp["flop_per_s"], flops=tp["flops"], matmul_flop_per_s=1e10)]
+                 ).to_csv(run_dir / "throughput.csv", index=False)
+    matrix = dict(name="tiny", description="report test fixture", framework="torch", epochs=EPOCHS, seeds=SEEDS,
+                  batch_size=BATCH, early_stopping=0, target_val_acc=TARGET, baseline="constant",
+                  contender="warmup_cosine", model=dict(widths=WIDTHS, activation="relu", dropout=0.0),
+                  peak_lr=PEAKS, schedules=schedules, plateau=dict(factor=0.1, patience=2), source="tests")
+    meta = dict(run_id=run_id, status="complete", command="pytest fixture", matrix=matrix, framework="torch",
+                trainer="batched", device="cpu", device_name=platform.processor() or "cpu",
+                n_threads=torch.get_num_threads(), git_commit="0" * 40, git_dirty=True,
+                versions=dict(python=platform.python_version(), torch=torch.__version__, pandas=pd.__version__),
+                started_utc="2026-11-22T00:00:00Z", finished_utc="2026-11-22T00:00:10Z", epochs=EPOCHS,
+                seeds=SEEDS, shard="1/1", n_configs=M, chunks=[list(range(M))], peak_lr=PEAKS,
+                throughput=dict(wall_s=tp["wall_s"], samples_per_s=tp["samples_per_s"],
+                                model_epochs_per_s=tp["model_epochs_per_s"], flop_per_s=tp["flop_per_s"],
+                                matmul_flop_per_s=1e10),
+                data=dict(dir="/usr/share/datasets/fashion-mnist", sha256_verified=True, n_train=len(data.x_train),
+                          n_val=len(data.x_val), n_test=len(data.x_test), split_seed=0))
+    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+    return run_dir
