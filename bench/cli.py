@@ -251,3 +251,5 @@ def merge(runs, run_id, results_dir, no_report):
 
 if __name__ == "__main__":
     main()
+from .commands_report import find_lr_cmd, plot_cmd, report_cmd  # noqa: E402
+main.add_command(report_cmd); main.add_command(find_lr_cmd); main.add_command(plot_cmd)
