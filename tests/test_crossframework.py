@@ -1,0 +1,68 @@
+"""Cross-framework comparison: paired statistics, and two small real runs (PyTorch and Keras)."""
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.crossframework import COLUMNS, bootstrap_ci, compare, sign_flip_p, verdict
+
+
+def test_sign_flip_exact():
+    assert sign_flip_p([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]) == pytest.approx(2 / 64)
+    assert sign_flip_p([0.0, 0.0, 0.0]) == 1.0
+    assert sign_flip_p([1.0, 1.0, 1.0]) == pytest.approx(0.25)  # 3 seeds can never reach 0.05
+    assert sign_flip_p([1.0, -1.0]) == 1.0
+    lo, hi = bootstrap_ci([1.0, 2.0, 3.0])
+    assert 1.0 <= lo < 2.0 < hi <= 3.0 and (lo, hi) == bootstrap_ci([1.0, 2.0, 3.0])
+
+
+def _write(run_dir, summary):
+    run_dir.mkdir()
+    summary.to_csv(run_dir / "summary.csv", index=False)
+    (run_dir / "meta.json").write_text("{}")
+
+
+def test_compare_shifted_and_identical(tmp_path):
+    base = pd.DataFrame(dict(model=range(6), name=["a"] * 6, optimizer=["adam"] * 6, seed=range(6),
+                             test_acc=np.linspace(0.8, 0.85, 6), final_val_loss=np.linspace(0.4, 0.3, 6)))
+    _write(tmp_path / "t", base)
+    shifted = base.assign(test_acc=base.test_acc + 0.01)
+    _write(tmp_path / "k", shifted)
+    df = compare(tmp_path / "t", tmp_path / "k")
+    assert list(df.columns) == COLUMNS and (tmp_path / "k" / "crossframework.csv").is_file()
+    acc = df[df.metric == "test_acc"].iloc[0]
+    assert acc.config == "a / adam" and acc.n_pairs == 6 and acc.mean_diff == pytest.approx(0.01)
+    assert acc.p_value == pytest.approx(2 / 64) and acc.significant
+    same = compare(tmp_path / "t", tmp_path / "t", tmp_path / "same.csv")
+    assert (same.mean_diff == 0).all() and (same.p_value == 1).all() and not same.significant.any()
+    assert "do not differ significantly" in verdict(same)
+    _write(tmp_path / "other", base.assign(name="b"))
+    with pytest.raises(ValueError, match="no configuration"):
+        compare(tmp_path / "t", tmp_path / "other", write=False)
+
+
+def test_real_torch_and_keras_runs(tmp_path):
+    pytest.importorskip("keras")
+    from bench.data import load_fashion_mnist
+    from bench.keras_trainer import train_keras
+    from bench.trainer import TrainConfig, train_chunk
+    try:
+        d = load_fashion_mnist()
+    except (FileNotFoundError, ValueError) as e:
+        pytest.skip(f"Fashion-MNIST not available: {e}")
+    data = types.SimpleNamespace(x_train=d.x_train[:1024], y_train=d.y_train[:1024], x_val=d.x_val[:512],
+                                 y_val=d.y_val[:512], x_test=d.x_test[:512], y_test=d.y_test[:512])
+    text = "keras.CosineDecay(initial_learning_rate=0.0, decay_steps=total - 4, warmup_target=peak, warmup_steps=4)"
+    cfgs = [TrainConfig("cosine_warmup", "adam", 1e-3, text, seed=s) for s in (0, 1)]
+    t = train_chunk(cfgs, data, epochs=1, widths=(784, 32, 10))
+    k = train_keras(cfgs, data, epochs=1, widths=(784, 32, 10))
+    _write(tmp_path / "torch", t.summary)
+    _write(tmp_path / "keras", k.summary)
+    df = compare(tmp_path / "torch", tmp_path / "keras")
+    assert list(df.columns) == COLUMNS and list(df.metric) == ["test_acc", "final_val_loss"]
+    assert (df.n_pairs == 2).all() and not df.significant.any()  # 2 pairs: p >= 0.5 always
+    same = compare(tmp_path / "keras", tmp_path / "keras", write=False)
+    assert (same.mean_diff == 0).all() and not same.significant.any()
+    back = pd.read_csv(tmp_path / "keras" / "crossframework.csv")
+    assert list(back.columns) == COLUMNS and len(back) == 2
