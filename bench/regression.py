@@ -1,0 +1,500 @@
+"""The regression gate: machine-independent speed ratios and a short training's error rates, judged
+against a committed baseline.
+
+    python -m bench.regression                       # measure, judge against results/regression/baseline.json
+    python -m bench.regression --update              # measure and write the baseline (commit it)
+    python -m bench.regression --only speedup        # just the metrics whose name contains "speedup"
+
+Exit status: 0 when every metric is within its tolerance, 1 on a regression, 2 when the gate cannot judge
+(no baseline file, Fashion-MNIST missing). The judged table is printed either way.
+
+What is measured (:data:`METRICS`)
+----------------------------------
+Ratios of two timings taken in the same process, interleaved, so that the machine's speed and its other
+load cancel out to first order (absolute times are asv's job, not the gate's):
+
+* ``speedup.numba_vs_lrcore_numpy``: warmup + cosine at 10^6 steps, lrcore's own numpy backend time over
+  its numba backend time. This is the one that catches "the kernel fell back to the numpy path".
+* ``speedup.numba_vs_closed_form``: the same schedule, a hand-written numpy closed form (``np.where`` +
+  ``np.cos``, what users would write) over lrcore numba.
+* ``speedup.many_numba_vs_numpy``: ``evaluate_many`` of 200 mixed schedules x 5,000 steps, numpy backend
+  over numba (the per-schedule Python loop against one kernel launch).
+* ``speedup.batched_vs_sequential``: 6 MLPs (784-256-128-10; sgd, momentum, nesterov, rmsprop, adam,
+  adamw) x 20 training steps of 128 examples: plain ``torch.nn.Sequential`` + ``torch.optim`` one model at
+  a time over the batched stack (``bench.batched.train_step``).
+
+Kernels and torch run on one thread during the measurements (``numba.set_num_threads(1)``,
+``torch.set_num_threads(1)``): the ratios then compare code paths, not how many idle cores a shared machine
+had. Each ratio is the median over ``repeats`` rounds; in a round each side's time is the best of
+``inner`` calls.
+
+Accuracy: ``error_rate.<config>`` for every configuration of :mod:`bench.shortrun` (300 deterministic
+steps of the batched trainer on 6,400 Fashion-MNIST images, scored on the 10,000 test images) and
+``error_rate.mean``.
+
+Tolerances (per metric, stored in the baseline file, defaults in :data:`METRICS`)
+---------------------------------------------------------------------------------
+* speed-ups: ``measured >= baseline / factor`` (factor 3 for the lrcore kernels, 2 for training). A
+  kernel that falls back to numpy drops ``numba_vs_lrcore_numpy`` from ~25x to ~1x; shared-machine noise
+  moves these ratios by well under 2x.
+* error rates: ``measured <= baseline + 0.01`` (absolute; 100 of the 10,000 test images). The training is
+  bit-reproducible on one machine; the band absorbs a different CPU or torch build. An lr schedule scaled by
+  0.01 or a lost momentum term costs several points.
+Improvements never fail the gate; refresh the baseline with ``--update`` when they are intended.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Metric", "METRICS", "Verdict", "measure", "judge", "render", "load_baseline", "write_baseline", "main",
+           "DEFAULT_BASELINE"]
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BASELINE = ROOT / "results" / "regression" / "baseline.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    name: str
+    kind: str          # "speedup" (higher is better; tolerance = factor) | "error" (lower is better; absolute)
+    tolerance: float
+    description: str
+
+
+def _error_metrics() -> dict[str, Metric]:
+    from .shortrun import CONFIGS, EPOCHS, N_TRAIN
+    out = {}
+    for name, opt, lr, text in CONFIGS:
+        out[f"error_rate.{name}"] = Metric(f"error_rate.{name}", "error", 0.01,
+                                           f"test error, {opt} lr {lr:g}, {EPOCHS} epochs of {N_TRAIN}")
+    out["error_rate.mean"] = Metric("error_rate.mean", "error", 0.01, "mean test error of the short run")
+    return out
+
+
+METRICS: dict[str, Metric] = {
+    "speedup.numba_vs_lrcore_numpy": Metric(
+        "speedup.numba_vs_lrcore_numpy", "speedup", 3.0,
+        "warmup+cosine 1e6 steps: lrcore numpy backend / numba backend"),
+    "speedup.numba_vs_closed_form": Metric(
+        "speedup.numba_vs_closed_form", "speedup", 3.0,
+        "warmup+cosine 1e6 steps: numpy closed form / lrcore numba"),
+    "speedup.many_numba_vs_numpy": Metric(
+        "speedup.many_numba_vs_numpy", "speedup", 3.0,
+        "evaluate_many 200 mixed x 5000 steps: numpy / numba backend"),
+    "speedup.batched_vs_sequential": Metric(
+        "speedup.batched_vs_sequential", "speedup", 2.0,
+        "6 MLPs x 20 steps: one-at-a-time torch.optim / batched stack"),
+    **_error_metrics(),
+}
+
+# ------------------------------------------------------------------------------------------ measurements
+# The gate calls lrcore through these two names so that a test can swap a code path (e.g. force the numpy
+# backend where the numba one is measured) and check that the gate notices.
+
+
+def _evaluate(schedule, n, *, backend, out=None):
+    import lrcore
+    return lrcore.evaluate(schedule, n, backend=backend, out=out)
+
+
+def _evaluate_many(schedules, n, *, backend, out=None):
+    import lrcore
+    return lrcore.evaluate_many(schedules, n, backend=backend, out=out)
+
+
+@contextlib.contextmanager
+def single_threaded():
+    """numba and torch on one thread inside the block (each restored after; torch only if imported)."""
+    import numba
+    old_numba = numba.get_num_threads()
+    numba.set_num_threads(1)
+    torch = sys.modules.get("torch")
+    old_torch = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old_numba)
+        if torch is not None:
+            torch.set_num_threads(old_torch)
+
+
+def best_time(fn: Callable[[], object], inner: int) -> float:
+    best = math.inf
+    for _ in range(inner):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def paired_speedup(slow: Callable[[], object], fast: Callable[[], object], *, repeats: int = 7,
+                   inner: int = 3) -> dict:
+    """Median over ``repeats`` rounds of best-of-``inner`` time(slow) / time(fast), interleaved."""
+    slow(), fast()  # warm-up: compilation, allocations, page faults
+    ratios, ts, tf = [], [], []
+    for _ in range(repeats):
+        a = best_time(slow, inner)
+        b = best_time(fast, inner)
+        ts.append(a), tf.append(b), ratios.append(a / b)
+    return {"value": statistics.median(ratios), "slow_s": statistics.median(ts), "fast_s": statistics.median(tf),
+            "spread": [min(ratios), max(ratios)]}
+
+
+def warmup_cosine(n: int, peak: float = 0.1, start_factor: float = 1e-3):
+    import lrcore
+    w = max(1, n // 100)
+    return lrcore.Warmup(lrcore.Cosine(lr=peak, decay_steps=n - w), steps=w, start_factor=start_factor)
+
+
+def closed_form(t: np.ndarray, n: int, peak: float = 0.1, start_factor: float = 1e-3) -> np.ndarray:
+    """The warmup + cosine schedule as people write it by hand with numpy."""
+    w = max(1, n // 100)
+    warm = peak * (start_factor + (1 - start_factor) * t / w)
+    cos = 0.5 * peak * (1 + np.cos(np.pi * (t - w) / (n - w)))
+    return np.where(t < w, warm, cos)
+
+
+def mixed_schedules(m: int, steps: int, seed: int = 0) -> list:
+    """``m`` schedules cycling through lrcore's families with random parameters sized to ``steps``."""
+    import lrcore as S
+    rng = np.random.default_rng(seed)
+    makers = [
+        lambda lr, T: S.Constant(lr),
+        lambda lr, T: S.Step(lr, int(rng.integers(1, T)), float(rng.uniform(0.1, 0.9))),
+        lambda lr, T: S.Exponential(lr, float(rng.uniform(0.5, 0.99)), int(rng.integers(1, T // 10))),
+        lambda lr, T: S.Cosine(lr, int(rng.integers(1, T))),
+        lambda lr, T: S.CosineRestarts(lr, int(rng.integers(1, T // 4)), t_mul=2.0),
+        lambda lr, T: S.OneCycle(lr, T),
+        lambda lr, T: S.Warmup(S.Cosine(lr, T - T // 50), steps=T // 50),
+    ]
+    return [makers[i % len(makers)](float(10 ** rng.uniform(-4, 0)), steps) for i in range(m)]
+
+
+def measure_numba_vs_lrcore_numpy(n: int = 1_000_000, repeats: int = 7) -> dict:
+    s = warmup_cosine(n)
+    out = np.empty(n)
+    with single_threaded():
+        return paired_speedup(lambda: _evaluate(s, n, backend="numpy"),
+                              lambda: _evaluate(s, n, backend="numba", out=out), repeats=repeats)
+
+
+def measure_numba_vs_closed_form(n: int = 1_000_000, repeats: int = 7) -> dict:
+    s = warmup_cosine(n)
+    out = np.empty(n)
+    with single_threaded():
+        return paired_speedup(lambda: closed_form(np.arange(n), n),
+                              lambda: _evaluate(s, n, backend="numba", out=out), repeats=repeats)
+
+
+def measure_many_numba_vs_numpy(m: int = 200, n: int = 5000, repeats: int = 5) -> dict:
+    scheds = mixed_schedules(m, n)
+    out = np.empty((m, n))
+    with single_threaded():
+        return paired_speedup(lambda: _evaluate_many(scheds, n, backend="numpy"),
+                              lambda: _evaluate_many(scheds, n, backend="numba", out=out), repeats=repeats, inner=2)
+
+
+#: (kind, hyper-parameters) of the 6 models of the training speed ratio.
+TRAIN_MODELS = [("sgd", dict(lr=0.01)), ("sgd", dict(lr=0.01, momentum=0.9)),
+                ("sgd", dict(lr=0.01, momentum=0.9, nesterov=True)), ("rmsprop", dict(lr=1e-4)),
+                ("adam", dict(lr=1e-4)), ("adamw", dict(lr=1e-4))]
+
+
+class TrainingPair:
+    """The same models trained as one batched stack and one at a time with torch.optim (same batches)."""
+
+    def __init__(self, n_models: int = 6, batch_size: int = 128, widths=(784, 256, 128, 10), seed: int = 0):
+        import torch
+
+        from bench.batched import (OPTIMIZER_DEFAULTS, BatchedMLP, BatchedOptimizer, torch_optimizer,
+                                   torch_reference_model)
+        self.torch, self.F = torch, torch.nn.functional
+        models = [TRAIN_MODELS[k % len(TRAIN_MODELS)] for k in range(n_models)]
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(4096, widths[0], generator=g)
+        self.y = torch.randint(0, widths[-1], (4096,), generator=g)
+        self.idx = torch.randint(0, 4096, (n_models, batch_size), generator=g)
+        self.xb, self.yb = self.x[self.idx], self.y[self.idx]            # (M, B, in), (M, B)
+        kinds = [k for k, _ in models]
+        hyper = {}
+        for name in {n for _, h in models for n in h}:
+            hyper[name] = [h.get(name, OPTIMIZER_DEFAULTS[k].get(name, 0.0)) for k, h in models]
+        self.stack = BatchedMLP(list(range(n_models)), widths)
+        self.opt = BatchedOptimizer(self.stack.params, kinds, **hyper)
+        self.nets, self.opts = [], []
+        for m, (kind, h) in enumerate(models):
+            torch.manual_seed(m)
+            net = torch_reference_model(widths)
+            self.nets.append(net)
+            self.opts.append(torch_optimizer(kind, net.parameters(), **h))
+
+    def batched_step(self):
+        from bench.batched import train_step
+        train_step(self.stack, self.opt, self.xb, self.yb)
+
+    def sequential_step(self):
+        for m, (net, opt) in enumerate(zip(self.nets, self.opts)):
+            opt.zero_grad()
+            self.F.cross_entropy(net(self.xb[m]), self.yb[m]).backward()
+            opt.step()
+
+    def batched(self, steps: int):
+        for _ in range(steps):
+            self.batched_step()
+
+    def sequential(self, steps: int):
+        for _ in range(steps):
+            self.sequential_step()
+
+
+def measure_batched_vs_sequential(n_models: int = 6, steps: int = 20, repeats: int = 5) -> dict:
+    import torch  # noqa: F401  (imported before single_threaded so that it sets torch's threads too)
+    pair = TrainingPair(n_models)
+    with single_threaded():
+        return paired_speedup(lambda: pair.sequential(steps), lambda: pair.batched(steps), repeats=repeats, inner=1)
+
+
+def measure_error_rates(data=None, data_dir=None) -> dict:
+    from .shortrun import short_training
+    r = short_training(data, data_dir=data_dir)
+    out = {f"error_rate.{k}": {"value": round(v, 6)} for k, v in r["error_rate"].items()}
+    out["error_rate.mean"] = {"value": round(r["mean_error_rate"], 6), "seconds": r["seconds"], "steps": r["steps"]}
+    return out
+
+
+def measure(only=None, *, data=None, data_dir=None, repeats: int | None = None, log=None) -> dict:
+    """Measure the metrics whose names contain one of ``only`` (all by default): {name: {"value": ...}}."""
+    def wanted(name):
+        return not only or any(o in name for o in only)
+
+    speed = {
+        "speedup.numba_vs_lrcore_numpy": measure_numba_vs_lrcore_numpy,
+        "speedup.numba_vs_closed_form": measure_numba_vs_closed_form,
+        "speedup.many_numba_vs_numpy": measure_many_numba_vs_numpy,
+        "speedup.batched_vs_sequential": measure_batched_vs_sequential,
+    }
+    out = {}
+    for name, fn in speed.items():
+        if wanted(name):
+            t0 = time.perf_counter()
+            out[name] = fn() if repeats is None else fn(repeats=repeats)
+            if log:
+                log(f"{name}: {out[name]['value']:.2f}x ({time.perf_counter() - t0:.1f} s)")
+    if any(wanted(n) for n in METRICS if n.startswith("error_rate.")):
+        t0 = time.perf_counter()
+        errs = measure_error_rates(data, data_dir)
+        out.update({k: v for k, v in errs.items() if wanted(k)})
+        if log:
+            log(f"short training: mean error {errs['error_rate.mean']['value']:.4f} ({time.perf_counter() - t0:.1f} s)")
+    return out
+
+# ---------------------------------------------------------------------------------------------- judging
+
+
+@dataclasses.dataclass
+class Verdict:
+    name: str
+    kind: str
+    description: str
+    baseline: float | None
+    measured: float | None
+    limit: float | None
+    ok: bool
+    note: str = ""
+
+
+def judge(measured: dict, baseline: dict, *, require_all: bool = True) -> list[Verdict]:
+    """One verdict per metric of the baseline (and per measured metric the baseline lacks).
+
+    ``measured``: {name: {"value": x} or x}; ``baseline``: the baseline file's dict (``{"metrics": {name:
+    {"value", "kind", "tolerance"}}}``). A metric of the baseline that was not measured fails when
+    ``require_all`` (else it is left out); a measured metric the baseline lacks fails (no reference).
+    """
+    def val(v):
+        return None if v is None else float(v["value"] if isinstance(v, dict) else v)
+
+    base = baseline.get("metrics", {})
+    out = []
+    for name in list(base) + [n for n in measured if n not in base]:
+        ref = METRICS.get(name)
+        b = base.get(name, {})
+        kind = b.get("kind", ref.kind if ref else "speedup")
+        tol = float(b.get("tolerance", ref.tolerance if ref else 0.0))
+        desc = b.get("description", ref.description if ref else "")
+        got, want = val(measured.get(name)), val(b) if b else None
+        if got is None:
+            if require_all:
+                out.append(Verdict(name, kind, desc, want, None, None, False, "not measured"))
+            continue
+        if want is None:
+            out.append(Verdict(name, kind, desc, None, got, None, False, "no baseline: run with --update"))
+            continue
+        if not math.isfinite(got):
+            out.append(Verdict(name, kind, desc, want, got, None, False, "not finite"))
+            continue
+        if kind == "speedup":
+            limit = want / tol
+            ok = got >= limit
+            note = "" if ok else f"{want / got:.1f}x slower than baseline"
+        else:
+            limit = want + tol
+            ok = got <= limit
+            note = "" if ok else f"+{got - want:.4f} error"
+        if ok and kind == "error" and got < want - tol:
+            note = "better than baseline (--update?)"
+        out.append(Verdict(name, kind, desc, want, got, limit, ok, note))
+    return out
+
+
+def _fmt(kind: str, v: float | None, limit=False) -> str:
+    if v is None:
+        return "-"
+    if kind == "speedup":
+        return f"{'>= ' if limit else ''}{v:.2f}x"
+    return f"{'<= ' if limit else ''}{v:.4f}"
+
+
+def render(verdicts: list[Verdict], title: str = "regression gate", file=None) -> None:
+    """Print the judged table (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title=title, title_justify="left")
+    for col, just in (("metric", "left"), ("what", "left"), ("baseline", "right"), ("measured", "right"),
+                      ("limit", "right"), ("verdict", "left")):
+        table.add_column(col, justify=just)
+    for v in verdicts:
+        verdict = "[green]ok[/]" if v.ok else "[bold red]REGRESSION[/]"
+        if v.note:
+            verdict += f" ({v.note})"
+        table.add_row(v.name, v.description, _fmt(v.kind, v.baseline), _fmt(v.kind, v.measured),
+                      _fmt(v.kind, v.limit, limit=True), verdict)
+    console = Console(file=file, width=None if (file or sys.stdout).isatty() else 160)
+    console.print(table)
+    bad = sum(not v.ok for v in verdicts)
+    console.print(f"{len(verdicts) - bad}/{len(verdicts)} within tolerance" + (f"; {bad} REGRESSION(S)" if bad else ""))
+
+# --------------------------------------------------------------------------------------------- baseline
+
+
+def load_baseline(path=DEFAULT_BASELINE) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _git_commit() -> tuple[str | None, bool | None]:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                    capture_output=True, text=True, check=True).stdout.strip())
+        return sha, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version()}
+    for mod in ("numpy", "numba", "torch"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            out[mod] = getattr(m, "__version__", "?")
+    return out
+
+
+def write_baseline(measured: dict, path=DEFAULT_BASELINE, previous: dict | None = None) -> dict:
+    """Write ``measured`` as the baseline (tolerances kept from ``previous`` where it has them)."""
+    prev = (previous or {}).get("metrics", {})
+    metrics = {}
+    for name, v in measured.items():
+        ref = METRICS.get(name)
+        entry = {"value": float(v["value"]), "kind": prev.get(name, {}).get("kind", ref.kind),
+                 "tolerance": float(prev.get(name, {}).get("tolerance", ref.tolerance)),
+                 "description": ref.description}
+        for extra in ("slow_s", "fast_s", "spread", "seconds"):
+            if extra in v:
+                entry[extra] = v[extra]
+        metrics[name] = entry
+    sha, dirty = _git_commit()
+    doc = {"about": "regression gate baseline: python -m bench.regression --update (see docs/TRACKING.md)",
+           "created_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+           "git_commit": sha, "git_dirty": dirty, "machine": platform.node(), "cpu": _cpu_name(),
+           "cpu_count": os.cpu_count(), "versions": _versions(), "metrics": metrics}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+# -------------------------------------------------------------------------------------------------- CLI
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.regression", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--baseline", default=str(DEFAULT_BASELINE), help="baseline JSON (default: %(default)s)")
+    ap.add_argument("--update", action="store_true", help="write the measurements as the new baseline")
+    ap.add_argument("--only", nargs="+", metavar="TEXT", help="only metrics whose name contains TEXT")
+    ap.add_argument("--repeats", type=int, default=None, help="rounds per speed ratio (default 7 for the kernels, 5 for training)")
+    ap.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (default: the loader's search)")
+    ap.add_argument("--json", default=None, metavar="PATH", help="also write the measurements and verdicts here")
+    args = ap.parse_args(argv)
+
+    path = Path(args.baseline)
+    baseline = None
+    if path.exists():
+        baseline = load_baseline(path)
+    elif not args.update:
+        print(f"regression gate: no baseline at {path}; create it with python -m bench.regression --update",
+              file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    try:
+        measured = measure(args.only, data_dir=args.data_dir, repeats=args.repeats,
+                           log=lambda s: print(f"  measured {s}", flush=True))
+    except (FileNotFoundError, ValueError) as exc:  # Fashion-MNIST missing or corrupt
+        print(f"regression gate: cannot measure: {exc}", file=sys.stderr)
+        return 2
+    print(f"  ({time.perf_counter() - t0:.1f} s)")
+    if args.update:
+        if baseline is not None and args.only:  # keep the metrics that were not re-measured
+            merged = {k: v for k, v in baseline["metrics"].items() if k not in measured}
+            merged.update(measured)
+            measured = merged
+        doc = write_baseline(measured, path, baseline)
+        render(judge(measured, doc), title=f"regression baseline written: {path}")
+        return 0
+    verdicts = judge(measured, baseline, require_all=not args.only)
+    render(verdicts, title=f"regression gate vs {path} (commit {str(baseline.get('git_commit'))[:10]})")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"measured": measured,
+                                               "verdicts": [dataclasses.asdict(v) for v in verdicts]}, indent=2))
+    return 0 if all(v.ok for v in verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
