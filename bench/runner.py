@@ -90,8 +90,15 @@ def environment(device) -> dict:
     """Machine, versions and commit for meta.json."""
     import torch
 
+    from importlib import metadata
+
     from .speed import machine
-    info = machine()
+    info = machine(frameworks=False)
+    for dist in ("torch", "tensorflow", "keras"):
+        try:
+            info[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
     dev = torch.device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else info.get("cpu", "")
     versions = {k: info[k] for k in ("python", "numpy", "numba", "torch", "keras", "tensorflow", "lrcore")
@@ -207,8 +214,12 @@ def _aggregate(tp: pd.DataFrame) -> dict:
 def run_matrix(matrix: Matrix | None = None, *, results_dir: Path = RESULTS, run_id: str | None = None,
                device: str = "auto", trainer: str | None = None, shard: tuple[int, int] = (1, 1),
                chunk_size: int | None = None, data_dir=None, resume: str | None = None, report: bool = True,
-               progress: bool = True, console=None, command: str | None = None) -> Path:
-    """Train ``matrix`` (or continue run ``resume``) and write its run folder; returns the folder."""
+               progress: bool = True, console=None, command: str | None = None, data=None) -> Path:
+    """Train ``matrix`` (or continue run ``resume``) and write its run folder; returns the folder.
+
+    ``data``: an already loaded :class:`bench.data.FashionMNIST` (e.g. a subset, in tests); default: load
+    it from ``data_dir`` (or the usual places) onto the training device.
+    """
     import torch
 
     from .data import load_fashion_mnist
@@ -258,7 +269,8 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path = RESULTS, run
             raise RunError(f"run folder {run_dir} exists: pick another --run-id or --resume {run_id}")
         meta = None
 
-    data = load_fashion_mnist("cpu" if trainer == "keras" else device, data_dir)
+    if data is None:
+        data = load_fashion_mnist("cpu" if trainer == "keras" else device, data_dir)
     if matrix.needs_find() and any(v == "find" for v in peaks.values()):
         from .find_lr import find_peaks
         found = find_peaks(matrix.needs_find(), data, widths=matrix.widths, activation=matrix.activation,

@@ -219,7 +219,7 @@ def run(n: int = 50_000_000, many: int = 1000, many_steps: int = 100_000, repeat
     return rows
 
 
-def machine() -> dict:
+def machine(frameworks: bool = True) -> dict:
     import numba
     info = {"cpu": platform.processor() or "", "threads": numba.get_num_threads(), "platform": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
@@ -229,7 +229,7 @@ def machine() -> dict:
             info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    for mod in ("torch", "keras", "tensorflow"):
+    for mod in ("torch", "keras", "tensorflow") if frameworks else ():
         try:
             info[mod] = __import__(mod).__version__
         except ImportError:

@@ -1,0 +1,165 @@
+"""lrbench run: real training of a small matrix on a slice of Fashion-MNIST, the run folder's files,
+the paired design, resume after an interruption, shards + merge, and the sequential trainer."""
+import dataclasses
+import json
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bench.runner as runner
+from bench.data import load_fashion_mnist
+from bench.matrix import load_matrix
+from bench.runner import RunError, merge_runs, run_matrix
+from bench.trainer import HISTORY_COLUMNS, SUMMARY_COLUMNS
+
+TINY = """
+name = "tiny"
+epochs = 2
+seeds = [0, 1]
+batch_size = 100
+[model]
+widths = [784, 32, 10]
+[peak_lr]
+sgd = 0.1
+adam = 0.002
+[schedules]
+constant = "Constant(lr=peak)"
+cosine = "Warmup(Cosine(lr=peak, decay_steps=total - steps_per_epoch), steps=steps_per_epoch)"
+plateau = "plateau"
+[plateau]
+patience = 5
+"""
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = load_fashion_mnist("cpu")
+    return dataclasses.replace(d, x_train=d.x_train[:3000], y_train=d.y_train[:3000], x_val=d.x_val[:1000],
+                               y_val=d.y_val[:1000], x_test=d.x_test[:1000], y_test=d.y_test[:1000])
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory):
+    p = tmp_path_factory.mktemp("m") / "tiny.toml"
+    p.write_text(textwrap.dedent(TINY))
+    return load_matrix(p)
+
+
+@pytest.fixture(scope="module")
+def full_run(matrix, data, tmp_path_factory):
+    res = tmp_path_factory.mktemp("res")
+    return run_matrix(matrix, results_dir=res, run_id="full", device="cpu", chunk_size=5, data=data,
+                      progress=False, report=False)
+
+
+def test_run_folder_files(full_run, matrix):
+    meta = json.loads((full_run / "meta.json").read_text())
+    assert meta["status"] == "complete" and meta["trainer"] == "batched" and meta["device"] == "cpu"
+    assert meta["n_configs"] == matrix.n_configs == 12 and meta["chunks"][-1] == [10, 11]
+    assert meta["matrix"]["schedules"] == matrix.schedules and meta["git_commit"]
+    assert meta["throughput"]["model_epochs_per_s"] > 0 and meta["throughput"]["matmul_flop_per_s"] > 0
+    hist = pd.read_parquet(full_run / "epochs.parquet")
+    summ = pd.read_csv(full_run / "summary.csv")
+    tp = pd.read_csv(full_run / "throughput.csv")
+    assert list(hist.columns) == HISTORY_COLUMNS + ["trainer", "chunk", "model_time_s"]
+    assert list(summ.columns) == SUMMARY_COLUMNS + ["trainer", "chunk"]
+    assert len(hist) == 12 * 2 and sorted(summ["model"]) == list(range(12)) and len(tp) == 3
+    # configuration k of the matrix is model k
+    for c, row in zip(matrix.configs(), summ.sort_values("model").itertuples()):
+        assert (c.name, c.optimizer, c.seed, c.peak_lr) == (row.name, row.optimizer, row.seed, row.peak_lr)
+    assert np.allclose(hist.groupby("chunk")["model_time_s"].sum(),
+                       hist.groupby("chunk")["epoch_time_s"].sum() / hist.groupby("chunk")["model"].nunique())
+    assert summ["test_acc"].between(0.5, 1).all()
+    assert not list(full_run.glob("**/.*.tmp-*"))
+
+
+def test_paired_design_same_seed_same_start(full_run):
+    """constant and plateau (patience 5: no reduction in 2 epochs) with one optimizer and seed train the
+    same model on the same batches: identical numbers, although they sit in different chunks."""
+    s = pd.read_csv(full_run / "summary.csv").set_index(["optimizer", "name", "seed"])
+    for opt in ("sgd", "adam"):
+        for seed in (0, 1):
+            a, b = s.loc[(opt, "constant", seed)], s.loc[(opt, "plateau", seed)]
+            assert a["final_train_loss"] == pytest.approx(b["final_train_loss"], rel=1e-5)
+            assert a["test_acc"] == pytest.approx(b["test_acc"], abs=1e-3)
+    assert s.loc[("sgd", "constant", 1), "chunk"] != s.loc[("sgd", "plateau", 1), "chunk"]  # across chunks
+    # different seeds differ
+    assert s.loc[("sgd", "constant", 0), "final_train_loss"] != s.loc[("sgd", "constant", 1), "final_train_loss"]
+
+
+def test_resume_after_interrupt_skips_finished_chunks(matrix, data, tmp_path, monkeypatch, full_run):
+    calls = []
+    real = runner._train
+
+    def interrupt_second_chunk(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(runner, "_train", interrupt_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        run_matrix(matrix, results_dir=tmp_path, run_id="r", device="cpu", chunk_size=5, data=data,
+                   progress=False, report=False)
+    run = tmp_path / "runs" / "r"
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "interrupted"
+    assert len(pd.read_csv(run / "summary.csv")) == 5  # the finished chunk is already readable
+    first = (run / "parts" / "chunk-0000.summary.csv").stat().st_mtime_ns
+    monkeypatch.setattr(runner, "_train", real)
+    calls.clear()
+    run_matrix(resume="r", results_dir=tmp_path, data=data, progress=False, report=False)
+    assert (run / "parts" / "chunk-0000.summary.csv").stat().st_mtime_ns == first
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "complete" and len(meta["resumed_utc"]) == 1
+    a = pd.read_csv(run / "summary.csv")
+    b = pd.read_csv(full_run / "summary.csv")
+    assert np.allclose(a["test_acc"], b["test_acc"], atol=2e-3)
+    with pytest.raises(RunError, match="complete"):
+        run_matrix(resume="r", results_dir=tmp_path, data=data, progress=False, report=False)
+
+
+def test_shards_merge_to_the_whole_run(matrix, data, tmp_path, full_run):
+    ids = []
+    for i in (1, 2):
+        d = run_matrix(matrix, results_dir=tmp_path, device="cpu", chunk_size=5, shard=(i, 2), data=data,
+                       progress=False, report=False, run_id=f"s-shard{i}of2")
+        ids.append(d.name)
+    assert len(pd.read_csv(tmp_path / "runs" / ids[0] / "summary.csv")) == 7  # chunks 0 and 2
+    with pytest.raises(RunError, match="chunks \\[1\\]"):
+        merge_runs(ids[:1], results_dir=tmp_path, report=False)
+    out = merge_runs(ids, results_dir=tmp_path, report=False)
+    assert out.name == "s-merged"
+    a, b = pd.read_csv(out / "summary.csv"), pd.read_csv(full_run / "summary.csv")
+    assert list(a["model"]) == list(range(12))
+    assert np.allclose(a["test_acc"], b["test_acc"], atol=2e-3)
+    assert json.loads((out / "meta.json").read_text())["merged_from"] == ids
+    with pytest.raises(RunError, match="both"):
+        merge_runs([ids[0], ids[0], ids[1]], results_dir=tmp_path, run_id="x", report=False)
+
+
+def test_sequential_trainer_agrees_with_batched(matrix, data, tmp_path, full_run):
+    d = run_matrix(matrix.replace(seeds=[0]), results_dir=tmp_path, device="cpu", trainer="sequential", data=data,
+                   progress=False, report=False)
+    assert json.loads((d / "meta.json").read_text())["trainer"] == "sequential"
+    seq = pd.read_csv(d / "summary.csv").set_index(["optimizer", "name", "seed"])
+    bat = pd.read_csv(full_run / "summary.csv").set_index(["optimizer", "name", "seed"])
+    for key in seq.index:
+        # same initial weights and batches; float32 summation order differs: close, not equal
+        assert seq.loc[key, "final_train_loss"] == pytest.approx(bat.loc[key, "final_train_loss"], rel=2e-3)
+        assert abs(seq.loc[key, "test_acc"] - bat.loc[key, "test_acc"]) <= 0.01
+    h = pd.read_parquet(d / "epochs.parquet")
+    assert (h["model_time_s"] == h["epoch_time_s"]).all()
+
+
+def test_bad_requests_fail_clearly(matrix, data, tmp_path):
+    with pytest.raises(RunError, match="no run 'nope'"):
+        run_matrix(resume="nope", results_dir=tmp_path)
+    with pytest.raises(RunError, match="shard"):
+        run_matrix(matrix, results_dir=tmp_path, shard=(3, 2), device="cpu", data=data)
+    run_matrix(matrix.replace(seeds=[0]), results_dir=tmp_path, run_id="x", device="cpu", data=data,
+               progress=False, report=False, chunk_size=6)
+    with pytest.raises(RunError, match="exists"):
+        run_matrix(matrix, results_dir=tmp_path, run_id="x", device="cpu", data=data)
