@@ -15,6 +15,16 @@ same schedule name, optimizer and seed (``summary.csv`` of each run folder), and
   any difference can reach p < 0.05;
 * ``significant``: ``p_value < alpha`` (default 0.05).
 
+When more than one (schedule, optimizer) is paired, a row ``config = "all"`` per metric pools every pair
+(all schedules and seeds; its p-value can reach 0.05 with 3 seeds of 2+ schedules): "do the two frameworks
+differ at all on this matrix?".
+
+What a difference means: the Keras trainer uses Keras's initialisers (Glorot-uniform, zero bias; PyTorch:
+Kaiming-uniform(a=sqrt 5)) and Keras's optimizer formulas (epsilon placement in Adam and RMSprop, SGD
+momentum's velocity) with PyTorch's hyper-parameter values, on the same batches in the same order and the
+same learning-rate values (``bench.keras_trainer``): a significant difference is a framework difference
+of that kind, not a schedule that means something else.
+
 The table is written as ``crossframework.csv`` (columns :data:`COLUMNS`) into the Keras run's folder,
 where the report picks it up. ``lrbench cross-check TORCH_RUN KERAS_RUN`` is :func:`crossframework_cmd`.
 
@@ -33,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["COLUMNS", "METRICS", "compare", "paired_stats", "sign_flip_p", "bootstrap_ci", "verdict",
-           "crossframework_cmd"]
+           "torch_counterpart", "crossframework_cmd"]
 
 COLUMNS = ["config", "metric", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_value", "significant"]
 METRICS = ("test_acc", "final_val_loss")
@@ -110,6 +120,10 @@ def compare(torch_run_dir, keras_run_dir, out_csv=None, *, metrics=METRICS, alph
         for metric in metrics:
             diffs = (g[f"{metric}_keras"].astype(float) - g[f"{metric}_torch"].astype(float)).to_numpy()
             rows.append(dict(config=f"{name} / {opt}", metric=metric, **paired_stats(diffs, alpha=alpha, seed=seed)))
+    if pairs.groupby(["name", "optimizer"]).ngroups > 1:
+        for metric in metrics:
+            diffs = (pairs[f"{metric}_keras"].astype(float) - pairs[f"{metric}_torch"].astype(float)).to_numpy()
+            rows.append(dict(config="all", metric=metric, **paired_stats(diffs, alpha=alpha, seed=seed)))
     df = pd.DataFrame(rows, columns=COLUMNS)
     if write:
         out = Path(out_csv) if out_csv is not None else _run_dir(keras_run_dir) / "crossframework.csv"
@@ -119,9 +133,29 @@ def compare(torch_run_dir, keras_run_dir, out_csv=None, *, metrics=METRICS, alph
     return df
 
 
+def torch_counterpart(matrix):
+    """The PyTorch half of a cross-framework check: a Keras matrix (``bench.matrix.Matrix``) without its
+    ``keras-native:`` schedules, ``framework = "torch"``, named ``<name>-torch``; the lrcore texts (also
+    ``keras.X(...)`` ones) mean the same schedule in both frameworks, so its runs pair with the Keras run's
+    by schedule name. Baseline / contender are kept when they survive, else dropped."""
+    keep = {n: t for n, t in matrix.schedules.items() if not t.strip().startswith("keras-native:")}
+    if not keep:
+        raise ValueError(f"matrix {matrix.name}: every schedule is keras-native; nothing runs in PyTorch")
+    return matrix.replace(framework="torch", schedules=keep, name=f"{matrix.name}-torch",
+                          baseline=matrix.baseline if matrix.baseline in keep else None,
+                          contender=matrix.contender if matrix.contender in keep else None)
+
+
 def verdict(df: pd.DataFrame, metric: str = "test_acc") -> str:
     """One sentence: do the frameworks differ on ``metric``?"""
-    sub = df[df["metric"] == metric]
+    sub = df[(df["metric"] == metric) & (df["config"] != "all")]
+    pooled = df[(df["metric"] == metric) & (df["config"] == "all")]
+    tail = ""
+    if not pooled.empty:
+        r = pooled.iloc[0]
+        tail = (f" Pooled over all {int(r.n_pairs)} pairs: Keras - PyTorch = {r.mean_diff:+.4f} "
+                f"(95% CI {r.ci_low:+.4f} to {r.ci_high:+.4f}, p={r.p_value:.3g}, "
+                f"{'significant' if r.significant else 'not significant'}).")
     if sub.empty:
         return f"No configuration was trained in both frameworks ({metric})."
     sig = sub[sub["significant"].astype(bool)]
@@ -129,9 +163,9 @@ def verdict(df: pd.DataFrame, metric: str = "test_acc") -> str:
     floor = 2 / 2 ** n_min if n_min else math.nan
     if sig.empty:
         return (f"PyTorch and Keras do not differ significantly on {metric} in any of the {len(sub)} configurations "
-                f"compared (paired over {n_min}+ seeds; with {n_min} seeds the smallest attainable p is {floor:.3g}).")
+                f"compared (paired over {n_min}+ seeds; with {n_min} seeds the smallest attainable p is {floor:.3g})." + tail)
     items = ", ".join(f"{r.config} ({r.mean_diff:+.4f}, p={r.p_value:.3g})" for r in sig.itertuples())
-    return f"Keras - PyTorch {metric} differs significantly in {len(sig)} of {len(sub)} configurations: {items}."
+    return f"Keras - PyTorch {metric} differs significantly in {len(sig)} of {len(sub)} configurations: {items}." + tail
 
 
 try:

@@ -37,6 +37,14 @@ def test_compare_shifted_and_identical(tmp_path):
     same = compare(tmp_path / "t", tmp_path / "t", tmp_path / "same.csv")
     assert (same.mean_diff == 0).all() and (same.p_value == 1).all() and not same.significant.any()
     assert "do not differ significantly" in verdict(same)
+    two = pd.concat([base, base.assign(name="b", test_acc=base.test_acc - 0.02)])
+    _write(tmp_path / "t2", two)
+    _write(tmp_path / "k2", pd.concat([shifted, base.assign(name="b", test_acc=base.test_acc - 0.02)]))
+    df2 = compare(tmp_path / "t2", tmp_path / "k2", write=False)
+    assert list(df2.config) == ["a / adam", "a / adam", "b / adam", "b / adam", "all", "all"]
+    pooled = df2[(df2.config == "all") & (df2.metric == "test_acc")].iloc[0]
+    assert pooled.n_pairs == 12 and pooled.mean_diff == pytest.approx(0.005)
+    assert "Pooled over all 12 pairs" in verdict(df2)
     _write(tmp_path / "other", base.assign(name="b"))
     with pytest.raises(ValueError, match="no configuration"):
         compare(tmp_path / "t", tmp_path / "other", write=False)
@@ -66,3 +74,25 @@ def test_real_torch_and_keras_runs(tmp_path):
     assert (same.mean_diff == 0).all() and not same.significant.any()
     back = pd.read_csv(tmp_path / "keras" / "crossframework.csv")
     assert list(back.columns) == COLUMNS and len(back) == 2
+
+
+def test_torch_counterpart(tmp_path):
+    from bench.crossframework import torch_counterpart
+    from bench.matrix import load_matrix
+    p = tmp_path / "k.toml"
+    p.write_text("""
+framework = "keras"
+epochs = 2
+seeds = [0, 1]
+baseline = "fixed"
+contender = "cos_native"
+[peak_lr]
+adam = 0.001
+[schedules]
+fixed = "Constant(lr=peak)"
+cos = "keras.CosineDecay(initial_learning_rate=peak, decay_steps=total)"
+cos_native = "keras-native:keras.CosineDecay(initial_learning_rate=peak, decay_steps=total)"
+""")
+    t = torch_counterpart(load_matrix(p))
+    assert t.framework == "torch" and list(t.schedules) == ["fixed", "cos"] and t.name == "k-torch"
+    assert t.baseline == "fixed" and t.contender is None
