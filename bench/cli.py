@@ -249,6 +249,51 @@ def merge(runs, run_id, results_dir, no_report):
     _print_run(out, Console(stderr=True))
 
 
+@main.command("train-speed")
+@click.option("--matrix", "matrix_spec", default="quick", show_default=True, help="Whose configurations to train.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N]")
+@click.option("--epochs", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--sequential-models", type=click.IntRange(2), default=12, show_default=True,
+              help="Configurations (spread over the matrix) trained one at a time for the baseline.")
+@click.option("--chunk-size", type=click.IntRange(1), default=None, help="Batched models per chunk.")
+@click.option("--threads", type=click.IntRange(0), default=0, help="torch threads (0: torch's default).")
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False))
+@click.option("--out", "out_dir", default=str(RESULTS / "speed"), show_default=True, type=click.Path(file_okay=False))
+def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, threads, data_dir, out_dir):
+    """Training throughput: batched vs sequential (model-epochs/s) and FLOP rate vs a torch matmul."""
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import trainer_speed
+    from .data import FashionMNISTError, load_fashion_mnist
+    from .matrix import MatrixError, load_matrix
+    from .runner import RunError, resolve_device
+    if threads:
+        torch.set_num_threads(threads)
+    console = Console()
+    try:
+        matrix = load_matrix(matrix_spec)
+        dev = resolve_device(device)
+        data = load_fashion_mnist(dev, data_dir)
+    except (MatrixError, RunError, FashionMNISTError) as e:
+        raise click.ClickException(str(e)) from None
+    with console.status("measuring") as status:
+        rows = trainer_speed.measure(matrix, data, device=dev, epochs=epochs, sequential_models=sequential_models,
+                                     chunk_size=chunk_size, log=lambda m: (status.update(m), console.log(m)))
+    path = trainer_speed.write(rows, Path(out_dir))
+    t = Table(title=f"training throughput, matrix {matrix.name}, {epochs} epoch(s), {rows[0]['device_name']}, "
+                    f"{rows[0]['torch_threads']} torch threads", title_justify="left")
+    for col in ("trainer", "models", "model-epochs/s", "samples/s", "GFLOP/s", "of matmul", "x sequential"):
+        t.add_column(col, justify="left" if col == "trainer" else "right")
+    for r in rows:
+        t.add_row(r["trainer"], str(r["n_models"]), f"{r['model_epochs_per_s']:.3g}", f"{r['samples_per_s']:.3g}",
+                  f"{r['flop_per_s'] / 1e9:.3g}", f"{r['flop_fraction_of_matmul']:.0%}",
+                  f"{r['speedup_vs_sequential']:.2f}x")
+    console.print(t)
+    console.print(f"torch float32 1024^3 matmul: {rows[0]['matmul_flop_per_s'] / 1e9:.3g} GFLOP/s; written: {path}")
+
+
 if __name__ == "__main__":
     main()
 from .commands_report import find_lr_cmd, plot_cmd, report_cmd  # noqa: E402

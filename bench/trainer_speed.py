@@ -1,0 +1,94 @@
+"""Training throughput: the batched trainer against the sequential one, and against a torch matmul.
+
+``lrbench train-speed [--matrix quick] [--epochs 1] [--sequential-models 12]`` measures, in one process:
+
+* batched: every configuration of the matrix (chunks of ``--chunk-size``) trained for ``--epochs`` epochs
+  by :func:`bench.trainer.train_chunk`;
+* sequential: ``--sequential-models`` configurations spread over the matrix (every k-th), trained by
+  :func:`bench.sequential.train_sequential`; half of them before the batched run and half after, so a
+  drift in the machine's speed hits both sides alike;
+* a float32 torch matmul (1024^3) before and after (best of 5 each): the machine's attainable FLOP rate.
+
+Rates: model-epochs/s (models x epochs / wall time, validation included), samples/s, and the FLOP
+rate of the training's matmuls (``bench.batched.step_flops``, counted, input gradient of the first
+layer excluded since autograd does not compute it). Writes ``results/speed/trainer_<device>.csv`` (one
+row per trainer: trainer, device, device_name, n_models, epochs, model_epochs_per_s, samples_per_s,
+flop_per_s, matmul_flop_per_s, speedup_vs_sequential, flop_fraction_of_matmul, torch_threads).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+__all__ = ["measure", "write", "COLUMNS"]
+
+COLUMNS = ["trainer", "device", "device_name", "n_models", "epochs", "model_epochs_per_s", "samples_per_s",
+           "flop_per_s", "matmul_flop_per_s", "speedup_vs_sequential", "flop_fraction_of_matmul", "torch_threads",
+           "matrix", "measured_utc"]
+
+
+def measure(matrix, data, *, device="cpu", epochs: int = 1, sequential_models: int = 12, chunk_size: int | None = None,
+            log=print) -> list[dict]:
+    """Rows for results/speed/trainer_<device>.csv (see the module docstring)."""
+    import torch
+
+    from .batched import matmul_flop_rate
+    from .runner import CPU_CHUNK, _utc, environment, plan_chunks
+    from .sequential import train_sequential
+    from .trainer import train_chunk
+
+    dev = torch.device(device)
+    configs = matrix.configs()
+    kw = dict(epochs=epochs, batch_size=matrix.batch_size, device=dev, widths=matrix.widths,
+              activation=matrix.activation, dropout=matrix.dropout, plateau_kwargs=matrix.plateau)
+    stride = max(1, len(configs) // max(1, sequential_models))
+    seq_cfgs = configs[::stride][:sequential_models]
+    half = len(seq_cfgs) // 2
+    mm = [matmul_flop_rate(dev)]
+    seq_wall, seq_flops, n_seq = 0.0, 0, 0
+    log(f"sequential: {half} of {len(seq_cfgs)} models")
+    if half:
+        r = train_sequential(seq_cfgs[:half], data, **kw)
+        seq_wall, seq_flops, n_seq = r.throughput["wall_s"], r.throughput["flops"], half
+    size = chunk_size or (len(configs) if dev.type == "cuda" else CPU_CHUNK)
+    b_wall = b_flops = 0
+    for k, idx in enumerate(plan_chunks(len(configs), size)):
+        log(f"batched: chunk {k + 1} ({len(idx)} models)")
+        r = train_chunk([configs[i] for i in idx], data, **kw)
+        b_wall += r.throughput["wall_s"]
+        b_flops += r.throughput["flops"]
+    log(f"sequential: {len(seq_cfgs) - half} more models")
+    r = train_sequential(seq_cfgs[half:], data, **kw)
+    seq_wall += r.throughput["wall_s"]
+    seq_flops += r.throughput["flops"]
+    n_seq += len(seq_cfgs) - half
+    mm.append(matmul_flop_rate(dev))
+    matmul = max(mm)
+    env = environment(dev)
+    n_train = len(data.x_train)
+    rows = []
+    for trainer, n, wall, flops in (("batched", len(configs), b_wall, b_flops), ("sequential", n_seq, seq_wall, seq_flops)):
+        rows.append(dict(trainer=trainer, device=env["device"], device_name=env["device_name"], n_models=n,
+                         epochs=epochs, model_epochs_per_s=n * epochs / wall, samples_per_s=n * epochs * n_train / wall,
+                         flop_per_s=flops / wall, matmul_flop_per_s=matmul, torch_threads=env["n_threads"],
+                         matrix=matrix.name, measured_utc=_utc()))
+    seq_rate = rows[1]["model_epochs_per_s"]
+    for r in rows:
+        r["speedup_vs_sequential"] = r["model_epochs_per_s"] / seq_rate
+        r["flop_fraction_of_matmul"] = r["flop_per_s"] / matmul
+    return rows
+
+
+def write(rows: list[dict], out_dir: Path) -> Path:
+    """results/speed/trainer_<device type>.csv, written atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kind = "cuda" if rows[0]["device"].startswith("cuda") else "cpu"
+    path = out_dir / f"trainer_{kind}.csv"
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, COLUMNS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+    return path
+

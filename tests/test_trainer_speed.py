@@ -1,0 +1,49 @@
+"""lrbench train-speed: both trainers measured in one process, rates and ratios consistent."""
+import csv
+import dataclasses
+import textwrap
+
+import pytest
+
+from bench import trainer_speed
+from bench.data import load_fashion_mnist
+from bench.matrix import load_matrix
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    p = tmp_path_factory.mktemp("m") / "s.toml"
+    p.write_text(textwrap.dedent("""
+        epochs = 1
+        seeds = [0, 1]
+        [model]
+        widths = [784, 64, 10]
+        [peak_lr]
+        sgd = 0.1
+        adam = 0.001
+        [schedules]
+        constant = "Constant(lr=peak)"
+        cosine = "Cosine(lr=peak, decay_steps=total)"
+    """))
+    d = load_fashion_mnist("cpu")
+    d = dataclasses.replace(d, x_train=d.x_train[:2000], y_train=d.y_train[:2000], x_val=d.x_val[:500],
+                            y_val=d.y_val[:500])
+    return load_matrix(p), d
+
+
+def test_measure_and_write(small, tmp_path):
+    matrix, data = small
+    rows = trainer_speed.measure(matrix, data, sequential_models=4, log=lambda m: None)
+    by = {r["trainer"]: r for r in rows}
+    assert by["batched"]["n_models"] == 8 and by["sequential"]["n_models"] == 4
+    assert by["sequential"]["speedup_vs_sequential"] == 1.0
+    for r in rows:
+        assert r["model_epochs_per_s"] > 0 and r["matmul_flop_per_s"] > 0
+        assert r["samples_per_s"] == pytest.approx(r["model_epochs_per_s"] * 2000)
+        assert 0 < r["flop_fraction_of_matmul"] < 5
+    assert by["batched"]["speedup_vs_sequential"] == pytest.approx(
+        by["batched"]["model_epochs_per_s"] / by["sequential"]["model_epochs_per_s"])
+    path = trainer_speed.write(rows, tmp_path)
+    assert path.name == "trainer_cpu.csv"
+    got = list(csv.DictReader(path.open()))
+    assert [g["trainer"] for g in got] == ["batched", "sequential"] and list(got[0]) == trainer_speed.COLUMNS
