@@ -188,7 +188,7 @@ def plot(curve: pd.DataFrame, suggestions: dict, path=None, title: str = "LR ran
         ax.legend(fontsize=7)
     fig.suptitle(title)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     data = buf.getvalue()
     if path is not None:

@@ -31,7 +31,7 @@ __all__ = ["png", "lr_curves", "curves", "heatmap", "profile", "throughput", "sc
 def png(fig) -> bytes:
     """The figure as PNG bytes (and closed)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=90)  # every figure uses the constrained layout: no tight bbox pass
     plt.close(fig)
     return buf.getvalue()
 
@@ -120,27 +120,37 @@ def curves(run: RS.Run, column: str) -> bytes:
     """``column`` = "val_loss" or "val_acc": mean over seeds, band min..max (non-finite values dropped)."""
     h = run.history.copy()
     h[column] = h[column].where(np.isfinite(h[column]))
+    if "diverged" in h:  # a diverged model is frozen: its later epochs say nothing about the schedule
+        h.loc[h["diverged"].astype(bool), column] = np.nan
     fig, axes = _panels(len(run.optimizers))
     for ax, opt in zip(axes, run.optimizers):
+        firsts = []
         for name in run.schedules:
             g = h[(h["optimizer"] == opt) & (h["name"] == name)]
             if g.empty:
                 continue
             agg = g.groupby("epoch")[column].agg(["mean", "min", "max"])
             x = agg.index.to_numpy() + 1
-            (line,) = ax.plot(x, agg["mean"].to_numpy(), marker="o", ms=3, lw=1.4, label=_label(name))
+            label = _label(name) + (" (diverged)" if agg["mean"].isna().all() else "")
+            (line,) = ax.plot(x, agg["mean"].to_numpy(), marker="o", ms=3, lw=1.4, label=label)
             ax.fill_between(x, agg["min"].to_numpy(), agg["max"].to_numpy(), color=line.get_color(), alpha=0.18,
                             lw=0)
+            if agg["mean"].notna().any():
+                firsts.append(float(agg["mean"].dropna().iloc[0]))
         ax.set_title(opt)
         ax.set_xlabel("epoch")
         ax.set_ylabel(column.replace("_", " "))
-        if column == "val_loss":
-            finite = h.loc[h["optimizer"] == opt, column].dropna()
-            if len(finite) and finite.max() > 20 * max(finite.min(), 1e-9):
-                ax.set_yscale("log")
+        if column == "val_loss" and firsts:
+            # a schedule whose loss explodes would flatten the others: cap the axis at 2.5x the median start
+            lo = np.nanmin(h.loc[h["optimizer"] == opt, column].to_numpy(dtype=float))
+            top = 2.5 * float(np.median(firsts))
+            if np.isfinite(lo) and top > lo and np.nanmax(h.loc[h["optimizer"] == opt, column]) > top:
+                ax.set_ylim(0.95 * lo, top)
+                ax.text(0.99, 0.98, "axis capped: higher curves leave the plot", ha="right", va="top",
+                        fontsize=7, color="0.4", transform=ax.transAxes)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{column.replace('_', ' ')} (mean over seeds, band: min to max)")
+    fig.suptitle(f"{column.replace('_', ' ')} (mean over seeds, band: min to max; diverged models left out)")
     return png(fig)
 
 
@@ -149,7 +159,7 @@ def heatmap(table: pd.DataFrame) -> bytes:
     wide = table.pivot_table(index="schedule", columns="optimizer", values="test_acc", aggfunc="first", sort=False)
     wide = wide.reindex(index=list(dict.fromkeys(table["schedule"])), columns=list(dict.fromkeys(table["optimizer"])))
     a = wide.to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(1.3 * a.shape[1] + 3, 0.5 * a.shape[0] + 1.8))
+    fig, ax = plt.subplots(figsize=(1.3 * a.shape[1] + 3, 0.5 * a.shape[0] + 1.8), layout="constrained")
     finite = a[np.isfinite(a)]
     lo = float(finite.min()) if finite.size else 0.0
     hi = float(finite.max()) if finite.size else 1.0
@@ -200,7 +210,7 @@ def profile(run: RS.Run) -> bytes:
 
 def throughput(rows: pd.DataFrame) -> bytes:
     """``rows``: label, model_epochs_per_s, source ("speed table" | "this run"); horizontal bars, log x."""
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.4))
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.4), layout="constrained")
     colors = ["tab:orange" if s == "this run" else "tab:blue" for s in rows["source"]]
     y = np.arange(len(rows))
     ax.barh(y, rows["model_epochs_per_s"].to_numpy(dtype=float), color=colors)

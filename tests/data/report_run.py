@@ -37,25 +37,36 @@ def small_data():
                                x_test=full.x_test[:1000], y_test=full.y_test[:1000])
 
 
-def make_run(results: Path, data, run_id: str = "20261122-000000-tiny", schedules: dict | None = None) -> Path:
-    """Train the matrix above and write ``results/runs/<run_id>/``; returns the run folder."""
+def make_run(results: Path, data, run_id: str = "20261122-000000-tiny", schedules: dict | None = None,
+             trainer: str = "batched") -> Path:
+    """Train the matrix above (``trainer``: "batched" = bench.trainer.train_chunk, "sequential" =
+    bench.sequential.train_sequential) and write ``results/runs/<run_id>/``; returns the run folder."""
     from bench.trainer import TrainConfig, train_chunk
     schedules = dict(SCHEDULES if schedules is None else schedules)
     configs = [TrainConfig(name=n, optimizer=o, peak_lr=p, schedule=t, seed=s)
                for o, p in PEAKS.items() for n, t in schedules.items() for s in SEEDS]
-    res = train_chunk(configs, data, epochs=EPOCHS, batch_size=BATCH, widths=tuple(WIDTHS))
+    if trainer == "batched":
+        train = train_chunk
+    else:
+        from bench.sequential import train_sequential as train
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is several times faster on a shared machine
+    try:
+        res = train(configs, data, epochs=EPOCHS, batch_size=BATCH, widths=tuple(WIDTHS))
+    finally:
+        torch.set_num_threads(threads)
     run_dir = Path(results) / "runs" / run_id
     run_dir.mkdir(parents=True)
     M = len(configs)
     hist = res.history.copy()
-    hist["trainer"], hist["chunk"] = "batched", 0
-    hist["model_time_s"] = hist["epoch_time_s"] / M
+    hist["trainer"], hist["chunk"] = trainer, 0
+    hist["model_time_s"] = hist["epoch_time_s"] / (M if trainer == "batched" else 1)
     hist.to_parquet(run_dir / "epochs.parquet", index=False)
     summ = res.summary.copy()
-    summ["trainer"], summ["chunk"] = "batched", 0
+    summ["trainer"], summ["chunk"] = trainer, 0
     summ.to_csv(run_dir / "summary.csv", index=False)
     tp = res.throughput
-    pd.DataFrame([dict(chunk=0, trainer="batched", device="cpu", n_models=M, epochs=EPOCHS, steps=tp["steps"],
+    pd.DataFrame([dict(chunk=0, trainer=trainer, device="cpu", n_models=M, epochs=EPOCHS, steps=tp["steps"],
                        batch_size=BATCH, n_train=len(data.x_train), wall_s=tp["wall_s"],
                        samples_per_s=tp["samples_per_s"], model_epochs_per_s=tp["model_epochs_per_s"],
                        flop_per_s=tp["flop_per_s"], flops=tp["flops"], matmul_flop_per_s=1e10)]
@@ -65,7 +76,7 @@ def make_run(results: Path, data, run_id: str = "20261122-000000-tiny", schedule
                   contender="warmup_cosine", model=dict(widths=WIDTHS, activation="relu", dropout=0.0),
                   peak_lr=PEAKS, schedules=schedules, plateau=dict(factor=0.1, patience=2), source="tests")
     meta = dict(run_id=run_id, status="complete", command="pytest fixture", matrix=matrix, framework="torch",
-                trainer="batched", device="cpu", device_name=platform.processor() or "cpu",
+                trainer=trainer, device="cpu", device_name=platform.processor() or "cpu",
                 n_threads=torch.get_num_threads(), git_commit="0" * 40, git_dirty=True,
                 versions=dict(python=platform.python_version(), torch=torch.__version__, pandas=pd.__version__),
                 started_utc="2026-11-22T00:00:00Z", finished_utc="2026-11-22T00:00:10Z", epochs=EPOCHS,
@@ -77,3 +88,21 @@ def make_run(results: Path, data, run_id: str = "20261122-000000-tiny", schedule
                           n_val=len(data.x_val), n_test=len(data.x_test), split_seed=0))
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     return run_dir
+
+
+def write_speed_table(results: Path, runs: list[Path]) -> Path:
+    """``results/speed/trainer_cpu.csv`` (the contract's columns) from the measured throughput of ``runs``."""
+    rows = []
+    for r in runs:
+        tp = pd.read_csv(r / "throughput.csv").iloc[0]
+        meta = json.loads((r / "meta.json").read_text())
+        rows.append(dict(trainer=tp["trainer"], device="cpu", device_name=meta["device_name"], n_models=tp["n_models"],
+                         epochs=tp["epochs"], model_epochs_per_s=tp["model_epochs_per_s"],
+                         samples_per_s=tp["samples_per_s"], flop_per_s=tp["flop_per_s"], matmul_flop_per_s=1e10))
+    df = pd.DataFrame(rows)
+    seq = df.loc[df["trainer"] == "sequential", "model_epochs_per_s"]
+    df["speedup_vs_sequential"] = df["model_epochs_per_s"] / (seq.iloc[0] if len(seq) else float("nan"))
+    path = Path(results) / "speed" / "trainer_cpu.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False)
+    return path
