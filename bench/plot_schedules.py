@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["ScheduleTextError", "parse_schedule", "plot"]
+__all__ = ["ScheduleTextError", "parse_schedule", "figure", "plot"]
 
 
 class ScheduleTextError(ValueError):
@@ -47,9 +47,9 @@ def parse_schedule(text: str, steps: int, peak: float | None = None, index: int 
         raise ScheduleTextError(f"{where}: {msg}") from None
 
 
-def plot(texts: Sequence[str], steps: int, out, *, peak: float | None = None, log: bool = False,
-         labels: Sequence[str] | None = None) -> Path:
-    """Draw the schedules' learning rates (and cycled momentum) over ``steps`` steps into ``out`` (PNG)."""
+def figure(texts: Sequence[str], steps: int, *, peak: float | None = None, log: bool = False,
+           labels: Sequence[str] | None = None):
+    """The matplotlib figure: learning rates on the first axes, cycled momentum (if any) on a second."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -94,6 +94,15 @@ def plot(texts: Sequence[str], steps: int, out, *, peak: float | None = None, lo
         mx.grid(alpha=0.3)
         mx.legend(fontsize=7)
     axes[-1, 0].set_xlabel("step")
+    return fig
+
+
+def plot(texts: Sequence[str], steps: int, out, *, peak: float | None = None, log: bool = False,
+         labels: Sequence[str] | None = None) -> Path:
+    """Draw the schedules' learning rates (and cycled momentum) over ``steps`` steps into ``out`` (the
+    format from its suffix: .png, .svg, .pdf)."""
+    import matplotlib.pyplot as plt
+    fig = figure(texts, steps, peak=peak, log=log, labels=labels)
     out = Path(out)
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True)

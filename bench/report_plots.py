@@ -31,7 +31,7 @@ __all__ = ["png", "lr_curves", "curves", "heatmap", "profile", "throughput", "sc
 def png(fig) -> bytes:
     """The figure as PNG bytes (and closed)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)  # every figure uses the constrained layout: no tight bbox pass
+    fig.savefig(buf, format="png", dpi=80)  # every figure uses the constrained layout: no tight bbox pass
     plt.close(fig)
     return buf.getvalue()
 
