@@ -226,7 +226,9 @@ def _environment(run: RS.Run) -> Table:
         ("epochs, seeds, batch size", f"{run.epochs}, {run.seeds}, {mx.get('batch_size', '')}"),
         ("model", f"widths {model.get('widths', '')}, {model.get('activation', '')}, dropout "
                   f"{model.get('dropout', '')}"),
-        ("peak learning rates", ", ".join(f"{k} {v}" for k, v in (m.get("peak_lr") or mx.get("peak_lr") or {}).items())),
+        ("peak learning rates", ", ".join(
+            f"{k} {_num(v, '.4g')}" + (" (LR range test)" if (mx.get("peak_lr") or {}).get(k) == "find" else "")
+            for k, v in (m.get("peak_lr") or mx.get("peak_lr") or {}).items())),
         ("data", f"{data.get('n_train', '?')} train / {data.get('n_val', '?')} validation / {data.get('n_test', '?')} "
                  f"test, split seed {data.get('split_seed', '?')}, from {data.get('dir', '?')}"),
         ("throughput", f"{_num(tp.get('model_epochs_per_s'))} model-epochs/s, {_num(tp.get('samples_per_s'))} "
@@ -269,6 +271,11 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
              f"{len(run.seeds)} seed(s), {run.epochs} epochs, trainer {run.meta.get('trainer', '?')} on "
              f"{run.meta.get('device', '?')}. Baseline: {run.baseline}; contender: {run.contender}; "
              f"target validation accuracy: {run.target:.1%}.")
+    found = [k for k, v in (run.matrix.get("peak_lr") or {}).items() if v == "find"]
+    if found:
+        peaks = run.meta.get("peak_lr") or {}
+        intro += " Peak learning rates from the LR range test (lrbench find-lr): " + ", ".join(
+            f"{k} {_num(peaks.get(k), '.3g')}" for k in found) + "."
     heads = [intro, ("list", "headline", list(sentences.values()))]
     if single:
         heads.append("One seed: accuracies have no interval and the paired comparison has no test.")

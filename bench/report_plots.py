@@ -104,10 +104,11 @@ def lr_curves(run: RS.Run) -> bytes:
         ax.set_title(f"{opt} (peak {peak:.3g})")
         ax.set_xlabel("epoch")
         ax.set_ylabel("learning rate")
-        ys = np.concatenate([ln.get_ydata() for ln in ax.get_lines()] or [np.ones(1)]).astype(float)
-        ys = ys[np.isfinite(ys) & (ys > 0)]
-        if ys.size and ys.max() > 50 * ys.min():  # schedules spanning decades: log scale
+        tops = np.array([np.nanmax(np.asarray(ln.get_ydata(), float)) for ln in ax.get_lines()] or [1.0])
+        tops = tops[np.isfinite(tops) & (tops > 0)]
+        if tops.size and tops.max() > 50 * tops.min():  # peaks decades apart: log scale, 3 decades below
             ax.set_yscale("log")
+            ax.set_ylim(tops.min() / 1e3, tops.max() * 2)
         else:
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
         ax.grid(alpha=0.3)
