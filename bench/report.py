@@ -91,7 +91,7 @@ def _config_table(table: pd.DataFrame, single_seed: bool, target: float) -> Tabl
         rows.append([r.optimizer, r.schedule, r.seeds, _pct(r.test_acc), ci, _pct(r.best_val_acc),
                      _num(r.best_epoch, ".0f"), ttt, f"{r.reached}/{r.seeds}", f"{r.diverged}/{r.seeds}",
                      _num(r.samples_per_s, ".3g")])
-    note = (f"Test accuracy of the final weights, in %. 95% interval: Student t over seeds, clipped to [0, 100]"
+    note = ("Test accuracy of the final weights, in %. 95% interval: Student t over seeds, clipped to [0, 100]"
             + (" (one seed: no interval)." if single_seed else ".")
             + f" Epoch of best: median over seeds, 1-based. Time to target: median over the seeds that reached "
             f"{target:.1%} validation accuracy, on the time-to-result clock (the model's share of the wall "

@@ -180,7 +180,7 @@ def heatmap(table: pd.DataFrame) -> bytes:
 
 def profile(run: RS.Run) -> bytes:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
-    for ax, metric, title in ((axes[0], "time", f"time to {run.target:.0%} validation accuracy"),
+    for ax, metric, title in ((axes[0], "time", f"time to {100 * run.target:g}% validation accuracy"),
                               (axes[1], "error", "test error")):
         ratios, kept, total = RS.performance_profile(run, metric)
         if kept == 0:
