@@ -276,7 +276,11 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
         peaks = run.meta.get("peak_lr") or {}
         intro += " Peak learning rates from the LR range test (lrbench find-lr): " + ", ".join(
             f"{k} {_num(peaks.get(k), '.3g')}" for k in found) + "."
-    heads = [intro, ("list", "headline", list(sentences.values()))]
+    k = max(min(2, run.epochs - 1), math.ceil(0.2 * (run.epochs - 1)))
+    heads = [intro, ("list", "headline", list(sentences.values())),
+             f"Wins / ties / loses: the paired test below (significant when p < {RS.ALPHA}). Smoothness: the root "
+             f"mean square of the epoch-to-epoch changes of the validation loss over the last 20% of training "
+             f"(here the last {k} of {run.epochs - 1} changes), mean over seeds; lower is smoother."]
     if single:
         heads.append("One seed: accuracies have no interval and the paired comparison has no test.")
     n_div = int(run.summary["diverged"].sum())
@@ -304,7 +308,11 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
                fig("val_loss.png", lambda: RP.curves(run, "val_loss"), "validation loss curves"),
                fig("val_acc.png", lambda: RP.curves(run, "val_acc"), "validation accuracy curves"),
                fig("heatmap.png", lambda: RP.heatmap(table), "test accuracy heatmap, schedule x optimizer"),
-               fig("profile.png", lambda: RP.profile(run), "performance profiles")]
+               fig("profile.png", lambda: RP.profile(run), "performance profiles"),
+               "Performance profiles (AlgoPerf style): each (optimizer, seed) pair is a workload; a schedule's "
+               "ratio on it is its time to the target (or its test error) over the best schedule's; the curve "
+               "gives the share of workloads where that ratio is at most tau. Higher and further left is better; "
+               "a schedule that never reaches the target stays at 0 on the left panel."]
     bars, speed = _throughput_rows(run, results)
     sections.append(("Figures", figures))
 
