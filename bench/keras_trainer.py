@@ -414,6 +414,7 @@ def train_keras(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
         raise ValueError("train_keras: no configs")
     if int(epochs) < 1:
         raise ValueError(f"train_keras: epochs must be >= 1, got {epochs!r}")
+    _keras()  # TensorFlow's start-up chatter silenced before anything imports it
     N, B = len(data.x_train), int(batch_size)
     spe = steps_per_epoch(N, B)
     for c in configs:  # fail before any training: bad text, cycling momentum, unknown Keras class
