@@ -5,7 +5,7 @@ same schedule name, optimizer and seed (``summary.csv`` of each run folder), and
 (schedule, optimizer) present in both and every metric (``test_acc``, ``final_val_loss``) gives:
 
 * ``n_pairs``: seeds with a finite value in both runs;
-* ``mean_diff``: mean over seeds of (Keras - PyTorch);
+* ``mean_diff``: mean over seeds of (PyTorch - Keras) (the report's "PyTorch minus Keras");
 * ``ci_low``, ``ci_high``: a 95% percentile bootstrap interval of that mean (numpy ``default_rng(seed)``,
   10,000 resamples of the paired differences);
 * ``p_value``: exact two-sided sign-flip permutation test over seeds: under "no framework difference" each
@@ -106,7 +106,7 @@ def _summary(run) -> pd.DataFrame:
 
 def compare(torch_run_dir, keras_run_dir, out_csv=None, *, metrics=METRICS, alpha: float = 0.05,
             seed: int = 0, write: bool = True) -> pd.DataFrame:
-    """Paired Keras - PyTorch differences per (schedule name, optimizer) over seeds (module docstring).
+    """Paired PyTorch - Keras differences per (schedule name, optimizer) over seeds (module docstring).
 
     Writes the table to ``out_csv`` (default ``<keras run>/crossframework.csv``) unless ``write`` is
     False. Raises ``ValueError`` when the two runs share no (schedule, optimizer, seed)."""
@@ -118,11 +118,11 @@ def compare(torch_run_dir, keras_run_dir, out_csv=None, *, metrics=METRICS, alph
     rows = []
     for (name, opt), g in pairs.groupby(["name", "optimizer"], sort=False):
         for metric in metrics:
-            diffs = (g[f"{metric}_keras"].astype(float) - g[f"{metric}_torch"].astype(float)).to_numpy()
+            diffs = (g[f"{metric}_torch"].astype(float) - g[f"{metric}_keras"].astype(float)).to_numpy()
             rows.append(dict(config=f"{name} / {opt}", metric=metric, **paired_stats(diffs, alpha=alpha, seed=seed)))
     if pairs.groupby(["name", "optimizer"]).ngroups > 1:
         for metric in metrics:
-            diffs = (pairs[f"{metric}_keras"].astype(float) - pairs[f"{metric}_torch"].astype(float)).to_numpy()
+            diffs = (pairs[f"{metric}_torch"].astype(float) - pairs[f"{metric}_keras"].astype(float)).to_numpy()
             rows.append(dict(config="all", metric=metric, **paired_stats(diffs, alpha=alpha, seed=seed)))
     df = pd.DataFrame(rows, columns=COLUMNS)
     if write:
@@ -153,7 +153,7 @@ def verdict(df: pd.DataFrame, metric: str = "test_acc") -> str:
     tail = ""
     if not pooled.empty:
         r = pooled.iloc[0]
-        tail = (f" Pooled over all {int(r.n_pairs)} pairs: Keras - PyTorch = {r.mean_diff:+.4f} "
+        tail = (f" Pooled over all {int(r.n_pairs)} pairs: PyTorch - Keras = {r.mean_diff:+.4f} "
                 f"(95% CI {r.ci_low:+.4f} to {r.ci_high:+.4f}, p={r.p_value:.3g}, "
                 f"{'significant' if r.significant else 'not significant'}).")
     if sub.empty:
@@ -165,7 +165,7 @@ def verdict(df: pd.DataFrame, metric: str = "test_acc") -> str:
         return (f"PyTorch and Keras do not differ significantly on {metric} in any of the {len(sub)} configurations "
                 f"compared (paired over {n_min}+ seeds; with {n_min} seeds the smallest attainable p is {floor:.3g})." + tail)
     items = ", ".join(f"{r.config} ({r.mean_diff:+.4f}, p={r.p_value:.3g})" for r in sig.itertuples())
-    return f"Keras - PyTorch {metric} differs significantly in {len(sig)} of {len(sub)} configurations: {items}." + tail
+    return f"PyTorch - Keras {metric} differs significantly in {len(sig)} of {len(sub)} configurations: {items}." + tail
 
 
 try:

@@ -32,7 +32,7 @@ def test_compare_shifted_and_identical(tmp_path):
     df = compare(tmp_path / "t", tmp_path / "k")
     assert list(df.columns) == COLUMNS and (tmp_path / "k" / "crossframework.csv").is_file()
     acc = df[df.metric == "test_acc"].iloc[0]
-    assert acc.config == "a / adam" and acc.n_pairs == 6 and acc.mean_diff == pytest.approx(0.01)
+    assert acc.config == "a / adam" and acc.n_pairs == 6 and acc.mean_diff == pytest.approx(-0.01)
     assert acc.p_value == pytest.approx(2 / 64) and acc.significant
     same = compare(tmp_path / "t", tmp_path / "t", tmp_path / "same.csv")
     assert (same.mean_diff == 0).all() and (same.p_value == 1).all() and not same.significant.any()
@@ -43,7 +43,7 @@ def test_compare_shifted_and_identical(tmp_path):
     df2 = compare(tmp_path / "t2", tmp_path / "k2", write=False)
     assert list(df2.config) == ["a / adam", "a / adam", "b / adam", "b / adam", "all", "all"]
     pooled = df2[(df2.config == "all") & (df2.metric == "test_acc")].iloc[0]
-    assert pooled.n_pairs == 12 and pooled.mean_diff == pytest.approx(0.005)
+    assert pooled.n_pairs == 12 and pooled.mean_diff == pytest.approx(-0.005)
     assert "Pooled over all 12 pairs" in verdict(df2)
     _write(tmp_path / "other", base.assign(name="b"))
     with pytest.raises(ValueError, match="no configuration"):
