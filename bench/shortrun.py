@@ -85,6 +85,6 @@ def short_training(data=None, *, data_dir=None, configs=None, epochs: int = EPOC
         result = train_chunk(cfgs, small, epochs=epochs, batch_size=batch_size, device="cpu")
         seconds = time.perf_counter() - t0
     acc = dict(zip(result.summary["name"], result.summary["test_acc"].astype(float)))
-    errors = {name: 1.0 - acc[name] for name, *_ in configs}
-    return {"error_rate": errors, "mean_error_rate": sum(errors.values()) / len(errors), "seconds": seconds,
+    errors = {name: round(1.0 - acc[name], 6) for name, *_ in configs}
+    return {"error_rate": errors, "mean_error_rate": round(sum(errors.values()) / len(errors), 6), "seconds": seconds,
             "steps": epochs * steps_per_epoch(len(small.x_train), batch_size)}
