@@ -96,3 +96,18 @@ cos_native = "keras-native:keras.CosineDecay(initial_learning_rate=peak, decay_s
     t = torch_counterpart(load_matrix(p))
     assert t.framework == "torch" and list(t.schedules) == ["fixed", "cos"] and t.name == "k-torch"
     assert t.baseline == "fixed" and t.contender is None
+
+
+def test_cross_check_command(tmp_path):
+    from click.testing import CliRunner
+
+    from bench.crossframework import crossframework_cmd
+    base = pd.DataFrame(dict(model=range(3), name=["a"] * 3, optimizer=["sgd"] * 3, seed=range(3),
+                             test_acc=[0.8, 0.81, 0.82], final_val_loss=[0.5, 0.4, 0.45]))
+    _write(tmp_path / "t", base)
+    _write(tmp_path / "k", base.assign(test_acc=base.test_acc + 0.001))
+    res = CliRunner().invoke(crossframework_cmd, [str(tmp_path / "t"), str(tmp_path / "k")])
+    assert res.exit_code == 0, res.output
+    assert "do not differ significantly" in res.output and (tmp_path / "k" / "crossframework.csv").is_file()
+    res = CliRunner().invoke(crossframework_cmd, [str(tmp_path / "t"), str(tmp_path / "nothing")])
+    assert res.exit_code != 0 and "nothing" in res.output
