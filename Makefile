@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup data bench speed test test-fast benchmarks clean
+.PHONY: setup data browser bench speed test test-fast benchmarks clean
 
 setup: $(STAMP)
 
@@ -23,11 +23,23 @@ data:
 	  echo "warning: could not install dataset-fashion-mnist"; \
 	else echo "warning: install the Debian package dataset-fashion-mnist (or set FASHION_MNIST_DIR)"; fi
 
-# The main job: the evaluator speed comparison (becomes the benchmark matrix when it lands).
-bench: setup data
-	$(BIN)/lrbench speed
+# Debian's chromium: the report's browser test opens report.html in it (skipped, with a reason, without it).
+browser:
+	@if command -v chromium >/dev/null; then echo "chromium: present"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || \
+	  echo "warning: could not install chromium"; \
+	else echo "warning: install the Debian package chromium (the report's browser test)"; fi
 
-test: setup data
+# The main job: the quick matrix (72 models, 3 epochs) and its report, on the CPU in minutes.
+bench: setup data
+	$(BIN)/lrbench run --matrix quick
+
+speed: setup
+	$(BIN)/lrbench speed
+	$(BIN)/lrbench train-speed
+
+test: setup data browser
 	$(BIN)/python -m pytest -q
 
 benchmarks: setup

@@ -152,7 +152,8 @@ def summary_table(summary, title: str):
 @click.option("--sequential", is_flag=True, help="One model at a time with torch.nn + torch.optim + lrcore "
               "(the baseline of the speed-up and a cross-check).")
 @click.option("--framework", type=click.Choice(["torch", "keras"]), default=None,
-              help="Train with PyTorch (default for torch matrices) or Keras model.fit (one model at a time).")
+              help="Train with PyTorch (default for torch matrices) or Keras model.fit (one model at a time). "
+                   "--framework torch on a Keras matrix trains its lrcore schedules (keras-native ones dropped).")
 @click.option("--chunk-size", type=click.IntRange(1), default=None,
               help="Models trained together (default: all on CUDA, 36 on the CPU).")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False), help="Fashion-MNIST folder.")
@@ -293,8 +294,10 @@ def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, thre
     console.print(t)
     console.print(f"torch float32 1024^3 matmul: {rows[0]['matmul_flop_per_s'] / 1e9:.3g} GFLOP/s; written: {path}")
 
+from .commands_report import find_lr_cmd, plot_cmd, report_cmd  # noqa: E402
+main.add_command(report_cmd); main.add_command(find_lr_cmd); main.add_command(plot_cmd)
+from .crossframework import crossframework_cmd  # noqa: E402
+main.add_command(crossframework_cmd)
 
 if __name__ == "__main__":
     main()
-from .commands_report import find_lr_cmd, plot_cmd, report_cmd  # noqa: E402
-main.add_command(report_cmd); main.add_command(find_lr_cmd); main.add_command(plot_cmd)

@@ -36,7 +36,7 @@ Schedule texts use the placeholders ``peak`` (the optimizer's peak lr), ``total`
 the run: ``epochs * steps_per_epoch``), ``steps_per_epoch`` and ``epochs``; arithmetic on them is allowed
 (``total // 20``). With ``framework = "keras"`` a text may start with ``keras-native:`` followed by a
 ``keras.X(...)`` form: the Keras trainer then uses the real Keras schedule object (the lrcore equivalent
-is the same text without the prefix).
+is the same text without the prefix); ``keras-native:Constant(lr=peak)`` is Keras's fixed rate, a plain float.
 
 Configurations are ordered optimizer-major (the order of ``[peak_lr]``), then schedule (file order),
 then seed; a configuration's index in that order is its ``model`` number in every results file.
@@ -293,8 +293,9 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
         if text.strip().startswith(NATIVE_PREFIX):
             if framework != "keras":
                 fail(f"[schedules] {sname!r}: {NATIVE_PREFIX} (a real Keras schedule) needs framework = \"keras\"")
-            if not strip_native(text).startswith("keras."):
-                fail(f"[schedules] {sname!r}: after {NATIVE_PREFIX} give a keras.X(...) schedule, got {text!r}")
+            if not strip_native(text).startswith(("keras.", "Constant(")):
+                fail(f"[schedules] {sname!r}: after {NATIVE_PREFIX} give a keras.X(...) schedule (or Constant(...): "
+                     f"Keras's fixed rate, a plain float), got {text!r}")
         for peak in check_peaks:
             try:
                 s = lrcore.parse(strip_native(text), peak=peak, total=total, steps_per_epoch=spe, epochs=epochs)

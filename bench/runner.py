@@ -16,7 +16,7 @@
 
 Every file is written to a temporary name in the same folder and renamed (``os.replace``): a reader
 never sees half a file. Chunks: configurations in matrix order, ``chunk_size`` at a time (default: the
-whole matrix on CUDA; 36 models on the CPU, about 2 GB). Shard ``i/n`` trains chunks ``i-1, i-1+n, ...``;
+whole matrix on CUDA; 36 models on the CPU, about 2 GB; 6 for the one-at-a-time trainers). Shard ``i/n`` trains chunks ``i-1, i-1+n, ...``;
 ``merge_runs`` joins the shards' folders into one run.
 """
 from __future__ import annotations
@@ -46,6 +46,7 @@ EXTRA_SUMMARY = ["trainer", "chunk"]
 THROUGHPUT_COLUMNS = ["chunk", "trainer", "device", "n_models", "epochs", "steps", "batch_size", "n_train",
                       "wall_s", "samples_per_s", "model_epochs_per_s", "flop_per_s", "flops", "matmul_flop_per_s"]
 CPU_CHUNK = 36
+ONE_AT_A_TIME_CHUNK = 6  # sequential / Keras: no memory reason to group; small chunks make resume finer
 
 
 class RunError(RuntimeError):
@@ -247,6 +248,9 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path = RESULTS, run
         if trainer not in TRAINERS:
             raise RunError(f"trainer must be one of {TRAINERS}, got {trainer!r}")
         native = [n for n, t in matrix.schedules.items() if t.strip().startswith("keras-native:")]
+        if native and trainer != "keras" and matrix.framework == "keras":
+            from .crossframework import torch_counterpart  # the PyTorch half of a cross-framework check
+            matrix, native = torch_counterpart(matrix), []
         if native and trainer != "keras":
             raise RunError(f"matrix {matrix.name}: schedules {native} are real Keras objects (keras-native:); "
                            f"train them with the Keras trainer, not {trainer!r}")
@@ -254,7 +258,8 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path = RESULTS, run
         i, n = shard
         if not (1 <= i <= n):
             raise RunError(f"--shard must be i/n with 1 <= i <= n, got {i}/{n}")
-        size = chunk_size or (matrix.n_configs if device.startswith("cuda") else CPU_CHUNK)
+        size = chunk_size or (ONE_AT_A_TIME_CHUNK if trainer != "batched" else
+                              matrix.n_configs if device.startswith("cuda") else CPU_CHUNK)
         if size < 1:
             raise RunError(f"--chunk-size must be >= 1, got {size}")
         chunks = plan_chunks(matrix.n_configs, size)
@@ -277,8 +282,12 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path = RESULTS, run
                            dropout=matrix.dropout, batch_size=matrix.batch_size, device=device, seed=0)
         peaks.update({k: float(v) for k, v in found.items()})
     configs = matrix.configs(peaks)
-    from .batched import matmul_flop_rate
-    matmul = matmul_flop_rate(torch.device(device))
+    if trainer == "keras":  # the framework that trains measures its own matmul
+        from .keras_trainer import matmul_flop_rate_tf
+        matmul = matmul_flop_rate_tf()
+    else:
+        from .batched import matmul_flop_rate
+        matmul = matmul_flop_rate(torch.device(device))
 
     if meta is None:
         run_dir.mkdir(parents=True)
