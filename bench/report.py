@@ -111,13 +111,15 @@ def _paired_table(paired: pd.DataFrame, base: str) -> Table:
     rows = []
     for r in paired.itertuples():
         ci = "n/a" if r.n < 2 else f"[{_num(100 * r.ci_low, '+.2f')}, {_num(100 * r.ci_high, '+.2f')}]"
-        rows.append([r.optimizer, r.schedule, r.baseline, r.n, _num(100 * r.mean_diff, "+.2f"), ci,
+        ti = "n/a" if r.n < 2 else f"[{_num(100 * r.t_low, '+.2f')}, {_num(100 * r.t_high, '+.2f')}]"
+        rows.append([r.optimizer, r.schedule, r.baseline, r.n, _num(100 * r.mean_diff, "+.2f"), ti, ci,
                      _num(r.p_value, ".3g"), "yes" if r.significant else "no", f"{r.wins}/{r.losses}"])
     note = (f"Paired by optimizer and seed: difference of test accuracy (percentage points) of each schedule minus "
-            f"{base!r}. Interval: percentile bootstrap of the mean over seeds ({RS.N_BOOTSTRAP:,} resamples). "
-            f"p: two-sided exact sign-flip permutation test; significant when p < {RS.ALPHA}.")
+            f"{base!r}. Significant when the 95% paired t interval of the mean difference excludes 0 (the paired "
+            f"t-test at 5%). Also shown: the percentile bootstrap interval ({RS.N_BOOTSTRAP:,} resamples) and the "
+            f"two-sided exact sign-flip permutation p (distribution-free; it cannot go below 2/2^seeds).")
     return Table("paired", f"Paired comparison with {base}", ["optimizer", "schedule", "baseline", "seeds",
-                                                               "mean diff (pp)", "95% bootstrap interval (pp)",
+                                                               "mean diff (pp)", "95% t interval (pp)", "95% bootstrap interval (pp)",
                                                                "p", "significant", "better/worse seeds"], rows, note)
 
 
@@ -278,7 +280,7 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
             f"{k} {_num(peaks.get(k), '.3g')}" for k in found) + "."
     k = max(min(2, run.epochs - 1), math.ceil(0.2 * (run.epochs - 1)))
     heads = [intro, ("list", "headline", list(sentences.values())),
-             f"Wins / ties / loses: the paired test below (significant when p < {RS.ALPHA}). Smoothness: the root "
+             "Wins / ties / loses: the paired t-test below (significant when the 95% interval excludes 0). Smoothness: the root "
              f"mean square of the epoch-to-epoch changes of the validation loss over the last 20% of training "
              f"(here the last {k} of {run.epochs - 1} changes), mean over seeds; lower is smoother."]
     if single:

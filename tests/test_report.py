@@ -143,13 +143,17 @@ def test_paired_table_and_headline(run, written):
         assert r.mean_diff == pytest.approx(d.mean())
         flips = [abs(a * d[0] + b * d[1]) >= abs(d.sum()) - 1e-12 for a in (1, -1) for b in (1, -1)]
         assert r.p_value == pytest.approx(np.mean(flips))
-        assert not r.significant  # two seeds can never reach p < 0.05
+        half = 12.706 * d.std(ddof=1) / np.sqrt(2)  # paired t interval, t(0.975, 1) = 12.706
+        assert (r.t_low, r.t_high) == pytest.approx((d.mean() - half, d.mean() + half), rel=1e-3)
+        assert r.significant == (r.t_low > 0 or r.t_high < 0)
         assert r.ci_low <= r.mean_diff + 1e-12 and r.mean_diff <= r.ci_high + 1e-12
     sentences = RS.headline(run, paired)
     assert list(sentences) == ["sgd", "adam"]
     for opt, text in sentences.items():
-        assert text.startswith(f"{opt}: warmup_cosine ties with constant on test accuracy")
-        assert "with 2 seeds p cannot go below 0.5" in text
+        r = paired[(paired["optimizer"] == opt) & (paired["schedule"] == "warmup_cosine")].iloc[0]
+        verdict = "ties with" if not r.significant else ("wins against" if r.mean_diff > 0 else "loses against")
+        assert text.startswith(f"{opt}: warmup_cosine {verdict} constant on test accuracy")
+        assert "95% paired t interval" in text and "sign-flip p = " in text
         rough = RS.roughness_table(run)
         a = rough[(rough["optimizer"] == opt) & (rough["name"] == "warmup_cosine")]["roughness"].mean()
         b = rough[(rough["optimizer"] == opt) & (rough["name"] == "constant")]["roughness"].mean()
