@@ -151,7 +151,8 @@ def curves(run: RS.Run, column: str) -> bytes:
                         fontsize=7, color="0.4", transform=ax.transAxes)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{column.replace('_', ' ')} (mean over seeds, band: min to max; diverged models left out)")
+    fig.suptitle(f"{column.replace('_', ' ')}: mean over seeds\nband: min to max; diverged models left out",
+                 fontsize="small")
     return png(fig)
 
 
