@@ -53,6 +53,9 @@ def main(argv=None) -> int:
     if args.last:
         shas = shas[-args.last:]
     asv = str(Path(args.python).parent / "asv")
+    machines = Path(os.environ.get("ASV_MACHINE_FILE", Path.home() / ".asv-machine.json"))
+    if not machines.exists() or f'"{args.machine}"' not in machines.read_text():
+        subprocess.run([asv, "machine", "--machine", args.machine, "--yes"], cwd=ROOT, check=True)
     results = ROOT / "results" / "asv" / args.machine
     t_all = time.perf_counter()
     failed = []
