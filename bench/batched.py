@@ -5,10 +5,11 @@ micro benchmark: the same configurations trained batched and one at a time with 
 
 Model
 -----
-:class:`BatchedMLP` holds, for layer ``l``, ``weights[l]`` of shape ``(M, in, out)`` and ``biases[l]``
-of shape ``(M, out)``; layer ``l`` computes ``h @ W + b`` for every model with ``torch.baddbmm`` on
-``(M, B, in)`` inputs. ``weights[l][m]`` is the *transpose* of ``torch.nn.Linear.weight`` (``(out,
-in)``). The input batch is either shared by all models, ``(B, in)`` (the paired design), or per model,
+:class:`BatchedMLP` holds, for layer ``l``, ``weights[l]`` of shape ``(M, out, in)`` and ``biases[l]``
+of shape ``(M, out)``; ``weights[l][m]`` is laid out as ``torch.nn.Linear.weight``. Layer ``l`` computes
+``h @ W^T + b`` for every model with ``torch.baddbmm`` on ``(M, B, in)`` inputs. (This layout makes the
+largest matmul of a step, the first layer's weight gradient ``d^T @ x`` with only B = 128 terms per
+value, run at 170 GFLOP/s on the 2-core CPU instead of 95 for ``x^T @ d`` into ``(M, in, out)``.) The input batch is either shared by all models, ``(B, in)`` (the paired design), or per model,
 ``(M, B, in)``; labels likewise ``(B,)`` or ``(M, B)``. Activation (relu, gelu, tanh) after every hidden
 layer, then dropout (an independent mask per model and example; scaling 1 / (1 - p) as
 ``torch.nn.Dropout``; the masks come from one ``torch.Generator`` of the stack, so with dropout a
@@ -24,30 +25,12 @@ drawn on the CPU and moved to the device, so the rule holds on every device).
 Loss: ``losses(x, y)`` gives the ``(M,)`` per-model mean cross-entropy; training backpropagates their
 sum, so model ``m``'s gradient is exactly its own (models share no parameter).
 
-Optimizers
-----------
-:class:`BatchedOptimizer` implements ``torch.optim.SGD`` (momentum, dampening, nesterov), ``RMSprop``
-(alpha, eps, momentum, centered), ``Adam`` and ``AdamW`` (no amsgrad, no maximize) with their default
-hyper-parameters, following the formulas and the order of floating-point operations of torch's
-single-tensor (CPU default) implementations. Every hyper-parameter is a per-model ``(M,)`` vector that can
-change at any step (``step(lr=..., momentum=...)``, ``set(...)``), as setting ``param_groups`` in torch.
-Scalars are computed in float64 (bias corrections ``1 - beta**t`` with the model's own step count ``t``)
-and rounded to the parameter dtype, as torch does with Python-float hyper-parameters. One stack may mix
-kinds (``kind=["adam", "adam", "sgd", ...]``); models of one kind are updated on slices of the stacked
-tensors, so keep each kind contiguous (a run of equal kinds is one group).
-
-``active`` (M,) bool freezes models: a frozen model's parameters, optimizer state and step count are left
-exactly as they were. :func:`train_step` freezes models whose loss is not finite.
-
-Notes where the vectorised form must choose (only matter when momentum is switched between zero and
-non-zero during a run): the SGD momentum buffer (and RMSprop's) is allocated when a model of the group
-first has momentum > 0 and is then updated every step for every model of the group; a model with momentum
-0 gets ``buf = 0 * buf + g``, which gives torch's momentum-free update exactly (while ``buf`` is finite).
-
-Updates are in place on the stacked tensors (one scratch buffer per parameter; ``p.grad`` is used as
-scratch too), with per-model columns ``(M, 1, ...)`` broadcasting. Host synchronisation: one
-``active.all()`` check per step when a mask is given, and a small host copy of the hyper-parameter
-vectors whenever they are set (to choose code paths: weight decay present, momentum present, ...).
+Training step (:func:`train_step`): ``BatchedMLP.loss_and_grad`` runs the forward pass and writes every
+parameter's gradient into buffers kept between steps, with the backward formulas autograd uses (the
+same ATen backward kernels for the activations), so a step allocates none of its large tensors (on the
+CPU, fresh gradient tensors of tens of MB each step cost page faults, 20% of a step). Gradients equal
+autograd's to float32 rounding (``tests/test_batched.py``). Then :class:`bench.batched_optim.BatchedOptimizer`
+updates the stack (torch.optim's optimizers, every hyper-parameter a per-model vector).
 
 FLOPs: :func:`step_flops` counts the matmuls of one training step (see there).
 """
@@ -61,20 +44,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ACTIVATIONS", "OPTIMIZER_DEFAULTS", "BatchedMLP", "BatchedOptimizer", "train_step", "step_flops",
+from .batched_optim import OPTIMIZER_DEFAULTS, BatchedOptimizer, torch_optimizer
+
+__all__ = ["ACTIVATIONS", "OPTIMIZER_DEFAULTS", "BatchedMLP", "BatchedOptimizer", "train_step", "step_flops", "forward_flops",
            "torch_reference_model", "torch_optimizer", "matmul_flop_rate"]
 
 ACTIVATIONS = {"relu": (torch.relu, torch.nn.ReLU), "gelu": (F.gelu, torch.nn.GELU),
                "tanh": (torch.tanh, torch.nn.Tanh)}
 
-#: torch.optim's defaults (torch 2.x), per kind.
-OPTIMIZER_DEFAULTS = {
-    "sgd": dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False),
-    "rmsprop": dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False),
-    "adam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0),
-    "adamw": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2),
-}
-_FLAGS = ("nesterov", "centered")
+
+def _activation_backward(name: str, grad: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """d loss / d z from d loss / d a for ``a = act(z)``: the ATen kernels autograd calls."""
+    if name == "relu":
+        return torch.ops.aten.threshold_backward(grad, a, 0)
+    if name == "tanh":
+        return torch.ops.aten.tanh_backward(grad, a)
+    return torch.ops.aten.gelu_backward(grad, z)
 
 
 def step_flops(widths: Sequence[int], batch_size: int, n_models: int = 1, *, input_grad: bool = True) -> int:
@@ -90,6 +75,12 @@ def step_flops(widths: Sequence[int], batch_size: int, n_models: int = 1, *, inp
         mm = 2 * batch_size * i * o
         total += mm * (3 if (input_grad or k > 0) else 2)
     return int(n_models) * total
+
+
+def forward_flops(widths: Sequence[int], n_examples: int, n_models: int = 1) -> int:
+    """FLOPs of the matmuls of a forward pass (evaluation) of ``n_models`` MLPs over ``n_examples``:
+    ``2 * n * in * out`` per layer."""
+    return int(n_models) * sum(2 * int(n_examples) * i * o for i, o in zip(widths[:-1], widths[1:]))
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -124,7 +115,7 @@ class BatchedMLP:
                 torch.nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=gen)
                 bound = 1 / math.sqrt(i) if i > 0 else 0
                 torch.nn.init.uniform_(b, -bound, bound, generator=gen)
-                ws[l].append(w.t())
+                ws[l].append(w)
                 bs[l].append(b)
         self.weights = [torch.stack(w).to(device=self.device, dtype=dtype).requires_grad_() for w in ws]
         self.biases = [torch.stack(b).to(device=self.device, dtype=dtype).requires_grad_() for b in bs]
@@ -138,20 +129,52 @@ class BatchedMLP:
         """[W0, b0, W1, b1, ...]: the order of ``nn.Sequential(...).parameters()``."""
         return [t for pair in zip(self.weights, self.biases) for t in pair]
 
-    def forward(self, x: torch.Tensor, training: bool = True) -> torch.Tensor:
-        """Logits (M, B, classes) for a shared batch ``x`` (B, in) or per-model batches (M, B, in)."""
-        M = self.n_models
+    def _input(self, x: torch.Tensor, groups, who: str):
+        """Validate a batch; returns (x, bounds): ``bounds`` None for per-model batches x (M, B, in), else
+        the [start, stop) model range of each row of x (S, B, in) -- models in a range share that row."""
+        M, n_in = self.n_models, self.widths[0]
         if x.dim() == 2:
-            x = x.unsqueeze(0).expand(M, *x.shape)
-        if x.dim() != 3 or x.shape[0] != M or x.shape[2] != self.widths[0]:
-            raise ValueError(f"BatchedMLP.forward: x must be (B, {self.widths[0]}) or ({M}, B, {self.widths[0]}), "
+            x, groups = x.unsqueeze(0), [M]
+        if x.dim() != 3 or x.shape[2] != n_in:
+            raise ValueError(f"BatchedMLP.{who}: x must be (B, {n_in}), ({M}, B, {n_in}) or (groups, B, {n_in}), "
                              f"got {tuple(x.shape)}")
+        if groups is None:
+            if x.shape[0] != M:
+                raise ValueError(f"BatchedMLP.{who}: x has {x.shape[0]} batches for {M} models; give groups=")
+            return x, None
+        sizes = [int(g) for g in groups]
+        if len(sizes) != x.shape[0] or sum(sizes) != M or min(sizes) < 1:
+            raise ValueError(f"BatchedMLP.{who}: groups must be {x.shape[0]} positive sizes summing to {M}, "
+                             f"got {sizes}")
+        ends = np.cumsum(sizes).tolist()
+        return x, list(zip([0] + ends[:-1], ends))
+
+    def _first_layer(self, x, bounds, out_rows: int) -> torch.Tensor:
+        """z = x @ W0^T + b0 for every model: one batched matmul per group of models sharing a batch (the
+        batch broadcast over the group, never copied)."""
+        w, b = self.weights[0], self.biases[0]
+        if bounds is None:
+            return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+        parts = [(b[a:e].unsqueeze(1), x[s].unsqueeze(0).expand(e - a, *x.shape[1:]), w[a:e].transpose(1, 2))
+                 for s, (a, e) in enumerate(bounds)]
+        if len(parts) == 1 or torch.is_grad_enabled():  # autograd (forward, losses) cannot write into out=
+            return torch.cat([torch.baddbmm(*p) for p in parts]) if len(parts) > 1 else torch.baddbmm(*parts[0])
+        z = torch.empty(self.n_models, x.shape[1], out_rows, device=x.device, dtype=self.dtype)
+        for (a, e), p in zip(bounds, parts):
+            torch.baddbmm(*p, out=z[a:e])
+        return z
+
+    def forward(self, x: torch.Tensor, training: bool = True, groups=None) -> torch.Tensor:
+        """Logits (M, B, classes) for a shared batch ``x`` (B, in), per-model batches (M, B, in), or one
+        batch per group of consecutive models, (S, B, in) with ``groups`` the S group sizes."""
+        x, bounds = self._input(x, groups, "forward")
         act = ACTIVATIONS[self.activation][0]
         drop = training and bool((self.dropout > 0).any())
-        h = x
         last = len(self.weights) - 1
-        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = torch.baddbmm(b.unsqueeze(1), h, w)
+        h = self._first_layer(x, bounds, self.widths[1])
+        for l in range(last + 1):
+            if l > 0:
+                h = torch.baddbmm(self.biases[l].unsqueeze(1), h, self.weights[l].transpose(1, 2))
             if l < last:
                 h = act(h)
                 if drop:
@@ -161,12 +184,86 @@ class BatchedMLP:
 
     __call__ = forward
 
-    def losses(self, x: torch.Tensor, y: torch.Tensor, training: bool = True) -> torch.Tensor:
-        """Per-model mean cross-entropy, shape (M,); ``y`` (B,) shared or (M, B) per model."""
-        logits = self.forward(x, training)
+    def _labels(self, y: torch.Tensor, B: int, groups) -> torch.Tensor:
+        """Labels (M, B) from (B,) shared, (M, B) per model or (S, B) per group."""
+        M = self.n_models
+        if y.dim() == 1:
+            return y.expand(M, B)
+        if groups is not None and y.shape[0] != M:
+            return y.repeat_interleave(torch.as_tensor([int(g) for g in groups], device=y.device), dim=0)
+        return y
+
+    def losses(self, x: torch.Tensor, y: torch.Tensor, training: bool = True, groups=None) -> torch.Tensor:
+        """Per-model mean cross-entropy, shape (M,); ``y`` (B,) shared, (M, B) per model or (S, B) per group."""
+        logits = self.forward(x, training, groups)
         M, B, C = logits.shape
-        y = y.expand(M, B) if y.dim() == 1 else y
+        y = self._labels(y, B, groups)
         return F.cross_entropy(logits.reshape(M * B, C), y.reshape(M * B), reduction="none").view(M, B).mean(1)
+
+    @torch.no_grad()
+    def loss_and_grad(self, x: torch.Tensor, y: torch.Tensor, groups=None) -> torch.Tensor:
+        """Per-model training losses (M,) of a batch; sets ``p.grad`` of every parameter to the gradient of
+        their sum (each model's own gradient), in buffers reused from step to step.
+
+        Inputs as :meth:`forward` (same dropout masks from the stack's generator). Backward, per layer from
+        the top (``d = dL/dz``, ``h`` the layer's input)::
+
+            d_logits = (softmax(logits) - onehot(y)) / B        (mean cross-entropy per model)
+            dW = d^T @ h,  db = sum_B d,  d_below = act'(d @ W)   (dropout: times mask / keep)
+        """
+        x, bounds = self._input(x, groups, "loss_and_grad")
+        B = x.shape[1]
+        y = self._labels(y, B, groups)
+        act = ACTIVATIONS[self.activation][0]
+        drop = bool((self.dropout > 0).any())
+        last = len(self.weights) - 1
+        inputs, pre, post, masks = [x], [], [], []
+        h = None
+        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = self._first_layer(x, bounds, self.widths[1]) if l == 0 else \
+                torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+            if l == last:
+                h = z
+                break
+            a = act(z)
+            pre.append(z)
+            post.append(a)
+            if drop:
+                mask = torch.rand(a.shape, generator=self._drop_gen, device=a.device, dtype=a.dtype) < self._keep
+                masks.append(mask)
+                a = a * mask / self._keep
+            inputs.append(a)
+            h = a
+        logp = torch.log_softmax(h, -1)
+        yi = y.unsqueeze(2)
+        losses = -logp.gather(2, yi).squeeze(2).mean(1)
+        d = logp.exp_()
+        d.scatter_add_(2, yi, torch.full(yi.shape, -1.0, dtype=d.dtype, device=d.device)).div_(B)
+        grads = self._grad_buffers()
+        for l in range(last, -1, -1):
+            w = self.weights[l]
+            if l == 0 and bounds is not None:
+                for s, (a, e) in enumerate(bounds):
+                    xs = x[s].unsqueeze(0).expand(e - a, *x.shape[1:])
+                    torch.bmm(d[a:e].transpose(1, 2), xs, out=grads[0][a:e])
+            else:
+                torch.bmm(d.transpose(1, 2), inputs[l], out=grads[2 * l])
+            torch.sum(d, 1, out=grads[2 * l + 1])
+            if l == 0:
+                break
+            g = torch.bmm(d, w)
+            if drop:
+                g = g / self._keep * masks[l - 1]
+            d = _activation_backward(self.activation, g, pre[l - 1], post[l - 1])
+        for p, g in zip(self.params, grads):
+            p.grad = g
+        return losses
+
+    def _grad_buffers(self) -> list[torch.Tensor]:
+        bufs = getattr(self, "_grads", None)
+        if bufs is None:
+            bufs = self._grads = [torch.empty_like(p) for p in self.params]
+        return bufs
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 5000):
@@ -189,7 +286,7 @@ class BatchedMLP:
         with torch.no_grad():
             linears = [mod for mod in seq if isinstance(mod, torch.nn.Linear)]
             for lin, w, b in zip(linears, self.weights, self.biases):
-                lin.weight.copy_(w[m].t())
+                lin.weight.copy_(w[m])
                 lin.bias.copy_(b[m])
         return seq.to(device=self.device, dtype=self.dtype)
 
@@ -213,256 +310,20 @@ def torch_reference_model(widths=(784, 256, 128, 10), activation="relu", dropout
     return torch.nn.Sequential(*layers)
 
 
-def torch_optimizer(kind: str, params, **hyper) -> torch.optim.Optimizer:
-    """The torch.optim optimizer for one of our kinds with our hyper-parameter names (beta1/beta2)."""
-    hyper = dict(hyper)
-    if kind in ("adam", "adamw"):
-        b1, b2 = hyper.pop("beta1", 0.9), hyper.pop("beta2", 0.999)
-        hyper["betas"] = (b1, b2)
-    cls = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam,
-           "adamw": torch.optim.AdamW}[kind]
-    return cls(params, **hyper)
-
-
-# ------------------------------------------------------------------------------------------- optimizers
-
-class BatchedOptimizer:
-    """torch.optim SGD / RMSprop / Adam / AdamW over a stack, every hyper-parameter a per-model vector."""
-
-    def __init__(self, params: Sequence[torch.Tensor], kind, **hyper):
-        self.params = list(params)
-        if not self.params:
-            raise ValueError("BatchedOptimizer: no parameters")
-        M = self.params[0].shape[0]
-        self.device = self.params[0].device
-        kinds = [kind] * M if isinstance(kind, str) else list(kind)
-        if len(kinds) != M:
-            raise ValueError(f"BatchedOptimizer: kind must be one name or {M} names, got {len(kinds)}")
-        for k in kinds:
-            if k not in OPTIMIZER_DEFAULTS:
-                raise ValueError(f"BatchedOptimizer: kind must be one of {sorted(OPTIMIZER_DEFAULTS)}, got {k!r}")
-        self.kinds, self.n_models = kinds, M
-        self.groups = []  # (kind, start, stop), contiguous runs
-        start = 0
-        for m in range(1, M + 1):
-            if m == M or kinds[m] != kinds[start]:
-                self.groups.append((kinds[start], start, m))
-                start = m
-        names = {n for k in set(kinds) for n in OPTIMIZER_DEFAULTS[k]}
-        unknown = set(hyper) - names
-        if unknown:
-            raise ValueError(f"BatchedOptimizer: unknown hyper-parameter(s) {sorted(unknown)} for kinds "
-                             f"{sorted(set(kinds))}; known: {sorted(names)}")
-        self.hyper: dict[str, torch.Tensor] = {}
-        self._host, self._nonzero, self._positive, self._any_flag, self._all_flag = {}, {}, {}, {}, {}
-        for n in sorted(names):
-            default = np.array([OPTIMIZER_DEFAULTS[k].get(n, 0.0) for k in kinds], dtype=np.float64)
-            self.hyper[n] = self._vector(n, default)
-        self.set(**hyper)
-        self.steps = torch.zeros(M, dtype=torch.float64, device=self.device)  # per-model step counts
-        self.state: dict = {}
-
-    def _vector(self, name, value) -> torch.Tensor:
-        """Validate on the host, keep a host copy (``_host``) for choosing code paths, return the device copy."""
-        dtype = torch.bool if name in _FLAGS else torch.float64
-        if isinstance(value, torch.Tensor):
-            value = value.detach().cpu()
-        v = torch.as_tensor(np.asarray(value), dtype=dtype).flatten()
-        if v.numel() == 1:
-            v = v.expand(self.n_models)
-        if v.numel() != self.n_models:
-            raise ValueError(f"BatchedOptimizer: {name} must be a scalar or {self.n_models} values, got {v.numel()}")
-        if dtype != torch.bool and not bool(torch.isfinite(v).all()):
-            raise ValueError(f"BatchedOptimizer: {name} must be finite, got {value!r}")
-        v = v.clone()
-        self._host[name] = v
-        if dtype == torch.bool:
-            self._any_flag[name], self._all_flag[name] = bool(v.any()), bool(v.all())
-        else:
-            self._nonzero[name], self._positive[name] = bool((v != 0).any()), bool((v > 0).any())
-        return v.to(self.device)
-
-    def set(self, **hyper):
-        """Set hyper-parameters (scalar or (M,) each) from now on, like editing torch's param_groups."""
-        for n, value in hyper.items():
-            if value is None:
-                continue
-            if n not in self.hyper:
-                raise ValueError(f"BatchedOptimizer: unknown hyper-parameter {n!r}; known: {sorted(self.hyper)}")
-            self.hyper[n] = self._vector(n, value)
-
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self, lr=None, momentum=None, beta1=None, active=None, **hyper):
-        """One update of every active model with its own gradient (``p.grad``, which may be overwritten).
-
-        ``lr``, ``momentum``, ``beta1`` and any other hyper-parameter: scalar or (M,), kept for later
-        steps. ``momentum`` is also used as Adam/AdamW's beta1 unless ``beta1`` is given (as torch's
-        OneCycleLR / CyclicLR cycle ``betas[0]``). ``active``: (M,) bool, frozen models are not touched.
-        Updates are in place; when some model is frozen, the touched tensors are saved first and the
-        frozen models' slices restored afterwards (one host check ``active.all()`` per step).
-        """
-        if momentum is not None and beta1 is None and "beta1" in self.hyper:
-            beta1 = momentum
-        if momentum is not None and "momentum" not in self.hyper:
-            momentum = None
-        self.set(lr=lr, momentum=momentum, beta1=beta1, **hyper)
-        act = None
-        if active is not None:
-            act = torch.as_tensor(active, dtype=torch.bool, device=self.device).flatten()
-            if act.numel() != self.n_models:
-                raise ValueError(f"BatchedOptimizer.step: active must have {self.n_models} values")
-            if bool(act.all()):
-                act = None
-        new_steps = self.steps + 1 if act is None else torch.where(act, self.steps + 1, self.steps)
-        for gi, (kind, a, b) in enumerate(self.groups):
-            h = {n: v[a:b] for n, v in self.hyper.items()}
-            ga = None if act is None else act[a:b]
-            for pi, p in enumerate(self.params):
-                if p.grad is None:
-                    continue
-                st = self.state.setdefault((gi, pi), {})
-                pv, g = p[a:b], p.grad[a:b]
-                if ga is None:
-                    getattr(self, "_" + kind)(pv, g, st, h, new_steps[a:b], kind)
-                    continue
-                # some model frozen: save, update everything in place, restore the frozen models' slices
-                keys = [k for k, t in st.items() if self._is_state(k, t)]
-                saved = {k: st[k].clone() for k in keys}
-                saved_p, init_before = pv.clone(), st.get("init")
-                getattr(self, "_" + kind)(pv, g, st, h, new_steps[a:b], kind)
-                pv.copy_(torch.where(self._bcol(ga, pv), pv, saved_p))
-                for k, t in st.items():
-                    if self._is_state(k, t):  # state created in this step starts at zero for frozen models
-                        old = saved[k] if k in saved else torch.zeros((), dtype=t.dtype, device=t.device)
-                        t.copy_(torch.where(self._bcol(ga, t), t, old))
-                if "init" in st:
-                    before = init_before if init_before is not None else torch.zeros_like(ga)
-                    st["init"] = before | ga
-                    st["all_init"] = bool(st["init"].all())
-        self.steps = new_steps
-
-    # --- helpers
-    @staticmethod
-    def _is_state(key, t) -> bool:
-        return isinstance(t, torch.Tensor) and t.dtype != torch.bool and not key.startswith("_")
-
-    @staticmethod
-    def _col(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """(m,) float64 -> (m, 1, ...) in the parameter dtype, broadcasting over one model's tensor."""
-        return v.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
-
-    @staticmethod
-    def _bcol(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return v.view(-1, *([1] * (like.dim() - 1)))
-
-    @staticmethod
-    def _scratch(st, like):
-        if "_scratch" not in st:
-            st["_scratch"] = torch.empty_like(like)
-        return st["_scratch"]
-
-    # The comments give torch's single-tensor operation each line reproduces (same rounding order).
-
-    # --- torch.optim.SGD
-    def _sgd(self, p, g, st, h, steps, kind):
-        c = self._col
-        if self._nonzero["weight_decay"]:
-            g.addcmul_(p, c(h["weight_decay"], p))                 # grad = grad.add(param, alpha=wd)
-        mom = h["momentum"]
-        if "buf" not in st and self._nonzero["momentum"]:
-            st["buf"] = torch.zeros_like(p)
-            st["init"] = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
-        if "buf" in st:
-            buf = st["buf"]
-            if not st.get("all_init"):                               # first step: buf = grad.clone()
-                first = self._bcol(~st["init"], p)
-                buf.copy_(torch.where(first, g, buf * c(mom, p) + c(1 - h["dampening"], p) * g))
-                st["init"] = torch.ones_like(st["init"])
-                st["all_init"] = True
-            else:
-                buf.mul_(c(mom, p)).addcmul_(g, c(1 - h["dampening"], p))  # buf.mul_(m).add_(g, alpha=1-d)
-            if self._any_flag["nesterov"]:
-                nest = self._bcol(h["nesterov"], p)
-                g = torch.where(nest, g.addcmul(buf, c(mom, p)), buf) if not self._all_flag["nesterov"] \
-                    else g.addcmul_(buf, c(mom, p))                  # grad = grad.add(buf, alpha=m)
-            else:
-                g = buf
-        p.addcmul_(g, c(-h["lr"], p))                                # param.add_(grad, alpha=-lr)
-
-    # --- torch.optim.RMSprop
-    def _rmsprop(self, p, g, st, h, steps, kind):
-        c = self._col
-        if self._nonzero["weight_decay"]:
-            g.addcmul_(p, c(h["weight_decay"], p))
-        if "square_avg" not in st:
-            st["square_avg"] = torch.zeros_like(p)
-        alpha = h["alpha"]
-        sq, tmp = st["square_avg"], self._scratch(st, p)
-        torch.mul(g, c(1 - alpha, p), out=tmp)
-        sq.mul_(c(alpha, p)).addcmul_(tmp, g)                        # sq.mul_(a).addcmul_(g, g, value=1-a)
-        if self._any_flag["centered"]:
-            if "grad_avg" not in st:
-                st["grad_avg"] = torch.zeros_like(p)
-            ga = st["grad_avg"]
-            ga.lerp_(g, c(1 - alpha, p))                             # grad_avg.lerp_(grad, 1 - alpha)
-            torch.addcmul(sq, ga, ga, value=-1, out=tmp).sqrt_()     # sq.addcmul(ga, ga, value=-1).sqrt_()
-            if not self._all_flag["centered"]:
-                tmp.copy_(torch.where(self._bcol(h["centered"], p), tmp, sq.sqrt()))
-        else:
-            torch.sqrt(sq, out=tmp)
-        tmp.add_(c(h["eps"], p))                                     # avg.add_(eps)
-        if "buf" not in st and self._positive["momentum"]:
-            st["buf"] = torch.zeros_like(p)
-        if "buf" in st:
-            st["buf"].mul_(c(h["momentum"], p)).addcdiv_(g, tmp)      # buf.mul_(m).addcdiv_(grad, avg)
-            p.addcmul_(st["buf"], c(-h["lr"], p))                    # param.add_(buf, alpha=-lr)
-        else:
-            torch.div(g, tmp, out=tmp)
-            p.addcmul_(tmp, c(-h["lr"], p))                          # param.addcdiv_(grad, avg, value=-lr)
-
-    # --- torch.optim.Adam / AdamW
-    def _adam(self, p, g, st, h, steps, kind):
-        c = self._col
-        lr, wd, b1, b2 = h["lr"], h["weight_decay"], h["beta1"], h["beta2"]
-        if kind == "adamw":
-            if self._nonzero["weight_decay"]:
-                p.mul_(c(1 - lr * wd, p))                            # param.mul_(1 - lr * weight_decay)
-        elif self._nonzero["weight_decay"]:
-            g.addcmul_(p, c(wd, p))                                  # grad = grad.add(param, alpha=wd)
-        if "exp_avg" not in st:
-            st["exp_avg"], st["exp_avg_sq"] = torch.zeros_like(p), torch.zeros_like(p)
-        m, v, tmp = st["exp_avg"], st["exp_avg_sq"], self._scratch(st, p)
-        m.lerp_(g, c(1 - b1, p))                                     # exp_avg.lerp_(grad, 1 - beta1)
-        torch.mul(g, c(1 - b2, p), out=tmp)
-        v.mul_(c(b2, p)).addcmul_(tmp, g)                            # v.mul_(b2).addcmul_(g, g, value=1-b2)
-        bc1 = 1 - b1 ** steps                                        # float64, each model's own step count
-        bc2 = 1 - b2 ** steps
-        torch.sqrt(v, out=tmp).div_(c(bc2.sqrt(), p)).add_(c(h["eps"], p))  # (v.sqrt() / bc2_sqrt).add_(eps)
-        torch.div(m, tmp, out=tmp)
-        p.addcmul_(tmp, c(-(lr / bc1), p))                           # param.addcdiv_(m, denom, value=-lr/bc1)
-
-    _adamw = _adam
-
-
 def train_step(model: BatchedMLP, opt: BatchedOptimizer, x: torch.Tensor, y: torch.Tensor, lr=None, momentum=None,
-               active=None, **hyper):
-    """Forward, backward and one optimizer step for the whole stack.
+               active=None, groups=None, **hyper):
+    """Forward, backward (:meth:`BatchedMLP.loss_and_grad`) and one optimizer step for the whole stack.
 
     Returns ``(losses, active)``: the (M,) per-model losses of this batch (before the update, detached)
     and the new mask ``active & isfinite(losses)``: a model whose loss is NaN/inf gets no update from
-    this step and stays frozen when the caller passes the mask back in. No host synchronisation.
+    this step and stays frozen when the caller passes the mask back in. ``x``, ``y``, ``groups``: as
+    :meth:`BatchedMLP.forward`.
     """
-    opt.zero_grad()
-    losses = model.losses(x, y, training=True)
-    losses.sum().backward()
-    finite = torch.isfinite(losses.detach())
+    losses = model.loss_and_grad(x, y, groups)
+    finite = torch.isfinite(losses)
     act = finite if active is None else finite & torch.as_tensor(active, dtype=torch.bool, device=finite.device)
     opt.step(lr=lr, momentum=momentum, active=act, **hyper)
-    return losses.detach(), act
+    return losses, act
 
 
 # ------------------------------------------------------------------------------------ micro benchmark

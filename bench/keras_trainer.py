@@ -69,7 +69,8 @@ Rules (what is the same as the PyTorch trainers, and what is Keras's own)
 * Times: ``epoch_time_s`` is the model's own epoch (training + validation, from ``on_epoch_begin`` to
   ``on_epoch_end``); throughput counts all models' epochs over the total wall time (tracing the step
   functions included, as a user of ``fit`` pays it); ``flop_per_s`` from
-  ``bench.batched.step_flops(..., input_grad=False)`` over the steps actually taken.
+  ``bench.batched.step_flops(..., input_grad=False)`` over the steps actually taken plus
+  ``forward_flops`` of each epoch's validation pass.
 """
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ import pandas as pd  # noqa: E402
 
 import lrcore  # noqa: E402
 
-from .batched import step_flops  # noqa: E402
+from .batched import forward_flops, step_flops  # noqa: E402
 from .trainer import HISTORY_COLUMNS, SUMMARY_COLUMNS, ChunkResult, TrainConfig, batch_permutation, steps_per_epoch  # noqa: E402
 
 __all__ = ["train_keras", "train_one_keras", "keras_optimizer", "keras_learning_rate", "native_schedule",
@@ -331,7 +332,8 @@ def train_one_keras(config: TrainConfig, arrays: dict, *, epochs: int, batch_siz
             logs = logs or {}
             val_loss, val_acc = float(logs.get("val_loss", math.nan)), float(logs.get("val_accuracy", math.nan))
             steps = int(tr.steps.numpy())
-            state["flops"] += steps * flops_full + (flops_last - flops_full if steps == spe else 0)
+            state["flops"] += steps * flops_full + (flops_last - flops_full if steps == spe else 0) + \
+                forward_flops(widths, len(arrays["x_val"]))  # the epoch's validation pass
             state["trained"] += 1
             halted = bool(tr.halted.numpy())
             if state["diverged_epoch"] < 0 and (halted or not math.isfinite(val_loss)):

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 import lrcore
 from lrcore.integrations.torch import LrcoreScheduler
 
-from .batched import step_flops, torch_optimizer, torch_reference_model
+from .batched import forward_flops, step_flops, torch_optimizer, torch_reference_model
 from .trainer import (_BASE_MOMENTUM, HISTORY_COLUMNS, OPTIMIZERS, SUMMARY_COLUMNS, ChunkResult, TrainConfig,
                       batch_permutation, steps_per_epoch)
 
@@ -129,6 +129,7 @@ def train_one(config: TrainConfig, data, *, epochs: int, batch_size: int = 128, 
             flops += step_flops(widths, len(idx), 1, input_grad=False)
         trained_epochs += 1
         val_loss, val_acc = _evaluate(net, x_val, y_val, eval_batch_size)
+        flops += forward_flops(widths, len(x_val))
         _sync(dev)
         dt = time.perf_counter() - t0
         if diverged_epoch < 0 and math.isfinite(val_loss):

@@ -10,12 +10,13 @@ Rules
 -----
 * Paired design: a config's ``seed`` fixes its initial weights (BatchedMLP seeds) and its batch order:
   per epoch one permutation of the training set from ``torch.Generator`` seeded by
-  ``SeedSequence([seed, epoch])``. Models with the same seed see the same batches; each model gets its
-  own batch ``x[idx]`` of shape (M, B, 784). The last batch of an epoch may be smaller (no drop).
+  ``SeedSequence([seed, epoch])``. Models with the same seed see the same batches: the stack is ordered
+  by seed and each step gathers one batch per seed, ``(seeds, B, 784)``, shared by that seed's models
+  (``BatchedMLP`` groups, never copied per model). The last batch of an epoch may be smaller (no drop).
 * Schedules: text with the placeholders ``peak`` (the config's ``peak_lr``) and ``total``
   (``epochs * steps_per_epoch``), parsed by ``lrcore.parse``; the lr table (and the momentum / Adam beta1
   table where a schedule has ``.momentum``) of all models is computed once with
-  ``lrcore.evaluate_many`` as float32 tensors on the device. ``schedule="plateau"`` is reactive: lr
+  ``lrcore.evaluate_many`` and kept as float32 arrays on the host (a column per step goes to the optimizer). ``schedule="plateau"`` is reactive: lr
   starts at ``peak`` and ``lrcore.Plateau`` (torch semantics, factor 0.1 / patience 2 by default, see
   ``plateau_kwargs``) steps on the validation loss after each epoch.
 * A model whose training loss is NaN/inf is frozen (``train_step``'s active mask) and reported
@@ -46,8 +47,9 @@ early-stopping restore when early stopping is on), ``best_val_acc``, ``best_val_
 
 Throughput (``ChunkResult.throughput``): ``wall_s`` (all epochs, training and validation, not the test
 scoring), ``samples_per_s = M * n_train * epochs / wall_s`` and ``model_epochs_per_s`` (frozen models
-counted: the stack does their work anyway), ``flop_per_s`` from ``step_flops(..., input_grad=False)``
-summed over the steps (matmul work only).
+counted: the stack does their work anyway), ``flop_per_s``: the matmul work counted by
+``step_flops(..., input_grad=False)`` over the training steps plus ``forward_flops`` of each epoch's
+validation pass, over ``wall_s`` (elementwise work is not counted).
 """
 from __future__ import annotations
 
@@ -62,7 +64,7 @@ import torch
 
 import lrcore
 
-from .batched import OPTIMIZER_DEFAULTS, BatchedMLP, BatchedOptimizer, step_flops, train_step
+from .batched import OPTIMIZER_DEFAULTS, BatchedMLP, BatchedOptimizer, forward_flops, step_flops, train_step
 
 __all__ = ["TrainConfig", "NATIVE_PREFIX", "strip_native", "OPTIMIZERS", "HISTORY_COLUMNS", "SUMMARY_COLUMNS", "ChunkResult", "train_chunk",
            "batch_permutation", "steps_per_epoch"]
@@ -180,8 +182,11 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
     epochs, B = int(epochs), int(batch_size)
     dev = torch.device(device)
     M = len(configs)
-    # keep each optimizer kind contiguous (one slice per kind); results go back in the caller's order
-    order = sorted(range(M), key=lambda m: OPTIMIZERS[configs[m].optimizer][0])
+    # seed-major (the models of a seed share each batch: one matmul per seed group, the batch never
+    # copied per model), then optimizer (runs of one kind for the torch optimizer path); results go back
+    # in the caller's order
+    order = sorted(range(M), key=lambda m: (configs[m].seed, OPTIMIZERS[configs[m].optimizer][0],
+                                            configs[m].optimizer))
     cfgs = [configs[m] for m in order]
 
     x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
@@ -205,8 +210,9 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
     if cycling:
         mom_np = np.repeat(np.array([_BASE_MOMENTUM[c.optimizer] for c in cfgs])[:, None], total, axis=1)
         mom_np[cycling] = lrcore.evaluate_many([mom_sched[m] for m in cycling], total)
-    lr_table = torch.as_tensor(lr_np, dtype=torch.float32, device=dev)
-    mom_table = None if mom_np is None else torch.as_tensor(mom_np, dtype=torch.float32, device=dev)
+    # float32 tables on the host: each step hands the optimizer a column without a device round trip
+    lr_table = lr_np.astype(np.float32)
+    mom_table = None if mom_np is None else mom_np.astype(np.float32)
     plateau = None
     if reactive.any():
         kw = dict(factor=0.1, patience=2)
@@ -229,7 +235,7 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
     opt = BatchedOptimizer(model.params, kinds, lr=lr_np[:, 0], **hyper)
 
     seeds = sorted({c.seed for c in cfgs})
-    seed_row = torch.as_tensor([seeds.index(c.seed) for c in cfgs], device=dev)
+    groups = [sum(c.seed == s for c in cfgs) for s in seeds]  # consecutive models per seed
 
     active = torch.ones(M, dtype=torch.bool, device=dev)
     diverged_epoch = np.full(M, -1, np.int64)
@@ -245,16 +251,18 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
         _sync(dev)
         t0 = time.perf_counter()
         trained = active.cpu().numpy().copy()
-        perms = torch.stack([batch_permutation(s, epoch, N) for s in seeds]).to(dev)[seed_row]  # (M, N)
+        perms = torch.stack([batch_permutation(s, epoch, N) for s in seeds]).to(dev)  # (seeds, N)
         loss_sum = torch.zeros(M, dtype=torch.float64, device=dev)
         for k in range(spe):
             t = epoch * spe + k
             idx = perms[:, k * B:(k + 1) * B]
-            losses, active = train_step(model, opt, x_train[idx], y_train[idx], lr=lr_table[:, t],
-                                        momentum=None if mom_table is None else mom_table[:, t], active=active)
+            losses, active = train_step(model, opt, x_train[idx], y_train[idx], lr=lr_table[:, t],  # (seeds, B, 784)
+                                        momentum=None if mom_table is None else mom_table[:, t], active=active,
+                                        groups=groups)
             loss_sum += losses.double()
             flops += step_flops(widths, idx.shape[1], M, input_grad=False)
         val_loss_t, val_acc_t = model.evaluate(x_val, y_val, eval_batch_size)
+        flops += forward_flops(widths, len(x_val), M)
         _sync(dev)
         dt = time.perf_counter() - t0
         train_loss = (loss_sum / spe).cpu().numpy()
@@ -277,8 +285,7 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
             new_lr = plateau.step(metric, active=ok & reactive)
             if epoch + 1 < epochs:
                 lr_np[reactive, (epoch + 1) * spe:] = new_lr[reactive, None]
-                lr_table[torch.as_tensor(np.flatnonzero(reactive), device=dev), (epoch + 1) * spe:] = \
-                    torch.as_tensor(new_lr[reactive, None], dtype=torch.float32, device=dev)
+                lr_table[reactive, (epoch + 1) * spe:] = new_lr[reactive, None]
         stopped = np.zeros(M, bool)
         if es is not None:
             stopped = es.step(metric, active=ok)

@@ -9,9 +9,12 @@
   drift in the machine's speed hits both sides alike;
 * a float32 torch matmul (1024^3) before and after (best of 5 each): the machine's attainable FLOP rate.
 
+Both trainers are warmed up first, untimed, on a slice of the data: the first model a process trains runs
+up to 3x slower (thread pools, allocator), and charging that to the baseline would inflate the speed-up.
+
 Rates: model-epochs/s (models x epochs / wall time, validation included), samples/s, and the FLOP
 rate of the training's matmuls (``bench.batched.step_flops``, counted, input gradient of the first
-layer excluded since autograd does not compute it). Writes ``results/speed/trainer_<device>.csv`` (one
+layer excluded since it is never computed, plus ``forward_flops`` of each epoch's validation pass). Writes ``results/speed/trainer_<device>.csv`` (one
 row per trainer: trainer, device, device_name, n_models, epochs, model_epochs_per_s, samples_per_s,
 flop_per_s, matmul_flop_per_s, speedup_vs_sequential, flop_fraction_of_matmul, torch_threads).
 """
@@ -44,6 +47,15 @@ def measure(matrix, data, *, device="cpu", epochs: int = 1, sequential_models: i
     stride = max(1, len(configs) // max(1, sequential_models))
     seq_cfgs = configs[::stride][:sequential_models]
     half = len(seq_cfgs) // 2
+    # untimed warm-up of both trainers on a slice of the data (thread pools, allocator, kernel caches):
+    # the first model trained in a process runs up to 3x slower, which would flatter the batched side
+    import dataclasses
+    small = dataclasses.replace(data, x_train=data.x_train[:20 * matrix.batch_size],
+                                y_train=data.y_train[:20 * matrix.batch_size], x_val=data.x_val[:1000],
+                                y_val=data.y_val[:1000], x_test=data.x_test[:1000], y_test=data.y_test[:1000])
+    log("warm-up (untimed)")
+    train_sequential(seq_cfgs[:2], small, **kw)
+    train_chunk(configs[:chunk_size or CPU_CHUNK], small, **kw)
     mm = [matmul_flop_rate(dev)]
     seq_wall, seq_flops, n_seq = 0.0, 0, 0
     log(f"sequential: {half} of {len(seq_cfgs)} models")

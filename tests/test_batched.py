@@ -2,8 +2,14 @@
 
 Parity runs train one model 300 steps on real Fashion-MNIST batches of 64 (random data when the data set
 is not installed) with the batched trainer and with torch, from the same initial weights, and compare
-the parameters: max |diff| <= 1e-5 + 1e-4 |torch| (float32). See SENSITIVE below for the exception. Parity widths are (784, 64, 32, 10) to keep
-the suite fast on two cores; the default widths are checked at initialisation and in a shorter run.
+the parameters element by element: |diff| <= 1e-5 + 1e-4 |torch| + 2 * envelope, where the envelope is
+how far torch moves from itself when its initial weights are nudged by one ulp (up, and down). Training
+is chaotic at float32 rounding: Adam turns the ~1e-9 rounding noise of the gradient of a never-lit pixel
+into a full +-lr step, and a ReLU unit sitting on 0 flips with a 1e-8 change; torch nudged by one ulp
+ends 3e-5 (Adam, lr 2e-3, 20 steps) to 4e-4 (AdamW, 300 steps) from torch. The optimizer alone, fed a
+fixed gradient sequence (no feedback, no chaos), is compared tightly: bit for bit for SGD.
+Parity widths are (784, 64, 32, 10) to keep the suite fast on two cores; the default widths are checked
+at initialisation and in a shorter run.
 """
 import math
 
@@ -47,9 +53,15 @@ def batches():
     return out
 
 
-def torch_run(seed, kind, hyper, batches, widths=SMALL, lrs=None, moms=None, activation="relu"):
+def torch_run(seed, kind, hyper, batches, widths=SMALL, lrs=None, moms=None, activation="relu", nudge=0,
+              dtype=torch.float32):
+    """torch.nn + torch.optim; ``nudge`` +-1 moves every initial weight one ulp up / down first."""
     torch.manual_seed(seed)
-    net = BT.torch_reference_model(widths, activation)
+    net = BT.torch_reference_model(widths, activation).to(dtype)
+    if nudge:
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.nextafter(p, torch.full_like(p, math.inf * nudge)))
     opt = BT.torch_optimizer(kind, net.parameters(), **hyper)
     for t, (x, y) in enumerate(batches):
         if lrs is not None:
@@ -60,39 +72,43 @@ def torch_run(seed, kind, hyper, batches, widths=SMALL, lrs=None, moms=None, act
             else:
                 opt.param_groups[0]["momentum"] = float(moms[t])
         opt.zero_grad()
-        F.cross_entropy(net(x), y).backward()
+        F.cross_entropy(net(x.to(dtype)), y).backward()
         opt.step()
     return [p.detach() for p in net.parameters()]
 
 
-def batched_run(seeds, kinds, hyper, batches, widths=SMALL, lrs=None, moms=None, active=None, activation="relu"):
-    model = BT.BatchedMLP(seeds, widths, activation)
-    opt = BT.BatchedOptimizer(model.params, kinds, **hyper)
+def batched_run(seeds, kinds, hyper, batches, widths=SMALL, lrs=None, moms=None, active=None, activation="relu",
+                dtype=torch.float32, impl="auto"):
+    model = BT.BatchedMLP(seeds, widths, activation, dtype=dtype)
+    opt = BT.BatchedOptimizer(model.params, kinds, impl=impl, **hyper)
     for t, (x, y) in enumerate(batches):
-        BT.train_step(model, opt, x, y, lr=None if lrs is None else lrs[:, t],
+        BT.train_step(model, opt, x.to(dtype), y, lr=None if lrs is None else lrs[:, t],
                       momentum=None if moms is None else moms[:, t], active=active)
     return model
 
 
-def compare(model, m, ref):
-    """(max abs diff, max rel diff) of model m's parameters against torch's, asserting the tolerance."""
+def parity_run(seed, kind, hyper, batches, **kw):
+    """torch's parameters and, per element, how far torch moves from them under a one-ulp nudge."""
+    ref = torch_run(seed, kind, hyper, batches, **kw)
+    up, down = (torch_run(seed, kind, hyper, batches, nudge=n, **kw) for n in (1, -1))
+    return ref, [torch.maximum((u - r).abs(), (d - r).abs()) for r, u, d in zip(ref, up, down)]
+
+
+def compare(model, m, ref, envelope=None):
+    """(max abs diff, max rel diff) of model m's parameters against torch's, asserting the tolerance
+    ATOL + RTOL |torch| + 2 * envelope (see the module docstring)."""
     worst_abs = worst_rel = 0.0
-    for stacked, r in zip(model.params, ref):
+    for k, (stacked, r) in enumerate(zip(model.params, ref)):
         mine = stacked[m].detach()
-        mine = mine.t() if mine.dim() == 2 else mine
         d = (mine - r).abs()
         worst_abs = max(worst_abs, float(d.max()))
         worst_rel = max(worst_rel, float((d / r.abs().clamp_min(1e-3)).max()))
-        torch.testing.assert_close(mine, r, rtol=RTOL, atol=ATOL)
+        tol = ATOL + RTOL * r.abs() + (0 if envelope is None else 2 * envelope[k])
+        bad = d > tol
+        assert not bool(bad.any()), (f"parameter {k}: {int(bad.sum())} of {d.numel()} elements off; worst "
+                                     f"{float((d - tol).max()):.2e} beyond tolerance (max diff {float(d.max()):.2e})")
     return worst_abs, worst_rel
 
-
-# Two configurations are chaotic in float32 after ~200 steps: any rounding difference (torch itself, with
-# the weight stored transposed for its matmul, ends 6e-2 away from torch for rmsprop_centered_momentum
-# after 300 steps) is amplified by orders of magnitude in a few steps (RMSprop's centred denominator,
-# Adam with L2 and a short beta2 on near-dead units). They are compared after SENSITIVE_STEPS steps.
-SENSITIVE = {"adam_wd"}
-SENSITIVE_STEPS = 150
 
 CONFIGS = {
     "sgd": ("sgd", dict(lr=0.05)),
@@ -115,8 +131,8 @@ def test_initialisation_equals_nn_linear_under_manual_seed():
         ref = list(BT.torch_reference_model().parameters())
         for stacked, r in zip(model.params, ref):
             mine = stacked[m].detach()
-            assert torch.equal(mine.t() if mine.dim() == 2 else mine, r.detach())
-    assert [tuple(w.shape) for w in model.weights] == [(3, 784, 256), (3, 256, 128), (3, 128, 10)]
+            assert torch.equal(mine, r.detach())
+    assert [tuple(w.shape) for w in model.weights] == [(3, 256, 784), (3, 128, 256), (3, 10, 128)]
     assert [tuple(b.shape) for b in model.biases] == [(3, 256), (3, 128), (3, 10)]
 
 
@@ -136,25 +152,49 @@ def test_forward_and_loss_match_torch(activation, batches):
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_parity_constant_hyperparameters(name, batches):
     kind, hyper = CONFIGS[name]
-    batches = batches[:SENSITIVE_STEPS] if name in SENSITIVE else batches
-    ref = torch_run(5, kind, hyper, batches)
+    ref, envelope = parity_run(5, kind, hyper, batches)
     model = batched_run([5], kind, hyper, batches)
-    worst_abs, worst_rel = compare(model, 0, ref)
+    worst_abs, worst_rel = compare(model, 0, ref, envelope)
     print(f"{name} ({len(batches)} steps): max abs {worst_abs:.2e}, max rel {worst_rel:.2e}")
 
 
-@pytest.mark.parametrize("kind", ["sgd", "nesterov", "rmsprop", "adam", "adamw"])
-def test_parity_with_onecycle_lr_and_momentum(kind, batches):
-    """lr and momentum (beta1 for Adam) from lrcore's OneCycle, driving torch through param_groups."""
+ONECYCLE = ["sgd", "nesterov", "rmsprop", "adam", "adamw"]
+
+
+def onecycle_setup(kind):
+    """lr and momentum (beta1 for Adam) tables from lrcore's OneCycle, and the optimizer's settings."""
     s = lrcore.OneCycle(max_lr={"sgd": 0.05, "nesterov": 0.05, "rmsprop": 5e-4}.get(kind, 3e-3), total_steps=STEPS)
-    lrs = lrcore.evaluate_many([s], STEPS)
-    moms = lrcore.evaluate_many([s.momentum], STEPS)
+    lrs, moms = lrcore.evaluate_many([s], STEPS), lrcore.evaluate_many([s.momentum], STEPS)
     tkind = "sgd" if kind == "nesterov" else kind
-    hyper = dict(momentum=0.9, nesterov=True) if kind == "nesterov" else (dict(momentum=0.9) if kind in ("sgd", "rmsprop") else {})
-    ref = torch_run(11, tkind, hyper, batches, lrs=lrs[0], moms=moms[0])
-    model = batched_run([11], tkind, hyper, batches, lrs=lrs, moms=moms)
-    worst_abs, worst_rel = compare(model, 0, ref)
-    print(f"onecycle {kind}: max abs {worst_abs:.2e}, max rel {worst_rel:.2e}")
+    hyper = dict(momentum=0.9, nesterov=True) if kind == "nesterov" else \
+        (dict(momentum=0.9) if kind in ("sgd", "rmsprop") else {})
+    return tkind, hyper, lrs, moms
+
+
+# The whole trainer in float64 against torch in float64: rounding differences are 1e-16, so the chaos
+# that float32 training shows (a ReLU unit on 0 flipping with a 1e-8 change: momentum-Nesterov with the
+# OneCycle schedule does so at step ~70 in float32 and ends 5e-2 away, while torch nudged by one ulp
+# stays 3e-7 away) cannot hide a real difference: measured differences are 1e-16 to 3e-14.
+F64_RTOL, F64_ATOL = 1e-10, 1e-12
+
+
+@pytest.mark.parametrize("impl", ["numba", "torch"])
+@pytest.mark.parametrize("name", list(CONFIGS) + [f"onecycle_{k}" for k in ONECYCLE])
+def test_parity_float64(name, impl, batches):
+    if name.startswith("onecycle_"):
+        kind, hyper, lrs, moms = onecycle_setup(name[len("onecycle_"):])
+    else:
+        (kind, hyper), lrs, moms = CONFIGS[name], None, None
+    ref = torch_run(7, kind, hyper, batches, lrs=None if lrs is None else lrs[0],
+                    moms=None if moms is None else moms[0], dtype=torch.float64)
+    model = batched_run([7], kind, hyper, batches, lrs=lrs, moms=moms, dtype=torch.float64, impl=impl)
+    worst = 0.0
+    for k, (p, r) in enumerate(zip(model.params, ref)):
+        assert p.dtype == torch.float64
+        d = (p[0].detach() - r).abs()
+        worst = max(worst, float(d.max()))
+        assert bool((d <= F64_ATOL + F64_RTOL * r.abs()).all()), (name, impl, k, float(d.max()))
+    print(f"float64 {name} [{impl}]: max abs diff {worst:.1e}")
 
 
 @pytest.mark.parametrize("kind,hyper", [
@@ -171,7 +211,80 @@ def test_three_models_one_frozen(kind, hyper, batches):
         assert torch.equal(p[1], q[1])  # frozen: exactly the initial parameters
     for m, seed in ((0, 1), (2, 3)):
         own = {k: v[m] for k, v in hyper.items()}
-        compare(model, m, torch_run(seed, kind, own, steps))
+        compare(model, m, *parity_run(seed, kind, own, steps))
+
+
+@pytest.mark.parametrize("activation,dropout,shared", [("relu", 0.0, True), ("relu", 0.0, False),
+                                                         ("gelu", 0.0, True), ("tanh", 0.3, False),
+                                                         ("relu", 0.5, True)])
+def test_loss_and_grad_equals_autograd(activation, dropout, shared, batches):
+    """The written-out backward pass against autograd on the same forward (same dropout masks)."""
+    model = BT.BatchedMLP([0, 1, 2], SMALL, activation, dropout)
+    x, y = batches[0]
+    if not shared:
+        x = torch.stack([batches[k][0] for k in range(3)])
+        y = torch.stack([batches[k][1] for k in range(3)])
+    state = model._drop_gen.get_state()
+    model.losses(x, y).sum().backward()
+    auto = [p.grad.clone() for p in model.params]
+    auto_losses = model.losses(x, y, training=False) if dropout == 0 else None
+    model._drop_gen.set_state(state)
+    for p in model.params:
+        p.grad = None
+    losses = model.loss_and_grad(x, y)
+    assert losses.shape == (3,) and not losses.requires_grad
+    if auto_losses is not None:
+        torch.testing.assert_close(losses, auto_losses.detach(), rtol=1e-6, atol=1e-7)
+    for p, g in zip(model.params, auto):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-7)
+    grads = [p.grad for p in model.params]
+    model.loss_and_grad(x, y)
+    assert all(p.grad is g for p, g in zip(model.params, grads))  # buffers reused, no new tensors
+    with pytest.raises(ValueError, match="loss_and_grad"):
+        model.loss_and_grad(torch.zeros(4, 5), y)
+
+
+def _fixed_gradients(n_steps, shapes, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    init = [torch.randn(s, generator=g) * 0.1 for s in shapes]
+    return init, [[torch.randn(s, generator=g) * 0.01 for s in shapes] for _ in range(n_steps)]
+
+
+@pytest.mark.parametrize("impl", ["numba", "torch"])
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_optimizer_alone_matches_torch_optim(name, impl):
+    """The optimizer without a model: the same gradient sequence (no feedback from the parameters, so
+    no chaos) into torch.optim and into a stack of 3 models with their own lr, changed every step, one of
+    them frozen for a while. SGD is reproduced bit for bit; RMSprop / Adam to float32 rounding (torch's
+    float32 sqrt is not correctly rounded on every CPU: 1 ulp off in 17% of values here)."""
+    kind, hyper = CONFIGS[name]
+    shapes = [(50, 20), (20,), (20, 3)]
+    init, grads = _fixed_gradients(120, shapes)
+    scale = np.array([1.0, 0.5, 2.0])
+    lrs = hyper["lr"] * scale[:, None] * (1 + 0.5 * np.sin(np.arange(len(grads)) / 7.0))[None, :]
+    frozen = range(30, 50)  # model 1 frozen for these steps
+    stack = [torch.stack([t.clone()] * 3).requires_grad_() for t in init]
+    opt = BT.BatchedOptimizer(stack, kind, impl=impl, **{k: v for k, v in hyper.items() if k != "lr"})
+    assert opt.impl == impl
+    for t, gs in enumerate(grads):
+        for p, g in zip(stack, gs):
+            p.grad = torch.stack([g * (1 + m) for m in range(3)])
+        opt.step(lr=lrs[:, t], active=torch.tensor([True, t not in frozen, True]))
+    for m in range(3):
+        ref = [torch.nn.Parameter(t.clone()) for t in init]
+        topt = BT.torch_optimizer(kind, ref, **hyper)
+        for t, gs in enumerate(grads):
+            if m == 1 and t in frozen:
+                continue
+            topt.param_groups[0]["lr"] = float(lrs[m, t])
+            for p, g in zip(ref, gs):
+                p.grad = g * (1 + m)
+            topt.step()
+        for p, r in zip(stack, ref):
+            if kind == "sgd":
+                assert torch.equal(p[m].detach(), r.detach()), (name, impl, m)
+            else:
+                torch.testing.assert_close(p[m].detach(), r.detach(), rtol=2e-5, atol=1e-7)
 
 
 def test_freezing_midway_keeps_parameters_and_state(batches):
@@ -203,7 +316,7 @@ def test_models_in_a_stack_do_not_influence_each_other(batches):
         for p, q in zip(together.params, alone.params):
             torch.testing.assert_close(p[m], q[0], rtol=1e-6, atol=1e-7)
         if kinds[m] == "sgd":  # and each equals torch
-            compare(together, m, torch_run(seeds[m], "sgd", own, batches[:60]))
+            compare(together, m, *parity_run(seeds[m], "sgd", own, batches[:60]))
 
 
 def test_diverging_model_is_frozen_and_others_continue(batches):
@@ -222,9 +335,9 @@ def test_diverging_model_is_frozen_and_others_continue(batches):
 
 
 def test_default_widths_short_parity(batches):
-    ref = torch_run(9, "adamw", dict(lr=1e-3), batches[:50], widths=(784, 256, 128, 10))
+    ref, envelope = parity_run(9, "adamw", dict(lr=1e-3), batches[:50], widths=(784, 256, 128, 10))
     model = batched_run([9], "adamw", dict(lr=1e-3), batches[:50], widths=(784, 256, 128, 10))
-    compare(model, 0, ref)
+    compare(model, 0, ref, envelope)
 
 
 def test_dropout_masks_differ_per_model_and_eval_has_none(batches):
@@ -256,6 +369,31 @@ def test_step_flops():
     assert BT.step_flops(w, 64) == sum(6 * 64 * n for n in per_layer)
     assert BT.step_flops(w, 64, 12) == 12 * BT.step_flops(w, 64)
     assert BT.step_flops(w, 64, input_grad=False) == BT.step_flops(w, 64) - 2 * 64 * 784 * 256
+    assert BT.forward_flops(w, 1000, 3) == 3 * sum(2 * 1000 * n for n in per_layer)
+
+
+def test_grouped_batches_equal_per_model_batches(batches):
+    """x (S, B, in) with group sizes: each group of consecutive models shares its row (the trainer's
+    paired design), exactly as if every model had been given its copy."""
+    model = BT.BatchedMLP([0, 1, 2, 3, 4], SMALL)
+    x = torch.stack([batches[0][0], batches[1][0]])
+    y = torch.stack([batches[0][1], batches[1][1]])
+    groups = [3, 2]
+    per_model_x, per_model_y = x[[0, 0, 0, 1, 1]], y[[0, 0, 0, 1, 1]]
+    want = model.loss_and_grad(per_model_x, per_model_y)
+    want_grads = [p.grad.clone() for p in model.params]
+    got = model.loss_and_grad(x, y, groups)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
+    for p, g in zip(model.params, want_grads):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(model.losses(x, y, groups=groups), model.losses(per_model_x, per_model_y))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, groups=groups), model(per_model_x))
+    for bad in ([3, 3], [5], [0, 5]):
+        with pytest.raises(ValueError, match="groups"):
+            model.loss_and_grad(x, y, bad)
+    with pytest.raises(ValueError, match="groups="):
+        model.loss_and_grad(x, y)
 
 
 def test_bad_arguments():

@@ -1,0 +1,375 @@
+"""torch.optim's SGD, RMSprop, Adam and AdamW for a stack of M models, every hyper-parameter a per-model vector.
+
+:class:`BatchedOptimizer` implements ``torch.optim.SGD`` (momentum, dampening, nesterov), ``RMSprop``
+(alpha, eps, momentum, centered), ``Adam`` and ``AdamW`` (no amsgrad, no maximize) with their default
+hyper-parameters over stacked parameters (model ``m`` owns ``p[m]``). Every hyper-parameter is a per-model
+``(M,)`` vector that can change at any step (``step(lr=..., momentum=...)``, ``set(...)``), as setting
+``param_groups`` in torch. Scalars are computed in float64 (bias corrections ``1 - beta**t`` with the
+model's own step count ``t``) and rounded to float32 where torch rounds its Python-float scalars. One
+stack may mix kinds (``kind=["adam", "sgd", ...]``).
+
+Two implementations, chosen by ``impl``:
+
+* ``"numba"`` (default for float32 / float64 parameters on the CPU): :mod:`bench.optim_kernels`, one parallel pass
+  over each parameter per step, per-model formulas with torch's semantics (including a momentum buffer
+  that starts as the first gradient, per model). Frozen models are skipped.
+* ``"torch"`` (any device, the default off the CPU): torch tensor operations on per-kind slices, in the
+  operation order of torch's single-tensor implementations. Models of one kind are updated on slices of
+  the stacked tensors, so keep each kind contiguous (a run of equal kind and flags is one group). Frozen
+  models: the touched tensors are saved first and their slices restored afterwards.
+
+Both agree with torch.optim to float32 rounding over hundreds of steps and with each other
+(``tests/test_batched.py``). Where the vectorised torch path must choose (only when momentum is switched
+between zero and non-zero during a run): the SGD momentum buffer (and RMSprop's) is allocated when a
+model of the group first has momentum > 0 and is then updated every step for every model of the group; a
+model with momentum 0 gets ``buf = 0 * buf + g``, which gives torch's momentum-free update exactly.
+
+``active`` (M,) bool freezes models: a frozen model's parameters, optimizer state and step count are left
+exactly as they were.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["OPTIMIZER_DEFAULTS", "IMPLS", "BatchedOptimizer", "torch_optimizer"]
+
+#: torch.optim's defaults (torch 2.x), per kind.
+OPTIMIZER_DEFAULTS = {
+    "sgd": dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False),
+    "rmsprop": dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False),
+    "adam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0),
+    "adamw": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2),
+}
+IMPLS = ("auto", "numba", "torch")
+_NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+_FLAGS = ("nesterov", "centered")
+
+
+def torch_optimizer(kind: str, params, **hyper) -> torch.optim.Optimizer:
+    """The torch.optim optimizer for one of our kinds with our hyper-parameter names (beta1/beta2)."""
+    hyper = dict(hyper)
+    if kind in ("adam", "adamw"):
+        b1, b2 = hyper.pop("beta1", 0.9), hyper.pop("beta2", 0.999)
+        hyper["betas"] = (b1, b2)
+    cls = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam,
+           "adamw": torch.optim.AdamW}[kind]
+    return cls(params, **hyper)
+
+
+class BatchedOptimizer:
+    """torch.optim SGD / RMSprop / Adam / AdamW over a stack, every hyper-parameter a per-model vector."""
+
+    def __init__(self, params: Sequence[torch.Tensor], kind, impl: str = "auto", **hyper):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("BatchedOptimizer: no parameters")
+        M = self.params[0].shape[0]
+        self.device = self.params[0].device
+        kinds = [kind] * M if isinstance(kind, str) else list(kind)
+        if len(kinds) != M:
+            raise ValueError(f"BatchedOptimizer: kind must be one name or {M} names, got {len(kinds)}")
+        for k in kinds:
+            if k not in OPTIMIZER_DEFAULTS:
+                raise ValueError(f"BatchedOptimizer: kind must be one of {sorted(OPTIMIZER_DEFAULTS)}, got {k!r}")
+        if impl not in IMPLS:
+            raise ValueError(f"BatchedOptimizer: impl must be one of {IMPLS}, got {impl!r}")
+        dtype = self.params[0].dtype
+        on_cpu = all(p.device.type == "cpu" and p.dtype == dtype and p.is_contiguous() for p in self.params) \
+            and dtype in _NP_DTYPES
+        if impl == "numba" and not on_cpu:
+            raise ValueError("BatchedOptimizer: impl='numba' needs contiguous float32 or float64 parameters "
+                             "(all one dtype) on the CPU")
+        self.impl = ("numba" if on_cpu else "torch") if impl == "auto" else impl
+        self.kinds, self.n_models = kinds, M
+        names = {n for k in set(kinds) for n in OPTIMIZER_DEFAULTS[k]}
+        unknown = set(hyper) - names
+        if unknown:
+            raise ValueError(f"BatchedOptimizer: unknown hyper-parameter(s) {sorted(unknown)} for kinds "
+                             f"{sorted(set(kinds))}; known: {sorted(names)}")
+        self.hyper: dict[str, torch.Tensor] = {}
+        self._host: dict[str, np.ndarray] = {}
+        for n in sorted(names):
+            default = np.array([OPTIMIZER_DEFAULTS[k].get(n, 0.0) for k in kinds], dtype=np.float64)
+            self.hyper[n] = self._vector(n, default)
+        self.set(**hyper)
+        # groups: contiguous runs of equal (kind, nesterov, centered) -- the torch path's slices
+        sig = [(k, bool(self._host.get("nesterov", np.zeros(M, bool))[m]),
+                bool(self._host.get("centered", np.zeros(M, bool))[m])) for m, k in enumerate(kinds)]
+        self.groups = []  # (kind, start, stop)
+        start = 0
+        for m in range(1, M + 1):
+            if m == M or sig[m] != sig[start]:
+                self.groups.append((kinds[start], start, m))
+                start = m
+        self.steps = torch.zeros(M, dtype=torch.float64, device=self.device)  # per-model step counts
+        self._steps_host = np.zeros(M, np.float64)
+        kind_arr = np.array(kinds)
+        self._rows = {k: np.flatnonzero(kind_arr == k) for k in dict.fromkeys(kinds)}
+        self._slot = np.zeros(M, np.int64)
+        for rows in self._rows.values():
+            self._slot[rows] = np.arange(len(rows))
+        self.state: dict = {}
+
+    def _vector(self, name, value) -> torch.Tensor:
+        """Validate on the host, keep the host copy (``_host``, for choosing code paths), return it on the device."""
+        dtype = np.bool_ if name in _FLAGS else np.float64
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        v = np.asarray(value, dtype=dtype).ravel()
+        if v.size == 1:
+            v = np.repeat(v, self.n_models)
+        if v.size != self.n_models:
+            raise ValueError(f"BatchedOptimizer: {name} must be a scalar or {self.n_models} values, got {v.size}")
+        if dtype is np.float64 and not np.isfinite(v).all():
+            raise ValueError(f"BatchedOptimizer: {name} must be finite, got {value!r}")
+        v = v.copy()
+        self._host[name] = v
+        return torch.from_numpy(v).to(self.device)
+
+    def set(self, **hyper):
+        """Set hyper-parameters (scalar or (M,) each) from now on, like editing torch's param_groups."""
+        for n, value in hyper.items():
+            if value is None:
+                continue
+            if n not in self.hyper:
+                raise ValueError(f"BatchedOptimizer: unknown hyper-parameter {n!r}; known: {sorted(self.hyper)}")
+            self.hyper[n] = self._vector(n, value)
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, lr=None, momentum=None, beta1=None, active=None, **hyper):
+        """One update of every active model with its own gradient (``p.grad``, which may be overwritten).
+
+        ``lr``, ``momentum``, ``beta1`` and any other hyper-parameter: scalar or (M,), kept for later
+        steps. ``momentum`` is also used as Adam/AdamW's beta1 unless ``beta1`` is given (as torch's
+        OneCycleLR / CyclicLR cycle ``betas[0]``). ``active``: (M,) bool, frozen models are not touched.
+        """
+        if momentum is not None and beta1 is None and "beta1" in self.hyper:
+            beta1 = momentum
+        if momentum is not None and "momentum" not in self.hyper:
+            momentum = None
+        self.set(lr=lr, momentum=momentum, beta1=beta1, **hyper)
+        act = None
+        if active is not None:
+            act = torch.as_tensor(active, dtype=torch.bool, device=self.device).flatten()
+            if act.numel() != self.n_models:
+                raise ValueError(f"BatchedOptimizer.step: active must have {self.n_models} values")
+            if bool(act.all()):
+                act = None
+        if self.impl == "numba":
+            self._step_numba(None if act is None else act.cpu().numpy())
+        else:
+            self._step_torch(act)
+
+    # ------------------------------------------------------------------------------------ numba path
+
+    def _step_numba(self, act: np.ndarray | None):
+        from . import optim_kernels as K
+        h = self._host
+        if act is None:
+            self._steps_host += 1
+        else:
+            self._steps_host[act] += 1
+        self.steps = torch.from_numpy(self._steps_host.copy())
+        M = self.n_models
+        dt = np.dtype(_NP_DTYPES[self.params[0].dtype])
+        r = lambda v: np.asarray(v, np.float64).astype(dt)  # float64 scalars rounded as torch rounds them
+        for kind, all_rows in self._rows.items():
+            rows = all_rows if act is None else all_rows[act[all_rows]]
+            if rows.size == 0:
+                continue
+            K_ = len(all_rows)
+            if kind == "sgd":
+                scalars = (r(-h["lr"]), r(h["momentum"]), r(1.0 - h["dampening"]), r(h["weight_decay"]),
+                           h["nesterov"])
+            elif kind == "rmsprop":
+                w = r(1.0 - h["alpha"])
+                scalars = (r(-h["lr"]), r(h["alpha"]), w, w - dt.type(1), r(h["eps"]), r(h["weight_decay"]),
+                           r(h["momentum"]), h["centered"])
+            else:
+                t = np.maximum(self._steps_host, 1.0)  # frozen models that never stepped: unused, kept finite
+                decoupled = kind == "adamw"
+                w = r(1.0 - h["beta1"])
+                scalars = (r(1.0 - h["lr"] * h["weight_decay"]) if decoupled else np.ones(M, dt),
+                           np.zeros(M, dt) if decoupled else r(h["weight_decay"]), w, w - dt.type(1),
+                           r(h["beta2"]), r(1.0 - h["beta2"]), r(-(h["lr"] / (1.0 - h["beta1"] ** t))),
+                           r((1.0 - h["beta2"] ** t) ** 0.5), r(h["eps"]))
+            for pi, p in enumerate(self.params):
+                if p.grad is None:
+                    continue
+                st = self.state.setdefault((kind, pi), {})
+                P = p.detach().view(M, -1).numpy()
+                G = p.grad.detach().reshape(M, -1).numpy()
+                empty = np.zeros((0, P.shape[1]), dt)
+                shape = (K_, *p.shape[1:])
+                flat = lambda name: st[name].view(K_, -1).numpy() if name in st else empty
+                if kind == "sgd":
+                    if "momentum_buffer" not in st and (h["momentum"][rows] != 0).any():
+                        st["momentum_buffer"] = torch.zeros(shape, dtype=p.dtype)
+                        st["_first"] = np.ones(M, np.bool_)
+                    first = st.get("_first", np.zeros(M, np.bool_))
+                    K.sgd(P, G, flat("momentum_buffer"), rows, self._slot, first, *scalars)
+                    if "_first" in st:
+                        st["_first"][rows[h["momentum"][rows] != 0]] = False
+                elif kind == "rmsprop":
+                    if "square_avg" not in st:
+                        st["square_avg"] = torch.zeros(shape, dtype=p.dtype)
+                    if "grad_avg" not in st and h["centered"][rows].any():
+                        st["grad_avg"] = torch.zeros(shape, dtype=p.dtype)
+                    if "momentum_buffer" not in st and (h["momentum"][rows] > 0).any():
+                        st["momentum_buffer"] = torch.zeros(shape, dtype=p.dtype)
+                    K.rmsprop(P, G, flat("square_avg"), flat("grad_avg"), flat("momentum_buffer"), rows, self._slot,
+                              *scalars)
+                else:
+                    if "exp_avg" not in st:
+                        st["exp_avg"] = torch.zeros(shape, dtype=p.dtype)
+                        st["exp_avg_sq"] = torch.zeros(shape, dtype=p.dtype)
+                    K.adam(P, G, flat("exp_avg"), flat("exp_avg_sq"), rows, self._slot, *scalars)
+
+    # ------------------------------------------------------------------------------------ torch path
+
+    def _step_torch(self, act: torch.Tensor | None):
+        new_steps = self.steps + 1 if act is None else torch.where(act, self.steps + 1, self.steps)
+        for gi, (kind, a, b) in enumerate(self.groups):
+            h = {n: v[a:b] for n, v in self.hyper.items()}
+            flags = self._group_flags(a, b)
+            ga = None if act is None else act[a:b]
+            for pi, p in enumerate(self.params):
+                if p.grad is None:
+                    continue
+                st = self.state.setdefault((gi, pi), {})
+                pv, g = p[a:b], p.grad[a:b]
+                if ga is None:
+                    getattr(self, "_" + kind)(pv, g, st, h, new_steps[a:b], kind, flags)
+                    continue
+                # some model frozen: save, update everything in place, restore the frozen models' slices
+                keys = [k for k, t in st.items() if self._is_state(k, t)]
+                saved = {k: st[k].clone() for k in keys}
+                saved_p, init_before = pv.clone(), st.get("init")
+                getattr(self, "_" + kind)(pv, g, st, h, new_steps[a:b], kind, flags)
+                pv.copy_(torch.where(self._bcol(ga, pv), pv, saved_p))
+                for k, t in st.items():
+                    if self._is_state(k, t):  # state created in this step starts at zero for frozen models
+                        old = saved[k] if k in saved else torch.zeros((), dtype=t.dtype, device=t.device)
+                        t.copy_(torch.where(self._bcol(ga, t), t, old))
+                if "init" in st:
+                    before = init_before if init_before is not None else torch.zeros_like(ga)
+                    st["init"] = before | ga
+                    st["all_init"] = bool(st["init"].all())
+        self.steps = new_steps
+
+    def _group_flags(self, a: int, b: int) -> dict:
+        """Code-path choices of group [a, b) from the host copies of its hyper-parameters."""
+        h = self._host
+        f = {}
+        for n in ("weight_decay", "momentum"):
+            if n in h:
+                f["nonzero_" + n], f["positive_" + n] = bool((h[n][a:b] != 0).any()), bool((h[n][a:b] > 0).any())
+        for n in _FLAGS:
+            if n in h:
+                f["any_" + n], f["all_" + n] = bool(h[n][a:b].any()), bool(h[n][a:b].all())
+        return f
+
+    @staticmethod
+    def _is_state(key, t) -> bool:
+        return isinstance(t, torch.Tensor) and t.dtype != torch.bool and not key.startswith("_")
+
+    @staticmethod
+    def _col(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """(m,) float64 -> (m, 1, ...) in the parameter dtype, broadcasting over one model's tensor."""
+        return v.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
+    @staticmethod
+    def _bcol(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return v.view(-1, *([1] * (like.dim() - 1)))
+
+    @staticmethod
+    def _scratch(st, like):
+        if "_scratch" not in st:
+            st["_scratch"] = torch.empty_like(like)
+        return st["_scratch"]
+
+    # The comments give torch's single-tensor operation each line reproduces (same rounding order).
+
+    def _sgd(self, p, g, st, h, steps, kind, f):
+        c = self._col
+        if f["nonzero_weight_decay"]:
+            g.addcmul_(p, c(h["weight_decay"], p))                 # grad = grad.add(param, alpha=wd)
+        mom = h["momentum"]
+        if "buf" not in st and f["nonzero_momentum"]:
+            st["buf"] = torch.zeros_like(p)
+            st["init"] = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
+        if "buf" in st:
+            buf = st["buf"]
+            if not st.get("all_init"):                               # first step: buf = grad.clone()
+                first = self._bcol(~st["init"], p)
+                buf.copy_(torch.where(first, g, buf * c(mom, p) + c(1 - h["dampening"], p) * g))
+                st["init"] = torch.ones_like(st["init"])
+                st["all_init"] = True
+            else:
+                buf.mul_(c(mom, p)).addcmul_(g, c(1 - h["dampening"], p))  # buf.mul_(m).add_(g, alpha=1-d)
+            if f["any_nesterov"]:
+                nest = self._bcol(h["nesterov"], p)
+                g = torch.where(nest, g.addcmul(buf, c(mom, p)), buf) if not f["all_nesterov"] \
+                    else g.addcmul_(buf, c(mom, p))                  # grad = grad.add(buf, alpha=m)
+            else:
+                g = buf
+        p.addcmul_(g, c(-h["lr"], p))                                # param.add_(grad, alpha=-lr)
+
+    def _rmsprop(self, p, g, st, h, steps, kind, f):
+        c = self._col
+        if f["nonzero_weight_decay"]:
+            g.addcmul_(p, c(h["weight_decay"], p))
+        if "square_avg" not in st:
+            st["square_avg"] = torch.zeros_like(p)
+        alpha = h["alpha"]
+        sq, tmp = st["square_avg"], self._scratch(st, p)
+        torch.mul(g, c(1 - alpha, p), out=tmp)
+        sq.mul_(c(alpha, p)).addcmul_(tmp, g)                        # sq.mul_(a).addcmul_(g, g, value=1-a)
+        if f["any_centered"]:
+            if "grad_avg" not in st:
+                st["grad_avg"] = torch.zeros_like(p)
+            ga = st["grad_avg"]
+            ga.lerp_(g, c(1 - alpha, p))                             # grad_avg.lerp_(grad, 1 - alpha)
+            torch.addcmul(sq, ga, ga, value=-1, out=tmp).sqrt_()     # sq.addcmul(ga, ga, value=-1).sqrt_()
+            if not f["all_centered"]:
+                tmp.copy_(torch.where(self._bcol(h["centered"], p), tmp, sq.sqrt()))
+        else:
+            torch.sqrt(sq, out=tmp)
+        tmp.add_(c(h["eps"], p))                                     # avg.add_(eps)
+        if "buf" not in st and f["positive_momentum"]:
+            st["buf"] = torch.zeros_like(p)
+        if "buf" in st:
+            st["buf"].mul_(c(h["momentum"], p)).addcdiv_(g, tmp)      # buf.mul_(m).addcdiv_(grad, avg)
+            p.addcmul_(st["buf"], c(-h["lr"], p))                    # param.add_(buf, alpha=-lr)
+        else:
+            torch.div(g, tmp, out=tmp)
+            p.addcmul_(tmp, c(-h["lr"], p))                          # param.addcdiv_(grad, avg, value=-lr)
+
+    def _adam(self, p, g, st, h, steps, kind, f):
+        c = self._col
+        lr, wd, b1, b2 = h["lr"], h["weight_decay"], h["beta1"], h["beta2"]
+        if kind == "adamw":
+            if f["nonzero_weight_decay"]:
+                p.mul_(c(1 - lr * wd, p))                            # param.mul_(1 - lr * weight_decay)
+        elif f["nonzero_weight_decay"]:
+            g.addcmul_(p, c(wd, p))                                  # grad = grad.add(param, alpha=wd)
+        if "exp_avg" not in st:
+            st["exp_avg"], st["exp_avg_sq"] = torch.zeros_like(p), torch.zeros_like(p)
+        m, v, tmp = st["exp_avg"], st["exp_avg_sq"], self._scratch(st, p)
+        m.lerp_(g, c(1 - b1, p))                                     # exp_avg.lerp_(grad, 1 - beta1)
+        torch.mul(g, c(1 - b2, p), out=tmp)
+        v.mul_(c(b2, p)).addcmul_(tmp, g)                            # v.mul_(b2).addcmul_(g, g, value=1-b2)
+        bc1 = 1 - b1 ** steps                                        # float64, each model's own step count
+        bc2 = 1 - b2 ** steps
+        torch.sqrt(v, out=tmp).div_(c(bc2.sqrt(), p)).add_(c(h["eps"], p))  # (v.sqrt() / bc2_sqrt).add_(eps)
+        torch.div(m, tmp, out=tmp)
+        p.addcmul_(tmp, c(-(lr / bc1), p))                           # param.addcdiv_(m, denom, value=-lr/bc1)
+
+    _adamw = _adam
