@@ -225,7 +225,7 @@ class BatchedMLP:
             if l == last:
                 h = z
                 break
-            a = act(z)
+            a = z.relu_() if self.activation == "relu" else act(z)  # relu's backward needs only a
             pre.append(z)
             post.append(a)
             if drop:

@@ -155,7 +155,7 @@ def summary_table(summary, title: str):
               help="Train with PyTorch (default for torch matrices) or Keras model.fit (one model at a time). "
                    "--framework torch on a Keras matrix trains its lrcore schedules (keras-native ones dropped).")
 @click.option("--chunk-size", type=click.IntRange(1), default=None,
-              help="Models trained together (default: all on CUDA, 36 on the CPU).")
+              help="Models trained together (default: all on CUDA, 72 on the CPU).")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False), help="Fashion-MNIST folder.")
 @click.option("--results", "results_dir", default=str(RESULTS), show_default=True, type=click.Path(file_okay=False))
 @click.option("--threads", type=click.IntRange(0), default=0, help="torch threads (0: torch's default).")
@@ -257,10 +257,13 @@ def merge(runs, run_id, results_dir, no_report):
 @click.option("--sequential-models", type=click.IntRange(2), default=12, show_default=True,
               help="Configurations (spread over the matrix) trained one at a time for the baseline.")
 @click.option("--chunk-size", type=click.IntRange(1), default=None, help="Batched models per chunk.")
+@click.option("--keras-models", type=click.IntRange(0), default=3, show_default=True,
+              help="Of the sequential configurations, how many also train with Keras model.fit (0: none; "
+                   "skipped when TensorFlow is not installed).")
 @click.option("--threads", type=click.IntRange(0), default=0, help="torch threads (0: torch's default).")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", default=str(RESULTS / "speed"), show_default=True, type=click.Path(file_okay=False))
-def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, threads, data_dir, out_dir):
+def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, keras_models, threads, data_dir, out_dir):
     """Training throughput: batched vs sequential (model-epochs/s) and FLOP rate vs a torch matmul."""
     import torch
     from rich.console import Console
@@ -279,9 +282,14 @@ def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, thre
         data = load_fashion_mnist(dev, data_dir)
     except (MatrixError, RunError, FashionMNISTError) as e:
         raise click.ClickException(str(e)) from None
+    import importlib.util
+    if keras_models and importlib.util.find_spec("tensorflow") is None:
+        console.log("keras: skipped (TensorFlow is not installed)")
+        keras_models = 0
     with console.status("measuring") as status:
         rows = trainer_speed.measure(matrix, data, device=dev, epochs=epochs, sequential_models=sequential_models,
-                                     chunk_size=chunk_size, log=lambda m: (status.update(m), console.log(m)))
+                                     chunk_size=chunk_size, keras_models=keras_models,
+                                     log=lambda m: (status.update(m), console.log(m)))
     path = trainer_speed.write(rows, Path(out_dir))
     t = Table(title=f"training throughput, matrix {matrix.name}, {epochs} epoch(s), {rows[0]['device_name']}, "
                     f"{rows[0]['torch_threads']} torch threads", title_justify="left")
@@ -292,7 +300,10 @@ def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, thre
                   f"{r['flop_per_s'] / 1e9:.3g}", f"{r['flop_fraction_of_matmul']:.0%}",
                   f"{r['speedup_vs_sequential']:.2f}x")
     console.print(t)
-    console.print(f"torch float32 1024^3 matmul: {rows[0]['matmul_flop_per_s'] / 1e9:.3g} GFLOP/s; written: {path}")
+    mm = f"torch float32 1024^3 matmul: {rows[0]['matmul_flop_per_s'] / 1e9:.3g} GFLOP/s"
+    if rows[-1]["trainer"] == "keras":
+        mm += f" (TensorFlow's, for the keras row: {rows[-1]['matmul_flop_per_s'] / 1e9:.3g})"
+    console.print(f"{mm}; written: {path}")
 
 from .commands_report import find_lr_cmd, plot_cmd, report_cmd  # noqa: E402
 main.add_command(report_cmd); main.add_command(find_lr_cmd); main.add_command(plot_cmd)

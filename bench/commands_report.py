@@ -126,15 +126,8 @@ def find_lr_cmd(optimizers, steps, lr_min, lr_max, smoothing, diverge_factor, ba
                              steps=steps, smoothing=smoothing, diverge_factor=diverge_factor)
     sug = F.suggest(curve)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    curve.to_csv(out / "find_lr_curve.csv", index=False)
-    import pandas as pd
-    stopped = curve.groupby("optimizer")["step"].max()
-    table = pd.DataFrame([dict(optimizer=o, **sug[o], steps_run=int(stopped[o]) + 1,
-                               stopped=bool(stopped[o] + 1 < steps)) for o in optimizers if o in sug])
-    table.to_csv(out / "find_lr.csv", index=False)
-    F.plot(curve, sug, out / "find_lr.png",
-           title=f"LR range test ({'-'.join(map(str, widths))} {activation}, batch {batch_size}, seed {seed})")
+    table = F.write_results(curve, sug, out, steps=steps, title=f"LR range test ({'-'.join(map(str, widths))} "
+                            f"{activation}, batch {batch_size}, seed {seed})")
     t = Table(title="LR range test", title_justify="left")
     for col in ("optimizer", "steepest", "min / 10", "suggested", "stopped at lr"):
         t.add_column(col, justify="left" if col == "optimizer" else "right")
@@ -148,7 +141,9 @@ def find_lr_cmd(optimizers, steps, lr_min, lr_max, smoothing, diverge_factor, ba
 
 @click.command("plot")
 @click.argument("schedules", nargs=-1, required=True)
-@click.option("--steps", required=True, type=click.IntRange(1), help="Steps to draw (the placeholder `total`).")
+@click.option("--steps", required=True, type=click.IntRange(1, 2 ** 62),
+              help="Steps to draw (the placeholder `total`); above 100,000 the curves are sampled at 100,000 "
+                   "evenly spaced steps.")
 @click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Output image (.png, .svg or .pdf).")
 @click.option("--peak", default=None, type=float, callback=lambda c, p, v: v if v is None else _positive(c, p, v),
@@ -164,4 +159,6 @@ def plot_cmd(schedules, steps, out, peak, log):
         path = plot(list(schedules), steps, out, peak=peak, log=log)
     except ScheduleTextError as e:
         raise click.BadParameter(str(e), param_hint="SCHEDULES") from None
+    except OSError as e:
+        raise click.BadParameter(e.strerror or str(e), param_hint="--out") from None
     click.echo(f"written: {path}")

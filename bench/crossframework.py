@@ -6,18 +6,19 @@ same schedule name, optimizer and seed (``summary.csv`` of each run folder), and
 
 * ``n_pairs``: seeds with a finite value in both runs;
 * ``mean_diff``: mean over seeds of (PyTorch - Keras) (the report's "PyTorch minus Keras");
+* ``t_low``, ``t_high``: the Student-t 95% interval of that mean (the paired t interval,
+  :func:`bench.report_stats.mean_interval`, the same rule as the report's paired comparison; NaN below 2 pairs);
 * ``ci_low``, ``ci_high``: a 95% percentile bootstrap interval of that mean (numpy ``default_rng(seed)``,
   10,000 resamples of the paired differences);
-* ``p_value``: exact two-sided sign-flip permutation test over seeds: under "no framework difference" each
-  paired difference is as likely to have either sign, so p is the fraction of the ``2**n`` sign
-  assignments whose mean is at least as far from 0 as the observed one. With ``n`` pairs the smallest
-  possible p is ``2 / 2**n`` (0.25 with 3 seeds, 0.0625 with 5): at least 6 seeds are needed before
-  any difference can reach p < 0.05;
-* ``significant``: ``p_value < alpha`` (default 0.05).
+* ``p_value``: exact two-sided sign-flip permutation test over seeds, shown as the distribution-free check:
+  under "no framework difference" each paired difference is as likely to have either sign, so p is the
+  fraction of the ``2**n`` sign assignments whose mean is at least as far from 0 as the observed one. With
+  ``n`` pairs the smallest possible p is ``2 / 2**n`` (0.25 with 3 seeds), so alone it could not decide;
+* ``significant``: the t interval excludes 0 (the paired t-test at 5%; at least 2 pairs).
 
 When more than one (schedule, optimizer) is paired, a row ``config = "all"`` per metric pools every pair
-(all schedules and seeds; its p-value can reach 0.05 with 3 seeds of 2+ schedules): "do the two frameworks
-differ at all on this matrix?".
+(all schedules and seeds): "do the two frameworks differ at all on this matrix?". :func:`describe`,
+:func:`verdict_lines` and :func:`verdict` say the result in words (test accuracy in percentage points).
 
 What a difference means: the Keras trainer uses Keras's initialisers (Glorot-uniform, zero bias; PyTorch:
 Kaiming-uniform(a=sqrt 5)) and Keras's optimizer formulas (epsilon placement in Adam and RMSprop, SGD
@@ -42,11 +43,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["COLUMNS", "METRICS", "compare", "paired_stats", "sign_flip_p", "bootstrap_ci", "verdict",
-           "torch_counterpart", "crossframework_cmd"]
+from .report_stats import mean_interval
 
-COLUMNS = ["config", "metric", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_value", "significant"]
+__all__ = ["COLUMNS", "METRICS", "METRIC_NAMES", "compare", "paired_stats", "sign_flip_p", "bootstrap_ci",
+           "is_significant", "describe", "verdict_lines", "verdict_lead", "verdict", "torch_counterpart",
+           "crossframework_cmd"]
+
+COLUMNS = ["config", "metric", "n_pairs", "mean_diff", "t_low", "t_high", "ci_low", "ci_high", "p_value",
+           "significant"]
 METRICS = ("test_acc", "final_val_loss")
+METRIC_NAMES = {"test_acc": "test accuracy", "final_val_loss": "final validation loss"}
 KEYS = ["name", "optimizer", "seed"]
 
 
@@ -77,12 +83,20 @@ def bootstrap_ci(diffs, *, level: float = 0.95, n_boot: int = 10_000, seed: int 
     return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
 
 
+def _check_alpha(alpha) -> None:
+    if alpha != 0.05:
+        raise ValueError(f"cross-check: alpha must be 0.05 (significance is the 95% paired t interval), got {alpha}")
+
+
 def paired_stats(diffs, *, alpha: float = 0.05, seed: int = 0) -> dict:
+    """The columns of one row (module docstring) for the paired differences ``diffs`` (non-finite ones dropped)."""
+    _check_alpha(alpha)
     d = np.asarray([x for x in diffs if math.isfinite(x)], np.float64)
     lo, hi = bootstrap_ci(d, seed=seed)
     p = sign_flip_p(d)
-    return dict(n_pairs=int(len(d)), mean_diff=float(d.mean()) if len(d) else math.nan, ci_low=lo, ci_high=hi,
-                p_value=p, significant=bool(len(d) > 0 and p < alpha))
+    _, t_lo, t_hi = mean_interval(d)
+    return dict(n_pairs=int(len(d)), mean_diff=float(d.mean()) if len(d) else math.nan, t_low=t_lo, t_high=t_hi,
+                ci_low=lo, ci_high=hi, p_value=p, significant=bool(len(d) >= 2 and (t_lo > 0 or t_hi < 0)))
 
 
 def _run_dir(run) -> Path:
@@ -110,6 +124,7 @@ def compare(torch_run_dir, keras_run_dir, out_csv=None, *, metrics=METRICS, alph
 
     Writes the table to ``out_csv`` (default ``<keras run>/crossframework.csv``) unless ``write`` is
     False. Raises ``ValueError`` when the two runs share no (schedule, optimizer, seed)."""
+    _check_alpha(alpha)
     t, k = _summary(torch_run_dir), _summary(keras_run_dir)
     pairs = t.merge(k, on=KEYS, suffixes=("_torch", "_keras"))
     if pairs.empty:
@@ -146,26 +161,56 @@ def torch_counterpart(matrix):
                           contender=matrix.contender if matrix.contender in keep else None)
 
 
-def verdict(df: pd.DataFrame, metric: str = "test_acc") -> str:
-    """One sentence: do the frameworks differ on ``metric``?"""
+def is_significant(r) -> bool:
+    """Whether a row's paired t interval (``t_low``, ``t_high``) excludes 0 (False when it is NaN)."""
+    return bool(np.isfinite(r["t_low"]) and np.isfinite(r["t_high"]) and (r["t_low"] > 0 or r["t_high"] < 0))
+
+
+def describe(r) -> str:
+    """One row (a dict or Series with metric, n_pairs, mean_diff, t_low, t_high) in words, e.g. "PyTorch - Keras
+    test accuracy: -0.26 pp, 95% t-interval [-0.36, -0.14]: significant"; accuracy in percentage points."""
+    metric = str(r["metric"])
+    scale, fmt, unit = (100.0, "+.2f", " pp") if metric.endswith("acc") else (1.0, "+.4f", "")
+    head = f"PyTorch - Keras {METRIC_NAMES.get(metric, metric)}: {format(scale * r['mean_diff'], fmt)}{unit}"
+    if int(r["n_pairs"]) < 2 or not (np.isfinite(r["t_low"]) and np.isfinite(r["t_high"])):
+        return f"{head} on {int(r['n_pairs'])} pair(s): no interval, no test"
+    return (f"{head}, 95% t-interval [{format(scale * r['t_low'], fmt)}, {format(scale * r['t_high'], fmt)}]: "
+            f"{'significant' if is_significant(r) else 'not significant'}")
+
+
+def verdict_lines(df: pd.DataFrame, metric: str = "test_acc") -> list[str]:
+    """For ``metric``: the pooled row (when there is one), then each configuration, each as :func:`describe`."""
+    sub = df[df["metric"] == metric]
+    out = [f"All {int(r['n_pairs'])} pairs pooled: {describe(r)}." for _, r in sub[sub["config"] == "all"].iterrows()]
+    out += [f"{r['config']} ({int(r['n_pairs'])} pairs): {describe(r)}."
+            for _, r in sub[sub["config"] != "all"].iterrows()]
+    return out
+
+
+def verdict_lead(df: pd.DataFrame, metric: str = "test_acc") -> str:
+    """One sentence: in how many configurations the frameworks differ significantly on ``metric``."""
     sub = df[(df["metric"] == metric) & (df["config"] != "all")]
-    pooled = df[(df["metric"] == metric) & (df["config"] == "all")]
-    tail = ""
-    if not pooled.empty:
-        r = pooled.iloc[0]
-        tail = (f" Pooled over all {int(r.n_pairs)} pairs: PyTorch - Keras = {r.mean_diff:+.4f} "
-                f"(95% CI {r.ci_low:+.4f} to {r.ci_high:+.4f}, p={r.p_value:.3g}, "
-                f"{'significant' if r.significant else 'not significant'}).")
+    name = METRIC_NAMES.get(metric, metric)
     if sub.empty:
-        return f"No configuration was trained in both frameworks ({metric})."
-    sig = sub[sub["significant"].astype(bool)]
-    n_min = int(sub["n_pairs"].min())
-    floor = 2 / 2 ** n_min if n_min else math.nan
-    if sig.empty:
-        return (f"PyTorch and Keras do not differ significantly on {metric} in any of the {len(sub)} configurations "
-                f"compared (paired over {n_min}+ seeds; with {n_min} seeds the smallest attainable p is {floor:.3g})." + tail)
-    items = ", ".join(f"{r.config} ({r.mean_diff:+.4f}, p={r.p_value:.3g})" for r in sig.itertuples())
-    return f"PyTorch - Keras {metric} differs significantly in {len(sig)} of {len(sub)} configurations: {items}." + tail
+        return f"No configuration was trained in both frameworks ({name})."
+    sig = [r["config"] for _, r in sub.iterrows() if is_significant(r)]
+    pooled = df[(df["metric"] == metric) & (df["config"] == "all")]
+    if not sig:
+        lead = f"PyTorch and Keras do not differ significantly on {name} in any of the {len(sub)} configurations"
+    else:
+        lead = (f"PyTorch and Keras differ significantly on {name} in {len(sig)} of {len(sub)} configurations "
+                f"({', '.join(sig)})")
+    if len(pooled):
+        r = pooled.iloc[0]
+        joint = {(False, False): ", nor", (False, True): ", but they do", (True, False): ", but not",
+                 (True, True): ", and"}[(bool(sig), is_significant(r))]
+        lead += f"{joint} over all {int(r['n_pairs'])} pairs pooled"
+    return lead + " (95% paired t interval over seeds)."
+
+
+def verdict(df: pd.DataFrame, metric: str = "test_acc") -> str:
+    """Do the frameworks differ on ``metric``? :func:`verdict_lead`, then :func:`verdict_lines`."""
+    return " ".join([verdict_lead(df, metric)] + verdict_lines(df, metric))
 
 
 try:
@@ -179,7 +224,8 @@ if click is not None:
     @click.argument("keras_run")
     @click.option("--out", "out_csv", default=None, type=click.Path(dir_okay=False),
                   help="CSV path (default: crossframework.csv in the Keras run's folder)")
-    @click.option("--alpha", default=0.05, show_default=True, type=float, help="significance level")
+    @click.option("--alpha", default=0.05, show_default=True, type=float,
+                  help="significance level; only 0.05 (the 95% paired t interval) is supported")
     def crossframework_cmd(torch_run, keras_run, out_csv, alpha):
         """Compare a PyTorch run and a Keras run of the same schedules (paired over seeds)."""
         try:
@@ -192,7 +238,8 @@ if click is not None:
             raise
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             click.echo(df.to_string(index=False))
-        click.echo(verdict(df))
+        for metric in dict.fromkeys(df["metric"]):
+            click.echo(verdict(df, metric))
         click.echo(f"wrote {Path(out_csv) if out_csv else _run_dir(keras_run) / 'crossframework.csv'}")
 else:  # pragma: no cover
     crossframework_cmd = None

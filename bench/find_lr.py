@@ -33,6 +33,9 @@ __all__ = ["range_test", "suggest", "find_peaks", "plot", "CURVE_COLUMNS"]
 CURVE_COLUMNS = ["optimizer", "step", "lr", "loss", "smoothed_loss"]
 
 
+SWEEP_STEPS = 300  #: default length of the exponential sweep
+
+
 def _check(optimizers, lr_min, lr_max, steps, smoothing, diverge_factor, batch_size):
     from .trainer import OPTIMIZERS
     opts = list(optimizers)
@@ -58,7 +61,7 @@ def _check(optimizers, lr_min, lr_max, steps, smoothing, diverge_factor, batch_s
 
 def range_test(optimizers: Sequence[str], data, *, widths=(784, 256, 128, 10), activation: str = "relu",
                dropout: float = 0.0, batch_size: int = 128, device="cpu", seed: int = 0, lr_min: float = 1e-7,
-               lr_max: float = 10.0, steps: int = 300, smoothing: float = 0.98,
+               lr_max: float = 10.0, steps: int = SWEEP_STEPS, smoothing: float = 0.98,
                diverge_factor: float = 4.0) -> pd.DataFrame:
     """The range test's curves: one row per optimizer per step it ran (columns :data:`CURVE_COLUMNS`)."""
     from .batched import OPTIMIZER_DEFAULTS, BatchedMLP, BatchedOptimizer, train_step
@@ -138,12 +141,33 @@ def suggest(curve: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
+def write_results(curve: pd.DataFrame, suggestions: dict, out_dir, *, steps: int, title: str) -> pd.DataFrame:
+    """``find_lr_curve.csv`` (the curves), ``find_lr.csv`` (one row per optimizer: the suggestions, steps
+    run, whether the loss passed ``diverge_factor`` x its best) and ``find_lr.png`` into ``out_dir``."""
+    from pathlib import Path
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    curve.to_csv(out / "find_lr_curve.csv", index=False)
+    stopped = curve.groupby("optimizer")["step"].max()
+    names = list(dict.fromkeys(curve["optimizer"]))
+    table = pd.DataFrame([dict(optimizer=o, **suggestions[o], steps_run=int(stopped[o]) + 1,
+                               stopped=bool(stopped[o] + 1 < steps)) for o in names if o in suggestions])
+    table.to_csv(out / "find_lr.csv", index=False)
+    plot(curve, suggestions, out / "find_lr.png", title=title)
+    return table
+
+
 def find_peaks(optimizers: Sequence[str], data, *, widths=(784, 256, 128, 10), activation: str = "relu",
-               dropout: float = 0.0, batch_size: int = 128, device="cpu", seed: int = 0) -> dict[str, float]:
-    """optimizer -> suggested peak lr (a matrix's ``peak_lr = "find"``), from one :func:`range_test`."""
+               dropout: float = 0.0, batch_size: int = 128, device="cpu", seed: int = 0,
+               out_dir=None) -> dict[str, float]:
+    """optimizer -> suggested peak lr (a matrix's ``peak_lr = "find"``), from one :func:`range_test`; its
+    curves, table and plot go to ``out_dir`` (:func:`write_results`) when given."""
     curve = range_test(list(optimizers), data, widths=widths, activation=activation, dropout=dropout,
                        batch_size=batch_size, device=device, seed=seed)
     sug = suggest(curve)
+    if out_dir is not None:
+        write_results(curve, sug, out_dir, steps=SWEEP_STEPS, title=f"LR range test for the matrix's peaks ("
+                      f"{'-'.join(map(str, widths))} {activation}, batch {batch_size}, seed {seed})")
     out = {}
     for o in optimizers:
         v = sug.get(o, {}).get("suggested", math.nan)
@@ -155,9 +179,25 @@ def find_peaks(optimizers: Sequence[str], data, *, widths=(784, 256, 128, 10), a
 
 
 def plot(curve: pd.DataFrame, suggestions: dict, path=None, title: str = "LR range test") -> bytes:
-    """Smoothed (and raw, faint) loss against lr, log x, one panel per optimizer, suggestions marked."""
+    """Smoothed (and raw, faint) loss against lr, log x, one panel per optimizer, suggestions marked; the PNG
+    bytes (also written to ``path`` when given)."""
     import io
 
+    fig = _figure(curve, suggestions, title)
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    data = buf.getvalue()
+    if path is not None:
+        from pathlib import Path
+        Path(path).write_bytes(data)
+    return data
+
+
+def _figure(curve: pd.DataFrame, suggestions: dict, title: str):
+    """The figure of :func:`plot`. The y axis spans the raw and the smoothed loss from their lowest value to
+    1.3 x the starting loss (a diverging tail leaves the plot)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -177,9 +217,13 @@ def plot(curve: pd.DataFrame, suggestions: dict, path=None, title: str = "LR ran
             v = s.get(key, math.nan)
             if np.isfinite(v):
                 ax.axvline(v, color=color, ls="--", lw=1, label=f"{key.replace('_', ' ')} {v:.2g}")
-        lo = float(g["smoothed_loss"].min())
-        first = float(g["smoothed_loss"].iloc[0])
-        ax.set_ylim(lo - 0.05 * abs(lo), max(first * 1.3, lo * 1.5) if np.isfinite(first) else None)
+        both = np.r_[g["smoothed_loss"].to_numpy(float), g["loss"].to_numpy(float)]
+        both = both[np.isfinite(both)]
+        if both.size:
+            lo = float(both.min())
+            starts = [float(c.iloc[0]) for c in (g["smoothed_loss"], g["loss"]) if np.isfinite(c.iloc[0])]
+            top = max(max(starts) * 1.3 if starts else -math.inf, lo * 1.5, lo + 0.1)
+            ax.set_ylim(lo - 0.05 * abs(lo), top)
         ax.set_xscale("log")
         ax.set_title(name)
         ax.set_xlabel("learning rate")
@@ -187,11 +231,4 @@ def plot(curve: pd.DataFrame, suggestions: dict, path=None, title: str = "LR ran
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    data = buf.getvalue()
-    if path is not None:
-        from pathlib import Path
-        Path(path).write_bytes(data)
-    return data
+    return fig

@@ -4,8 +4,8 @@
 summary columns and throughput keys of :func:`bench.trainer.train_chunk` (see there for their meaning), so
 the runner, the report and :mod:`bench.crossframework` read Keras runs like PyTorch ones.
 
-``python -m bench.keras_trainer --speed`` measures Keras training throughput and writes
-``results/speed/trainer_keras_cpu.csv`` (the columns of the lead's ``trainer_<device>.csv``).
+``lrbench train-speed`` measures Keras training throughput beside the PyTorch trainers
+(``bench.trainer_speed``).
 
 Rules (what is the same as the PyTorch trainers, and what is Keras's own)
 ------------------------------------------------------------------------
@@ -92,8 +92,7 @@ from .batched import forward_flops, step_flops  # noqa: E402
 from .trainer import HISTORY_COLUMNS, SUMMARY_COLUMNS, ChunkResult, TrainConfig, batch_permutation, steps_per_epoch  # noqa: E402
 
 __all__ = ["train_keras", "train_one_keras", "keras_optimizer", "keras_learning_rate", "native_schedule",
-           "KERAS_OPTIMIZERS", "NATIVE_PREFIX", "plateau_to_keras", "measure_throughput", "matmul_flop_rate_tf",
-           "SPEED_COLUMNS"]
+           "KERAS_OPTIMIZERS", "NATIVE_PREFIX", "plateau_to_keras", "matmul_flop_rate_tf"]
 
 NATIVE_PREFIX = "keras-native:"
 
@@ -107,9 +106,6 @@ KERAS_OPTIMIZERS = {
     "adam": ("Adam", {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}),
     "adamw": ("AdamW", {"weight_decay": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}),
 }
-
-SPEED_COLUMNS = ["trainer", "device", "device_name", "n_models", "epochs", "model_epochs_per_s", "samples_per_s",
-                 "flop_per_s", "matmul_flop_per_s", "speedup_vs_sequential"]
 
 _DETERMINISM = False
 
@@ -458,69 +454,3 @@ def matmul_flop_rate_tf(n: int = 1024, repeats: int = 5) -> float:
         (a @ b).numpy()
         best = min(best, time.perf_counter() - t)
     return 2 * n ** 3 / best
-
-
-def _device_name() -> str:
-    import platform
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover
-        pass
-    return platform.processor() or platform.machine()
-
-
-def measure_throughput(data=None, *, n_models: int = 2, epochs: int = 2, batch_size: int = 128,
-                       widths=(784, 256, 128, 10), out_csv=None) -> pd.DataFrame:
-    """Keras training throughput: ``n_models`` Adam/SGD configurations trained ``epochs`` epochs with
-    :func:`train_keras` on Fashion-MNIST, plus a TensorFlow matmul FLOP rate measured in the same run.
-    Returns (and writes to ``out_csv`` when given) one row with :data:`SPEED_COLUMNS`."""
-    if data is None:
-        from .data import load_fashion_mnist
-        data = load_fashion_mnist()
-    kinds = ["adam", "sgd", "momentum", "rmsprop", "adamw", "nesterov"]
-    peaks = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "rmsprop": 5e-4, "adam": 1e-3, "adamw": 1e-3}
-    configs = [TrainConfig(name="cosine", optimizer=kinds[k % len(kinds)], peak_lr=peaks[kinds[k % len(kinds)]],
-                           schedule="Cosine(lr=peak, decay_steps=total)", seed=k // len(kinds))
-               for k in range(n_models)]
-    res = train_keras(configs, data, epochs=epochs, batch_size=batch_size, widths=widths)
-    tp = res.throughput
-    mm = matmul_flop_rate_tf()
-    row = dict(trainer="keras", device=tp["device"], device_name=_device_name(), n_models=n_models, epochs=epochs,
-               model_epochs_per_s=tp["model_epochs_per_s"], samples_per_s=tp["samples_per_s"],
-               flop_per_s=tp["flop_per_s"], matmul_flop_per_s=mm, speedup_vs_sequential=math.nan)
-    df = pd.DataFrame([row], columns=SPEED_COLUMNS)
-    if out_csv is not None:
-        from pathlib import Path
-        Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(out_csv, index=False)
-    return df
-
-
-def main(argv=None):
-    import argparse
-    ap = argparse.ArgumentParser(prog="python -m bench.keras_trainer",
-                                 description="Keras (TensorFlow backend) training throughput of the benchmark MLP.")
-    ap.add_argument("--speed", action="store_true", help="measure and write results/speed/trainer_keras_<device>.csv")
-    ap.add_argument("--models", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--out", default=None, help="CSV path (default results/speed/trainer_keras_<device>.csv)")
-    args = ap.parse_args(argv)
-    if not args.speed:
-        ap.error("nothing to do: give --speed")
-    from .data import load_fashion_mnist
-    data = load_fashion_mnist(data_dir=args.data_dir)
-    tf = _tf()
-    dev = "cuda" if tf.config.list_logical_devices("GPU") else "cpu"
-    out = args.out or f"results/speed/trainer_keras_{dev}.csv"
-    df = measure_throughput(data, n_models=args.models, epochs=args.epochs, batch_size=args.batch_size, out_csv=out)
-    print(df.to_string(index=False))
-    print(f"wrote {out}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

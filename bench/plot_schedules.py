@@ -4,21 +4,70 @@ Text is lrcore's constructor syntax (DESIGN.md), e.g. ``Cosine(lr=0.1, decay_ste
 ``torch.OneCycleLR(max_lr=0.1, total_steps=1000)``, parsed by ``lrcore.parse`` (never ``eval``). The
 placeholders ``total`` (= ``steps``) and, when given, ``peak`` may be used, as in matrix files
 (``Warmup(Cosine(lr=peak, decay_steps=total - 100), steps=100)``); a ``keras-native:`` prefix is dropped.
-Every schedule is evaluated at steps ``0 .. steps-1``. When some schedule cycles momentum (OneCycle,
-Cyclic: ``schedule.momentum``), a second panel shows the momentum of those schedules.
+Every schedule is evaluated at steps ``0 .. steps-1``, or, when ``steps`` exceeds :data:`MAX_POINTS`, at
+:data:`MAX_POINTS` evenly spaced steps from 0 to ``steps - 1`` (the figure's title says so). When some
+schedule cycles momentum (OneCycle, Cyclic: ``schedule.momentum``), a second panel shows the momentum of
+those schedules.
 """
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["ScheduleTextError", "parse_schedule", "figure", "plot"]
+__all__ = ["ScheduleTextError", "parse_schedule", "plot_steps", "figure", "plot", "MAX_POINTS", "MAX_STEPS"]
+
+MAX_POINTS = 100_000  # points drawn per curve; more steps are sampled evenly
+MAX_STEPS = 2 ** 62  # lrcore's largest step (int64 arithmetic never overflows below it)
 
 
 class ScheduleTextError(ValueError):
     """Schedule text that cannot be drawn: names the argument (1-based), the text and the problem."""
+
+
+def _constructor(name: str):
+    """The class or function that the text form ``name`` calls (``Cosine``, ``torch.StepLR``), or None."""
+    import lrcore
+    from lrcore.compat import keras, torch
+    if name in lrcore.SCHEDULES:
+        return lrcore.SCHEDULES[name]
+    prefix, _, rest = name.partition(".")
+    module = {"torch": torch, "keras": keras}.get(prefix)
+    return getattr(module, rest) if module is not None and rest in module.__all__ else None
+
+
+def _parameters(name: str) -> list[str] | None:
+    f = _constructor(name)
+    try:
+        return [p.name for p in inspect.signature(f).parameters.values()
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)] if f is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _argument_error(msg: str) -> str:
+    """lrcore's ``"Name: Name.__init__() got an unexpected keyword argument 'x'"`` (and the other call errors
+    of Python) said in the schedule's own terms: the unknown or missing parameter and the known ones."""
+    m = re.match(r"([\w.]+): [\w.]+\(\) (.*)$", msg)
+    if not m:  # not a call error (a rule of lrcore's own, already in its terms)
+        return msg
+    name, rest = m.groups()
+    known = _parameters(name)
+    known_txt = f"; known: {', '.join(known)}" if known else ""
+    bad = re.search(r"unexpected keyword argument '(\w+)'", rest)
+    if bad:
+        return f"{name}: unknown parameter {bad.group(1)!r}{known_txt}"
+    missing = re.search(r"missing \d+ required (?:positional |keyword-only )?arguments?: (.*)$", rest)
+    if missing:
+        names = re.findall(r"'(\w+)'", missing.group(1))
+        return f"{name}: missing parameter{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))}{known_txt}"
+    twice = re.search(r"got multiple values for argument '(\w+)'", rest)
+    if twice:
+        return f"{name}: parameter {twice.group(1)!r} given twice (by position and by name){known_txt}"
+    return f"{name}: {rest}{known_txt}"
 
 
 def parse_schedule(text: str, steps: int, peak: float | None = None, index: int = 1):
@@ -40,11 +89,40 @@ def parse_schedule(text: str, steps: int, peak: float | None = None, index: int 
         names["peak"] = float(peak)
     try:
         return lrcore.parse(t, **names)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         msg = str(e)
+        if isinstance(e, TypeError):
+            msg = _argument_error(msg)
+        elif isinstance(e, OverflowError):
+            msg = f"a number is too large ({msg})"
         if "unknown name 'peak'" in msg:
             msg += " (pass --peak to give it a value)"
         raise ScheduleTextError(f"{where}: {msg}") from None
+
+
+def plot_steps(steps: int) -> np.ndarray:
+    """The steps drawn for a ``steps``-step plot: all of ``0 .. steps-1`` up to :data:`MAX_POINTS` of them,
+    else :data:`MAX_POINTS` evenly spaced ones that include the first and the last step."""
+    steps = int(steps)
+    if not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"plot: steps must be in [1, 2**62], got {steps}")
+    if steps <= MAX_POINTS:
+        return np.arange(steps, dtype=np.int64)
+    x = np.linspace(0.0, float(steps - 1), MAX_POINTS).round()
+    x = np.minimum(x.astype(np.int64), steps - 1)  # float rounding near 2**62 must not pass the last step
+    return np.unique(x)
+
+
+def _evaluate(schedule, x: np.ndarray, where: str, what: str = "") -> np.ndarray:
+    """``schedule`` at the steps ``x``; :class:`ScheduleTextError` names the schedule."""
+    import lrcore
+    whole = len(x) and x[0] == 0 and x[-1] == len(x) - 1  # every step: the count form, as lrcore.evaluate(s, n)
+    try:
+        return lrcore.evaluate(schedule, len(x) if whole else x)
+    except OverflowError as e:  # lrcore bounds its step parameters below 2**62; a guard all the same
+        raise ScheduleTextError(f"{where}: {what}cannot be evaluated: overflow ({e})") from None
+    except (ValueError, TypeError) as e:
+        raise ScheduleTextError(f"{where}: {what}{e}") from None
 
 
 def figure(texts: Sequence[str], steps: int, *, peak: float | None = None, log: bool = False,
@@ -54,24 +132,17 @@ def figure(texts: Sequence[str], steps: int, *, peak: float | None = None, log: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    import lrcore
-    if int(steps) < 1:
-        raise ValueError(f"plot: steps must be >= 1, got {steps}")
+    x = plot_steps(steps)
     if not texts:
         raise ValueError("plot: give at least one schedule text")
     scheds = [parse_schedule(t, steps, peak, i + 1) for i, t in enumerate(texts)]
     labels = list(labels) if labels is not None else [t.strip() for t in texts]
-    values = []
-    for i, s in enumerate(scheds):
-        try:
-            values.append(lrcore.evaluate(s, int(steps)))
-        except (ValueError, TypeError) as e:
-            raise ScheduleTextError(f"schedule {i + 1} ({texts[i]!r}): {e}") from None
-    moms = [(i, s.momentum) for i, s in enumerate(scheds) if s.momentum is not None]
+    values = [_evaluate(s, x, f"schedule {i + 1} ({texts[i]!r})") for i, s in enumerate(scheds)]
+    moms = [(i, _evaluate(s.momentum, x, f"schedule {i + 1} ({texts[i]!r})", "momentum: "))
+            for i, s in enumerate(scheds) if s.momentum is not None]
     fig, axes = plt.subplots(2 if moms else 1, 1, figsize=(8, 6.5 if moms else 4), squeeze=False, sharex=True,
                              layout="constrained")
     ax = axes[0, 0]
-    x = np.arange(int(steps))
 
     def short(label):
         label = label.replace("$", r"\$")
@@ -85,11 +156,12 @@ def figure(texts: Sequence[str], steps: int, *, peak: float | None = None, log: 
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title(f"learning rate over {int(steps):,} steps")
+    sampled = f" (drawn at {len(x):,} evenly spaced steps)" if len(x) < int(steps) else ""
+    ax.set_title(f"learning rate over {int(steps):,} steps{sampled}")
     if moms:
         mx = axes[1, 0]
         for i, m in moms:  # same colour as the schedule's learning rate
-            mx.plot(x, lrcore.evaluate(m, int(steps)), lw=1.5, color=colors[i], label=short(labels[i]))
+            mx.plot(x, m, lw=1.5, color=colors[i], label=short(labels[i]))
         mx.set_ylabel("momentum / beta1")
         mx.grid(alpha=0.3)
         mx.legend(fontsize=7)
@@ -100,12 +172,16 @@ def figure(texts: Sequence[str], steps: int, *, peak: float | None = None, log: 
 def plot(texts: Sequence[str], steps: int, out, *, peak: float | None = None, log: bool = False,
          labels: Sequence[str] | None = None) -> Path:
     """Draw the schedules' learning rates (and cycled momentum) over ``steps`` steps into ``out`` (the
-    format from its suffix: .png, .svg, .pdf)."""
+    format from its suffix: .png, .svg, .pdf). A file that cannot be written raises ``OSError`` naming it."""
     import matplotlib.pyplot as plt
     fig = figure(texts, steps, peak=peak, log=log, labels=labels)
     out = Path(out)
-    if out.parent and not out.parent.exists():
-        out.parent.mkdir(parents=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    try:
+        if out.parent and not out.parent.exists():
+            out.parent.mkdir(parents=True)
+        fig.savefig(out, dpi=100)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write {str(out)!r}: {e.strerror or e}") from None
+    finally:
+        plt.close(fig)
     return out

@@ -9,7 +9,9 @@ from ``results_dir`` (default: the folder holding ``runs/``) when present: ``con
 Sections: headline sentences (per optimizer: contender vs baseline, and smoothness), configurations,
 ranking per optimizer, paired comparison with the baseline, figures, PyTorch vs Keras, throughput,
 conformance, evaluator speed, environment. HTML tables carry ids (``configurations``, ``ranking``,
-``paired``, ``crossframework``, ``throughput``, ``conformance``, ``evaluator-speed``, ``environment``).
+``paired``, ``crossframework``, ``throughput``, ``conformance``, ``evaluator-speed``, ``environment``); so do
+the sentence lists (``headline``; ``crossframework-test-acc`` and ``crossframework-final-val-loss``: whether
+PyTorch and Keras differ, pooled and per configuration, by :mod:`bench.crossframework`'s paired t interval).
 
 Safety: every string that comes from a file (schedule names, texts, commands, versions, ...) is
 HTML-escaped; the page has no script and a Content-Security-Policy that forbids scripts and any resource
@@ -83,28 +85,38 @@ def _md(text: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ tables
 
-def _config_table(table: pd.DataFrame, single_seed: bool, target: float) -> Table:
+def _config_table(table: pd.DataFrame, single_seed: bool, target: float, batched: bool) -> Table:
     rows = []
     for r in table.itertuples():
         ci = "n/a (1 seed)" if r.seeds < 2 else f"[{_pct(r.ci_low)}, {_pct(r.ci_high)}]"
         ttt = "never" if not np.isfinite(r.time_to_target_s) else f"{r.time_to_target_s:.3g} s"
+        ett = "never" if not np.isfinite(r.epochs_to_target) else _num(r.epochs_to_target, "g")
         rows.append([r.optimizer, r.schedule, r.seeds, _pct(r.test_acc), ci, _pct(r.best_val_acc),
-                     _num(r.best_epoch, ".0f"), ttt, f"{r.reached}/{r.seeds}", f"{r.diverged}/{r.seeds}",
+                     _num(r.best_epoch, ".0f"), ttt, ett, f"{r.reached}/{r.seeds}", f"{r.diverged}/{r.seeds}",
                      _num(r.samples_per_s, ".3g")])
     note = ("Test accuracy of the final weights, in %. 95% interval: Student t over seeds, clipped to [0, 100]"
             + (" (one seed: no interval)." if single_seed else ".")
-            + f" Epoch of best: median over seeds, 1-based. Time to target: median over the seeds that reached "
-            f"{target:.1%} validation accuracy, on the time-to-result clock (the model's share of the wall "
-            "time, summed over epochs). Throughput: training samples per second of that clock.")
+            + f" Epoch of best: median over seeds, 1-based. Time and epochs to target: medians over the seeds that "
+            f"reached {target:.1%} validation accuracy; time on the time-to-result clock (the model's share of the "
+            "wall time, summed over epochs), epochs 1-based. Throughput: training samples per second of that clock."
+            + (" Batched trainer: a chunk's wall time is shared equally by its models, so time to target "
+               "separates configurations only through their epochs to target." if batched else ""))
     return Table("configurations", "Configurations", ["optimizer", "schedule", "seeds", "test acc %", "95% interval",
                                                       "best val acc %", "epoch of best", "time to target",
-                                                      "reached target", "diverged", "samples/s"], rows, note)
+                                                      "epochs to target", "reached target", "diverged", "samples/s"],
+                 rows, note)
 
 
 def _ranking_table(rank: pd.DataFrame) -> Table:
-    rows = [[r.optimizer, r.rank, r.schedule, _pct(r.test_acc), f"{r.diverged}/{r.seeds}"] for r in rank.itertuples()]
+    rows = [[r.optimizer, _num(r.rank, ".0f", "not ranked"), r.schedule, _pct(r.test_acc), f"{r.diverged}/{r.seeds}"]
+            for r in rank.itertuples()]
+    note = "Schedules ranked by mean test accuracy within each optimizer (1 = best)."
+    if not rank["ranked"].all():
+        note += (" Not ranked (listed last): configurations whose every seed diverged; their accuracy is that of "
+                 "the weights frozen at divergence. Configurations with some diverged seeds are ranked on the mean "
+                 "over all their seeds, diverged ones included.")
     return Table("ranking", "Ranking per optimizer", ["optimizer", "rank", "schedule", "test acc %", "diverged"], rows,
-                 "Schedules ranked by mean test accuracy within each optimizer (1 = best).")
+                 note)
 
 
 def _paired_table(paired: pd.DataFrame, base: str) -> Table:
@@ -119,7 +131,8 @@ def _paired_table(paired: pd.DataFrame, base: str) -> Table:
             f"t-test at 5%). Also shown: the percentile bootstrap interval ({RS.N_BOOTSTRAP:,} resamples) and the "
             f"two-sided exact sign-flip permutation p (distribution-free; it cannot go below 2/2^seeds).")
     return Table("paired", f"Paired comparison with {base}", ["optimizer", "schedule", "baseline", "seeds",
-                                                               "mean diff (pp)", "95% t interval (pp)", "95% bootstrap interval (pp)",
+                                                               "mean diff (pp)", "95% t interval (pp)",
+                                                               "95% bootstrap interval (pp)",
                                                                "p", "significant", "better/worse seeds"], rows, note)
 
 
@@ -183,8 +196,12 @@ def _evaluator_speed(results: Path) -> list[Table]:
     return out
 
 
+_TRAINER_ORDER = {"batched": 0, "sequential": 1, "keras": 2}
+
+
 def _throughput_rows(run: RS.Run, results: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """(bars for the plot, the speed tables joined) -- trainer_*.csv rows plus this run per trainer."""
+    """(bars for the plot, the speed tables joined) -- every trainer_*.csv row (by device, then batched,
+    sequential, Keras, others), then this run per trainer; each labelled with its trainer and device."""
     bars = []
     speed = []
     for p in sorted((results / "speed").glob("trainer_*.csv")):
@@ -194,22 +211,70 @@ def _throughput_rows(run: RS.Run, results: Path) -> tuple[pd.DataFrame, pd.DataF
         df = df.copy()
         df.insert(0, "file", p.name)
         speed.append(df)
-        for r in df.itertuples(index=False):
-            d = r._asdict()
-            label = f"{d['trainer']} ({d.get('device', '?')}, {d.get('n_models', '?')} models)"
-            bars.append(dict(label=label, model_epochs_per_s=float(d["model_epochs_per_s"]), source="speed table"))
+    joined = None
+    if speed:
+        joined = pd.concat(speed, ignore_index=True)
+        joined["trainer"] = joined["trainer"].astype(str)
+        key = pd.DataFrame({"d": joined["device"].astype(str) if "device" in joined else "",
+                            "t": joined["trainer"].map(lambda t: _TRAINER_ORDER.get(t, len(_TRAINER_ORDER)))})
+        joined = joined.loc[key.sort_values(["d", "t"], kind="stable").index].reset_index(drop=True)
+        for r in joined.to_dict("records"):
+            dev = r.get("device") if isinstance(r.get("device"), str) and r.get("device") else "device ?"
+            models = f", {int(r['n_models'])} models" if pd.notna(r.get("n_models")) else ""
+            bars.append(dict(trainer=r["trainer"], label=f"{r['trainer']} ({dev}{models})",
+                             model_epochs_per_s=pd.to_numeric(r["model_epochs_per_s"], errors="coerce"),
+                             source="speed table"))
     tp = run.throughput
     if tp is not None and {"trainer", "wall_s", "n_models", "epochs"} <= set(tp.columns) and len(tp):
         for tr, g in tp.groupby("trainer", sort=False):
             me = float((g["n_models"] * g["epochs"]).sum())
             wall = float(g["wall_s"].sum())
             dev = g["device"].iloc[0] if "device" in g else run.meta.get("device", "?")
-            bars.append(dict(label=f"this run: {tr} ({dev}, {int(g['n_models'].max())} models/chunk)",
+            bars.append(dict(trainer=str(tr), label=f"this run: {tr} ({dev}, {int(g['n_models'].max())} models/chunk)",
                              model_epochs_per_s=me / wall if wall > 0 else math.nan, source="this run"))
-    bars_df = pd.DataFrame(bars, columns=["label", "model_epochs_per_s", "source"])
-    bars_df = bars_df[np.isfinite(bars_df["model_epochs_per_s"].astype(float))
-                      & (bars_df["model_epochs_per_s"].astype(float) > 0)]
-    return bars_df, (pd.concat(speed, ignore_index=True) if speed else None)
+    bars_df = pd.DataFrame(bars, columns=["trainer", "label", "model_epochs_per_s", "source"])
+    v = bars_df["model_epochs_per_s"].astype(float)
+    return bars_df[np.isfinite(v) & (v > 0)].reset_index(drop=True), joined
+
+
+def _crossframework(cross: pd.DataFrame) -> list:
+    """The PyTorch vs Keras section: the verdict in words per metric (pooled, then per configuration) and the
+    table, accuracy in percentage points; a crossframework.csv without the t interval is shown as it is."""
+    from . import crossframework as CF
+    if not {"config", "metric", "n_pairs", "mean_diff", "t_low", "t_high"} <= set(cross.columns):
+        return [_frame_table(cross, "crossframework", "PyTorch vs Keras",
+                             "From crossframework.csv in the run folder: PyTorch minus Keras, paired by "
+                             "configuration.",
+                             {"significant": lambda v: "yes" if str(v).strip().lower() in ("true", "1", "yes")
+                              else "no"}),
+                "No verdict: this crossframework.csv has no paired t interval (t_low, t_high; written by an older "
+                "lrbench cross-check, whose 'significant' is a sign-flip p < 0.05 that 5 or fewer seeds can never "
+                "reach). Rerun lrbench cross-check TORCH_RUN KERAS_RUN to get it."]
+    items: list = []
+    for metric in dict.fromkeys(cross["metric"].astype(str)):
+        items.append(("list", f"crossframework-{metric.replace('_', '-')}",
+                      [CF.verdict_lead(cross, metric)] + CF.verdict_lines(cross, metric)))
+    def interval(lo, hi, scale, fmt):
+        ok = np.isfinite(lo) and np.isfinite(hi)
+        return f"[{_num(scale * lo, fmt)}, {_num(scale * hi, fmt)}]" if ok else "n/a"
+
+    rows = []
+    for r in cross.to_dict("records"):
+        acc = str(r["metric"]).endswith("acc")
+        scale, fmt = (100.0, "+.2f") if acc else (1.0, "+.4f")
+        rows.append([r["config"], CF.METRIC_NAMES.get(r["metric"], r["metric"]) + (" (pp)" if acc else ""),
+                     int(r["n_pairs"]), _num(scale * r["mean_diff"], fmt),
+                     interval(r["t_low"], r["t_high"], scale, fmt),
+                     interval(r.get("ci_low", math.nan), r.get("ci_high", math.nan), scale, fmt),
+                     _num(r.get("p_value", math.nan), ".3g"), "yes" if CF.is_significant(r) else "no"])
+    items.append(Table("crossframework", "PyTorch vs Keras",
+                       ["configuration", "metric", "pairs", "PyTorch - Keras", "95% t interval",
+                        "95% bootstrap interval", "sign-flip p", "significant"], rows,
+                       "From crossframework.csv in the run folder (lrbench cross-check): PyTorch minus Keras, paired "
+                       "by configuration and seed; test accuracy in percentage points, loss in its own units. "
+                       "Significant when the 95% paired t interval excludes 0, as in the paired comparison above; the "
+                       "sign-flip p (distribution-free) cannot go below 2/2^pairs. 'all' pools every pair."))
+    return items
 
 
 def _environment(run: RS.Run) -> Table:
@@ -278,18 +343,22 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
         peaks = run.meta.get("peak_lr") or {}
         intro += " Peak learning rates from the LR range test (lrbench find-lr): " + ", ".join(
             f"{k} {_num(peaks.get(k), '.3g')}" for k in found) + "."
-    k = max(min(2, run.epochs - 1), math.ceil(0.2 * (run.epochs - 1)))
+    k = RS.roughness_window(run.epochs)
     heads = [intro, ("list", "headline", list(sentences.values())),
-             "Wins / ties / loses: the paired t-test below (significant when the 95% interval excludes 0). Smoothness: the root "
-             f"mean square of the epoch-to-epoch changes of the validation loss over the last 20% of training "
-             f"(here the last {k} of {run.epochs - 1} changes), mean over seeds; lower is smoother."]
+             "Wins / ties / loses: the paired t-test below (significant when the 95% interval excludes 0). "
+             "Smoothness: the standard deviation of the epoch-to-epoch changes of the validation loss over the last "
+             f"20% of training, at least 3 changes (here the last {k} of {run.epochs - 1}), mean over seeds; a "
+             "steady downward trend counts as smooth, only the wobble around it as rough; lower is smoother."]
     if single:
         heads.append("One seed: accuracies have no interval and the paired comparison has no test.")
     n_div = int(run.summary["diverged"].sum())
     if n_div:
         heads.append(f"{n_div} of {len(run.summary)} models diverged (a NaN/inf training loss; frozen from then on).")
     sections.append(("Summary", heads))
-    sections.append(("Results", [_config_table(table, single, run.target),
+    trainers = {str(run.meta.get("trainer", ""))} | (set(run.throughput["trainer"].astype(str))
+                                                     if run.throughput is not None and "trainer" in run.throughput
+                                                     else set())
+    sections.append(("Results", [_config_table(table, single, run.target, "batched" in trainers),
                                         _ranking_table(RS.ranking(table))]))
     if run.baseline not in run.schedules:
         sections.append(("Paired comparison", [f"No paired comparison: the baseline schedule {run.baseline!r} is not "
@@ -315,19 +384,22 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
                "ratio on it is its time to the target (or its test error) over the best schedule's; the curve "
                "gives the share of workloads where that ratio is at most tau. Higher and further left is better; "
                "a schedule that never reaches the target stays at 0 on the left panel."]
+    range_png = run_dir / "find_lr" / "find_lr.png"
+    if range_png.is_file():  # peak_lr = "find": the range test that chose this run's peaks
+        figures.append(fig("find_lr.png", range_png.read_bytes, "LR range test that chose the peak learning rates"))
+        found_table = _read_csv(run_dir / "find_lr" / "find_lr.csv")
+        if found_table is not None and not found_table.empty:
+            figures.append(_frame_table(found_table, "find-lr", "LR range test suggestions (find_lr/find_lr.csv)"))
     bars, speed = _throughput_rows(run, results)
     sections.append(("Figures", figures))
 
     cross = _read_csv(run_dir / "crossframework.csv")
     if cross is not None and not cross.empty:
-        sections.append(("PyTorch vs Keras", [_frame_table(
-            cross, "crossframework", "PyTorch vs Keras", "From crossframework.csv in the run folder: PyTorch minus "
-            "Keras, paired by configuration.",
-            {"significant": lambda v: "yes" if str(v).strip().lower() in ("true", "1", "yes") else "no"})]))
+        sections.append(("PyTorch vs Keras", _crossframework(cross)))
 
     tp_items: list = []
     if len(bars):
-        tp_items.append(fig("throughput.png", lambda: RP.throughput(bars), "throughput of batched vs sequential"))
+        tp_items.append(fig("throughput.png", lambda: RP.throughput(bars), RP.throughput_title(bars)))
     if speed is not None:
         cols = [c for c in ("trainer", "device", "device_name", "n_models", "epochs", "model_epochs_per_s",
                             "samples_per_s", "speedup_vs_sequential", "file") if c in speed.columns]

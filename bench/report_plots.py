@@ -5,10 +5,14 @@
   evaluated are drawn from the recorded per-epoch ``lr`` of seed ``min(seeds)`` as a step line.
 * :func:`curves`: validation loss or accuracy per epoch, one panel per optimizer, one line per schedule:
   the mean over seeds with a band from the minimum to the maximum over seeds.
-* :func:`heatmap`: mean test accuracy, schedules x optimizers, annotated.
+* :func:`heatmap`: mean test accuracy in %, schedules x optimizers, annotated.
 * :func:`profile`: performance profiles (:func:`bench.report_stats.performance_profile`), time to target
-  and test error.
-* :func:`throughput`: model-epochs per second of trainers (``results/speed/trainer_*.csv``) and of this run.
+  and test error; linear tau axis when every finite ratio is below 10, else log with labelled minor ticks.
+* :func:`throughput`: model-epochs per second of trainers (``results/speed/trainer_*.csv``) and of this run,
+  horizontal bars on a linear axis from 0; :func:`throughput_title` names the trainers shown.
+
+Every schedule keeps one colour, line style and marker (:func:`style`, by its position in the run) in every
+figure, so identical curves (a schedule and its framework-native twin) stay visible on top of each other.
 """
 from __future__ import annotations
 
@@ -25,15 +29,26 @@ import pandas as pd  # noqa: E402
 
 from . import report_stats as RS  # noqa: E402
 
-__all__ = ["png", "lr_curves", "curves", "heatmap", "profile", "throughput", "schedule_steps"]
+__all__ = ["png", "style", "lr_curves", "curves", "heatmap", "profile", "throughput", "throughput_title",
+           "schedule_steps", "DPI"]
+
+DPI = 110
+_LINESTYLES = ["-", "--", ":", "-."]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+_TRAINER_NAMES = {"batched": "batched", "sequential": "sequential", "keras": "Keras"}
 
 
 def png(fig) -> bytes:
     """The figure as PNG bytes (and closed)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)  # every figure uses the constrained layout: no tight bbox pass
+    fig.savefig(buf, format="png", dpi=DPI)  # every figure uses the constrained layout: no tight bbox pass
     plt.close(fig)
     return buf.getvalue()
+
+
+def style(i: int) -> dict:
+    """Colour, line style and marker of the ``i``-th schedule (the same in every figure)."""
+    return dict(color=f"C{i % 10}", ls=_LINESTYLES[i % len(_LINESTYLES)], marker=_MARKERS[i % len(_MARKERS)])
 
 
 def _panels(n: int, width: float = 4.2, height: float = 3.2):
@@ -70,7 +85,7 @@ def _schedule_values(text: str, peak: float, total: int, spe: int, epochs: int):
     try:
         s = lrcore.parse(t, peak=float(peak), total=int(total), steps_per_epoch=int(spe), epochs=int(epochs))
         return lrcore.evaluate(s, int(total))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):  # drawn from the recorded per-epoch lr instead
         return None
 
 
@@ -87,20 +102,22 @@ def lr_curves(run: RS.Run) -> bytes:
         peak = peaks.get(opt)
         if not isinstance(peak, (int, float)):
             peak = float(rows["peak_lr"].iloc[0]) if "peak_lr" in rows else math.nan
-        for name in run.schedules:
+        for k, name in enumerate(run.schedules):
+            st = style(k)
             text = texts.get(name)
             if text is None:
                 sub = rows[rows["name"] == name]
                 text = str(sub["schedule"].iloc[0]) if len(sub) and "schedule" in sub else ""
             v = _schedule_values(text, peak, total, spe, run.epochs) if total > run.epochs else None
-            if v is not None:
-                ax.plot(np.arange(total) / spe, v, label=_label(name), lw=1.4)
+            if v is not None:  # markers spread along the curve, staggered so twins do not cover each other
+                ax.plot(np.arange(total) / spe, v, label=_label(name), lw=1.4, ms=4,
+                        markevery=(0.013 * k % 0.1, 0.1), **st)
             else:
                 h = run.history[(run.history["optimizer"] == opt) & (run.history["name"] == name)
                                 & (run.history["seed"] == seed0)].sort_values("epoch")
                 if len(h):
-                    ax.step(h["epoch"].to_numpy(), h["lr"].to_numpy(), where="post", lw=1.4,
-                            label=_label(name) + " (recorded)")
+                    ax.step(h["epoch"].to_numpy(), h["lr"].to_numpy(), where="post", lw=1.4, ms=4,
+                            label=_label(name) + " (recorded)", **st)
         ax.set_title(f"{opt} (peak {peak:.3g})")
         ax.set_xlabel("epoch")
         ax.set_ylabel("learning rate")
@@ -126,16 +143,16 @@ def curves(run: RS.Run, column: str) -> bytes:
     fig, axes = _panels(len(run.optimizers))
     for ax, opt in zip(axes, run.optimizers):
         firsts = []
-        for name in run.schedules:
+        for k, name in enumerate(run.schedules):
             g = h[(h["optimizer"] == opt) & (h["name"] == name)]
             if g.empty:
                 continue
             agg = g.groupby("epoch")[column].agg(["mean", "min", "max"])
             x = agg.index.to_numpy() + 1
             label = _label(name) + (" (diverged)" if agg["mean"].isna().all() else "")
-            (line,) = ax.plot(x, agg["mean"].to_numpy(), marker="o", ms=3, lw=1.4, label=label)
-            ax.fill_between(x, agg["min"].to_numpy(), agg["max"].to_numpy(), color=line.get_color(), alpha=0.18,
-                            lw=0)
+            st = style(k)
+            ax.plot(x, agg["mean"].to_numpy(), ms=4, lw=1.4, label=label, mfc="none", **st)
+            ax.fill_between(x, agg["min"].to_numpy(), agg["max"].to_numpy(), color=st["color"], alpha=0.12, lw=0)
             if agg["mean"].notna().any():
                 firsts.append(float(agg["mean"].dropna().iloc[0]))
         ax.set_title(opt)
@@ -157,24 +174,24 @@ def curves(run: RS.Run, column: str) -> bytes:
 
 
 def heatmap(table: pd.DataFrame) -> bytes:
-    """Mean test accuracy, rows = schedules, columns = optimizers."""
+    """Mean test accuracy in %, rows = schedules, columns = optimizers."""
     wide = table.pivot_table(index="schedule", columns="optimizer", values="test_acc", aggfunc="first", sort=False)
     wide = wide.reindex(index=list(dict.fromkeys(table["schedule"])), columns=list(dict.fromkeys(table["optimizer"])))
-    a = wide.to_numpy(dtype=float)
+    a = 100 * wide.to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(1.3 * a.shape[1] + 3, 0.5 * a.shape[0] + 1.8), layout="constrained")
     finite = a[np.isfinite(a)]
     lo = float(finite.min()) if finite.size else 0.0
     hi = float(finite.max()) if finite.size else 1.0
-    im = ax.imshow(np.ma.masked_invalid(a), cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-9,
+    im = ax.imshow(np.ma.masked_invalid(a), cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-7,
                    aspect="auto")
     ax.set_xticks(range(a.shape[1]), [_label(c, 16) for c in wide.columns], rotation=30, ha="right")
     ax.set_yticks(range(a.shape[0]), [_label(r, 28) for r in wide.index])
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):
             v = a[i, j]
-            ax.text(j, i, "n/a" if not np.isfinite(v) else f"{100 * v:.1f}", ha="center", va="center", fontsize=8,
+            ax.text(j, i, "n/a" if not np.isfinite(v) else f"{v:.1f}", ha="center", va="center", fontsize=8,
                     color="white" if not np.isfinite(v) or v < (lo + hi) / 2 else "black")
-    fig.colorbar(im, ax=ax, label="test accuracy")
+    fig.colorbar(im, ax=ax, label="test accuracy (%)")
     ax.set_title("test accuracy (%), mean over seeds")
     return png(fig)
 
@@ -191,15 +208,25 @@ def profile(run: RS.Run) -> bytes:
             ax.set_title(title)
             continue
         finite = ratios.to_numpy()[np.isfinite(ratios.to_numpy())]
-        top = max(2.0, float(finite.max()) * 1.1)
-        taus = np.geomspace(1.0, top, 400)
-        for name in ratios.columns:
+        biggest = float(finite.max())
+        log = biggest >= 10
+        top = biggest * (1.25 if log else 1.05) if biggest > 1 else 1.1
+        # rho steps only at the ratios themselves: evaluate there (and at the ends) to draw it exactly
+        taus = np.unique(np.r_[1.0, finite[finite <= top], top])
+        for k, name in enumerate(ratios.columns):
             r = ratios[name].to_numpy()
-            rho = [(r <= t).mean() for t in taus]
-            ax.step(taus, rho, where="post", label=_label(name))
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            rho = (r[None, :] <= taus[:, None]).mean(axis=1)
+            st = style(k)
+            ax.step(taus, rho, where="post", label=_label(name), color=st["color"], ls=st["ls"], lw=1.6)
+        ax.set_xlim(0.95 if log else 1 - 0.02 * (top - 1), top)  # a small margin keeps jumps at tau = 1 visible
+        if log:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10))
+            ax.xaxis.set_minor_locator(matplotlib.ticker.LogLocator(base=10, subs=(2, 3, 5)))
+            fmt = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+            ax.xaxis.set_major_formatter(fmt)
+            ax.xaxis.set_minor_formatter(fmt)
+            ax.tick_params(axis="x", which="minor", labelsize=7)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("tau (ratio to the best schedule)")
         ax.set_ylabel("share of workloads with ratio <= tau")
@@ -210,16 +237,27 @@ def profile(run: RS.Run) -> bytes:
     return png(fig)
 
 
+def throughput_title(rows: pd.DataFrame) -> str:
+    """"Training throughput: batched vs sequential vs Keras", naming only the trainers in ``rows``."""
+    names = list(dict.fromkeys(_TRAINER_NAMES.get(str(t), str(t)) for t in rows["trainer"]))
+    return "Training throughput: " + " vs ".join(names) if names else "Training throughput"
+
+
 def throughput(rows: pd.DataFrame) -> bytes:
-    """``rows``: label, model_epochs_per_s, source ("speed table" | "this run"); horizontal bars, log x."""
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.4), layout="constrained")
+    """``rows``: trainer, label, model_epochs_per_s, source ("speed table" | "this run"); horizontal bars on a
+    linear axis from 0, each with its value written at its end."""
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.5), layout="constrained")
     colors = ["tab:orange" if s == "this run" else "tab:blue" for s in rows["source"]]
     y = np.arange(len(rows))
-    ax.barh(y, rows["model_epochs_per_s"].to_numpy(dtype=float), color=colors)
+    v = rows["model_epochs_per_s"].to_numpy(dtype=float)
+    ax.barh(y, v, color=colors)
+    for yi, vi in zip(y, v):
+        ax.text(vi, yi, f" {vi:.3g}", va="center", ha="left", fontsize=8)
     ax.set_yticks(y, [_label(str(x), 60) for x in rows["label"]], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xscale("log")
+    ax.set_xlim(0, 1.15 * float(np.nanmax(v)) if len(v) and np.nanmax(v) > 0 else 1)
     ax.set_xlabel("model-epochs per second (higher is faster)")
-    ax.set_title("throughput: batched vs sequential (orange: this run)")
+    ax.set_title(throughput_title(rows) + ("\n(orange: this run)" if "this run" in set(rows["source"]) else ""),
+                 fontsize="medium")
     ax.grid(alpha=0.3, axis="x")
     return png(fig)

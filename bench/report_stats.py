@@ -7,12 +7,16 @@ DESIGN.md) into :class:`Run`, then computes (one function each):
   the first epoch whose validation accuracy reaches the target; ``inf`` when never reached (or diverged).
 * :func:`config_table`: one row per configuration (schedule x optimizer) over its seeds: test accuracy
   mean and Student-t 95% interval ``mean +- t(0.975, n-1) * sd / sqrt(n)`` clipped to [0, 1] (none for
-  one seed), best
-  validation accuracy (mean), epoch of best (median, 1-based), time to target (median over the seeds
-  that reached it, and how many did), diverged count, throughput (training samples per second of the
-  model's own share of the wall time: ``n_train * epochs / sum(model_time_s)``, frozen epochs counted as
-  the stack does their work anyway; mean over seeds).
-* :func:`ranking`: per optimizer, schedules ranked by mean test accuracy (1 = best).
+  one seed), best validation accuracy (mean), epoch of best (median, 1-based), time to target and epochs
+  to target (medians over the seeds that reached it, and how many did; a batched chunk shares its wall time
+  equally among its models, so there only epochs to target tell its configurations apart), diverged count,
+  throughput (training samples per second of the model's own share of the wall time:
+  ``n_train * epochs / sum(model_time_s)``, frozen epochs counted as the stack does their work anyway; mean
+  over seeds).
+* :func:`ranking`: per optimizer, schedules ranked by mean test accuracy (1 = best). A configuration whose
+  every seed diverged is not ranked (rank NaN, listed last): its accuracy is that of frozen, broken weights.
+  One with some diverged seeds is ranked by the mean over all its seeds (diverged ones included), and its
+  diverged count is shown next to it.
 * :func:`paired_table`: each schedule against the baseline with the same optimizer and seed: the paired
   differences ``d_seed = acc(schedule, seed) - acc(baseline, seed)``, their mean, a percentile bootstrap
   95% interval of the mean (10,000 resamples of the seeds, numpy generator seeded 0) and the two-sided
@@ -21,9 +25,11 @@ DESIGN.md) into :class:`Run`, then computes (one function each):
   difference. Significant: the t interval excludes 0 (the paired t-test at 5%; with 3 seeds that needs
   consistent differences: the t quantile is 4.30). The sign-flip p is shown as the distribution-free
   check; it cannot go below ``2 / 2**n`` (0.25 with 3 seeds), so alone it could never decide at 3 seeds.
-* :func:`roughness`: how smooth a validation-loss curve is at the end of training: the root mean square
-  of the epoch-to-epoch changes ``v[e] - v[e-1]`` over the last 20% of training (the last
-  ``max(min(2, E-1), ceil(0.2 (E-1)))`` changes of an ``E``-epoch curve); lower is smoother.
+* :func:`roughness`: how smooth a validation-loss curve is at the end of training: the standard deviation
+  (ddof 0) of the epoch-to-epoch changes ``v[e] - v[e-1]`` over the last 20% of training, at least 3 changes
+  (the last :func:`roughness_window` ``= min(E-1, max(3, ceil(0.2 E)))`` changes of an ``E``-epoch curve;
+  NaN below 2). A steady trend (constant changes) scores 0: only the wobble around it counts. Lower is
+  smoother.
 * :func:`headline`: per optimizer, whether the contender wins / ties / loses against the baseline
   (mean paired difference of test accuracy, significant or not) and whether its validation loss is
   smoother (mean roughness over the seeds, and in how many seeds it is lower).
@@ -43,7 +49,7 @@ import pandas as pd
 
 __all__ = ["Run", "ReportError", "load_run", "t_quantile", "mean_interval", "bootstrap_interval",
            "sign_flip_p", "time_to_target", "config_table", "ranking", "paired_table", "roughness",
-           "roughness_table", "headline", "performance_profile", "N_BOOTSTRAP", "ALPHA"]
+           "roughness_window", "roughness_table", "headline", "performance_profile", "N_BOOTSTRAP", "ALPHA"]
 
 N_BOOTSTRAP = 10_000
 ALPHA = 0.05
@@ -227,24 +233,31 @@ def config_table(run: Run) -> pd.DataFrame:
     for (opt, name), g in s.groupby(["optimizer", "name"], sort=False):
         mean, lo, hi = mean_interval(g["test_acc"])
         lo, hi = max(lo, 0.0) if np.isfinite(lo) else lo, min(hi, 1.0) if np.isfinite(hi) else hi
-        reached = g["time_to_target_s"][np.isfinite(g["time_to_target_s"])]
+        hit = np.isfinite(g["time_to_target_s"])
+        reached = g["time_to_target_s"][hit]
         rows.append(dict(optimizer=opt, schedule=name, seeds=len(g), test_acc=mean, ci_low=lo, ci_high=hi,
                          best_val_acc=float(g["best_val_acc"].mean()),
                          best_epoch=float((g["best_val_epoch"][g["best_val_epoch"] >= 0] + 1).median())
                          if (g["best_val_epoch"] >= 0).any() else math.nan,
                          time_to_target_s=float(reached.median()) if len(reached) else math.inf,
+                         epochs_to_target=float(g["epochs_to_target"][hit].median()) if len(reached) else math.nan,
                          reached=len(reached), diverged=int(g["diverged"].sum()),
                          samples_per_s=float(g["samples_per_s"].mean())))
     return pd.DataFrame(rows)
 
 
 def ranking(table: pd.DataFrame) -> pd.DataFrame:
-    """Per optimizer, schedules by mean test accuracy (rank 1 = best; NaN accuracies last)."""
+    """Per optimizer, schedules by mean test accuracy (rank 1 = best; NaN accuracies last). Configurations
+    whose every seed diverged get rank NaN (``ranked`` False) and come after the ranked ones."""
     out = []
     for opt, g in table.groupby("optimizer", sort=False):
-        g = g.sort_values("test_acc", ascending=False, na_position="last").reset_index(drop=True)
-        out.append(pd.DataFrame(dict(optimizer=opt, rank=np.arange(1, len(g) + 1), schedule=g["schedule"],
-                                     test_acc=g["test_acc"], diverged=g["diverged"], seeds=g["seeds"])))
+        ranked = g["diverged"] < g["seeds"]
+        g = g.assign(ranked=ranked).sort_values(["ranked", "test_acc"], ascending=[False, False],
+                                                na_position="last").reset_index(drop=True)
+        n = int(ranked.sum())
+        rank = np.r_[np.arange(1, n + 1), np.full(len(g) - n, np.nan)]
+        out.append(pd.DataFrame(dict(optimizer=opt, rank=rank, schedule=g["schedule"], test_acc=g["test_acc"],
+                                     diverged=g["diverged"], seeds=g["seeds"], ranked=g["ranked"])))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
@@ -282,15 +295,21 @@ def paired_table(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def roughness_window(epochs: int) -> int:
+    """How many of an ``epochs``-epoch curve's last changes :func:`roughness` uses: the last 20%, at least 3
+    (all ``epochs - 1`` when fewer)."""
+    return max(0, min(epochs - 1, max(3, math.ceil(0.2 * epochs))))
+
+
 def roughness(curve) -> float:
-    """RMS of the epoch-to-epoch changes over the last 20% of training (NaN with < 2 epochs or NaN losses)."""
+    """Standard deviation (ddof 0) of the epoch-to-epoch changes over the last :func:`roughness_window` of
+    them (NaN with fewer than 2 changes or non-finite losses); a steady trend scores 0."""
     v = np.asarray(curve, dtype=np.float64)
-    E = len(v)
-    if E < 2:
+    k = roughness_window(len(v))
+    if k < 2:
         return math.nan
-    k = max(min(2, E - 1), math.ceil(0.2 * (E - 1)))
     d = np.diff(v)[-k:]
-    return float(np.sqrt(np.mean(d ** 2))) if np.all(np.isfinite(d)) else math.nan
+    return float(np.std(d)) if np.all(np.isfinite(d)) else math.nan
 
 
 def roughness_table(run: Run) -> pd.DataFrame:
@@ -340,13 +359,14 @@ def headline(run: Run, paired: pd.DataFrame | None = None) -> dict[str, str]:
         b = rough[(rough["optimizer"] == opt) & (rough["name"] == base)].set_index("seed")["roughness"]
         seeds = [k for k in sorted(set(a.index) & set(b.index)) if np.isfinite(a[k]) and np.isfinite(b[k])]
         if not seeds:
-            sentence += "; smoothness not measurable (fewer than 2 epochs or a diverged curve)."
+            sentence += "; smoothness not measurable (fewer than 3 epochs or a diverged curve)."
         else:
             ra, rb = float(np.mean([a[k] for k in seeds])), float(np.mean([b[k] for k in seeds]))
             smoother = sum(a[k] < b[k] for k in seeds)
             word = "smoother" if ra < rb else ("not smoother" if ra > rb else "as smooth")
-            sentence += (f"; its validation loss is {word} over the last 20% of training (RMS epoch-to-epoch "
-                         f"change {ra:.3g} vs {rb:.3g}; smoother in {smoother}/{len(seeds)} seeds).")
+            sentence += (f"; its validation loss is {word} over the last 20% of training (standard deviation of "
+                         f"the epoch-to-epoch change {ra:.3g} vs {rb:.3g}; smoother in {smoother}/{len(seeds)} "
+                         "seeds).")
         out[opt] = sentence
     return out
 

@@ -19,7 +19,7 @@ Rules (what is the same as the batched trainer, and what is not)
   Early stopping: ``lrcore.EarlyStopping`` for one model (restore-best on validation loss).
 * Not bit-identical to the batched trainer: the batched stack uses ``bmm`` in float32 with another
   summation order, and dropout masks come from another generator. Accuracies agree to noise (checked
-  in ``tests/test_sequential.py``).
+  in ``tests/test_runner.py::test_sequential_trainer_agrees_with_batched``).
 * Times: ``epoch_time_s`` is this model's own epoch (training and validation); throughput counts all
   models' epochs over the total wall time.
 """

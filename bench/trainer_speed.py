@@ -1,12 +1,16 @@
 """Training throughput: the batched trainer against the sequential one, and against a torch matmul.
 
-``lrbench train-speed [--matrix quick] [--epochs 1] [--sequential-models 12]`` measures, in one process:
+``lrbench train-speed [--matrix quick] [--epochs 1] [--sequential-models 12] [--keras-models 3]`` measures,
+in one process:
 
 * batched: every configuration of the matrix (chunks of ``--chunk-size``) trained for ``--epochs`` epochs
   by :func:`bench.trainer.train_chunk`;
 * sequential: ``--sequential-models`` configurations spread over the matrix (every k-th), trained by
   :func:`bench.sequential.train_sequential`; half of them before the batched run and half after, so a
   drift in the machine's speed hits both sides alike;
+* keras: the first ``--keras-models`` of the sequential configurations trained with Keras ``model.fit``
+  (:func:`bench.keras_trainer.train_keras`, TensorFlow on the CPU), when TensorFlow is installed; its
+  FLOP fraction is against a TensorFlow matmul measured in the same run;
 * a float32 torch matmul (1024^3) before and after (best of 5 each): the machine's attainable FLOP rate.
 
 Both trainers are warmed up first, untimed, on a slice of the data: the first model a process trains runs
@@ -23,7 +27,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-__all__ = ["measure", "write", "COLUMNS"]
+__all__ = ["measure", "write", "small_cpu", "COLUMNS"]
 
 COLUMNS = ["trainer", "device", "device_name", "n_models", "epochs", "model_epochs_per_s", "samples_per_s",
            "flop_per_s", "matmul_flop_per_s", "speedup_vs_sequential", "flop_fraction_of_matmul", "torch_threads",
@@ -31,8 +35,10 @@ COLUMNS = ["trainer", "device", "device_name", "n_models", "epochs", "model_epoc
 
 
 def measure(matrix, data, *, device="cpu", epochs: int = 1, sequential_models: int = 12, chunk_size: int | None = None,
-            log=print) -> list[dict]:
+            keras_models: int = 0, log=print) -> list[dict]:
     """Rows for results/speed/trainer_<device>.csv (see the module docstring)."""
+    import dataclasses
+
     import torch
 
     from .batched import matmul_flop_rate
@@ -49,10 +55,7 @@ def measure(matrix, data, *, device="cpu", epochs: int = 1, sequential_models: i
     half = len(seq_cfgs) // 2
     # untimed warm-up of both trainers on a slice of the data (thread pools, allocator, kernel caches):
     # the first model trained in a process runs up to 3x slower, which would flatter the batched side
-    import dataclasses
-    small = dataclasses.replace(data, x_train=data.x_train[:20 * matrix.batch_size],
-                                y_train=data.y_train[:20 * matrix.batch_size], x_val=data.x_val[:1000],
-                                y_val=data.y_val[:1000], x_test=data.x_test[:1000], y_test=data.y_test[:1000])
+    small = small_cpu(data, matrix.batch_size)
     log("warm-up (untimed)")
     train_sequential(seq_cfgs[:2], small, **kw)
     train_chunk(configs[:chunk_size or CPU_CHUNK], small, **kw)
@@ -78,17 +81,38 @@ def measure(matrix, data, *, device="cpu", epochs: int = 1, sequential_models: i
     matmul = max(mm)
     env = environment(dev)
     n_train = len(data.x_train)
+    measured = [("batched", env["device"], len(configs), b_wall, b_flops, matmul),
+                ("sequential", env["device"], n_seq, seq_wall, seq_flops, matmul)]
+    if keras_models:
+        from .keras_trainer import matmul_flop_rate_tf, train_keras
+        k_cfgs = seq_cfgs[:keras_models]
+        log(f"keras: {len(k_cfgs)} models (model.fit, one at a time)")
+        cpu = dataclasses.replace(data, **{f: getattr(data, f).cpu() for f in
+                                          ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")})
+        kw_keras = {k: v for k, v in kw.items() if k != "device"}
+        train_keras(k_cfgs[:1], small_cpu(cpu, matrix.batch_size), **kw_keras)  # untimed warm-up (tracing)
+        r = train_keras(k_cfgs, cpu, **kw_keras)
+        measured.append(("keras", r.throughput["device"], len(k_cfgs), r.throughput["wall_s"], r.throughput["flops"],
+                         matmul_flop_rate_tf()))
     rows = []
-    for trainer, n, wall, flops in (("batched", len(configs), b_wall, b_flops), ("sequential", n_seq, seq_wall, seq_flops)):
-        rows.append(dict(trainer=trainer, device=env["device"], device_name=env["device_name"], n_models=n,
+    for trainer, device_used, n, wall, flops, mm_rate in measured:
+        rows.append(dict(trainer=trainer, device=device_used, device_name=env["device_name"], n_models=n,
                          epochs=epochs, model_epochs_per_s=n * epochs / wall, samples_per_s=n * epochs * n_train / wall,
-                         flop_per_s=flops / wall, matmul_flop_per_s=matmul, torch_threads=env["n_threads"],
+                         flop_per_s=flops / wall, matmul_flop_per_s=mm_rate, torch_threads=env["n_threads"],
                          matrix=matrix.name, measured_utc=_utc()))
     seq_rate = rows[1]["model_epochs_per_s"]
     for r in rows:
         r["speedup_vs_sequential"] = r["model_epochs_per_s"] / seq_rate
-        r["flop_fraction_of_matmul"] = r["flop_per_s"] / matmul
+        r["flop_fraction_of_matmul"] = r["flop_per_s"] / r["matmul_flop_per_s"]
     return rows
+
+
+def small_cpu(data, batch_size: int):
+    """A slice of the data (20 batches, 1,000 validation and test images) for untimed warm-ups."""
+    import dataclasses
+    n = 20 * batch_size
+    return dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n], x_val=data.x_val[:1000],
+                               y_val=data.y_val[:1000], x_test=data.x_test[:1000], y_test=data.y_test[:1000])
 
 
 def write(rows: list[dict], out_dir: Path) -> Path:

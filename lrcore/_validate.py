@@ -60,6 +60,14 @@ def integer(owner: str, name: str, value: Any, *, low: int = 0) -> int:
     return v
 
 
+def duration(owner: str, name: str, value: Any) -> float:
+    """A length in steps that may be fractional (decay_steps, period, ...): 0 < value < 2**62."""
+    v = real(owner, name, value, low=0.0, low_open=True)
+    if v >= MAX_STEP:
+        _fail(owner, name, "< 2**62", value)
+    return v
+
+
 def flag(owner: str, name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         _fail(owner, name, "True or False", value, TypeError)

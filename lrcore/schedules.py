@@ -181,7 +181,7 @@ class Exponential(Schedule):
     def __post_init__(self):
         o = type(self).__name__
         self._set(lr=V.rate(o, "lr", self.lr), decay_rate=V.real(o, "decay_rate", self.decay_rate, low=0.0),
-                  decay_steps=_int_if_integral(V.real(o, "decay_steps", self.decay_steps, low=0.0, low_open=True)),
+                  decay_steps=_int_if_integral(V.duration(o, "decay_steps", self.decay_steps)),
                   staircase=V.flag(o, "staircase", self.staircase))
 
     def _exponent(self, t):
@@ -228,7 +228,7 @@ class Polynomial(Schedule):
     def __post_init__(self):
         o = "Polynomial"
         self._set(lr=V.rate(o, "lr", self.lr),
-                  decay_steps=_int_if_integral(V.real(o, "decay_steps", self.decay_steps, low=0.0, low_open=True)),
+                  decay_steps=_int_if_integral(V.duration(o, "decay_steps", self.decay_steps)),
                   end=V.rate(o, "end", self.end), power=V.real(o, "power", self.power, low=0.0),
                   cycle=V.flag(o, "cycle", self.cycle))
 
@@ -282,7 +282,7 @@ class Cosine(Schedule):
     periodic: bool = False
 
     def __post_init__(self):
-        T = V.real("Cosine", "decay_steps", self.decay_steps, low=0.0, low_open=True)
+        T = V.duration("Cosine", "decay_steps", self.decay_steps)
         if self.periodic and not T.is_integer():
             raise ValueError(f"Cosine: decay_steps must be an integer when periodic, got {self.decay_steps!r}")
         self._set(lr=V.rate("Cosine", "lr", self.lr), decay_steps=_int_if_integral(T),
@@ -321,7 +321,7 @@ class CosineRestarts(Schedule):
     def __post_init__(self):
         o = "CosineRestarts"
         self._set(lr=V.rate(o, "lr", self.lr),
-                  period=_int_if_integral(V.real(o, "period", self.period, low=0.0, low_open=True)),
+                  period=_int_if_integral(V.duration(o, "period", self.period)),
                   t_mul=V.real(o, "t_mul", self.t_mul, low=1.0), m_mul=V.real(o, "m_mul", self.m_mul, low=0.0),
                   floor=V.rate(o, "floor", self.floor))
 
@@ -478,8 +478,8 @@ class Cyclic(Schedule):
         o = "Cyclic"
         down = self.step_size_up if self.step_size_down is None else self.step_size_down
         self._set(base_lr=V.rate(o, "base_lr", self.base_lr), max_lr=V.rate(o, "max_lr", self.max_lr),
-                  step_size_up=_int_if_integral(V.real(o, "step_size_up", self.step_size_up, low=0.0, low_open=True)),
-                  step_size_down=_int_if_integral(V.real(o, "step_size_down", down, low=0.0, low_open=True)),
+                  step_size_up=_int_if_integral(V.duration(o, "step_size_up", self.step_size_up)),
+                  step_size_down=_int_if_integral(V.duration(o, "step_size_down", down)),
                   mode=V.choice(o, "mode", self.mode, ("triangular", "triangular2", "exp_range")),
                   gamma=V.real(o, "gamma", self.gamma, low=0.0),
                   cycle_momentum=V.flag(o, "cycle_momentum", self.cycle_momentum),

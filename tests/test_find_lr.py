@@ -99,6 +99,24 @@ def test_suggestions_on_the_real_curve(curve):
     assert sug["adam"]["suggested"] < sug["sgd"]["suggested"]  # Adam wants a far smaller step than SGD
 
 
+def test_plot_limits_include_the_raw_loss(tmp_path):
+    """The y axis spans the raw loss too: its noisy dips below the smoothed curve stay in the plot."""
+    x = np.linspace(-5, 1, 300)
+    smooth = 2.3 - 1.3 / (1 + np.exp(-3 * (x + 2))) + 5 * np.maximum(x, 0) ** 2
+    raw = smooth + 0.4 * np.sin(np.arange(300))  # dips to 0.6 where the smoothed loss bottoms at 1.0
+    raw[-1] = np.nan  # the step that diverged
+    curve = pd.DataFrame(dict(optimizer="o", step=np.arange(300), lr=10 ** x, loss=raw, smoothed_loss=smooth))
+    sug = F.suggest(curve)
+    fig = F._figure(curve, sug, "t")
+    lo, hi = fig.axes[0].get_ylim()
+    raw_min = np.nanmin(raw)
+    assert raw_min < smooth.min() - 0.3
+    assert lo <= raw_min and lo > raw_min - 0.1 * abs(raw_min)
+    assert hi == pytest.approx(1.3 * max(smooth[0], raw[0]))  # the diverging tail is cut, as before
+    data = F.plot(curve, sug, tmp_path / "p.png")
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "p.png").read_bytes() == data
+
+
 def test_find_peaks(data):
     peaks = F.find_peaks(["adam", "sgd"], data, widths=(784, 32, 10), activation="relu", dropout=0.0,
                          batch_size=128, device="cpu", seed=0)

@@ -1,8 +1,6 @@
 """The Keras trainer (real Keras 3 / TensorFlow on slices of the real Fashion-MNIST)."""
 import math
-import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,11 +12,6 @@ import lrcore  # noqa: E402
 from bench.keras_trainer import (KERAS_OPTIMIZERS, keras_learning_rate, native_schedule, plateau_to_keras,  # noqa: E402
                                  train_keras, _build_model)
 from bench.trainer import HISTORY_COLUMNS, SUMMARY_COLUMNS, TrainConfig, steps_per_epoch, train_chunk  # noqa: E402
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 B = 128
 WARM = "keras.CosineDecay(initial_learning_rate=0.0, decay_steps=total - 10, warmup_target=peak, warmup_steps=10)"
@@ -115,8 +108,10 @@ def test_native_schedule_text_rules():
 
 
 def test_keras_classic_matrix_schedules():
-    path = Path(__file__).resolve().parent.parent / "bench" / "matrices" / "keras-classic.toml"
-    m = tomllib.loads(path.read_text())
+    from bench.matrix import load_matrix
+    mx = load_matrix("keras-classic")  # the project's validation, as `lrbench run --matrix keras-classic`
+    assert mx.framework == "keras" and mx.n_configs == 6 * 3
+    m = mx.to_dict()
     assert m["framework"] == "keras" and set(m["peak_lr"]) == {"adam"} and m["seeds"] == [0, 1, 2]
     assert m["baseline"] in m["schedules"] and m["contender"] in m["schedules"]
     spe = steps_per_epoch(50_000, m["batch_size"])
@@ -185,3 +180,56 @@ def test_early_stopping_restores_best(data):
     assert s["final_val_loss"] == pytest.approx(h["val_loss"].iloc[0], rel=1e-5)
     assert s["final_val_loss"] != pytest.approx(h["val_loss"].iloc[1], rel=1e-5)
     assert math.isfinite(s["test_acc"])
+
+
+KERAS_MATRIX = """
+name = "kc-tiny"
+framework = "keras"
+epochs = 2
+seeds = [0, 1]
+batch_size = 128
+baseline = "fixed"
+contender = "warm"
+[model]
+widths = [784, 32, 10]
+[peak_lr]
+adam = 0.002
+[schedules]
+fixed = "Constant(lr=peak)"
+fixed_native = "keras-native:Constant(lr=peak)"
+warm = "keras.CosineDecay(initial_learning_rate=0.0, decay_steps=total - 5, warmup_target=peak, warmup_steps=5)"
+warm_native = "keras-native:keras.CosineDecay(initial_learning_rate=0.0, decay_steps=total - 5, warmup_target=peak, warmup_steps=5)"
+"""
+
+
+def test_runner_trains_a_keras_matrix_and_its_torch_half(tmp_path):
+    """`lrbench run` of a Keras matrix: trainer keras, the results schema and the report; then the same
+    matrix with the PyTorch trainer runs its lrcore half (the cross-framework counterpart)."""
+    import dataclasses
+    import json
+
+    import pandas as pd
+
+    from bench.data import load_fashion_mnist
+    from bench.matrix import load_matrix
+    from bench.runner import EXTRA_SUMMARY, run_matrix
+    d = load_fashion_mnist("cpu")
+    d = dataclasses.replace(d, x_train=d.x_train[:1024], y_train=d.y_train[:1024], x_val=d.x_val[:512],
+                            y_val=d.y_val[:512], x_test=d.x_test[:512], y_test=d.y_test[:512])
+    src = tmp_path / "kc-tiny.toml"
+    src.write_text(KERAS_MATRIX)
+    m = load_matrix(src)
+    run = run_matrix(m, results_dir=tmp_path, run_id="k", data=d, progress=False)
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["trainer"] == "keras" and meta["status"] == "complete" and meta["n_configs"] == 8
+    summ = pd.read_csv(run / "summary.csv")
+    assert list(summ.columns) == SUMMARY_COLUMNS + EXTRA_SUMMARY and (summ["trainer"] == "keras").all()
+    assert summ["test_acc"].between(0.5, 1).all()
+    # the real Keras fixed rate and lrcore's constant give the same training in Keras
+    s = summ.set_index(["name", "seed"])
+    assert np.allclose(s.loc["fixed", "test_acc"], s.loc["fixed_native", "test_acc"])
+    assert "fixed_native" in (run / "report.md").read_text() and (run / "report.html").is_file()
+    half = run_matrix(m, results_dir=tmp_path, run_id="t", data=d, progress=False, report=False, trainer="batched")
+    meta = json.loads((half / "meta.json").read_text())
+    assert meta["trainer"] == "batched" and meta["matrix"]["name"] == "kc-tiny-torch"
+    assert sorted(meta["matrix"]["schedules"]) == ["fixed", "warm"] and meta["n_configs"] == 4

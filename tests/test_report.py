@@ -15,9 +15,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from bench import crossframework as CF
+from bench import report_plots as RP
 from bench import report_stats as RS
 from bench.commands_report import report_cmd
-from bench.report import ReportError, write_report
+from bench.report import ReportError, _throughput_rows, build_report, write_report
 
 _spec = importlib.util.spec_from_file_location("report_run", Path(__file__).parent / "data" / "report_run.py")
 rr = importlib.util.module_from_spec(_spec)
@@ -68,6 +70,23 @@ def _variant(src: Path, dst: Path, *, summary=None, history=None, meta=None) -> 
     return dst
 
 
+@pytest.fixture
+def figures(monkeypatch):
+    """The matplotlib figures the report draws, in order (each still rendered to PNG as usual)."""
+    made = []
+    render = RP.png
+
+    def keep(fig):
+        made.append(fig)
+        return render(fig)
+    monkeypatch.setattr(RP, "png", keep)
+    return made
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
 def _table(html: str, table_id: str) -> list[list[str]]:
     m = re.search(rf'<table id="{table_id}">(.*?)</table>', html, re.S)
     assert m, f"no table {table_id}"
@@ -85,7 +104,7 @@ def test_report_files_sections_and_images(written, run_dir):
     imgs = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)"', html)
     assert [a for a, _ in imgs] == ["learning-rate curves of every schedule", "validation loss curves",
                                     "validation accuracy curves", "test accuracy heatmap, schedule x optimizer",
-                                    "performance profiles", "throughput of batched vs sequential"]
+                                    "performance profiles", "Training throughput: batched vs sequential"]
     for _, b64 in imgs:
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<script" not in html.lower() and "http://" not in html and "https://" not in html  # offline, no code
@@ -109,13 +128,42 @@ def test_config_table_matches_summary(run, written):
         assert r.diverged == int(s[(s["optimizer"] == r.optimizer) & (s["name"] == r.schedule)]["diverged"].sum())
     hot = table[(table["optimizer"] == "sgd") & (table["schedule"] == "hot")].iloc[0]
     assert hot.diverged == 2 and hot.reached == 0 and math.isinf(hot.time_to_target_s)  # lr 300 blows up
-    rows = _table(written[0].read_text(), "configurations")
-    assert rows[0][:4] == ["optimizer", "schedule", "seeds", "test acc %"]
-    assert ["sgd", "hot", "2"] == rows[1 + 3][:3] and rows[1 + 3][9] == "2/2"
+    html = written[0].read_text()
+    rows = _table(html, "configurations")
+    assert rows[0] == ["optimizer", "schedule", "seeds", "test acc %", "95% interval", "best val acc %",
+                       "epoch of best", "time to target", "epochs to target", "reached target", "diverged", "samples/s"]
+    assert ["sgd", "hot", "2"] == rows[1 + 3][:3] and rows[1 + 3][10] == "2/2" and rows[1 + 3][7:9] == ["never"] * 2
+    per = RS.time_to_target(run).merge(s, on="model")
+    for r, cells in zip(table.itertuples(), rows[1:]):
+        g = per[(per["optimizer"] == r.optimizer) & (per["name"] == r.schedule)]
+        hit = g[np.isfinite(g["time_to_target_s"])]
+        assert r.reached == len(hit)
+        if len(hit):
+            assert r.epochs_to_target == hit["epochs_to_target"].median()
+            assert cells[8] == f"{hit['epochs_to_target'].median():g}"
+        else:
+            assert math.isnan(r.epochs_to_target) and cells[8] == "never"
+    assert "Batched trainer: a chunk&#x27;s wall time is shared equally by its models" in html
+
+
+def test_ranking_leaves_out_configurations_whose_every_seed_diverged(run, written):
+    table = RS.config_table(run)
     rank = RS.ranking(table)
-    for opt, g in rank.groupby("optimizer"):
-        assert list(g["rank"]) == list(range(1, 5))
-        assert g["test_acc"].is_monotonic_decreasing
+    for opt, g in rank.groupby("optimizer", sort=False):
+        ranked = g[g["ranked"]]
+        assert list(ranked["rank"]) == list(range(1, len(ranked) + 1))
+        assert ranked["test_acc"].is_monotonic_decreasing
+        assert (g.index[g["ranked"]].max() < g.index[~g["ranked"]].min()) if (~g["ranked"]).any() else True
+        assert g[~g["ranked"]]["rank"].isna().all() and (g[~g["ranked"]]["diverged"] == g[~g["ranked"]]["seeds"]).all()
+    sgd = rank[rank["optimizer"] == "sgd"]
+    assert list(sgd["schedule"])[-1] == "hot" and not sgd["ranked"].iloc[-1] and sgd["ranked"].iloc[:-1].all()
+    assert rank[rank["optimizer"] == "adam"]["ranked"].all()  # adam survives lr x 3000 in some seeds or all
+    html = written[0].read_text()
+    rows = _table(html, "ranking")
+    assert rows[0] == ["optimizer", "rank", "schedule", "test acc %", "diverged"]
+    hot = [r for r in rows[1:] if r[0] == "sgd" and r[2] == "hot"][0]
+    assert hot[1] == "not ranked" and hot[4] == "2/2"
+    assert "Not ranked (listed last): configurations whose every seed diverged" in html
 
 
 def test_time_to_target_from_history(run):
@@ -157,7 +205,7 @@ def test_paired_table_and_headline(run, written):
         rough = RS.roughness_table(run)
         a = rough[(rough["optimizer"] == opt) & (rough["name"] == "warmup_cosine")]["roughness"].mean()
         b = rough[(rough["optimizer"] == opt) & (rough["name"] == "constant")]["roughness"].mean()
-        assert f"change {a:.3g} vs {b:.3g}" in text
+        assert f"standard deviation of the epoch-to-epoch change {a:.3g} vs {b:.3g}" in text
         assert ("is smoother" in text) == (a < b)
     html = written[0].read_text()
     assert all(t.replace("'", "&#x27;") in html for t in sentences.values())
@@ -176,9 +224,15 @@ def test_statistics_primitives():
     assert RS.t_quantile(200) == pytest.approx(1.9719, abs=1e-4)
     m, lo, hi = RS.mean_interval([0.8, 0.9, np.nan])
     assert m == pytest.approx(0.85) and hi - m == pytest.approx(12.706205 * np.std([0.8, 0.9], ddof=1) / math.sqrt(2))
-    assert RS.roughness([1.0, 0.5, 0.4, 0.35, 0.33]) == pytest.approx(math.sqrt((0.05 ** 2 + 0.02 ** 2) / 2))
-    assert RS.roughness(np.r_[np.linspace(2, 1, 11), 0.9]) == pytest.approx(0.1)  # last 2 of 11 changes
-    assert math.isnan(RS.roughness([1.0])) and math.isnan(RS.roughness([1.0, np.nan, 0.5]))
+    # standard deviation of the last max(3, ceil(0.2 E)) epoch-to-epoch changes (all E - 1 when fewer)
+    assert [RS.roughness_window(e) for e in (1, 2, 3, 4, 5, 10, 15, 16, 40)] == [0, 1, 2, 3, 3, 3, 3, 4, 8]
+    assert RS.roughness([1.0, 0.5, 0.4, 0.35, 0.33]) == pytest.approx(np.std([-0.1, -0.05, -0.02]))
+    assert RS.roughness(np.linspace(2, 1, 30)) == pytest.approx(0.0, abs=1e-12)  # a steady trend is smooth
+    wobble = np.linspace(2, 1, 30) + 0.01 * (-1) ** np.arange(30)  # the same trend with a +-0.01 zigzag
+    assert RS.roughness(wobble) == pytest.approx(0.02, rel=1e-9)  # changes -1/29 +- 0.02: SD 0.02
+    assert RS.roughness(np.r_[np.ones(16), 0.5]) == pytest.approx(np.std([0, 0, 0, -0.5]))  # last 4 of 16
+    assert math.isnan(RS.roughness([1.0, 0.5])) and math.isnan(RS.roughness([1.0]))  # fewer than 2 changes
+    assert math.isnan(RS.roughness([1.0, np.nan, 0.5, 0.4]))
 
 
 def test_performance_profile(run):
@@ -237,19 +291,46 @@ def test_matrix_names_baseline_contender_target(run_dir, tmp_path, results):
 
 
 def test_keras_run_with_crossframework_table(run_dir, tmp_path, results, run):
-    """A run labelled as the Keras trainer's, with a crossframework.csv in the Keras helper's columns."""
+    """A run labelled as the Keras trainer's, with a crossframework.csv written by bench.crossframework from
+    paired differences chosen so that the verdicts are known: the table in pp and the verdict in words."""
     d = _variant(run_dir, tmp_path / "keras", summary=lambda s: s.assign(trainer="keras"),
                  history=lambda h: h.assign(trainer="keras"), meta=lambda m: m.update(trainer="keras",
                                                                                         framework="keras"))
-    p = RS.paired_table(run)
-    pd.DataFrame(dict(config=p["schedule"] + "/" + p["optimizer"], metric="test_acc", mean_diff=p["mean_diff"],
-                      ci_low=p["ci_low"], ci_high=p["ci_high"], p_value=p["p_value"],
-                      significant=p["significant"])).to_csv(d / "crossframework.csv", index=False)
+    diffs = {("a / adam", "test_acc"): [-0.0025, -0.0030, -0.0021],  # consistent: t interval excludes 0
+             ("a / adam", "final_val_loss"): [0.01, -0.02, 0.005],
+             ("b / adam", "test_acc"): [0.004, -0.006, 0.001],  # mixed signs: not significant
+             ("b / adam", "final_val_loss"): [0.001, 0.002, -0.004]}
+    rows = [dict(config=c, metric=m, **CF.paired_stats(v)) for (c, m), v in diffs.items()]
+    for m in CF.METRICS:
+        rows.append(dict(config="all", metric=m, **CF.paired_stats(
+            [x for (c, mm), v in diffs.items() if mm == m for x in v])))
+    cross = pd.DataFrame(rows, columns=CF.COLUMNS)
+    cross.to_csv(d / "crossframework.csv", index=False)
     html = write_report(d, results)[0].read_text()
-    rows = _table(html, "crossframework")
-    assert rows[0] == ["config", "metric", "mean_diff", "ci_low", "ci_high", "p_value", "significant"]
-    assert len(rows) == 1 + len(p) and rows[1][0] == "warmup_cosine/sgd" and rows[1][6] == "no"
+    table = _table(html, "crossframework")
+    assert table[0] == ["configuration", "metric", "pairs", "PyTorch - Keras", "95% t interval",
+                        "95% bootstrap interval", "sign-flip p", "significant"]
+    a_acc = table[1]
+    m, lo, hi = RS.mean_interval(diffs[("a / adam", "test_acc")])
+    assert a_acc[:4] == ["a / adam", "test accuracy (pp)", "3", f"{100 * m:+.2f}"]
+    assert a_acc[4] == f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" and hi < 0 and a_acc[7] == "yes"
+    assert a_acc[6] == "0.25"  # the sign-flip p of 3 pairs cannot go lower: the t interval decides
+    assert table[2][1] == "final validation loss" and table[2][7] == "no"
+    assert table[3][0] == "b / adam" and table[3][7] == "no"
+    sentence = (f"a / adam (3 pairs): PyTorch - Keras test accuracy: {100 * m:+.2f} pp, 95% t-interval "
+                f"[{100 * lo:+.2f}, {100 * hi:+.2f}]: significant.")
+    assert sentence in html
+    assert "b / adam (3 pairs): PyTorch - Keras test accuracy: " in html
+    assert "PyTorch and Keras differ significantly on test accuracy in 1 of 2 configurations (a / adam)" in html
+    assert ("PyTorch and Keras do not differ significantly on final validation loss in any of the 2 configurations"
+            in html)
+    assert re.search(r"All 6 pairs pooled: PyTorch - Keras test accuracy: -?\d\.\d\d pp, 95% t-interval", html)
     assert "trainer keras" in html
+    # a crossframework.csv from before the t interval: shown as it is, with no verdict
+    cross.drop(columns=["t_low", "t_high"]).to_csv(d / "crossframework.csv", index=False)
+    html = write_report(d, results)[0].read_text()
+    assert _table(html, "crossframework")[0][:3] == ["config", "metric", "n_pairs"]
+    assert "No verdict: this crossframework.csv has no paired t interval" in html
 
 
 def test_html_escapes_matrix_strings(run_dir, tmp_path, results):
@@ -277,6 +358,91 @@ def test_report_with_nan_losses(run):
     assert h[(h["optimizer"] == "sgd") & (h["name"] == "hot")]["diverged"].all()
     rough = RS.roughness_table(run)
     assert rough[(rough["optimizer"] == "sgd") & (rough["name"] == "hot")]["roughness"].isna().all()
+
+
+# ------------------------------------------------------------------------------------------ figures
+
+def test_figures_dpi_styles_heatmap_percent(run_dir, results, figures):
+    """Every schedule keeps one line style / marker in every figure; the heatmap's colour bar is in percent."""
+    _, _, plots = build_report(run_dir, results)
+    lr, val_loss, val_acc, heat, profile, tput = figures
+    for name, fig in zip(("lr.png", "val_loss.png", "heatmap.png"), (lr, val_loss, heat)):
+        w, h = _png_size(plots[name])
+        assert (w, h) == pytest.approx(tuple(fig.get_size_inches() * RP.DPI), abs=2) and RP.DPI >= 110
+    for fig in (lr, val_loss, val_acc):
+        for ax in fig.axes:
+            looks = [(ln.get_linestyle(), ln.get_marker()) for ln in ax.get_lines()]
+            assert len(set(looks)) == len(looks) >= 3, looks
+    assert [ln.get_linestyle() for ln in val_loss.axes[0].get_lines()][:2] == ["-", "--"]
+    hax, cbar = heat.axes
+    assert "%" in cbar.get_ylabel()
+    table = RS.config_table(RS.load_run(run_dir))
+    assert hax.images[0].get_array().max() == pytest.approx(100 * table["test_acc"].max())
+    lo, hi = cbar.get_ylim()
+    assert 10 <= lo < hi <= 100  # in percent, like the cells
+
+
+def test_profile_axis(run_dir, tmp_path, results, figures):
+    """Linear tau axis while every finite ratio is below 10; log with labelled minor ticks beyond."""
+    RP.profile(RS.load_run(run_dir))
+    for ax in figures[-1].axes:
+        if ax.axison:
+            assert ax.get_xscale() == "linear" and ax.get_xlim()[0] < 1.0 + 1e-9
+            labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+            assert len(labels) >= 3, labels
+
+    def slow(h):  # constant's time clock x 40: its time-to-target ratios pass 10
+        h.loc[h["name"] == "constant", "model_time_s"] *= 40
+        return h
+    d = _variant(run_dir, tmp_path / "slow", history=slow)
+    run = RS.load_run(d)
+    ratios, kept, _ = RS.performance_profile(run, "time")
+    assert kept and np.nanmax(ratios.to_numpy()[np.isfinite(ratios.to_numpy())]) >= 10
+    RP.profile(run)
+    ax = figures[-1].axes[0]
+    assert ax.get_xscale() == "log"
+    lo, hi = ax.get_xlim()
+    ax.figure.canvas.draw()
+    minor = [t.get_text() for t in ax.xaxis.get_minorticklabels()
+             if t.get_text() and lo <= t.get_position()[0] <= hi]
+    assert len(minor) >= 2, minor  # e.g. 2, 3, 5, 20, ...
+    assert all(float(x) > 0 for x in minor)
+
+
+def test_throughput_all_trainers_linear(run_dir, tmp_path, results, figures):
+    """batched, sequential (trainer_cpu.csv) and Keras (trainer_keras_cpu.csv) rows together, each with its
+    device, on a linear axis from 0, titled by the trainers shown."""
+    res = tmp_path / "results"
+    shutil.copytree(results / "speed", res / "speed")
+    pd.DataFrame([dict(trainer="keras", device="cpu", device_name="x", n_models=6, epochs=4,
+                       model_epochs_per_s=0.3, samples_per_s=15000.0)]).to_csv(res / "speed" / "trainer_keras_cpu.csv",
+                                                                             index=False)
+    page, md, plots = build_report(run_dir, res)
+    fig = figures[-1]
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[:3] == ["batched (cpu, 16 models)", "sequential (cpu, 16 models)", "keras (cpu, 6 models)"]
+    assert labels[3].startswith("this run: batched (cpu, ")
+    assert ax.get_xscale() == "linear" and ax.get_xlim()[0] == 0
+    widths = [b.get_width() for b in ax.patches]
+    speed = pd.read_csv(res / "speed" / "trainer_cpu.csv")
+    assert widths[:3] == pytest.approx(list(speed["model_epochs_per_s"]) + [0.3])
+    assert ax.get_xlim()[1] > max(widths)
+    assert ax.get_title().startswith("Training throughput: batched vs sequential vs Keras")
+    assert 'alt="Training throughput: batched vs sequential vs Keras"' in page
+    assert {r[0] for r in _table(page, "throughput")[1:]} == {"batched", "sequential", "keras"}
+    only_keras = tmp_path / "keras-only"
+    (only_keras / "speed").mkdir(parents=True)
+    shutil.copy(res / "speed" / "trainer_keras_cpu.csv", only_keras / "speed")
+    bars, _ = _throughput_rows(RS.load_run(run_dir), only_keras)
+    assert RP.throughput_title(bars) == "Training throughput: Keras vs batched"  # the run itself is batched
+
+
+def test_unevaluable_schedule_text_falls_back():
+    assert RP._schedule_values("Cosine(lr=peak, decay_steps=10**100)", 0.1, 100, 10, 10) is None
+    assert RP._schedule_values("Cosine(lr=peak, decay_step=10)", 0.1, 100, 10, 10) is None
+    v = RP._schedule_values("Cosine(lr=peak, decay_steps=total)", 0.1, 100, 10, 10)
+    assert len(v) == 100 and v[0] == pytest.approx(0.1)
 
 
 # ------------------------------------------------------------------------------------------ command line

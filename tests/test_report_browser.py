@@ -4,7 +4,8 @@ image must decode, the console must stay free of errors, the tables must be in t
 
 Chromium is driven through the DevTools protocol over ``--remote-debugging-pipe`` (file descriptors 3 and 4,
 JSON messages ended by NUL): the standard library is enough, no browser-automation package is needed.
-Skipped, with the reason, when no Chromium is installed.
+Without Chromium: skipped, with the reason, on a local machine; failed when the environment variable ``CI`` is
+set (CI runs ``CI=true bash .ci/run``), so that CI cannot pass without the browser check.
 """
 from __future__ import annotations
 
@@ -22,8 +23,18 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not found (Debian: apt-get install "
-                                                          "chromium); the browser check of report.html is skipped")
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+MISSING = "headless Chromium not found (Debian: apt-get install chromium)"
+pytestmark = pytest.mark.skipif(CHROMIUM is None and not IN_CI,
+                                reason=MISSING + "; the browser check of report.html is skipped")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def chromium_required_in_ci():
+    """In CI a missing browser is a failure, not a skip (module scope: before the page is built)."""
+    if CHROMIUM is None:
+        pytest.fail(f"{MISSING}, and CI is set ({os.environ.get('CI')!r}): CI must run the browser check of "
+                    "report.html", pytrace=False)
 
 _spec = importlib.util.spec_from_file_location("report_run", Path(__file__).parent / "data" / "report_run.py")
 rr = importlib.util.module_from_spec(_spec)
@@ -198,11 +209,23 @@ def test_tables_in_dom(page):
     for tid in ("configurations", "ranking", "paired", "throughput", "environment", "conformance", "evaluator-speed"):
         assert tid in t, f"table {tid} missing; tables: {sorted(t)}"
     conf = t["configurations"]
-    assert conf[0][:4] == ["optimizer", "schedule", "seeds", "test acc %"]
+    assert conf[0] == ["optimizer", "schedule", "seeds", "test acc %", "95% interval", "best val acc %",
+                       "epoch of best", "time to target", "epochs to target", "reached target", "diverged", "samples/s"]
     assert len(conf) == 1 + 2 * 3 and {r[0] for r in conf[1:]} == {"sgd", "adam"}
     assert all(float(r[3]) > 10 for r in conf[1:])  # accuracies in percent, read back from the DOM
+    for r in conf[1:]:
+        lo, hi = (float(x) for x in r[4].strip("[]").split(", "))
+        assert 0 <= lo <= float(r[3]) <= hi <= 100  # the 95% interval brackets the mean, in percent
+        assert 0 < float(r[5]) <= 100 and 1 <= int(r[6]) <= rr.EPOCHS
+        assert r[7] == "never" or r[7].endswith(" s")
+        assert r[8] == "never" or 1 <= float(r[8]) <= rr.EPOCHS
+        assert r[10] in ("0/2", "1/2", "2/2") and float(r[11]) > 0
+    assert t["paired"][0] == ["optimizer", "schedule", "baseline", "seeds", "mean diff (pp)", "95% t interval (pp)",
+                              "95% bootstrap interval (pp)", "p", "significant", "better/worse seeds"]
     assert [r[1] for r in t["paired"][1:]] == ["warmup_cosine", EVIL, "warmup_cosine", EVIL]
+    assert all(r[2] == "constant" and r[8] in ("yes", "no") for r in t["paired"][1:])
     ranks = t["ranking"]
+    assert ranks[0] == ["optimizer", "rank", "schedule", "test acc %", "diverged"]
     assert [r[1] for r in ranks[1:]] == ["1", "2", "3"] * 2
     env = dict(r for r in t["environment"][1:])
     assert env["trainer"] == "batched" and env["git commit"].startswith("0000000000")

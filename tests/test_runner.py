@@ -121,6 +121,83 @@ def test_resume_after_interrupt_skips_finished_chunks(matrix, data, tmp_path, mo
         run_matrix(resume="r", results_dir=tmp_path, data=data, progress=False, report=False)
 
 
+SIGTERM_SCRIPT = """
+import dataclasses, sys
+from bench.data import load_fashion_mnist
+from bench.matrix import load_matrix
+from bench.runner import run_matrix
+d = load_fashion_mnist("cpu")
+d = dataclasses.replace(d, x_train=d.x_train[:3000], y_train=d.y_train[:3000], x_val=d.x_val[:1000],
+                        y_val=d.y_val[:1000], x_test=d.x_test[:1000], y_test=d.y_test[:1000])
+m = load_matrix(sys.argv[1]).replace(epochs=8)
+run_matrix(m, results_dir=sys.argv[2], run_id="t", device="cpu", chunk_size=2, data=d, progress=False,
+           report=False)
+"""
+
+
+def test_sigterm_stops_a_run_resumably(matrix, data, tmp_path):
+    """A real SIGTERM to a training process: the finished chunks stay, meta.json says interrupted, and
+    --resume finishes the run without redoing them."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "tiny.toml"
+    src.write_text(textwrap.dedent(TINY))
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT, str(src), str(tmp_path)],
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = tmp_path / "runs" / "t" / "parts" / "chunk-0000.json"
+    deadline = time.monotonic() + 240
+    while not done.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert done.exists(), "the first chunk never finished"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) != 0
+    run = tmp_path / "runs" / "t"
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "interrupted"
+    finished = sorted(p.name for p in (run / "parts").glob("chunk-*.json"))
+    assert 1 <= len(finished) < len(meta["chunks"])
+    stamp = (run / "parts" / "chunk-0000.summary.csv").stat().st_mtime_ns
+    run_matrix(resume="t", results_dir=tmp_path, data=data, progress=False, report=False)
+    assert (run / "parts" / "chunk-0000.summary.csv").stat().st_mtime_ns == stamp
+    assert json.loads((run / "meta.json").read_text())["status"] == "complete"
+    assert len(pd.read_csv(run / "summary.csv")) == matrix.n_configs
+
+
+def test_peak_lr_find_runs_the_range_test_into_the_run(data, tmp_path):
+    """peak_lr = "find": the peaks come from one batched range test before training; its curves, table and
+    plot are kept in the run folder and the report shows them."""
+    src = tmp_path / "find.toml"
+    src.write_text(textwrap.dedent("""
+        name = "find"
+        epochs = 1
+        seeds = [0]
+        batch_size = 100
+        [model]
+        widths = [784, 32, 10]
+        [peak_lr]
+        sgd = 0.1
+        adam = "find"
+        [schedules]
+        constant = "Constant(lr=peak)"
+    """))
+    m = load_matrix(src)
+    run = run_matrix(m, results_dir=tmp_path, run_id="f", device="cpu", data=data, progress=False)
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["peak_lr"]["sgd"] == 0.1 and isinstance(meta["peak_lr"]["adam"], float)
+    found = pd.read_csv(run / "find_lr" / "find_lr.csv").set_index("optimizer")
+    assert list(found.index) == ["adam"] and found.loc["adam", "suggested"] == pytest.approx(meta["peak_lr"]["adam"])
+    assert 1e-5 < meta["peak_lr"]["adam"] < 1
+    assert (run / "find_lr" / "find_lr.png").stat().st_size > 1000
+    summ = pd.read_csv(run / "summary.csv")
+    assert summ.loc[summ["optimizer"] == "adam", "peak_lr"].iloc[0] == pytest.approx(meta["peak_lr"]["adam"])
+    html = (run / "report.html").read_text()
+    assert "LR range test that chose the peak learning rates" in html and "find_lr.csv" in html
+
+
 def test_shards_merge_to_the_whole_run(matrix, data, tmp_path, full_run):
     ids = []
     for i in (1, 2):

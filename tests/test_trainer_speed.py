@@ -33,9 +33,10 @@ def small(tmp_path_factory):
 
 def test_measure_and_write(small, tmp_path):
     matrix, data = small
-    rows = trainer_speed.measure(matrix, data, sequential_models=4, log=lambda m: None)
+    rows = trainer_speed.measure(matrix, data, sequential_models=4, keras_models=2, log=lambda m: None)
     by = {r["trainer"]: r for r in rows}
-    assert by["batched"]["n_models"] == 8 and by["sequential"]["n_models"] == 4
+    assert by["batched"]["n_models"] == 8 and by["sequential"]["n_models"] == 4 and by["keras"]["n_models"] == 2
+    assert by["keras"]["device"] == "cpu"
     assert by["sequential"]["speedup_vs_sequential"] == 1.0
     for r in rows:
         assert r["model_epochs_per_s"] > 0 and r["matmul_flop_per_s"] > 0
@@ -46,4 +47,4 @@ def test_measure_and_write(small, tmp_path):
     path = trainer_speed.write(rows, tmp_path)
     assert path.name == "trainer_cpu.csv"
     got = list(csv.DictReader(path.open()))
-    assert [g["trainer"] for g in got] == ["batched", "sequential"] and list(got[0]) == trainer_speed.COLUMNS
+    assert [g["trainer"] for g in got] == ["batched", "sequential", "keras"] and list(got[0]) == trainer_speed.COLUMNS

@@ -241,6 +241,20 @@ def test_step_counts_beyond_int64_are_rejected_or_evaluated(make, expected):
         np.testing.assert_allclose(got, expected, rtol=1e-12, err_msg=f"{s} ({backend})")
 
 
+@pytest.mark.parametrize("text, name", [
+    ("Cosine(lr=0.1, decay_steps=1e100)", "decay_steps"),
+    ("Exponential(lr=0.1, decay_rate=0.5, decay_steps=1e30)", "decay_steps"),
+    ("Polynomial(lr=0.1, decay_steps=2.0 ** 70)", "decay_steps"),
+    ("CosineRestarts(lr=0.1, period=1e19)", "period"),
+    ("Cyclic(base_lr=0.01, max_lr=0.1, step_size_up=1e40)", "step_size_up"),
+])
+def test_fractional_step_lengths_beyond_2_62_are_value_errors(text, name):
+    """Lengths in steps that may be fractional are bounded like integer steps: a huge one is rejected
+    at construction (it would overflow int64 inside the kernels), naming the parameter."""
+    with pytest.raises(ValueError, match=rf"{name} must be < 2\*\*62"):
+        lrcore.parse(text)
+
+
 # --- evaluate ----------------------------------------------------------------------------------------------
 
 S = Cosine(lr=0.1, decay_steps=10)

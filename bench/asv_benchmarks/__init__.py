@@ -2,7 +2,7 @@
 
 * evaluate.py      lrcore evaluate / evaluate_many: backend x schedule family x step count
 * integrations.py  lrcore's torch LRScheduler per step against PyTorch's own schedulers
-* training.py      one training step: batched stack vs one-at-a-time torch.nn + torch.optim
+* training.py      one training step: the batched trainer's vs the sequential trainer's (torch.optim + LrcoreScheduler)
 * memory.py        peak memory (RSS) of training one matrix chunk
 * ratios.py        track_: same-process time ratios that do not depend on the machine
 * accuracy.py      track_: test error rate (1 - accuracy) of the short deterministic training

@@ -1,7 +1,8 @@
 """Machine-independent ratios (``track_``): two timings taken in the same process, interleaved, with numba
-and torch on one thread; the value is a time fraction (the fast path's time over the reference's), so
-that smaller is better as asv assumes. ``bench.regression`` (the CI gate) judges the same measurements,
-reported there as speed-ups (1 / these values).
+and torch on one thread (two for the training ratio, as the gate measures it); the value is a time
+fraction (the fast path's time over the reference's), so that smaller is better as asv assumes.
+``bench.regression`` (the CI gate) judges the same measurements, reported there as speed-ups (1 / these
+values).
 """
 from ._harness import MISSING, harness, skip
 
@@ -44,6 +45,7 @@ class Ratios:
         return self._fraction(self.R.measure_many_numba_vs_numpy)
 
     def track_batched_over_sequential(self):
-        """6 MLPs x 20 training steps: batched stack / one at a time with torch.optim."""
+        """Training steps of 36 MLPs on 2 threads (bench.regression.TrainingPair): the batched trainer's
+        step / the sequential trainer's (torch.optim + LrcoreScheduler, one model at a time)."""
         return self._fraction(self.R.measure_batched_vs_sequential)
 

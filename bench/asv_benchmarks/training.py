@@ -1,8 +1,18 @@
-"""One training step: the batched stack (``bench.batched.train_step`` on a BatchedMLP of M models) against
-M plain ``torch.nn.Sequential`` + ``torch.optim`` models stepped one at a time (the sequential trainer's
-inner loop). Models 784-256-128-10, batches of 128 per model, optimizers sgd / momentum / nesterov /
-rmsprop / adam / adamw in turn; random inputs (speed does not depend on the pixels, and no data set is
-needed). One torch thread unless LRBENCH_ASV_THREADS says otherwise.
+"""One training step of M models, as each trainer takes it (``bench.regression.TrainingPair``):
+
+* ``batched``: ``bench.trainer.train_chunk``'s inner step -- ``bench.batched.train_step`` on a
+  ``BatchedMLP`` stack of the M models with ``BatchedOptimizer`` (its default implementation: the Numba
+  kernels on the CPU), the stack ordered by seed, one batch per seed shared by that seed's models
+  (``groups``), the step's column of the float32 lrcore lr table, the active mask;
+* ``sequential``: ``bench.sequential.train_one``'s inner step for each of the M models in turn -- plain
+  ``torch.nn.Sequential`` + ``torch.optim`` + ``lrcore.integrations.torch.LrcoreScheduler``
+  (``zero_grad``, forward, ``loss.item()``, backward, ``optimizer.step()``, ``scheduler.step()``).
+
+Models 784-256-128-10, batches of 128, optimizers sgd / momentum / nesterov / rmsprop / adam / adamw in
+turn over two paired seeds, warmup + cosine schedules; random inputs (speed does not depend on the
+pixels, and no data set is needed). One torch and numba thread unless LRBENCH_ASV_THREADS says otherwise
+(the regression gate's ratio of the same pair runs on 2). Commits without the trainers' pieces
+(``bench.trainer``, ``train_step(groups=...)``, ``LrcoreScheduler``) are skipped.
 """
 from ._harness import MISSING, harness, pin_threads, skip
 
@@ -16,8 +26,8 @@ except ImportError:  # pragma: no cover
 
 
 class TrainStep:
-    """Seconds per training step of all ``models`` (forward, backward, optimizer update)."""
-    params = (["batched", "sequential"], [1, 6])
+    """Seconds per training step of all ``models`` (forward, backward, optimizer update, lr schedule)."""
+    params = (["batched", "sequential"], [1, 6, 36])
     param_names = ["trainer", "models"]
 
     def setup(self, trainer, models):
@@ -26,9 +36,9 @@ class TrainStep:
             pin_threads()
             self.pair = harness("regression").TrainingPair(models)
             self.step = self.pair.batched_step if trainer == "batched" else self.pair.sequential_step
+            self.step()  # allocations, optimizer state; fails here on a commit whose trainer lacks a piece
         except MISSING as exc:
             skip(f"not at this commit: {exc}")
-        self.step()  # allocations, optimizer state
 
     def time_step(self, trainer, models):
         self.step()
