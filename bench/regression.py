@@ -43,11 +43,11 @@ steps of the batched trainer on 6,400 Fashion-MNIST images, scored on the 10,000
 
 Tolerances (per metric, stored in the baseline file, defaults in :data:`METRICS`)
 ---------------------------------------------------------------------------------
-* speed-ups: ``measured >= baseline / factor`` (factor 3 for the lrcore kernels, 2 for training). A
+* speed-ups: ``measured >= baseline / factor`` (factor 3 for the lrcore kernels, 1.6 for training). A
   kernel that falls back to numpy drops ``numba_vs_lrcore_numpy`` from ~25x to ~1x; shared-machine noise
-  moves these ratios by well under 2x. The training ratio is measured in a fresh process (1.9x-2.4x on
-  the idle 2-core CPU; higher with other load, which slows the many small ops of the sequential side
-  more); its limit (~1.1x) says "batched clearly faster than one at a time": it catches a batched step
+  moves these ratios by well under 2x. The training ratio is the median of 3 fresh processes (1.5x-2.4x
+  each on the idle 2-core CPU; higher with other load, which slows the many small ops of the sequential
+  side more); its limit (~1.2x) says "batched faster than one at a time": it catches a batched step
   that does a multiple of its work (the test recomputes the forward and backward pass twice more: 0.8x),
   not a per-model loop, which only costs ~1.4x on this CPU and cannot be told from noise here (the
   asv ``track_batched_over_sequential`` history shows such drifts).
@@ -125,7 +125,7 @@ METRICS: dict[str, Metric] = {
         "speedup.many_numba_vs_numpy", "speedup", 3.0,
         "evaluate_many 200 mixed x 5000 steps: numpy / numba backend"),
     "speedup.batched_vs_sequential": Metric(
-        "speedup.batched_vs_sequential", "speedup", 2.0,
+        "speedup.batched_vs_sequential", "speedup", 1.6,
         f"{TRAIN_MODELS} MLPs ({TRAIN_SEEDS} seed groups) x {TRAIN_STEPS} steps, {TRAIN_THREADS} threads: "
         "sequential trainer (torch.optim + LrcoreScheduler) / batched train_step", revision=2),
     **_error_metrics(),
@@ -366,17 +366,25 @@ def measure_error_rates(data=None, data_dir=None) -> dict:
     return out
 
 
-def measure_batched_vs_sequential_fresh(repeats: int = 5) -> dict:
-    """:func:`measure_batched_vs_sequential` in a fresh Python process: the sequential side (many small
-    torch ops) runs 2-3x slower in a process where torch's and numba's thread counts were changed before
-    (as the kernel ratios do: ``single_threaded``), which would make the ratio depend on what ran first."""
+def measure_batched_vs_sequential_fresh(repeats: int = 5, runs: int = 3) -> dict:
+    """:func:`measure_batched_vs_sequential` in ``runs`` fresh Python processes, the median of their
+    ratios: the sequential side (many small torch ops) runs 2-3x slower in a process where torch's and
+    numba's thread counts were changed before (as the kernel ratios do: ``single_threaded``), which would
+    make the ratio depend on what ran first; one fresh process still scatters by +-20% on a shared VM."""
     code = ("import json, bench.regression as R; "
             f"print(json.dumps(R.measure_batched_vs_sequential(repeats={int(repeats)})))")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    if r.returncode != 0:
-        raise RuntimeError(f"measuring speedup.batched_vs_sequential failed:\n{r.stderr[-2000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    results = []
+    for _ in range(int(runs)):
+        r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=900)
+        if r.returncode != 0:
+            raise RuntimeError(f"measuring speedup.batched_vs_sequential failed:\n{r.stderr[-2000:]}")
+        results.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    results.sort(key=lambda x: x["value"])
+    mid = dict(results[len(results) // 2])
+    mid["runs"] = [round(x["value"], 4) for x in results]
+    return mid
 
 
 def measure(only=None, *, data=None, data_dir=None, repeats: int | None = None, log=None) -> dict:
