@@ -149,38 +149,50 @@ class BatchedMLP:
         ends = np.cumsum(sizes).tolist()
         return x, list(zip([0] + ends[:-1], ends))
 
-    def _first_layer(self, x, bounds, out_rows: int) -> torch.Tensor:
-        """z = x @ W0^T + b0 for every model: one batched matmul per group of models sharing a batch (the
-        batch broadcast over the group, never copied)."""
+    @staticmethod
+    def _group_batches(x, bounds):
+        """(start, stop, that group's batch broadcast over its models, never copied) per group."""
+        return [(a, e, x[s].unsqueeze(0).expand(e - a, *x.shape[1:])) for s, (a, e) in enumerate(bounds)]
+
+    def _first_layer(self, x, bounds) -> torch.Tensor:
+        """z = x @ W0^T + b0 for every model: one batched matmul per group of models sharing a batch."""
         w, b = self.weights[0], self.biases[0]
         if bounds is None:
             return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
-        parts = [(b[a:e].unsqueeze(1), x[s].unsqueeze(0).expand(e - a, *x.shape[1:]), w[a:e].transpose(1, 2))
-                 for s, (a, e) in enumerate(bounds)]
-        if len(parts) == 1 or torch.is_grad_enabled():  # autograd (forward, losses) cannot write into out=
-            return torch.cat([torch.baddbmm(*p) for p in parts]) if len(parts) > 1 else torch.baddbmm(*parts[0])
-        z = torch.empty(self.n_models, x.shape[1], out_rows, device=x.device, dtype=self.dtype)
-        for (a, e), p in zip(bounds, parts):
+        parts = [(a, e, (b[a:e].unsqueeze(1), xs, w[a:e].transpose(1, 2))) for a, e, xs in self._group_batches(x, bounds)]
+        if len(parts) == 1:
+            return torch.baddbmm(*parts[0][2])
+        if torch.is_grad_enabled():  # autograd (forward, losses) cannot write into out=
+            return torch.cat([torch.baddbmm(*p) for _, _, p in parts])
+        z = torch.empty(self.n_models, x.shape[1], self.widths[1], device=x.device, dtype=self.dtype)
+        for a, e, p in parts:
             torch.baddbmm(*p, out=z[a:e])
         return z
+
+    def _layers(self, x, bounds, training: bool):
+        """Forward pass: (logits, per hidden layer (z, a, mask or None), each layer's input)."""
+        act = ACTIVATIONS[self.activation][0]
+        drop = training and bool((self.dropout > 0).any())
+        last = len(self.weights) - 1
+        hidden, inputs = [], [x]
+        h = None
+        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = self._first_layer(x, bounds) if l == 0 else torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+            if l == last:
+                return z, hidden, inputs
+            a = z.relu_() if self.activation == "relu" else act(z)  # relu's backward needs only a
+            mask = None
+            if drop:
+                mask = torch.rand(a.shape, generator=self._drop_gen, device=a.device, dtype=a.dtype) < self._keep
+            hidden.append((z, a, mask))
+            h = a if mask is None else a * mask / self._keep
+            inputs.append(h)
 
     def forward(self, x: torch.Tensor, training: bool = True, groups=None) -> torch.Tensor:
         """Logits (M, B, classes) for a shared batch ``x`` (B, in), per-model batches (M, B, in), or one
         batch per group of consecutive models, (S, B, in) with ``groups`` the S group sizes."""
         x, bounds = self._input(x, groups, "forward")
-        act = ACTIVATIONS[self.activation][0]
-        drop = training and bool((self.dropout > 0).any())
-        last = len(self.weights) - 1
-        h = self._first_layer(x, bounds, self.widths[1])
-        for l in range(last + 1):
-            if l > 0:
-                h = torch.baddbmm(self.biases[l].unsqueeze(1), h, self.weights[l].transpose(1, 2))
-            if l < last:
-                h = act(h)
-                if drop:
-                    mask = torch.rand(h.shape, generator=self._drop_gen, device=h.device, dtype=h.dtype) < self._keep
-                    h = h * mask / self._keep
-        return h
+        return self._layers(x, bounds, training)[0]
 
     __call__ = forward
 
@@ -214,26 +226,8 @@ class BatchedMLP:
         x, bounds = self._input(x, groups, "loss_and_grad")
         B = x.shape[1]
         y = self._labels(y, B, groups)
-        act = ACTIVATIONS[self.activation][0]
-        drop = bool((self.dropout > 0).any())
+        h, hidden, inputs = self._layers(x, bounds, training=True)
         last = len(self.weights) - 1
-        inputs, pre, post, masks = [x], [], [], []
-        h = None
-        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            z = self._first_layer(x, bounds, self.widths[1]) if l == 0 else \
-                torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
-            if l == last:
-                h = z
-                break
-            a = z.relu_() if self.activation == "relu" else act(z)  # relu's backward needs only a
-            pre.append(z)
-            post.append(a)
-            if drop:
-                mask = torch.rand(a.shape, generator=self._drop_gen, device=a.device, dtype=a.dtype) < self._keep
-                masks.append(mask)
-                a = a * mask / self._keep
-            inputs.append(a)
-            h = a
         logp = torch.log_softmax(h, -1)
         yi = y.unsqueeze(2)
         losses = -logp.gather(2, yi).squeeze(2).mean(1)
@@ -243,8 +237,7 @@ class BatchedMLP:
         for l in range(last, -1, -1):
             w = self.weights[l]
             if l == 0 and bounds is not None:
-                for s, (a, e) in enumerate(bounds):
-                    xs = x[s].unsqueeze(0).expand(e - a, *x.shape[1:])
+                for a, e, xs in self._group_batches(x, bounds):
                     torch.bmm(d[a:e].transpose(1, 2), xs, out=grads[0][a:e])
             else:
                 torch.bmm(d.transpose(1, 2), inputs[l], out=grads[2 * l])
@@ -252,9 +245,10 @@ class BatchedMLP:
             if l == 0:
                 break
             g = torch.bmm(d, w)
-            if drop:
-                g = g / self._keep * masks[l - 1]
-            d = _activation_backward(self.activation, g, pre[l - 1], post[l - 1])
+            z, a, mask = hidden[l - 1]
+            if mask is not None:
+                g = g / self._keep * mask
+            d = _activation_backward(self.activation, g, z, a)
         for p, g in zip(self.params, grads):
             p.grad = g
         return losses

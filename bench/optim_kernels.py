@@ -128,35 +128,24 @@ def rmsprop(p, g, sq, grad_avg, buf, rows, slot, neg_lr, alpha, one_minus_alpha,
                 gg[j] = _fma(pp[j], wd, gg[j])                        # grad.add(param, alpha=wd)
         for j in range(pp.shape[0]):
             ss[j] = _fma(w * gg[j], gg[j], ss[j] * al)               # sq.mul_(a).addcmul_(g, g, value=1-a)
-        if centered[m]:
-            ga = grad_avg[s, a:b]
+        cen = centered[m]
+        ga = grad_avg[s, a:b] if cen else ss  # ss: a stand-in never read when not centred
+        if cen:
             small = abs(w) < 0.5
             w1 = w_minus_1[m]
             for j in range(pp.shape[0]):
                 ga[j] = _lerp(ga[j], gg[j], w, w1, small)            # grad_avg.lerp_(grad, 1 - alpha)
+        # avg = sq.addcmul(ga, ga, value=-1).sqrt_().add_(eps) if centred, else sq.sqrt().add_(eps)
         if mu > 0:
             bb = buf[s, a:b]
-            if centered[m]:
-                ga = grad_avg[s, a:b]
-                for j in range(pp.shape[0]):
-                    avg = np.sqrt(_fma(-ga[j], ga[j], ss[j])) + e    # sq.addcmul(ga, ga, value=-1).sqrt_().add_(eps)
-                    bb[j] = bb[j] * mu + gg[j] / avg                 # buf.mul_(mu).addcdiv_(grad, avg)
-                    pp[j] = _fma(bb[j], lr, pp[j])                   # param.add_(buf, alpha=-lr)
-            else:
-                for j in range(pp.shape[0]):
-                    avg = np.sqrt(ss[j]) + e                         # sq.sqrt().add_(eps)
-                    bb[j] = bb[j] * mu + gg[j] / avg
-                    pp[j] = _fma(bb[j], lr, pp[j])
+            for j in range(pp.shape[0]):
+                avg = np.sqrt(_fma(-ga[j], ga[j], ss[j]) if cen else ss[j]) + e
+                bb[j] = bb[j] * mu + gg[j] / avg                     # buf.mul_(mu).addcdiv_(grad, avg)
+                pp[j] = _fma(bb[j], lr, pp[j])                       # param.add_(buf, alpha=-lr)
         else:
-            if centered[m]:
-                ga = grad_avg[s, a:b]
-                for j in range(pp.shape[0]):
-                    avg = np.sqrt(_fma(-ga[j], ga[j], ss[j])) + e
-                    pp[j] = pp[j] + (lr * gg[j]) / avg               # param.addcdiv_(grad, avg, value=-lr)
-            else:
-                for j in range(pp.shape[0]):
-                    avg = np.sqrt(ss[j]) + e
-                    pp[j] = pp[j] + (lr * gg[j]) / avg
+            for j in range(pp.shape[0]):
+                avg = np.sqrt(_fma(-ga[j], ga[j], ss[j]) if cen else ss[j]) + e
+                pp[j] = pp[j] + (lr * gg[j]) / avg                   # param.addcdiv_(grad, avg, value=-lr)
 
 
 @njit(**_OPTS)
