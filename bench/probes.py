@@ -306,16 +306,16 @@ def _probe_sequential():
 
 
 #: name -> (set-up returning the timed call, numba/torch threads, description). Each probe is timed in the
-#: candidate's and the reference's tree, in turn; the gate judges the ratio of the two times.
+#: candidate's and the reference's tree, in turn; the gate judges the ratio of the two times. One thread:
+#: two threads meet at a barrier in every torch op, and a busy neighbour on a 2-core machine then delays
+#: one process's small ops 3x more than the other's (seen: unchanged code at 0.33x on 2 threads).
 PROBES: dict[str, tuple[Callable[[], Callable[[], object]], int, str]] = {
     "evaluate.warmup_cosine": (_probe_evaluate, 1, "lrcore.evaluate, warmup+cosine, 1e6 steps, numba, 1 thread"),
     "evaluate_many.mixed": (_probe_evaluate_many, 1,
                             "lrcore.evaluate_many, 200 mixed schedules x 5000 steps, numba, 1 thread"),
-    "train.batched_step": (_probe_batched, TRAIN_THREADS,
-                           f"batched trainer: {TRAIN_STEPS} steps of {TRAIN_MODELS} MLPs, {TRAIN_THREADS} threads"),
-    "train.sequential_step": (_probe_sequential, TRAIN_THREADS,
-                              f"sequential trainer (torch.optim): {TRAIN_STEPS} steps of each of "
-                              f"{len(TRAIN_OPTIMIZERS)} MLPs, {TRAIN_THREADS} threads"),
+    "train.batched_step": (_probe_batched, 1, f"batched trainer: {TRAIN_STEPS} steps of {TRAIN_MODELS} MLPs, 1 thread"),
+    "train.sequential_step": (_probe_sequential, 1, f"sequential trainer (torch.optim): {TRAIN_STEPS} steps of "
+                                                    f"each of {len(TRAIN_OPTIMIZERS)} MLPs, 1 thread"),
 }
 
 #: The prefix of the worker's answer lines (anything else a library prints on stdout is passed over).

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -70,7 +71,7 @@ def test_unchanged_code_passes(tmp_path):
     verdicts = R.judge_speed(timings)
     assert [v.name for v in verdicts] == list(P.PROBES)
     assert failed(verdicts) == [], table(verdicts)
-    assert all(0.5 < v.ratio < 1.6 for v in verdicts), table(verdicts)
+    assert all(0.6 < v.ratio for v in verdicts), table(verdicts)  # and below the limit: no side favoured
 
 
 def test_gate_catches_the_numba_backend_on_the_numpy_path(tmp_path):
@@ -96,7 +97,7 @@ def test_the_faults_keep_the_values(tmp_path):
     run = subprocess.run([R.sys.executable, "-c", code], cwd=faulty, capture_output=True, text=True,
                          env={**R.os.environ, "PYTHONPATH": str(faulty)}, check=True)
     ref = lrcore.evaluate_many(P.mixed_schedules(14, 3000), 3000, backend="numba")
-    assert json.loads(run.stdout) == ref.tolist()
+    assert np.allclose(json.loads(run.stdout), ref, rtol=1e-12, atol=0)  # DESIGN.md: numpy vs numba
 
 
 def test_a_worker_measures_its_own_tree(tmp_path):

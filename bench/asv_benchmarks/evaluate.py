@@ -77,7 +77,7 @@ class EvaluateMany:
         if backend == "numpy" and m > 100:
             skip("numpy backend at 1000 schedules: minutes per run, not informative")
         try:
-            self.schedules = harness("regression").mixed_schedules(m, 100_000)
+            self.schedules = harness("probes").mixed_schedules(m, 100_000)
             self.out = np.empty((m, 100_000))
             lrcore.evaluate_many(self.schedules, 100_000, backend=backend, out=self.out)
         except MISSING as exc:

@@ -1,8 +1,7 @@
 """Machine-independent ratios (``track_``): two timings taken in the same process, interleaved, with numba
 and torch on one thread (two for the training ratio, as the gate measures it); the value is a time
 fraction (the fast path's time over the reference's), so that smaller is better as asv assumes.
-``bench.regression`` (the CI gate) judges the same measurements, reported there as speed-ups (1 / these
-values).
+The CI gate (``bench.regression``) times the same code paths against a reference commit instead.
 """
 from ._harness import MISSING, harness, skip
 
@@ -22,7 +21,7 @@ class Ratios:
     def setup(self):
         try:
             import lrcore  # noqa: F401
-            self.R = harness("regression")
+            self.R = harness("probes")
         except MISSING as exc:
             skip(f"not at this commit: {exc}")
 
@@ -45,7 +44,7 @@ class Ratios:
         return self._fraction(self.R.measure_many_numba_vs_numpy)
 
     def track_batched_over_sequential(self):
-        """Training steps of 36 MLPs on 2 threads (bench.regression.TrainingPair): the batched trainer's
+        """Training steps of 36 MLPs on 2 threads (bench.probes.TrainingPair): the batched trainer's
         step / the sequential trainer's (torch.optim + LrcoreScheduler, one model at a time)."""
         return self._fraction(self.R.measure_batched_vs_sequential)
 

@@ -1,4 +1,4 @@
-"""One training step of M models, as each trainer takes it (``bench.regression.TrainingPair``):
+"""One training step of M models, as each trainer takes it (``bench.probes.TrainingPair``):
 
 * ``batched``: ``bench.trainer.train_chunk``'s inner step -- ``bench.batched.train_step`` on a
   ``BatchedMLP`` stack of the M models with ``BatchedOptimizer`` (its default implementation: the Numba
@@ -34,7 +34,7 @@ class TrainStep:
         try:
             import torch  # noqa: F401
             pin_threads()
-            self.pair = harness("regression").TrainingPair(models)
+            self.pair = harness("probes").TrainingPair(models)
             self.step = self.pair.batched_step if trainer == "batched" else self.pair.sequential_step
             self.step()  # allocations, optimizer state; fails here on a commit whose trainer lacks a piece
         except MISSING as exc:
