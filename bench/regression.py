@@ -6,13 +6,13 @@ and a short training's error rates against a committed baseline.
     python -m bench.regression --record           # after a pass on a clean tree: HEAD becomes the reference
     python -m bench.regression --update           # re-measure the error-rate baseline (commit it)
 
-Speed: each probe of :data:`bench.probes.PROBES` is timed in two worker processes, one importing the
-candidate tree (the working tree) and one a ``git worktree`` of the reference commit
-(``results/regression/reference.json``, else ``--against``, else the merge base with ``origin/main``),
-both with this venv's Python. Rounds alternate which side goes first; each side's time in a round is the
-best of ``inner`` calls; the verdict is on the median over rounds of candidate / reference time, which
-must stay <= the probe's tolerance. Both sides share the machine's speed and load at that moment, so the
-ratio is ~1 on unchanged code whatever the machine (docs/TRACKING.md has the runs).
+Speed: each probe of :data:`bench.probes.PROBES` is timed in two worker processes (this venv's Python,
+numba and torch on one thread), one importing the candidate tree (the working tree), one a temporary
+``git worktree`` of the reference commit (``--against``, else ``results/regression/reference.json``, else
+the merge base with ``origin/main``). Rounds alternate which side goes first; a side's time in a round is
+the best of a few calls; the verdict is on the median over rounds of candidate / reference time, which
+must stay <= the probe's tolerance. Both sides share the machine's speed and load of that moment, so
+unchanged code gives ~1 on any machine (docs/TRACKING.md has the runs).
 
 Accuracy: ``error_rate.*`` of :mod:`bench.shortrun` (deterministic on the CPU) must stay within
 ``tolerance`` (absolute) of ``results/regression/baseline.json``.
@@ -51,6 +51,8 @@ DEFAULT_REFERENCE = ROOT / "results" / "regression" / "reference.json"
 SPEED_TOLERANCE = {"evaluate.warmup_cosine": 1.5, "evaluate_many.mixed": 1.5, "train.batched_step": 1.5,
                    "train.sequential_step": 1.5}
 ROUNDS, INNER = 7, 3
+#: a probe's calls per side and round: INNER, or more for short probes, until a round takes MIN_ROUND_S
+MIN_ROUND_S, MAX_INNER = 0.05, 25
 
 
 class CannotJudge(RuntimeError):
@@ -209,11 +211,14 @@ def compare(candidate: Path, reference: Path, probes=None, *, rounds: int = ROUN
             if bad:
                 out[name] = {"error": first[bad[0]]["error"], "trace": first[bad[0]].get("trace", ""), "side": bad[0]}
                 continue
+            # short probes get more calls per round (best of at least ~50 ms): a millisecond call is easily
+            # pre-empted on a busy machine, and the best of many is what the code can do
+            calls = max(inner, min(MAX_INNER, math.ceil(MIN_ROUND_S / max(first["candidate"]["seconds"], 1e-6))))
             times = {"candidate": [], "reference": []}
             for r in range(rounds):
                 order = (("candidate", cand), ("reference", ref)) if r % 2 == 0 else (("reference", ref), ("candidate", cand))
                 for side, w in order:
-                    got = w.time(name, inner)
+                    got = w.time(name, calls)
                     if "error" in got:
                         raise RuntimeError(f"{name} failed in the {side} tree: {got['error']}")
                     times[side].append(got["seconds"])
