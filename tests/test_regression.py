@@ -14,14 +14,14 @@ import pytest
 import torch
 
 import lrcore
-from bench import regression as R
+from bench.speed import regression as R
 
 BASELINE = R.load_baseline(R.DEFAULT_BASELINE)
 
 
 @pytest.fixture(scope="module")
 def data():
-    from bench.shortrun import load_data
+    from bench.speed.shortrun import load_data
     try:
         return load_data()
     except (FileNotFoundError, ValueError) as exc:  # pragma: no cover - CI installs the data set
@@ -116,7 +116,7 @@ def test_gate_catches_a_batched_step_doing_its_work_three_times(monkeypatch):
     baseline's own limit is checked by test_training_limit_demands_a_batched_advantage and
     test_gate_passes_on_the_real_code.
     """
-    import bench.batched as B
+    import bench.train.model as B
     name = "speedup.batched_vs_sequential"
     real = R.measure_batched_vs_sequential(repeats=3)
     step = B.train_step
@@ -168,7 +168,7 @@ def test_gate_catches_a_schedule_bug(monkeypatch, data):
 
 
 def test_gate_catches_a_wrong_optimizer(monkeypatch, data):
-    import bench.trainer as T
+    import bench.train.batched as T
     monkeypatch.setitem(T.OPTIMIZERS, "adam", ("sgd", {}))  # "adam" silently trains with plain SGD
     verdicts = R.judge(R.measure(["error_rate"], data=data), BASELINE, require_all=False)
     assert "error_rate.warmup_cosine-adam" in failed(verdicts), table(verdicts)

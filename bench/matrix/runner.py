@@ -25,25 +25,24 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
-import os
-import platform
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from .matrix import Matrix, from_dict
+from ..machine import environment
+from ..machine import utc as _utc
+from ..results import RunNotFound, find_run, results_root, write_json
+from ..results import atomic_write as _atomic_write
+from .spec import Matrix, from_dict
 
-__all__ = ["RESULTS", "TRAINERS", "RunError", "run_matrix", "merge_runs", "resolve_run", "plan_chunks",
+__all__ = ["TRAINERS", "RunError", "run_matrix", "merge_runs", "resolve_run", "plan_chunks",
            "EXTRA_HISTORY", "EXTRA_SUMMARY", "THROUGHPUT_COLUMNS"]
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
 TRAINERS = ("batched", "sequential", "keras")
 EXTRA_HISTORY = ["trainer", "chunk", "model_time_s"]
 EXTRA_SUMMARY = ["trainer", "chunk"]
@@ -58,64 +57,6 @@ class RunError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------------------- small helpers
-
-def _utc() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, obj) -> None:
-    _atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n"))
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
-
-
-def _git(*args) -> str | None:
-    try:
-        return subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent.parent, capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def environment(device) -> dict:
-    """Machine, versions and commit for meta.json."""
-    import torch
-
-    from importlib import metadata
-
-    from .speed import machine
-    info = machine(frameworks=False)
-    for dist in ("torch", "tensorflow", "keras"):
-        try:
-            info[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    dev = torch.device(device)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else info.get("cpu", "")
-    versions = {k: info[k] for k in ("python", "numpy", "numba", "torch", "keras", "tensorflow", "lrcore")
-                if k in info}
-    versions["pandas"] = pd.__version__
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return {"device": str(dev), "device_name": name, "cpu": info.get("cpu", ""),
-            "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-            "n_threads": torch.get_num_threads(), "platform": info.get("platform", platform.platform()),
-            "git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None,
-            "versions": versions}
-
 
 def resolve_device(device: str) -> str:
     """auto -> cuda when torch sees a GPU, else cpu; cuda without a GPU is an error."""
@@ -135,15 +76,12 @@ def plan_chunks(n_configs: int, chunk_size: int) -> list[list[int]]:
     return [list(range(a, min(a + chunk_size, n_configs))) for a in range(0, n_configs, chunk_size)]
 
 
-def resolve_run(run: str | Path, results_dir: Path = RESULTS) -> Path:
-    """A run id (under ``results/runs/``) or a folder path -> the run folder (with a meta.json)."""
-    p = Path(run)
-    for cand in (p, Path(results_dir) / "runs" / str(run)):
-        if (cand / "meta.json").is_file():
-            return cand
-    runs = sorted(q.name for q in (Path(results_dir) / "runs").glob("*") if (q / "meta.json").is_file())
-    raise RunError(f"no run {str(run)!r} (looked for {p}/meta.json and {Path(results_dir) / 'runs' / str(run)}"
-                   f"/meta.json); runs here: {', '.join(runs) if runs else 'none'}")
+def resolve_run(run: str | Path, results_dir: Path | None = None) -> Path:
+    """A run id (under ``<results>/runs/``) or a folder path -> the run folder (with a meta.json)."""
+    try:
+        return find_run(run, results_dir)
+    except RunNotFound as e:
+        raise RunError(str(e)) from None
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -170,12 +108,12 @@ def _train(trainer: str, configs, data, matrix: Matrix, device: str, progress):
               activation=matrix.activation, dropout=matrix.dropout,
               early_stopping=matrix.early_stopping or None, plateau_kwargs=matrix.plateau, progress=progress)
     if trainer == "batched":
-        from .trainer import train_chunk
+        from ..train.batched import train_chunk
         return train_chunk(configs, data, device=device, **kw)
     if trainer == "sequential":
-        from .sequential import train_sequential
+        from ..train.sequential import train_sequential
         return train_sequential(configs, data, device=device, **kw)
-    from .keras_trainer import train_keras
+    from ..train.keras import train_keras
     return train_keras(configs, data, **kw)
 
 
@@ -210,7 +148,7 @@ def _save_chunk(run_dir: Path, k: int, indices: list[int], result, trainer: str,
 
 def _assemble(run_dir: Path, n_chunks: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Join the finished parts into epochs.parquet, summary.csv, throughput.csv (atomic)."""
-    from .trainer import HISTORY_COLUMNS, SUMMARY_COLUMNS
+    from ..train.config import HISTORY_COLUMNS, SUMMARY_COLUMNS
     done = [k for k in range(n_chunks) if _chunk_done(run_dir, k)]
     hist = pd.concat([pd.read_parquet(_chunk_paths(run_dir, k)["epochs"]) for k in done], ignore_index=True)
     summ = pd.concat([pd.read_csv(_chunk_paths(run_dir, k)["summary"]) for k in done], ignore_index=True)
@@ -233,21 +171,22 @@ def _aggregate(tp: pd.DataFrame) -> dict:
             "matmul_flop_per_s": float(tp["matmul_flop_per_s"].median())}
 
 
-def run_matrix(matrix: Matrix | None = None, *, results_dir: Path = RESULTS, run_id: str | None = None,
+def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None, run_id: str | None = None,
                device: str = "auto", trainer: str | None = None, shard: tuple[int, int] = (1, 1),
-               chunk_size: int | None = None, data_dir=None, resume: str | None = None, report: bool = True,
+               chunk_size: int | None = None, data_dir=None, resume: str | None = None,
                progress: bool = True, console=None, command: str | None = None, data=None) -> Path:
     """Train ``matrix`` (or continue run ``resume``) and write its run folder; returns the folder.
 
-    ``data``: an already loaded :class:`bench.data.FashionMNIST` (e.g. a subset, in tests); default: load
-    it from ``data_dir`` (or the usual places) onto the training device.
+    ``results_dir``: the results root (default :func:`bench.results.results_root`). ``data``: an already
+    loaded :class:`bench.train.data.FashionMNIST` (e.g. a subset, in tests); default: load it from
+    ``data_dir`` (or the usual places) onto the training device. The report is the caller's (``lrbench run``).
     """
     import torch
 
-    from .data import load_fashion_mnist
+    from ..train.data import load_fashion_mnist
     from .progress import RunProgress
 
-    results_dir = Path(results_dir)
+    results_dir = results_root(results_dir)
     if resume is not None:
         run_dir = resolve_run(resume, results_dir)
         meta = json.loads((run_dir / "meta.json").read_text())
@@ -270,8 +209,7 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path = RESULTS, run
             raise RunError(f"trainer must be one of {TRAINERS}, got {trainer!r}")
         native = [n for n, t in matrix.schedules.items() if t.strip().startswith("keras-native:")]
         if native and trainer != "keras" and matrix.framework == "keras":
-            from .crossframework import torch_counterpart  # the PyTorch half of a cross-framework check
-            matrix, native = torch_counterpart(matrix), []
+            matrix, native = matrix.torch_counterpart(), []  # the PyTorch half of a cross-framework check
         if native and trainer != "keras":
             raise RunError(f"matrix {matrix.name}: schedules {native} are real Keras objects (keras-native:); "
                            f"train them with the Keras trainer, not {trainer!r}")
@@ -300,7 +238,7 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path = RESULTS, run
     if matrix.needs_find() and any(v == "find" for v in peaks.values()):
         from rich.console import Console
 
-        from .find_lr import SWEEP_STEPS, find_peaks
+        from ..train.find_lr import SWEEP_STEPS, find_peaks
         todo = matrix.needs_find()
         say = console or Console(stderr=True)
         status = say.status(f"LR range test for the peaks of {', '.join(todo)} ({SWEEP_STEPS} steps, batched)")
@@ -314,10 +252,10 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path = RESULTS, run
                       f" (curves and plot in {run_dir / 'find_lr'})")
     configs = matrix.configs(peaks)
     if trainer == "keras":  # the framework that trains measures its own matmul
-        from .keras_trainer import matmul_flop_rate_tf
+        from ..train.keras import matmul_flop_rate_tf
         matmul = matmul_flop_rate_tf()
     else:
-        from .batched import matmul_flop_rate
+        from ..machine import matmul_flop_rate
         matmul = matmul_flop_rate(torch.device(device))
 
     if meta is None:
@@ -358,24 +296,12 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path = RESULTS, run
     meta["finished_utc"] = _utc()
     meta["throughput"] = _aggregate(tp)
     write_json(run_dir / "meta.json", meta)
-    if report and shard[1] == 1:
-        write_report_if_available(run_dir, results_dir, console)
     return run_dir
-
-
-def write_report_if_available(run_dir: Path, results_dir: Path, console=None):
-    """report.html / report.md via bench.report (issue 6) when it is installed in this tree."""
-    try:
-        from .report import write_report
-    except ImportError:
-        return None
-    return write_report(run_dir, results_dir)
 
 
 # ---------------------------------------------------------------------------------------------- merge
 
-def merge_runs(runs: list[str | Path], *, results_dir: Path = RESULTS, run_id: str | None = None,
-               report: bool = True) -> Path:
+def merge_runs(runs: list[str | Path], *, results_dir: Path | None = None, run_id: str | None = None) -> Path:
     """Join the folders of a sharded run (``--shard 1/n`` ... ``n/n``) into one complete run."""
     dirs = [resolve_run(r, results_dir) for r in runs]
     metas = [json.loads((d / "meta.json").read_text()) for d in dirs]
@@ -401,7 +327,7 @@ def merge_runs(runs: list[str | Path], *, results_dir: Path = RESULTS, run_id: s
     if missing:
         raise RunError(f"chunks {missing} are in none of the runs given: give every shard")
     run_id = run_id or first["run_id"].rsplit("-shard", 1)[0] + "-merged"
-    out = Path(results_dir) / "runs" / run_id
+    out = results_root(results_dir) / "runs" / run_id
     if out.exists():
         raise RunError(f"run folder {out} exists: pick another --run-id")
     (out / "parts").mkdir(parents=True)
@@ -414,6 +340,4 @@ def merge_runs(runs: list[str | Path], *, results_dir: Path = RESULTS, run_id: s
                 started_utc=min(m["started_utc"] for m in metas),
                 finished_utc=max(m["finished_utc"] for m in metas), throughput=_aggregate(tp))
     write_json(out / "meta.json", meta)
-    if report:
-        write_report_if_available(out, results_dir)
     return out

@@ -1,6 +1,6 @@
 """Matrix files: which schedules x optimizers x seeds to train, validated before any training starts.
 
-A matrix is a TOML file (built-ins in ``bench/matrices/``: ``quick``, ``default``, ``full``,
+A matrix is a TOML file (built-ins in ``bench/matrix/builtin/``: ``quick``, ``default``, ``full``,
 ``keras-classic``)::
 
     name = "quick"                 # default: the file stem
@@ -51,6 +51,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -58,17 +59,18 @@ import numpy as np
 
 import lrcore
 
-from .batched import ACTIVATIONS
-from .trainer import NATIVE_PREFIX, OPTIMIZERS, TrainConfig, steps_per_epoch, strip_native
+from ..train.config import ACTIVATION_NAMES as ACTIVATIONS
+from ..train.config import NATIVE_PREFIX, OPTIMIZERS, TrainConfig, steps_per_epoch, strip_native
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Matrix", "MatrixError", "BUILTIN_DIR", "builtin_names", "load_matrix", "parse_seeds"]
+__all__ = ["Matrix", "MatrixError", "BUILTIN", "builtin_names", "load_matrix", "parse_seeds"]
 
-BUILTIN_DIR = Path(__file__).resolve().parent / "matrices"
+#: The built-in matrix files: package data of ``bench.matrix``, read with importlib.resources.
+BUILTIN = resources.files("bench.matrix") / "builtin"
 FRAMEWORKS = ("torch", "keras")
 #: Fashion-MNIST training images after the validation split: the size the schedule check assumes.
 N_TRAIN = 50_000
@@ -83,7 +85,7 @@ class MatrixError(ValueError):
 
 
 def builtin_names() -> list[str]:
-    return sorted(p.stem for p in BUILTIN_DIR.glob("*.toml"))
+    return sorted(p.name[:-len(".toml")] for p in BUILTIN.iterdir() if p.name.endswith(".toml"))
 
 
 def _int(v) -> bool:
@@ -166,6 +168,18 @@ class Matrix:
                 d[k] = list(v) if isinstance(v, tuple) else v
         return from_dict(d, source=self.source)
 
+    def torch_counterpart(self) -> "Matrix":
+        """The PyTorch half of a cross-framework check: this (Keras) matrix without its ``keras-native:``
+        schedules, ``framework = "torch"``, named ``<name>-torch``; the lrcore texts (also ``keras.X(...)``
+        ones) mean the same schedule in both frameworks, so its runs pair with the Keras run's by schedule
+        name. Baseline / contender are kept when they survive, else dropped."""
+        keep = {n: t for n, t in self.schedules.items() if not t.strip().startswith(NATIVE_PREFIX)}
+        if not keep:
+            raise ValueError(f"matrix {self.name}: every schedule is keras-native; nothing runs in PyTorch")
+        return self.replace(framework="torch", schedules=keep, name=f"{self.name}-torch",
+                            baseline=self.baseline if self.baseline in keep else None,
+                            contender=self.contender if self.contender in keep else None)
+
     def to_dict(self) -> dict:
         """The matrix in the file's layout (JSON/TOML-safe), plus ``source``."""
         d = {"name": self.name, "description": self.description, "framework": self.framework,
@@ -185,8 +199,8 @@ def load_matrix(spec: str | Path) -> Matrix:
     """A built-in name (``quick``, ``default``, ...) or a path to a TOML file -> validated :class:`Matrix`."""
     spec_s = str(spec)
     path = Path(spec_s)
-    if not spec_s.endswith(".toml") and (BUILTIN_DIR / f"{spec_s}.toml").is_file():
-        path, source = BUILTIN_DIR / f"{spec_s}.toml", f"built-in:{spec_s}"
+    if not spec_s.endswith(".toml") and (BUILTIN / f"{spec_s}.toml").is_file():
+        path, source = BUILTIN / f"{spec_s}.toml", f"built-in:{spec_s}"
     elif path.is_file():
         source = str(path)
     else:
@@ -196,7 +210,7 @@ def load_matrix(spec: str | Path) -> Matrix:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise MatrixError(f"matrix {path}: not valid TOML: {e}") from None
-    raw.setdefault("name", path.stem)
+    raw.setdefault("name", Path(path.name).stem)
     return from_dict(raw, source=source)
 
 

@@ -27,7 +27,7 @@ same learning-rate values (``bench.keras_trainer``): a significant difference is
 of that kind, not a schedule that means something else.
 
 The table is written as ``crossframework.csv`` (columns :data:`COLUMNS`) into the Keras run's folder,
-where the report picks it up. ``lrbench cross-check TORCH_RUN KERAS_RUN`` is :func:`crossframework_cmd`.
+where the report picks it up; ``lrbench cross-check TORCH_RUN KERAS_RUN`` (``bench/cli.py``) writes it.
 
 Configurations named the same in both runs are assumed to mean the same schedule: a Keras matrix's
 lrcore texts (``keras.CosineDecay(...)``) run unchanged in PyTorch; its ``keras-native:`` variants
@@ -43,11 +43,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .report_stats import mean_interval
+from ..results import atomic_write, find_run
+from .stats import mean_interval
 
 __all__ = ["COLUMNS", "METRICS", "METRIC_NAMES", "compare", "paired_stats", "sign_flip_p", "bootstrap_ci",
-           "is_significant", "describe", "verdict_lines", "verdict_lead", "verdict", "torch_counterpart",
-           "crossframework_cmd"]
+           "is_significant", "describe", "verdict_lines", "verdict_lead", "verdict", "run_dir"]
 
 COLUMNS = ["config", "metric", "n_pairs", "mean_diff", "t_low", "t_high", "ci_low", "ci_high", "p_value",
            "significant"]
@@ -99,19 +99,17 @@ def paired_stats(diffs, *, alpha: float = 0.05, seed: int = 0) -> dict:
                 ci_low=lo, ci_high=hi, p_value=p, significant=bool(len(d) >= 2 and (t_lo > 0 or t_hi < 0)))
 
 
-def _run_dir(run) -> Path:
+def run_dir(run, results_dir=None) -> Path:
+    """A folder with a summary.csv, else a run id or folder as :func:`bench.results.find_run` finds it
+    (raises :class:`bench.results.RunNotFound`)."""
     p = Path(run)
     if (p / "summary.csv").is_file():
         return p
-    try:
-        from .runner import resolve_run
-        return resolve_run(run)
-    except ImportError:  # pragma: no cover
-        raise FileNotFoundError(f"no run folder {run!r} (no summary.csv there)") from None
+    return find_run(run, results_dir)
 
 
 def _summary(run) -> pd.DataFrame:
-    d = _run_dir(run)
+    d = run_dir(run)
     path = d / "summary.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{d}: no summary.csv (is the run finished?)")
@@ -141,24 +139,9 @@ def compare(torch_run_dir, keras_run_dir, out_csv=None, *, metrics=METRICS, alph
             rows.append(dict(config="all", metric=metric, **paired_stats(diffs, alpha=alpha, seed=seed)))
     df = pd.DataFrame(rows, columns=COLUMNS)
     if write:
-        out = Path(out_csv) if out_csv is not None else _run_dir(keras_run_dir) / "crossframework.csv"
-        tmp = out.with_name(out.name + ".tmp")
-        df.to_csv(tmp, index=False)
-        tmp.replace(out)
+        out = Path(out_csv) if out_csv is not None else run_dir(keras_run_dir) / "crossframework.csv"
+        atomic_write(out, lambda p: df.to_csv(p, index=False))
     return df
-
-
-def torch_counterpart(matrix):
-    """The PyTorch half of a cross-framework check: a Keras matrix (``bench.matrix.Matrix``) without its
-    ``keras-native:`` schedules, ``framework = "torch"``, named ``<name>-torch``; the lrcore texts (also
-    ``keras.X(...)`` ones) mean the same schedule in both frameworks, so its runs pair with the Keras run's
-    by schedule name. Baseline / contender are kept when they survive, else dropped."""
-    keep = {n: t for n, t in matrix.schedules.items() if not t.strip().startswith("keras-native:")}
-    if not keep:
-        raise ValueError(f"matrix {matrix.name}: every schedule is keras-native; nothing runs in PyTorch")
-    return matrix.replace(framework="torch", schedules=keep, name=f"{matrix.name}-torch",
-                          baseline=matrix.baseline if matrix.baseline in keep else None,
-                          contender=matrix.contender if matrix.contender in keep else None)
 
 
 def is_significant(r) -> bool:
@@ -211,35 +194,3 @@ def verdict_lead(df: pd.DataFrame, metric: str = "test_acc") -> str:
 def verdict(df: pd.DataFrame, metric: str = "test_acc") -> str:
     """Do the frameworks differ on ``metric``? :func:`verdict_lead`, then :func:`verdict_lines`."""
     return " ".join([verdict_lead(df, metric)] + verdict_lines(df, metric))
-
-
-try:
-    import click
-except ImportError:  # pragma: no cover
-    click = None
-
-if click is not None:
-    @click.command("cross-check")
-    @click.argument("torch_run")
-    @click.argument("keras_run")
-    @click.option("--out", "out_csv", default=None, type=click.Path(dir_okay=False),
-                  help="CSV path (default: crossframework.csv in the Keras run's folder)")
-    @click.option("--alpha", default=0.05, show_default=True, type=float,
-                  help="significance level; only 0.05 (the 95% paired t interval) is supported")
-    def crossframework_cmd(torch_run, keras_run, out_csv, alpha):
-        """Compare a PyTorch run and a Keras run of the same schedules (paired over seeds)."""
-        try:
-            df = compare(torch_run, keras_run, out_csv, alpha=alpha)
-        except (FileNotFoundError, ValueError) as e:
-            raise click.ClickException(str(e)) from None
-        except Exception as e:  # RunError from resolve_run
-            if type(e).__name__ == "RunError":
-                raise click.ClickException(str(e)) from None
-            raise
-        with pd.option_context("display.width", 160, "display.max_columns", 20):
-            click.echo(df.to_string(index=False))
-        for metric in dict.fromkeys(df["metric"]):
-            click.echo(verdict(df, metric))
-        click.echo(f"wrote {Path(out_csv) if out_csv else _run_dir(keras_run) / 'crossframework.csv'}")
-else:  # pragma: no cover
-    crossframework_cmd = None

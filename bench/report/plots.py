@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from . import report_stats as RS  # noqa: E402
+from . import stats as RS  # noqa: E402
 
 __all__ = ["png", "style", "lr_curves", "curves", "heatmap", "profile", "throughput", "throughput_title",
            "schedule_steps", "DPI"]

@@ -23,14 +23,14 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import report_stats as RS
-from .report_stats import ReportError
+from ..results import atomic_write
+from . import stats as RS
+from .stats import ReportError
 
 __all__ = ["write_report", "build_report", "ReportError"]
 
@@ -322,7 +322,7 @@ img{max-width:100%;height:auto;display:block;margin:.5em 0 1.5em}
 
 def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, str, dict[str, bytes]]:
     """(html, markdown, {plot file name: PNG bytes}) of a run folder; nothing is written."""
-    from . import report_plots as RP
+    from . import plots as RP
 
     run = RS.load_run(run_dir)
     run_dir = Path(run_dir)
@@ -463,9 +463,7 @@ def _markdown(run_id: str, sections) -> str:
 
 
 def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(path, lambda p: p.write_bytes(data))
 
 
 def write_report(run_dir: Path, results_dir: Path | None = None) -> tuple[Path, Path]:

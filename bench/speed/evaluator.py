@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from typing import Callable
 import numpy as np
 
 import lrcore
+
+from ..results import write_csv, write_text
 
 
 @dataclass
@@ -219,24 +220,6 @@ def run(n: int = 50_000_000, many: int = 1000, many_steps: int = 100_000, repeat
     return rows
 
 
-def machine(frameworks: bool = True) -> dict:
-    import numba
-    info = {"cpu": platform.processor() or "", "threads": numba.get_num_threads(), "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
-            "lrcore": lrcore.__version__}
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    for mod in ("torch", "keras", "tensorflow") if frameworks else ():
-        try:
-            info[mod] = __import__(mod).__version__
-        except ImportError:
-            pass
-    return info
-
-
 def table(rows: list[Row]) -> list[dict]:
     """Rows as dicts with the ratio to the plain numpy closed form (case 1) or numpy backend (case 2)."""
     base = {}
@@ -250,19 +233,11 @@ def table(rows: list[Row]) -> list[dict]:
 
 
 def write(rows: list[Row], out_dir: Path, meta: dict) -> Path:
-    """results/speed/evaluate_cpu.csv and .json (rows + machine)."""
-    import csv
+    """<out_dir>/evaluate_cpu.csv and .json (rows + machine)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     records = table(rows)
     path = out_dir / "evaluate_cpu.csv"
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(records[0]) + ["machine"])
-        writer.writeheader()
-        for rec in records:
-            writer.writerow({**rec, "machine": f"{meta['cpu']} ({meta['threads']} threads)"})
-    tmp.replace(path)
-    tmp = out_dir / "evaluate_cpu.json.tmp"
-    tmp.write_text(json.dumps({"machine": meta, "rows": records}, indent=2))
-    tmp.replace(out_dir / "evaluate_cpu.json")
+    write_csv(path, [{**rec, "machine": f"{meta['cpu']} ({meta['threads']} threads)"} for rec in records],
+              list(records[0]) + ["machine"])
+    write_text(out_dir / "evaluate_cpu.json", json.dumps({"machine": meta, "rows": records}, indent=2))
     return path

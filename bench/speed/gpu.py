@@ -1,12 +1,12 @@
 """GPU evaluator speed: lrcore's CUDA backend against the memory system, PyTorch and the CPU, in one run.
 
-    python -m bench.gpu_speed            # on a machine with an NVIDIA GPU; writes results/speed/evaluate_gpu.*
+    python -m bench.speed.gpu            # on a machine with an NVIDIA GPU; writes results/speed/evaluate_gpu.*
 
 Cases, each in float32 and float64:
 
-* ``single``: one schedule, linear warmup over 1% then cosine (``bench.speed.warmup_cosine``), at
+* ``single``: one schedule, linear warmup over 1% then cosine (``bench.speed.evaluator.warmup_cosine``), at
   ``--n`` (1e9) contiguous steps;
-* ``many``: ``evaluate_many`` of ``--many`` (1e4) mixed schedules (``bench.speed.mixed_schedules``: every
+* ``many``: ``evaluate_many`` of ``--many`` (1e4) mixed schedules (``bench.speed.evaluator.mixed_schedules``: every
   family, random parameters) x ``--many-steps`` (1e5) steps;
 * ``auto`` (float64): ``AUTO_CUDA_MIN`` values copied back to the host, as ``backend="auto"`` does on
   a GPU machine, against the CPU kernel, to check that threshold.
@@ -23,7 +23,7 @@ Methods, measured side by side in the same process:
 * ``lrcore numba (CPU)``: the CPU backend into a reused host buffer (wall clock).
 
 Times are medians of ``--repeats`` runs after a warm-up run (compilation excluded). Accuracy: max
-relative error at sampled steps against the exact value (mpmath, ``bench.speed.exact_values``) in the
+relative error at sampled steps against the exact value (mpmath, ``bench.speed.evaluator.exact_values``) in the
 single case, and against lrcore's numpy backend on a subset of schedules x steps in the many case.
 Target: the single schedule in float32 at >= 50% of the copy's write bandwidth.
 """
@@ -43,9 +43,10 @@ from typing import Callable
 import numpy as np
 
 import lrcore
-from bench.speed import machine, mixed_schedules, sample_steps, warmup_cosine
 
-RESULTS = Path(__file__).resolve().parent.parent / "results" / "speed"
+from ..machine import machine
+from ..results import DEFAULT_HELP, results_root, write_csv, write_text
+from .evaluator import mixed_schedules, sample_steps, warmup_cosine
 
 KERNEL = "lrcore cuda kernel"
 EVALUATE = "lrcore cuda evaluate(out=)"
@@ -124,9 +125,9 @@ def require_gpu():
     try:
         cuda = K.get_cuda()
     except K.CudaUnavailableError as e:
-        raise SystemExit(f"bench.gpu_speed needs an NVIDIA GPU with its driver: {e}") from None
+        raise SystemExit(f"bench.speed.gpu needs an NVIDIA GPU with its driver: {e}") from None
     if K.simulator(cuda):
-        raise SystemExit("bench.gpu_speed needs a real NVIDIA GPU, not Numba's CUDA simulator: "
+        raise SystemExit("bench.speed.gpu needs a real NVIDIA GPU, not Numba's CUDA simulator: "
                          "unset NUMBA_ENABLE_CUDASIM")
     return cuda
 
@@ -183,7 +184,7 @@ def gather(cuda, torch, d, rows: np.ndarray | None, cols: np.ndarray) -> np.ndar
 
 
 def samples(n: int, k: int = 4000) -> np.ndarray:
-    """``bench.speed.sample_steps`` (edges of the warmup and of the end, and random steps) inside [0, n)."""
+    """``bench.speed.evaluator.sample_steps`` (edges of the warmup and of the end, and random steps) inside [0, n)."""
     s = sample_steps(n, k)
     return s[(s >= 0) & (s < n)]
 
@@ -195,7 +196,7 @@ def max_rel(got: np.ndarray, want: np.ndarray) -> float:
 
 def exact_or_reference(schedule, sample: np.ndarray, n: int) -> tuple[np.ndarray, str]:
     try:
-        from bench.speed import exact_values
+        from .evaluator import exact_values
         return exact_values(sample, n), "exact (mpmath)"
     except ImportError:
         return lrcore.evaluate(schedule, sample, backend="numpy"), "lrcore numpy backend (mpmath not installed)"
@@ -396,20 +397,13 @@ def format_table(records: list[dict]) -> str:
 
 def write(rows: list[Row], out_dir: Path, meta: dict) -> Path:
     """out_dir/evaluate_gpu.csv and .json (rows, machine with the GPU named, summary)."""
-    import csv
     out_dir.mkdir(parents=True, exist_ok=True)
     records = table(rows, meta.get("gpu", ""))
     path = out_dir / "evaluate_gpu.csv"
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(records[0]) if records else ["case"])
-        writer.writeheader()
-        writer.writerows(records)
-    tmp.replace(path)
-    tmp = out_dir / "evaluate_gpu.json.tmp"
+    write_csv(path, records, list(records[0]) if records else ["case"])
     clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()} for rec in records]
-    tmp.write_text(json.dumps({"machine": meta, "summary": summary(records), "rows": clean}, indent=2))
-    tmp.replace(out_dir / "evaluate_gpu.json")
+    write_text(out_dir / "evaluate_gpu.json",
+               json.dumps({"machine": meta, "summary": summary(records), "rows": clean}, indent=2))
     return path
 
 
@@ -423,7 +417,7 @@ def _count(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    p = argparse.ArgumentParser(prog="python -m bench.gpu_speed", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.speed.gpu", description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=_count, default=10 ** 9, help="steps of the single-schedule case (1e9)")
     p.add_argument("--many", type=_count, default=10 ** 4, help="schedules of the many case (1e4)")
     p.add_argument("--many-steps", type=_count, default=10 ** 5, help="steps per schedule there (1e5)")
@@ -431,7 +425,8 @@ def main(argv: list[str] | None = None) -> list[Row]:
     p.add_argument("--repeats", type=int, default=10, help="timed GPU runs per method (median)")
     p.add_argument("--cpu-repeats", type=int, default=3, help="timed CPU runs (0: skip the CPU kernel)")
     p.add_argument("--no-auto", action="store_true", help="skip the auto-threshold case")
-    p.add_argument("--out-dir", type=Path, default=RESULTS, help="where evaluate_gpu.csv/.json go")
+    p.add_argument("--out-dir", type=Path, default=None,
+                   help=f"where evaluate_gpu.csv/.json go (default: speed/ under {DEFAULT_HELP})")
     args = p.parse_args(argv)
     if args.n < 200 or args.many_steps < 200:
         p.error("--n and --many-steps must be at least 200")
@@ -456,7 +451,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     if not args.no_auto:
         from lrcore.kernels.cuda import AUTO_CUDA_MIN
         run_auto(cuda, rows, AUTO_CUDA_MIN, args.repeats, args.cpu_repeats, log)
-    path = write(rows, args.out_dir, meta)
+    path = write(rows, args.out_dir or results_root() / "speed", meta)
     records = table(rows, meta["gpu"])
     print(f"{meta['gpu']}\n{format_table(records)}\n" + "\n".join(summary(records)) + f"\nwritten: {path}")
     return rows

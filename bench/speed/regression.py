@@ -78,7 +78,7 @@ import numpy as np
 __all__ = ["Metric", "METRICS", "Verdict", "measure", "judge", "render", "load_baseline", "write_baseline", "main",
            "DEFAULT_BASELINE"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BASELINE = ROOT / "results" / "regression" / "baseline.json"
 
 
@@ -263,9 +263,14 @@ class TrainingPair:
         import torch
 
         import lrcore
-        from bench.batched import OPTIMIZER_DEFAULTS, BatchedMLP, BatchedOptimizer, torch_optimizer, \
-            torch_reference_model
-        from bench.trainer import OPTIMIZERS, TrainConfig, batch_permutation
+        try:
+            from bench.train.batched import OPTIMIZERS, TrainConfig, batch_permutation
+            from bench.train.model import OPTIMIZER_DEFAULTS, BatchedMLP, BatchedOptimizer, torch_optimizer, \
+                torch_reference_model
+        except ImportError:  # a commit before the bench/train/ layout (asv history)
+            from bench.batched import OPTIMIZER_DEFAULTS, BatchedMLP, BatchedOptimizer, torch_optimizer, \
+                torch_reference_model
+            from bench.trainer import OPTIMIZERS, TrainConfig, batch_permutation
         from lrcore.integrations.torch import LrcoreScheduler
 
         self.torch, self.F = torch, torch.nn.functional
@@ -312,10 +317,13 @@ class TrainingPair:
         return slice(k * self.B, (k + 1) * self.B)
 
     def batched_step(self):
-        import bench.batched  # looked up at each call (a test may swap train_step)
+        try:  # looked up at each call (a test may swap train_step)
+            from bench.train import model as batched
+        except ImportError:  # a commit before the bench/train/ layout (asv history)
+            import bench.batched as batched
         t = self.t_batched
         idx = self.perms[:, self._batch(t)]                                    # (seeds, B)
-        losses, self.active = bench.batched.train_step(self.stack, self.opt, self.x[idx], self.y[idx],
+        losses, self.active = batched.train_step(self.stack, self.opt, self.x[idx], self.y[idx],
                                                        lr=self.lr_table[:, t % self.total], active=self.active,
                                                        groups=self.groups)
         self.loss_sum += losses.double()

@@ -64,7 +64,10 @@ def subset(data, n_train: int = N_TRAIN, n_val: int = N_VAL):
 
 def load_data(data_dir=None):
     """The Fashion-MNIST tensors (CPU), or raise the loader's FileNotFoundError / ValueError."""
-    from bench.data import load_fashion_mnist
+    try:
+        from bench.train.data import load_fashion_mnist
+    except ImportError:  # a commit before the bench/train/ layout (asv history)
+        from bench.data import load_fashion_mnist
     return load_fashion_mnist("cpu", data_dir)
 
 
@@ -72,7 +75,10 @@ def short_training(data=None, *, data_dir=None, configs=None, epochs: int = EPOC
                    batch_size: int = BATCH_SIZE) -> dict:
     """Train ``configs`` (default :data:`CONFIGS`) briefly; returns ``{"error_rate": {name: 1 - test_acc},
     "mean_error_rate": float, "seconds": wall time of the training, "steps": optimizer steps}``."""
-    from bench.trainer import TrainConfig, steps_per_epoch, train_chunk
+    try:
+        from bench.train.batched import TrainConfig, steps_per_epoch, train_chunk
+    except ImportError:  # a commit before the bench/train/ layout (asv history)
+        from bench.trainer import TrainConfig, steps_per_epoch, train_chunk
 
     if data is None:
         data = load_data(data_dir)

@@ -4,12 +4,12 @@
 in one process:
 
 * batched: every configuration of the matrix (chunks of ``--chunk-size``) trained for ``--epochs`` epochs
-  by :func:`bench.trainer.train_chunk`;
+  by :func:`bench.train.batched.train_chunk`;
 * sequential: ``--sequential-models`` configurations spread over the matrix (every k-th), trained by
-  :func:`bench.sequential.train_sequential`; half of them before the batched run and half after, so a
+  :func:`bench.train.sequential.train_sequential`; half of them before the batched run and half after, so a
   drift in the machine's speed hits both sides alike;
 * keras: the first ``--keras-models`` of the sequential configurations trained with Keras ``model.fit``
-  (:func:`bench.keras_trainer.train_keras`, TensorFlow on the CPU), when TensorFlow is installed; its
+  (:func:`bench.train.keras.train_keras`, TensorFlow on the CPU), when TensorFlow is installed; its
   FLOP fraction is against a TensorFlow matmul measured in the same run;
 * a float32 torch matmul (1024^3) before and after (best of 5 each): the machine's attainable FLOP rate.
 
@@ -17,15 +17,16 @@ Both trainers are warmed up first, untimed, on a slice of the data: the first mo
 up to 3x slower (thread pools, allocator), and charging that to the baseline would inflate the speed-up.
 
 Rates: model-epochs/s (models x epochs / wall time, validation included), samples/s, and the FLOP
-rate of the training's matmuls (``bench.batched.step_flops``, counted, input gradient of the first
+rate of the training's matmuls (``bench.train.model.step_flops``, counted, input gradient of the first
 layer excluded since it is never computed, plus ``forward_flops`` of each epoch's validation pass). Writes ``results/speed/trainer_<device>.csv`` (one
 row per trainer: trainer, device, device_name, n_models, epochs, model_epochs_per_s, samples_per_s,
 flop_per_s, matmul_flop_per_s, speedup_vs_sequential, flop_fraction_of_matmul, torch_threads).
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
+
+from ..results import write_csv
 
 __all__ = ["measure", "write", "small_cpu", "COLUMNS"]
 
@@ -41,10 +42,11 @@ def measure(matrix, data, *, device="cpu", epochs: int = 1, sequential_models: i
 
     import torch
 
-    from .batched import matmul_flop_rate
-    from .runner import CPU_CHUNK, _utc, environment, plan_chunks
-    from .sequential import train_sequential
-    from .trainer import train_chunk
+    from ..machine import environment, matmul_flop_rate
+    from ..machine import utc as _utc
+    from ..matrix.runner import CPU_CHUNK, plan_chunks
+    from ..train.batched import train_chunk
+    from ..train.sequential import train_sequential
 
     dev = torch.device(device)
     configs = matrix.configs()
@@ -84,7 +86,7 @@ def measure(matrix, data, *, device="cpu", epochs: int = 1, sequential_models: i
     measured = [("batched", env["device"], len(configs), b_wall, b_flops, matmul),
                 ("sequential", env["device"], n_seq, seq_wall, seq_flops, matmul)]
     if keras_models:
-        from .keras_trainer import matmul_flop_rate_tf, train_keras
+        from ..train.keras import matmul_flop_rate_tf, train_keras
         k_cfgs = seq_cfgs[:keras_models]
         log(f"keras: {len(k_cfgs)} models (model.fit, one at a time)")
         cpu = dataclasses.replace(data, **{f: getattr(data, f).cpu() for f in
@@ -119,12 +121,5 @@ def write(rows: list[dict], out_dir: Path) -> Path:
     """results/speed/trainer_<device type>.csv, written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
     kind = "cuda" if rows[0]["device"].startswith("cuda") else "cpu"
-    path = out_dir / f"trainer_{kind}.csv"
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, COLUMNS, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(path)
-    return path
+    return write_csv(out_dir / f"trainer_{kind}.csv", rows, COLUMNS, lineterminator="\n")
 

@@ -37,7 +37,7 @@ SWEEP_STEPS = 300  #: default length of the exponential sweep
 
 
 def _check(optimizers, lr_min, lr_max, steps, smoothing, diverge_factor, batch_size):
-    from .trainer import OPTIMIZERS
+    from .config import OPTIMIZERS
     opts = list(optimizers)
     if not opts:
         raise ValueError("range_test: optimizers must name at least one optimizer")
@@ -64,8 +64,9 @@ def range_test(optimizers: Sequence[str], data, *, widths=(784, 256, 128, 10), a
                lr_max: float = 10.0, steps: int = SWEEP_STEPS, smoothing: float = 0.98,
                diverge_factor: float = 4.0) -> pd.DataFrame:
     """The range test's curves: one row per optimizer per step it ran (columns :data:`CURVE_COLUMNS`)."""
-    from .batched import OPTIMIZER_DEFAULTS, BatchedMLP, BatchedOptimizer, train_step
-    from .trainer import OPTIMIZERS, batch_permutation
+    from .batched import batch_permutation
+    from .config import OPTIMIZERS
+    from .model import OPTIMIZER_DEFAULTS, BatchedMLP, BatchedOptimizer, train_step
     opts = _check(optimizers, lr_min, lr_max, steps, smoothing, diverge_factor, batch_size)
     steps, B, M = int(steps), int(batch_size), len(opts)
     dev = torch.device(device)

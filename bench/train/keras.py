@@ -88,13 +88,12 @@ import pandas as pd  # noqa: E402
 
 import lrcore  # noqa: E402
 
-from .batched import forward_flops, step_flops  # noqa: E402
-from .trainer import HISTORY_COLUMNS, SUMMARY_COLUMNS, ChunkResult, TrainConfig, batch_permutation, steps_per_epoch  # noqa: E402
+from .batched import batch_permutation  # noqa: E402
+from .config import HISTORY_COLUMNS, NATIVE_PREFIX, SUMMARY_COLUMNS, ChunkResult, TrainConfig, steps_per_epoch  # noqa: E402
+from .model import forward_flops, step_flops  # noqa: E402
 
 __all__ = ["train_keras", "train_one_keras", "keras_optimizer", "keras_learning_rate", "native_schedule",
            "KERAS_OPTIMIZERS", "NATIVE_PREFIX", "plateau_to_keras", "matmul_flop_rate_tf"]
-
-NATIVE_PREFIX = "keras-native:"
 
 #: Our optimizer names -> (Keras optimizer class name, keyword arguments besides learning_rate): the
 #: PyTorch trainer's hyper-parameter values (torch.optim defaults) under Keras's names.

@@ -44,7 +44,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .batched_optim import OPTIMIZER_DEFAULTS, BatchedOptimizer, torch_optimizer
+from ..machine import matmul_flop_rate
+from .optim import OPTIMIZER_DEFAULTS, BatchedOptimizer, torch_optimizer
 
 __all__ = ["ACTIVATIONS", "OPTIMIZER_DEFAULTS", "BatchedMLP", "BatchedOptimizer", "train_step", "step_flops", "forward_flops",
            "torch_reference_model", "torch_optimizer", "matmul_flop_rate"]
@@ -335,24 +336,10 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def matmul_flop_rate(device, n=1024, repeats=5) -> float:
-    """FLOP/s of one float32 ``n x n`` torch matmul (``2 n^3`` FLOPs), best of ``repeats``."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    a @ b
-    best = math.inf
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best
-
-
 def main(argv=None):
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m bench.batched",
+    ap = argparse.ArgumentParser(prog="python -m bench.train.model",
                                  description="Batched vs one-at-a-time training of small MLPs on the CPU.")
     ap.add_argument("--models", type=int, default=12)
     ap.add_argument("--steps", type=int, default=100)

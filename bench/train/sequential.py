@@ -38,9 +38,9 @@ import torch.nn.functional as F
 import lrcore
 from lrcore.integrations.torch import LrcoreScheduler
 
-from .batched import forward_flops, step_flops, torch_optimizer, torch_reference_model
-from .trainer import (_BASE_MOMENTUM, HISTORY_COLUMNS, OPTIMIZERS, SUMMARY_COLUMNS, ChunkResult, TrainConfig,
-                      batch_permutation, steps_per_epoch)
+from .batched import batch_permutation
+from .config import _BASE_MOMENTUM, HISTORY_COLUMNS, OPTIMIZERS, SUMMARY_COLUMNS, ChunkResult, TrainConfig, steps_per_epoch
+from .model import forward_flops, step_flops, torch_optimizer, torch_reference_model
 
 __all__ = ["train_sequential", "train_one"]
 

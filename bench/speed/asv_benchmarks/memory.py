@@ -41,7 +41,10 @@ class ChunkMemory:
         try:
             import torch  # noqa: F401
 
-            from bench.trainer import TrainConfig, train_chunk
+            try:
+                from bench.train.batched import TrainConfig, train_chunk
+            except ImportError:  # a commit before the bench/train/ layout
+                from bench.trainer import TrainConfig, train_chunk
         except MISSING as exc:
             skip(f"not at this commit: {exc}")
         pin_threads()
