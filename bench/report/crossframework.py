@@ -7,7 +7,7 @@ same schedule name, optimizer and seed (``summary.csv`` of each run folder), and
 * ``n_pairs``: seeds with a finite value in both runs;
 * ``mean_diff``: mean over seeds of (PyTorch - Keras) (the report's "PyTorch minus Keras");
 * ``t_low``, ``t_high``: the Student-t 95% interval of that mean (the paired t interval,
-  :func:`bench.report_stats.mean_interval`, the same rule as the report's paired comparison; NaN below 2 pairs);
+  :func:`bench.report.stats.mean_interval`, the same rule as the report's paired comparison; NaN below 2 pairs);
 * ``ci_low``, ``ci_high``: a 95% percentile bootstrap interval of that mean (numpy ``default_rng(seed)``,
   10,000 resamples of the paired differences);
 * ``p_value``: exact two-sided sign-flip permutation test over seeds, shown as the distribution-free check:
@@ -23,7 +23,7 @@ When more than one (schedule, optimizer) is paired, a row ``config = "all"`` per
 What a difference means: the Keras trainer uses Keras's initialisers (Glorot-uniform, zero bias; PyTorch:
 Kaiming-uniform(a=sqrt 5)) and Keras's optimizer formulas (epsilon placement in Adam and RMSprop, SGD
 momentum's velocity) with PyTorch's hyper-parameter values, on the same batches in the same order and the
-same learning-rate values (``bench.keras_trainer``): a significant difference is a framework difference
+same learning-rate values (``bench.train.keras``): a significant difference is a framework difference
 of that kind, not a schedule that means something else.
 
 The table is written as ``crossframework.csv`` (columns :data:`COLUMNS`) into the Keras run's folder,

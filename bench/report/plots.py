@@ -6,7 +6,7 @@
 * :func:`curves`: validation loss or accuracy per epoch, one panel per optimizer, one line per schedule:
   the mean over seeds with a band from the minimum to the maximum over seeds.
 * :func:`heatmap`: mean test accuracy in %, schedules x optimizers, annotated.
-* :func:`profile`: performance profiles (:func:`bench.report_stats.performance_profile`), time to target
+* :func:`profile`: performance profiles (:func:`bench.report.stats.performance_profile`), time to target
   and test error; linear tau axis when every finite ratio is below 10, else log with labelled minor ticks.
 * :func:`throughput`: model-epochs per second of trainers (``results/speed/trainer_*.csv``) and of this run,
   horizontal bars on a linear axis from 0; :func:`throughput_title` names the trainers shown.

@@ -1,7 +1,7 @@
 """The comparison report of a run: ``report.html`` (self-contained, opens offline) and ``report.md``.
 
 ``write_report(run_dir, results_dir=None) -> (html_path, md_path)`` reads the run folder (see
-:mod:`bench.report_stats` for every number and rule, :mod:`bench.report_plots` for the figures) and,
+:mod:`bench.report.stats` for every number and rule, :mod:`bench.report.plots` for the figures) and,
 from ``results_dir`` (default: the folder holding ``runs/``) when present: ``conformance.csv``,
 ``speed/evaluate_cpu.csv`` / ``speed/evaluate_gpu.csv`` (evaluator speed), ``speed/trainer_*.csv``
 (trainer speed); and ``crossframework.csv`` from the run folder (PyTorch vs Keras).
@@ -11,7 +11,7 @@ ranking per optimizer, paired comparison with the baseline, figures, PyTorch vs 
 conformance, evaluator speed, environment. HTML tables carry ids (``configurations``, ``ranking``,
 ``paired``, ``crossframework``, ``throughput``, ``conformance``, ``evaluator-speed``, ``environment``); so do
 the sentence lists (``headline``; ``crossframework-test-acc`` and ``crossframework-final-val-loss``: whether
-PyTorch and Keras differ, pooled and per configuration, by :mod:`bench.crossframework`'s paired t interval).
+PyTorch and Keras differ, pooled and per configuration, by :mod:`bench.report.crossframework`'s paired t interval).
 
 Safety: every string that comes from a file (schedule names, texts, commands, versions, ...) is
 HTML-escaped; the page has no script and a Content-Security-Policy that forbids scripts and any resource

@@ -3,9 +3,9 @@
 Rules
 -----
 * One model per optimizer, all with the same initial weights (seed ``seed``) and the same batches (the
-  trainer's epoch permutations, :func:`bench.trainer.batch_permutation`), stacked in one
-  :class:`bench.batched.BatchedMLP` and stepped together by :class:`bench.batched.BatchedOptimizer` (the
-  optimizers' torch.optim hyper-parameters of :data:`bench.trainer.OPTIMIZERS`). The models are built
+  trainer's epoch permutations, :func:`bench.train.batched.batch_permutation`), stacked in one
+  :class:`bench.train.model.BatchedMLP` and stepped together by :class:`bench.train.model.BatchedOptimizer` (the
+  optimizers' torch.optim hyper-parameters of :data:`bench.train.batched.OPTIMIZERS`). The models are built
   here: nothing is read from or restored into a caller's model.
 * Learning rate at step ``t`` (0-based, same for every model): the exponential sweep
   ``lr_min * (lr_max / lr_min) ** (t / (steps - 1))``.

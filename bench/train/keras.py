@@ -1,11 +1,11 @@
 """The Keras path: the benchmark's MLP configurations trained with ``model.fit`` (Keras 3, TensorFlow backend).
 
-``train_keras(configs, data, epochs=...)`` -> :class:`bench.trainer.ChunkResult` with exactly the history /
-summary columns and throughput keys of :func:`bench.trainer.train_chunk` (see there for their meaning), so
-the runner, the report and :mod:`bench.crossframework` read Keras runs like PyTorch ones.
+``train_keras(configs, data, epochs=...)`` -> :class:`bench.train.batched.ChunkResult` with exactly the history /
+summary columns and throughput keys of :func:`bench.train.batched.train_chunk` (see there for their meaning), so
+the runner, the report and :mod:`bench.report.crossframework` read Keras runs like PyTorch ones.
 
 ``lrbench train-speed`` measures Keras training throughput beside the PyTorch trainers
-(``bench.trainer_speed``).
+(``bench.speed.trainer``).
 
 Rules (what is the same as the PyTorch trainers, and what is Keras's own)
 ------------------------------------------------------------------------
@@ -18,7 +18,7 @@ Rules (what is the same as the PyTorch trainers, and what is Keras's own)
   weights (PyTorch's Linear uses Kaiming-uniform(a=sqrt 5) and uniform biases). That is part of what a
   cross-framework comparison measures.
 * Paired batch order: epoch ``e`` of seed ``s`` visits the training set in the order
-  ``bench.trainer.batch_permutation(s, e, n)`` in batches of ``batch_size`` (the last one smaller), the
+  ``bench.train.batched.batch_permutation(s, e, n)`` in batches of ``batch_size`` (the last one smaller), the
   PyTorch trainers' batches exactly. It is a ``tf.data`` pipeline over all epochs' permutations
   (gathering rows of the in-memory training set), consumed by ``fit(steps_per_epoch=...)``, so Keras
   never shuffles (``shuffle`` does not apply to datasets).
@@ -69,7 +69,7 @@ Rules (what is the same as the PyTorch trainers, and what is Keras's own)
 * Times: ``epoch_time_s`` is the model's own epoch (training + validation, from ``on_epoch_begin`` to
   ``on_epoch_end``); throughput counts all models' epochs over the total wall time (tracing the step
   functions included, as a user of ``fit`` pays it); ``flop_per_s`` from
-  ``bench.batched.step_flops(..., input_grad=False)`` over the steps actually taken plus
+  ``bench.train.model.step_flops(..., input_grad=False)`` over the steps actually taken plus
   ``forward_flops`` of each epoch's validation pass.
 """
 from __future__ import annotations

@@ -17,9 +17,9 @@ import sys as _sys
 
 # LRBENCH_ASV_PROJECT=<checkout>: import the project (lrcore, bench) from that checkout of an older commit
 # instead of the installed one (asv's "existing" environment runs python in isolated mode, so PYTHONPATH
-# is ignored). bench/asv_benchmarks/history.py sets it for each commit it benchmarks.
+# is ignored). bench/speed/asv_benchmarks/history.py sets it for each commit it benchmarks.
 # The installed project's editable-install finder is dropped too: it would serve modules the commit lacks
-# (bench.trainer, ...) from the working tree.
+# (bench.train.batched, ...) from the working tree.
 if _os.environ.get("LRBENCH_ASV_PROJECT"):
     _sys.path.insert(0, _os.path.abspath(_os.environ["LRBENCH_ASV_PROJECT"]))
     _sys.meta_path[:] = [f for f in _sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]

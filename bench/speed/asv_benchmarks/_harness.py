@@ -1,10 +1,10 @@
 """Helpers shared by the asv benchmarks (no benchmarks here).
 
-``harness("regression")`` imports ``bench/regression.py`` (and ``bench/shortrun.py``) *of the working tree
-that holds these benchmarks*, as the package ``_lrbench_harness``, whatever commit of the project is
-installed: asv runs today's benchmarks against yesterday's code, and the measurement code must come from
-today. Those modules import the project (``lrcore``, ``bench.trainer``, ...) with absolute imports, so
-the project code measured is the commit's.
+``harness("regression")`` imports ``bench/speed/regression.py`` (and ``bench/speed/shortrun.py``) *of the
+working tree that holds these benchmarks*, as the package ``_lrbench_harness``, whatever commit of the
+project is installed: asv runs today's benchmarks against yesterday's code, and the measurement code must
+come from today. Those modules import the project (``lrcore``, ``bench.train.batched``, ...) with absolute
+imports, falling back to the names of older layouts, so the project code measured is the commit's.
 """
 import importlib
 import os

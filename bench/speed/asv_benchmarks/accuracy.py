@@ -1,5 +1,5 @@
 """Test error rate (1 - accuracy; asv treats smaller as better) of the short deterministic training of
-``bench/shortrun.py``: 300 steps of the batched trainer on 6,400 real Fashion-MNIST images, four
+``bench/speed/shortrun.py``: 300 steps of the batched trainer on 6,400 real Fashion-MNIST images, four
 configurations (warmup+cosine SGD momentum, OneCycle nesterov, warmup+cosine Adam, constant SGD), scored on
 the 10,000 test images. One torch thread and deterministic algorithms: bit-reproducible on one machine.
 

@@ -1,12 +1,12 @@
 """Run the asv suite over the project's history without building an environment per commit.
 
-    python -m bench.asv_benchmarks.history                   # every commit since lrcore landed, --quick
-    python -m bench.asv_benchmarks.history --last 3 --full   # the last 3 commits, asv's full sampling
-    python -m bench.asv_benchmarks.history --commits 43ce021 67cc6ba
+    python -m bench.speed.asv_benchmarks.history                   # every commit since lrcore landed, --quick
+    python -m bench.speed.asv_benchmarks.history --last 3 --full   # the last 3 commits, asv's full sampling
+    python -m bench.speed.asv_benchmarks.history --commits 43ce021 67cc6ba
 
 For each commit: a ``git worktree`` checkout under ``.asv/worktrees/``, then
 ``asv run --environment existing:<python> --set-commit-hash <sha>`` with ``LRBENCH_ASV_PROJECT`` pointing
-at the checkout (``bench/asv_benchmarks/__init__.py`` then imports ``lrcore`` and ``bench`` from it).
+at the checkout (``bench/speed/asv_benchmarks/__init__.py`` then imports ``lrcore`` and ``bench`` from it).
 The benchmarks are this working tree's; the measured code is the commit's; the interpreter and the
 libraries (torch, numba, numpy) are those of ``--python`` (default ``.venv/bin/python``), the same for every
 commit. Results land in ``results/asv/<machine>/`` like any ``asv run``'s. Commits that already have a
@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FIRST = "0124315"  # "lrcore: canonical schedules, ...": where lrcore landed
 MACHINE = "ci-2core-shared"
 
@@ -38,7 +38,7 @@ def commits(since: str) -> list[str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.asv_benchmarks.history", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.speed.asv_benchmarks.history", description=__doc__.split("\n\n")[0])
     ap.add_argument("--since", default=FIRST, help="first commit (default: %(default)s, where lrcore landed)")
     ap.add_argument("--last", type=int, default=None, help="only the last N commits of the range")
     ap.add_argument("--commits", nargs="+", help="these commits instead of a range")

@@ -1,4 +1,4 @@
-"""Peak memory of training one matrix chunk: ``bench.trainer.train_chunk`` of M configurations (mixed
+"""Peak memory of training one matrix chunk: ``bench.train.batched.train_chunk`` of M configurations (mixed
 optimizers and schedules, the matrix's 784-256-128-10 model) for one epoch of 20 batches of 128.
 
 asv's ``peakmem_`` is the process's peak resident set size, so it includes the interpreter, torch and the
@@ -44,7 +44,7 @@ class ChunkMemory:
             try:
                 from bench.train.batched import TrainConfig, train_chunk
             except ImportError:  # a commit before the bench/train/ layout
-                from bench.trainer import TrainConfig, train_chunk
+                from bench.train.batched import TrainConfig, train_chunk
         except MISSING as exc:
             skip(f"not at this commit: {exc}")
         pin_threads()

@@ -1,7 +1,7 @@
 """Machine-independent ratios (``track_``): two timings taken in the same process, interleaved, with numba
 and torch on one thread (two for the training ratio, as the gate measures it); the value is a time
 fraction (the fast path's time over the reference's), so that smaller is better as asv assumes.
-``bench.regression`` (the CI gate) judges the same measurements, reported there as speed-ups (1 / these
+``bench.speed.regression`` (the CI gate) judges the same measurements, reported there as speed-ups (1 / these
 values).
 """
 from ._harness import MISSING, harness, skip
@@ -29,7 +29,7 @@ class Ratios:
     def _fraction(self, fn, *args, **kwargs):
         try:
             return 1.0 / fn(*args, **kwargs)["value"]
-        except MISSING:  # not at this commit (e.g. no bench.batched yet): NaN, which asv shows as n/a
+        except MISSING:  # not at this commit (e.g. no bench.train.model yet): NaN, which asv shows as n/a
             return float("nan")
 
     def track_numba_over_lrcore_numpy(self):
@@ -45,7 +45,7 @@ class Ratios:
         return self._fraction(self.R.measure_many_numba_vs_numpy)
 
     def track_batched_over_sequential(self):
-        """Training steps of 36 MLPs on 2 threads (bench.regression.TrainingPair): the batched trainer's
+        """Training steps of 36 MLPs on 2 threads (bench.speed.regression.TrainingPair): the batched trainer's
         step / the sequential trainer's (torch.optim + LrcoreScheduler, one model at a time)."""
         return self._fraction(self.R.measure_batched_vs_sequential)
 

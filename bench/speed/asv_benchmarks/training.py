@@ -1,10 +1,10 @@
-"""One training step of M models, as each trainer takes it (``bench.regression.TrainingPair``):
+"""One training step of M models, as each trainer takes it (``bench.speed.regression.TrainingPair``):
 
-* ``batched``: ``bench.trainer.train_chunk``'s inner step -- ``bench.batched.train_step`` on a
+* ``batched``: ``bench.train.batched.train_chunk``'s inner step -- ``bench.train.model.train_step`` on a
   ``BatchedMLP`` stack of the M models with ``BatchedOptimizer`` (its default implementation: the Numba
   kernels on the CPU), the stack ordered by seed, one batch per seed shared by that seed's models
   (``groups``), the step's column of the float32 lrcore lr table, the active mask;
-* ``sequential``: ``bench.sequential.train_one``'s inner step for each of the M models in turn -- plain
+* ``sequential``: ``bench.train.sequential.train_one``'s inner step for each of the M models in turn -- plain
   ``torch.nn.Sequential`` + ``torch.optim`` + ``lrcore.integrations.torch.LrcoreScheduler``
   (``zero_grad``, forward, ``loss.item()``, backward, ``optimizer.step()``, ``scheduler.step()``).
 
@@ -12,7 +12,7 @@ Models 784-256-128-10, batches of 128, optimizers sgd / momentum / nesterov / rm
 turn over two paired seeds, warmup + cosine schedules; random inputs (speed does not depend on the
 pixels, and no data set is needed). One torch and numba thread unless LRBENCH_ASV_THREADS says otherwise
 (the regression gate's ratio of the same pair runs on 2). Commits without the trainers' pieces
-(``bench.trainer``, ``train_step(groups=...)``, ``LrcoreScheduler``) are skipped.
+(``bench.train.batched``, ``train_step(groups=...)``, ``LrcoreScheduler``) are skipped.
 """
 from ._harness import MISSING, harness, pin_threads, skip
 
