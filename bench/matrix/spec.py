@@ -1,50 +1,8 @@
 """Matrix files: which schedules x optimizers x seeds to train, validated before any training starts.
 
-A matrix is a TOML file (built-ins in ``bench/matrix/builtin/``: ``quick``, ``default``, ``full``,
-``keras-classic``)::
-
-    name = "quick"                 # default: the file stem
-    description = "..."
-    framework = "torch"            # "torch" | "keras"
-    epochs = 3
-    seeds = [0, 1]                 # or a count: 3 means [0, 1, 2]
-    batch_size = 128
-    early_stopping = 0             # 0 = off; N = patience N on validation loss (restore best weights)
-    target_val_acc = 0.85          # report: time-to-result target (validation accuracy)
-    baseline = "constant"          # report: the schedule every other one is compared with (paired)
-    contender = "warmup_cosine"    # report: the schedule of the headline sentence
-
-    [model]
-    widths = [784, 256, 128, 10]
-    activation = "relu"            # relu | gelu | tanh
-    dropout = 0.0
-
-    [peak_lr]                      # optimizer -> peak learning rate, or "find" (the LR range test)
-    sgd = 0.1
-    adam = 0.001
-
-    [schedules]                    # name -> lrcore text, or "plateau" (reactive, on validation loss)
-    constant = "Constant(lr=peak)"
-    warmup_cosine = "Warmup(Cosine(lr=peak, decay_steps=total - total // 20), steps=total // 20)"
-    plateau = "plateau"
-
-    [plateau]                      # ReduceLROnPlateau keyword arguments (PyTorch names and semantics)
-    factor = 0.1
-    patience = 2
-
-Schedule texts use the placeholders ``peak`` (the optimizer's peak lr), ``total`` (all optimizer steps of
-the run: ``epochs * steps_per_epoch``), ``steps_per_epoch`` and ``epochs``; arithmetic on them is allowed
-(``total // 20``). With ``framework = "keras"`` a text may start with ``keras-native:`` followed by a
-``keras.X(...)`` form: the Keras trainer then uses the real Keras schedule object (the lrcore equivalent
-is the same text without the prefix); ``keras-native:Constant(lr=peak)`` is Keras's fixed rate, a plain float.
-
-Configurations are ordered optimizer-major (the order of ``[peak_lr]``), then schedule (file order),
-then seed; a configuration's index in that order is its ``model`` number in every results file.
-
-Validation (:func:`load_matrix`) raises :class:`MatrixError` naming the file, the key and the rule:
-unknown keys, wrong types, an unknown optimizer, a non-positive peak, schedule text that does not parse
-or gives a negative / non-finite learning rate at any step of the run (checked with every optimizer's
-peak), a baseline that is not a schedule of the matrix, ...
+``load_matrix(name_or_path)`` reads a built-in (``builtin/*.toml``) or a TOML file into a :class:`Matrix`;
+``Matrix.configs()`` lists the configurations (optimizer-major, then schedule, then seed: the ``model``
+numbers of every results file). The file format and the validation rules: docs/BENCH.md, "bench/matrix/spec.py".
 """
 from __future__ import annotations
 

@@ -1,38 +1,8 @@
 """Cross-framework check: the same schedule and optimizer trained with PyTorch and with Keras, paired by seed.
 
-``compare(torch_run, keras_run)`` pairs the configurations of a PyTorch run and a Keras run that have the
-same schedule name, optimizer and seed (``summary.csv`` of each run folder), and for every
-(schedule, optimizer) present in both and every metric (``test_acc``, ``final_val_loss``) gives:
-
-* ``n_pairs``: seeds with a finite value in both runs;
-* ``mean_diff``: mean over seeds of (PyTorch - Keras) (the report's "PyTorch minus Keras");
-* ``t_low``, ``t_high``: the Student-t 95% interval of that mean (the paired t interval,
-  :func:`bench.report.stats.mean_interval`, the same rule as the report's paired comparison; NaN below 2 pairs);
-* ``ci_low``, ``ci_high``: a 95% percentile bootstrap interval of that mean (numpy ``default_rng(seed)``,
-  10,000 resamples of the paired differences);
-* ``p_value``: exact two-sided sign-flip permutation test over seeds, shown as the distribution-free check:
-  under "no framework difference" each paired difference is as likely to have either sign, so p is the
-  fraction of the ``2**n`` sign assignments whose mean is at least as far from 0 as the observed one. With
-  ``n`` pairs the smallest possible p is ``2 / 2**n`` (0.25 with 3 seeds), so alone it could not decide;
-* ``significant``: the t interval excludes 0 (the paired t-test at 5%; at least 2 pairs).
-
-When more than one (schedule, optimizer) is paired, a row ``config = "all"`` per metric pools every pair
-(all schedules and seeds): "do the two frameworks differ at all on this matrix?". :func:`describe`,
-:func:`verdict_lines` and :func:`verdict` say the result in words (test accuracy in percentage points).
-
-What a difference means: the Keras trainer uses Keras's initialisers (Glorot-uniform, zero bias; PyTorch:
-Kaiming-uniform(a=sqrt 5)) and Keras's optimizer formulas (epsilon placement in Adam and RMSprop, SGD
-momentum's velocity) with PyTorch's hyper-parameter values, on the same batches in the same order and the
-same learning-rate values (``bench.train.keras``): a significant difference is a framework difference
-of that kind, not a schedule that means something else.
-
-The table is written as ``crossframework.csv`` (columns :data:`COLUMNS`) into the Keras run's folder,
-where the report picks it up; ``lrbench cross-check TORCH_RUN KERAS_RUN`` (``bench/cli.py``) writes it.
-
-Configurations named the same in both runs are assumed to mean the same schedule: a Keras matrix's
-lrcore texts (``keras.CosineDecay(...)``) run unchanged in PyTorch; its ``keras-native:`` variants
-(Keras's own objects) have no PyTorch counterpart and pair only if a PyTorch run has a schedule of the
-same name.
+``compare(torch_run, keras_run)`` pairs the two runs' ``summary.csv`` by (schedule name, optimizer, seed)
+and gives per metric the mean difference, its paired t interval, a bootstrap interval and a sign-flip
+p-value; ``verdict`` says it in words. Columns and their meaning: docs/BENCH.md, "bench/report/crossframework.py".
 """
 from __future__ import annotations
 

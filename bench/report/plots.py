@@ -1,18 +1,7 @@
 """The report's figures (matplotlib, Agg backend), each returned as PNG bytes.
 
-* :func:`lr_curves`: the learning rate of every schedule at every step, one panel per optimizer (its peak
-  from ``meta.json``); schedule text is evaluated with lrcore; "plateau" (reactive) and text that cannot be
-  evaluated are drawn from the recorded per-epoch ``lr`` of seed ``min(seeds)`` as a step line.
-* :func:`curves`: validation loss or accuracy per epoch, one panel per optimizer, one line per schedule:
-  the mean over seeds with a band from the minimum to the maximum over seeds.
-* :func:`heatmap`: mean test accuracy in %, schedules x optimizers, annotated.
-* :func:`profile`: performance profiles (:func:`bench.report.stats.performance_profile`), time to target
-  and test error; linear tau axis when every finite ratio is below 10, else log with labelled minor ticks.
-* :func:`throughput`: model-epochs per second of trainers (``results/speed/trainer_*.csv``) and of this run,
-  horizontal bars on a linear axis from 0; :func:`throughput_title` names the trainers shown.
-
-Every schedule keeps one colour, line style and marker (:func:`style`, by its position in the run) in every
-figure, so identical curves (a schedule and its framework-native twin) stay visible on top of each other.
+Learning-rate curves, validation curves, the accuracy heatmap, performance profiles and throughput bars;
+one colour, line style and marker per schedule in every figure. Details: docs/BENCH.md, "bench/report/plots.py".
 """
 from __future__ import annotations
 

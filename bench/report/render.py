@@ -1,22 +1,8 @@
 """The comparison report of a run: ``report.html`` (self-contained, opens offline) and ``report.md``.
 
-``write_report(run_dir, results_dir=None) -> (html_path, md_path)`` reads the run folder (see
-:mod:`bench.report.stats` for every number and rule, :mod:`bench.report.plots` for the figures) and,
-from ``results_dir`` (default: the folder holding ``runs/``) when present: ``conformance.csv``,
-``speed/evaluate_cpu.csv`` / ``speed/evaluate_gpu.csv`` (evaluator speed), ``speed/trainer_*.csv``
-(trainer speed); and ``crossframework.csv`` from the run folder (PyTorch vs Keras).
-
-Sections: headline sentences (per optimizer: contender vs baseline, and smoothness), configurations,
-ranking per optimizer, paired comparison with the baseline, figures, PyTorch vs Keras, throughput,
-conformance, evaluator speed, environment. HTML tables carry ids (``configurations``, ``ranking``,
-``paired``, ``crossframework``, ``throughput``, ``conformance``, ``evaluator-speed``, ``environment``); so do
-the sentence lists (``headline``; ``crossframework-test-acc`` and ``crossframework-final-val-loss``: whether
-PyTorch and Keras differ, pooled and per configuration, by :mod:`bench.report.crossframework`'s paired t interval).
-
-Safety: every string that comes from a file (schedule names, texts, commands, versions, ...) is
-HTML-escaped; the page has no script and a Content-Security-Policy that forbids scripts and any resource
-but inline styles and ``data:`` images. Figures are base64 PNGs in the HTML; the Markdown links the same
-PNGs written to ``<run>/plots/``. Files are written to a temporary name and renamed.
+``write_report(run_dir, results_dir=None) -> (html_path, md_path)``; ``build_report`` gives the page,
+the Markdown and the figures without writing. Sections, table ids and the page's safety rules:
+docs/BENCH.md, "bench/report/render.py".
 """
 from __future__ import annotations
 

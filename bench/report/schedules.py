@@ -1,13 +1,8 @@
 """Draw schedules from their text form (``lrbench plot "<text>" [...] --steps N -o file.png``).
 
-Text is lrcore's constructor syntax (DESIGN.md), e.g. ``Cosine(lr=0.1, decay_steps=1000)`` or
-``torch.OneCycleLR(max_lr=0.1, total_steps=1000)``, parsed by ``lrcore.parse`` (never ``eval``). The
-placeholders ``total`` (= ``steps``) and, when given, ``peak`` may be used, as in matrix files
-(``Warmup(Cosine(lr=peak, decay_steps=total - 100), steps=100)``); a ``keras-native:`` prefix is dropped.
-Every schedule is evaluated at steps ``0 .. steps-1``, or, when ``steps`` exceeds :data:`MAX_POINTS`, at
-:data:`MAX_POINTS` evenly spaced steps from 0 to ``steps - 1`` (the figure's title says so). When some
-schedule cycles momentum (OneCycle, Cyclic: ``schedule.momentum``), a second panel shows the momentum of
-those schedules.
+``plot(texts, steps, out)`` parses each text with lrcore (placeholders ``total`` and ``peak``), samples
+long ranges evenly, and draws learning rate (and momentum where a schedule cycles it). Details:
+docs/BENCH.md, "bench/report/schedules.py".
 """
 from __future__ import annotations
 

@@ -1,41 +1,8 @@
 """The numbers of the comparison report: a run folder's tables and the paired statistics over seeds.
 
-Reads a run folder (``meta.json``, ``epochs.parquet``, ``summary.csv``, ``throughput.csv``; see
-DESIGN.md) into :class:`Run`, then computes (one function each):
-
-* :func:`time_to_target` per model: the time-to-result clock (cumulative ``model_time_s``) at the end of
-  the first epoch whose validation accuracy reaches the target; ``inf`` when never reached (or diverged).
-* :func:`config_table`: one row per configuration (schedule x optimizer) over its seeds: test accuracy
-  mean and Student-t 95% interval ``mean +- t(0.975, n-1) * sd / sqrt(n)`` clipped to [0, 1] (none for
-  one seed), best validation accuracy (mean), epoch of best (median, 1-based), time to target and epochs
-  to target (medians over the seeds that reached it, and how many did; a batched chunk shares its wall time
-  equally among its models, so there only epochs to target tell its configurations apart), diverged count,
-  throughput (training samples per second of the model's own share of the wall time:
-  ``n_train * epochs / sum(model_time_s)``, frozen epochs counted as the stack does their work anyway; mean
-  over seeds).
-* :func:`ranking`: per optimizer, schedules ranked by mean test accuracy (1 = best). A configuration whose
-  every seed diverged is not ranked (rank NaN, listed last): its accuracy is that of frozen, broken weights.
-  One with some diverged seeds is ranked by the mean over all its seeds (diverged ones included), and its
-  diverged count is shown next to it.
-* :func:`paired_table`: each schedule against the baseline with the same optimizer and seed: the paired
-  differences ``d_seed = acc(schedule, seed) - acc(baseline, seed)``, their mean, a percentile bootstrap
-  95% interval of the mean (10,000 resamples of the seeds, numpy generator seeded 0) and the two-sided
-  exact sign-flip permutation p-value (all ``2**n`` sign vectors; ``p = #{|mean(s*d)| >= |mean(d)|} /
-  2**n``; Monte Carlo with 100,000 draws above 16 seeds), and the Student-t 95% interval of the mean
-  difference. Significant: the t interval excludes 0 (the paired t-test at 5%; with 3 seeds that needs
-  consistent differences: the t quantile is 4.30). The sign-flip p is shown as the distribution-free
-  check; it cannot go below ``2 / 2**n`` (0.25 with 3 seeds), so alone it could never decide at 3 seeds.
-* :func:`roughness`: how smooth a validation-loss curve is at the end of training: the standard deviation
-  (ddof 0) of the epoch-to-epoch changes ``v[e] - v[e-1]`` over the last 20% of training, at least 3 changes
-  (the last :func:`roughness_window` ``= min(E-1, max(3, ceil(0.2 E)))`` changes of an ``E``-epoch curve;
-  NaN below 2). A steady trend (constant changes) scores 0: only the wobble around it counts. Lower is
-  smoother.
-* :func:`headline`: per optimizer, whether the contender wins / ties / loses against the baseline
-  (mean paired difference of test accuracy, significant or not) and whether its validation loss is
-  smoother (mean roughness over the seeds, and in how many seeds it is lower).
-* :func:`performance_profile` (AlgoPerf style): "submissions" are the schedules, "workloads" the
-  (optimizer, seed) pairs; ``r = t / min_schedules t`` per workload, ``rho(tau)`` = share of workloads
-  with ``r <= tau``. Workloads where no schedule has a finite value are left out.
+``load_run`` reads a run folder; ``config_table``, ``ranking``, ``paired_table``, ``headline`` and
+``performance_profile`` compute what the report shows. Every rule (intervals, pairing, roughness, time to
+target): docs/BENCH.md, "bench/report/stats.py".
 """
 from __future__ import annotations
 

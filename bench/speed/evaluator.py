@@ -1,19 +1,8 @@
 """Evaluator speed: lrcore against plain NumPy, PyTorch and Keras, measured side by side in one run.
 
-Case 1, one schedule: linear warmup over the first 1% of ``n`` steps (from ``start_factor * peak``)
-then cosine to 0, float64, evaluated by
-  * lrcore numba (into a reused output buffer, and into a fresh one),
-  * lrcore numpy (the readable reference backend),
-  * a plain NumPy closed form (``np.where`` + ``np.cos``), the usual hand-written baseline,
-  * PyTorch SequentialLR(LinearLR, CosineAnnealingLR) stepped in a loop (timed on a prefix, extrapolated),
-  * Keras CosineDecay with warmup called once per step as an optimizer does (prefix, extrapolated).
-Accuracy: max relative error of each against the exact value (mpmath, 40 digits) at sampled steps,
-including the last steps where the cosine's naive form loses all relative precision.
-
-Case 2, many schedules: ``evaluate_many`` of ``m`` mixed schedules (every family, random parameters)
-at ``k`` steps each, against the numpy backend on the same schedules.
-
-Times are medians of ``repeats`` runs after a warm-up run (so Numba's compilation is excluded).
+``run(...)`` times one warmup + cosine schedule and ``evaluate_many`` of mixed schedules (``lrbench speed``);
+``write`` puts ``evaluate_cpu.csv`` / ``.json`` under the results root's ``speed/``. Cases, methods and
+accuracy columns: docs/BENCH.md, "bench/speed/evaluator.py".
 """
 from __future__ import annotations
 

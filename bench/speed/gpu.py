@@ -2,30 +2,8 @@
 
     python -m bench.speed.gpu            # on a machine with an NVIDIA GPU; writes results/speed/evaluate_gpu.*
 
-Cases, each in float32 and float64:
-
-* ``single``: one schedule, linear warmup over 1% then cosine (``bench.speed.evaluator.warmup_cosine``), at
-  ``--n`` (1e9) contiguous steps;
-* ``many``: ``evaluate_many`` of ``--many`` (1e4) mixed schedules (``bench.speed.evaluator.mixed_schedules``: every
-  family, random parameters) x ``--many-steps`` (1e5) steps;
-* ``auto`` (float64): ``AUTO_CUDA_MIN`` values copied back to the host, as ``backend="auto"`` does on
-  a GPU machine, against the CPU kernel, to check that threshold.
-
-Methods, measured side by side in the same process:
-
-* ``lrcore cuda kernel``: the kernel launch alone (CUDA events), program already on the device;
-* ``lrcore cuda evaluate(out=)``: the whole call into a reused device buffer (lowering, uploads, launch,
-  synchronize; wall clock);
-* ``device-to-device copy``: a copy of as many bytes as the output (CUDA events): "fraction of copy
-  write bandwidth" = copy time / method time, both writing the same bytes (the copy also reads them);
-* ``torch native``: what one writes by hand in PyTorch on the GPU, ``torch.cos`` etc. of an
-  ``arange`` (single case; CUDA events);
-* ``lrcore numba (CPU)``: the CPU backend into a reused host buffer (wall clock).
-
-Times are medians of ``--repeats`` runs after a warm-up run (compilation excluded). Accuracy: max
-relative error at sampled steps against the exact value (mpmath, ``bench.speed.evaluator.exact_values``) in the
-single case, and against lrcore's numpy backend on a subset of schedules x steps in the many case.
-Target: the single schedule in float32 at >= 50% of the copy's write bandwidth.
+Cases (one schedule, many schedules, the ``auto`` threshold), methods and the bandwidth target:
+docs/BENCH.md, "bench/speed/gpu.py".
 """
 from __future__ import annotations
 

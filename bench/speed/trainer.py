@@ -1,26 +1,8 @@
 """Training throughput: the batched trainer against the sequential one, and against a torch matmul.
 
-``lrbench train-speed [--matrix quick] [--epochs 1] [--sequential-models 12] [--keras-models 3]`` measures,
-in one process:
-
-* batched: every configuration of the matrix (chunks of ``--chunk-size``) trained for ``--epochs`` epochs
-  by :func:`bench.train.batched.train_chunk`;
-* sequential: ``--sequential-models`` configurations spread over the matrix (every k-th), trained by
-  :func:`bench.train.sequential.train_sequential`; half of them before the batched run and half after, so a
-  drift in the machine's speed hits both sides alike;
-* keras: the first ``--keras-models`` of the sequential configurations trained with Keras ``model.fit``
-  (:func:`bench.train.keras.train_keras`, TensorFlow on the CPU), when TensorFlow is installed; its
-  FLOP fraction is against a TensorFlow matmul measured in the same run;
-* a float32 torch matmul (1024^3) before and after (best of 5 each): the machine's attainable FLOP rate.
-
-Both trainers are warmed up first, untimed, on a slice of the data: the first model a process trains runs
-up to 3x slower (thread pools, allocator), and charging that to the baseline would inflate the speed-up.
-
-Rates: model-epochs/s (models x epochs / wall time, validation included), samples/s, and the FLOP
-rate of the training's matmuls (``bench.train.model.step_flops``, counted, input gradient of the first
-layer excluded since it is never computed, plus ``forward_flops`` of each epoch's validation pass). Writes ``results/speed/trainer_<device>.csv`` (one
-row per trainer: trainer, device, device_name, n_models, epochs, model_epochs_per_s, samples_per_s,
-flop_per_s, matmul_flop_per_s, speedup_vs_sequential, flop_fraction_of_matmul, torch_threads).
+``measure(matrix, data, ...)`` trains the matrix batched, a spread of its configurations one at a time
+(and with Keras), in one process (``lrbench train-speed``); ``write`` puts ``trainer_<device>.csv`` under
+the results root's ``speed/``. What is timed and how: docs/BENCH.md, "bench/speed/trainer.py".
 """
 from __future__ import annotations
 

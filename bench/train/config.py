@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import lrcore
+
+if TYPE_CHECKING:  # the trainers' tables; this module itself needs no pandas
+    import pandas as pd
 
 __all__ = ["TrainConfig", "NATIVE_PREFIX", "strip_native", "OPTIMIZERS", "ACTIVATION_NAMES", "HISTORY_COLUMNS",
            "SUMMARY_COLUMNS", "ChunkResult", "steps_per_epoch"]

@@ -1,45 +1,8 @@
 """Fashion-MNIST for the benchmark: verified local IDX files, a fixed validation split, torch tensors.
 
-Where the data comes from
--------------------------
-The four official IDX files (``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
-``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``; each may also be present uncompressed,
-without ``.gz``) are looked for, in this order, in:
-
-1. the ``data_dir`` argument (the CLI's ``--data-dir``),
-2. ``$FASHION_MNIST_DIR``,
-3. ``/usr/share/datasets/fashion-mnist`` (Debian/Ubuntu: ``apt-get install dataset-fashion-mnist``),
-4. ``~/.keras/datasets/fashion-mnist`` (Keras's download cache).
-
-The first directory that holds all four files is used. A directory named explicitly (1 or 2) that lacks
-them is skipped with a warning (the content check below makes every accepted copy identical, so falling
-back cannot change results). Nothing is ever downloaded. When no directory has the files,
-:class:`DataNotFoundError` (a ``FileNotFoundError``) lists every place and what was missing there, and
-how to install the data. A copy whose content is wrong raises :class:`DataCorruptError` (a
-``ValueError``); a corrupt copy is never skipped silently.
-
-Integrity
----------
-The SHA-256 of each file's *decompressed* IDX payload is checked against :data:`PAYLOAD_SHA256`. The
-payload digest, not the ``.gz`` digest, is what identifies the data: Debian's package re-writes the gzip
-header (file name dropped, time stamp reset by ``strip-nondeterminism``) but keeps the deflate stream
-byte for byte. We checked that: restoring the original header (name field, mtime 2017-08-31 10:50:06 or
-10:50:27 UTC) onto the Debian files reproduces the official Zalando MD5s (``OFFICIAL_GZ_MD5``) and the
-SHA-256s published for the official downloads (``OFFICIAL_GZ_SHA256``). The official ``.gz`` files,
-Debian's, Keras's cache and uncompressed copies therefore all pass the same payload check.
-
-Split and normalisation
------------------------
-* Test: the official 10,000 ``t10k`` images, used only for the final score.
-* Validation: 10,000 of the 60,000 official training images, stratified: 1,000 per class (the training
-  set has exactly 6,000 per class). For each class ``c = 0..9`` in turn the indices of that class (in
-  file order) are permuted by ``numpy.random.default_rng(split_seed)`` (one generator, classes in
-  order) and the first ``n_val / 10`` go to validation. Default ``split_seed = 0``.
-* Train: the remaining 50,000 images. Both index sets are returned sorted ascending (the trainer
-  shuffles), disjoint, and their union is ``range(60000)``.
-* Pixels: ``x / 255`` then standardised with ONE scalar mean and std (population std, ddof = 0) of all
-  pixels of the *training split* (50,000 images; about 0.286 and 0.353), applied to train, validation
-  and test alike. Images are flattened to 784 float32 values, labels are int64.
+``load_fashion_mnist(device, data_dir)`` finds the four official files (never downloads), checks their
+checksums, splits 10,000 validation images off the training set and normalises. Search order, checksums
+and errors: docs/BENCH.md, "bench/train/data.py".
 """
 from __future__ import annotations
 

@@ -1,23 +1,8 @@
 """Smith's learning-rate range test, every optimizer at once in one BatchedMLP stack.
 
-Rules
------
-* One model per optimizer, all with the same initial weights (seed ``seed``) and the same batches (the
-  trainer's epoch permutations, :func:`bench.train.batched.batch_permutation`), stacked in one
-  :class:`bench.train.model.BatchedMLP` and stepped together by :class:`bench.train.model.BatchedOptimizer` (the
-  optimizers' torch.optim hyper-parameters of :data:`bench.train.batched.OPTIMIZERS`). The models are built
-  here: nothing is read from or restored into a caller's model.
-* Learning rate at step ``t`` (0-based, same for every model): the exponential sweep
-  ``lr_min * (lr_max / lr_min) ** (t / (steps - 1))``.
-* Smoothed loss: the bias-corrected exponential moving average of the batch losses,
-  ``a_t = beta a_{t-1} + (1 - beta) loss_t``, ``smoothed_t = a_t / (1 - beta ** (t + 1))``.
-* A model stops (is frozen) after the first step whose smoothed loss exceeds ``diverge_factor`` times its
-  lowest smoothed loss so far, or whose loss is not finite; the test ends when every model stopped or
-  after ``steps`` steps.
-* :func:`suggest`, per optimizer: ``min_over_10`` = the lr of the lowest smoothed loss / 10;
-  ``steepest`` = the lr of the steepest descent of the smoothed loss against ``log(lr)`` (``np.gradient``)
-  between the first tenth of the curve (at most half-way to the minimum) and the minimum; ``suggested``
-  = their geometric mean (both lie where the loss still falls; whichever exists when one does not).
+``range_test`` sweeps the lr exponentially and records the smoothed loss; ``suggest`` turns the curve into
+peak learning rates (what a matrix's ``peak_lr = "find"`` uses, via ``find_peaks``). The rules:
+docs/BENCH.md, "bench/train/find_lr.py".
 """
 from __future__ import annotations
 

@@ -1,76 +1,8 @@
 """The Keras path: the benchmark's MLP configurations trained with ``model.fit`` (Keras 3, TensorFlow backend).
 
-``train_keras(configs, data, epochs=...)`` -> :class:`bench.train.batched.ChunkResult` with exactly the history /
-summary columns and throughput keys of :func:`bench.train.batched.train_chunk` (see there for their meaning), so
-the runner, the report and :mod:`bench.report.crossframework` read Keras runs like PyTorch ones.
-
-``lrbench train-speed`` measures Keras training throughput beside the PyTorch trainers
-(``bench.speed.trainer``).
-
-Rules (what is the same as the PyTorch trainers, and what is Keras's own)
-------------------------------------------------------------------------
-* One model at a time, one ``model.fit`` call per model (all epochs), ``verbose=0``;
-  ``KERAS_BACKEND=tensorflow``. Model: ``keras.Sequential`` of ``Dense`` layers of ``widths``, the
-  activation after every hidden layer, then ``Dropout(dropout)`` when > 0 (``torch_reference_model``'s
-  layout). Loss: sparse categorical cross-entropy on logits. Initial weights: Keras's own initialisers
-  (Glorot-uniform kernels, zero biases) drawn after ``keras.backend.clear_session()`` and
-  ``keras.utils.set_random_seed(seed)``: the seed fixes them, but they are *not* the PyTorch trainer's
-  weights (PyTorch's Linear uses Kaiming-uniform(a=sqrt 5) and uniform biases). That is part of what a
-  cross-framework comparison measures.
-* Paired batch order: epoch ``e`` of seed ``s`` visits the training set in the order
-  ``bench.train.batched.batch_permutation(s, e, n)`` in batches of ``batch_size`` (the last one smaller), the
-  PyTorch trainers' batches exactly. It is a ``tf.data`` pipeline over all epochs' permutations
-  (gathering rows of the in-memory training set), consumed by ``fit(steps_per_epoch=...)``, so Keras
-  never shuffles (``shuffle`` does not apply to datasets).
-* Optimizers, one rule: *the hyper-parameter values of the PyTorch trainer* (``torch.optim``'s defaults),
-  given to Keras's optimizers by their Keras names. Where the Keras default differs it is overridden:
-  ``rmsprop``: ``RMSprop(rho=0.99, epsilon=1e-8)`` (Keras defaults 0.9 / 1e-7); ``adam``:
-  ``Adam(epsilon=1e-8)`` (Keras 1e-7); ``adamw``: ``AdamW(weight_decay=0.01, epsilon=1e-8)`` (Keras
-  0.004 / 1e-7); ``sgd``: ``SGD()``; ``momentum``: ``SGD(momentum=0.9)``; ``nesterov``:
-  ``SGD(momentum=0.9, nesterov=True)``. The *formulas* stay Keras's (so equal values do not make equal
-  updates): Keras's RMSprop adds epsilon inside the square root (``g / sqrt(v + eps)``; PyTorch
-  ``g / (sqrt(v) + eps)``); Keras's Adam adds epsilon to the uncorrected ``sqrt(v)`` ("epsilon hat":
-  effectively ``eps / sqrt(1 - beta2**t)`` in PyTorch's form); Keras's SGD momentum keeps a velocity
-  that already includes the lr (``v = mu v - lr g``; PyTorch ``b = mu b + g``, step ``lr b``), the same
-  for a constant lr but not when the lr changes. See :data:`KERAS_OPTIMIZERS`.
-* Schedules: lrcore text (placeholders ``peak``, ``total``, ``steps_per_epoch``, ``epochs``) ->
-  ``lrcore.integrations.keras.LrcoreSchedule(schedule, steps=total)`` (a float32 table, gathered in the
-  compiled step). ``keras-native:keras.X(...)`` -> the real ``keras.optimizers.schedules.X`` built from
-  the same (placeholder-substituted) arguments; the rest of the text is also parsed by ``lrcore.parse``
-  (validation; the lrcore equivalent). ``keras-native:Constant(lr=...)`` is Keras's fixed rate: the
-  optimizer gets the plain float ``learning_rate=lr``. ``"plateau"``: the optimizer starts at ``peak``
-  and ``keras.callbacks.ReduceLROnPlateau(monitor="val_loss", mode="min")`` steps after each epoch.
-  Schedules that cycle momentum (OneCycle/Cyclic with ``cycle_momentum``) are refused (Keras optimizers
-  take momentum / beta_1 as fixed numbers), so the ``momentum`` column is always NaN.
-* ``plateau_kwargs`` (PyTorch ``ReduceLROnPlateau`` names and meaning, as for the PyTorch trainers) ->
-  Keras: ``factor`` -> ``factor``; ``patience`` p -> ``patience`` p + 1 (PyTorch reduces after p + 1 bad
-  epochs, Keras after ``patience``); ``min_lr`` -> ``min_lr``; ``cooldown`` -> ``cooldown``;
-  ``threshold`` with ``threshold_mode="abs"`` -> ``min_delta``; PyTorch's default relative threshold
-  (``rel``, 1e-4 of the best loss) has no Keras form: Keras's absolute ``min_delta=1e-4`` is kept
-  (for validation losses of 0.3-0.5 that asks 2-3x more of an improvement); ``eps`` is ignored.
-  Defaults: factor 0.1, patience 2 (-> Keras 3). The remaining differences are listed in
-  ``lrcore.reactive`` (Keras compares in float32 and counts cooldown differently).
-* Divergence: a custom ``train_step`` (the standard "customise what happens in fit" pattern) skips the
-  update of a batch whose loss is NaN/inf -- the model is frozen *before* that update, as in the PyTorch
-  trainers -- and every later batch; after that epoch ``fit`` stops and the model is reported diverged
-  (later epochs get rows with ``trained=False``). A non-finite validation loss also counts as divergence.
-  The same step records the batch losses (``train_loss`` = mean of the epoch's batch losses, as PyTorch)
-  and the learning rate the optimizer used (``lr`` = float32 lr of the epoch's last step, the value the
-  compiled step computed).
-* Early stopping: ``keras.callbacks.EarlyStopping(monitor="val_loss", mode="min",
-  restore_best_weights=True, **kwargs)`` (``early_stopping`` is a patience or a dict of its keyword
-  arguments, the names of ``lrcore.EarlyStopping``); the best weights are restored at the end, stopped or
-  not, before the final scores (Keras's behaviour, as ``train_chunk``).
-* Validation after each epoch: ``fit(validation_data=(x_val, y_val), validation_batch_size=5000)``
-  (Keras's example-weighted mean loss and accuracy). ``test_acc``: final weights (after the restore);
-  ``test_acc_best``: weights of the best validation accuracy (snapshot with ``get_weights``).
-* Determinism: ``tf.config.experimental.enable_op_determinism()`` (cheap here: a CPU MLP), so the same
-  seed gives the same numbers twice in one environment.
-* Times: ``epoch_time_s`` is the model's own epoch (training + validation, from ``on_epoch_begin`` to
-  ``on_epoch_end``); throughput counts all models' epochs over the total wall time (tracing the step
-  functions included, as a user of ``fit`` pays it); ``flop_per_s`` from
-  ``bench.train.model.step_flops(..., input_grad=False)`` over the steps actually taken plus
-  ``forward_flops`` of each epoch's validation pass.
+``train_keras(configs, data, epochs=...)`` returns the same ``ChunkResult`` columns as the batched trainer,
+on the same batches and learning rates, so runs of both frameworks pair by seed. What is matched with
+PyTorch and what is Keras's own: docs/BENCH.md, "bench/train/keras.py".
 """
 from __future__ import annotations
 
