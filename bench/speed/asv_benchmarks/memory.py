@@ -44,7 +44,7 @@ class ChunkMemory:
             try:
                 from bench.train.batched import TrainConfig, train_chunk
             except ImportError:  # a commit before the bench/train/ layout
-                from bench.train.batched import TrainConfig, train_chunk
+                from bench.trainer import TrainConfig, train_chunk
         except MISSING as exc:
             skip(f"not at this commit: {exc}")
         pin_threads()
