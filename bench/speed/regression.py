@@ -379,7 +379,7 @@ def measure_batched_vs_sequential_fresh(repeats: int = 5, runs: int = 3) -> dict
     ratios: the sequential side (many small torch ops) runs 2-3x slower in a process where torch's and
     numba's thread counts were changed before (as the kernel ratios do: ``single_threaded``), which would
     make the ratio depend on what ran first; one fresh process still scatters by +-20% on a shared VM."""
-    code = ("import json, bench.regression as R; "
+    code = ("import json, bench.speed.regression as R; "
             f"print(json.dumps(R.measure_batched_vs_sequential(repeats={int(repeats)})))")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     results = []
