@@ -1,11 +1,28 @@
-"""The ``lrbench`` command line."""
+"""The ``lrbench`` command line: every command, each a thin layer over bench's subpackages.
+
+Results go under the results root (``--results``, else ``$LRBENCH_RESULTS``, else ``./results``;
+``bench.results``). After a run or a merge the command writes the report (``bench.report``): the runner
+itself never imports the report.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+from .results import DEFAULT_HELP, ENV_VAR, RunNotFound, find_run, results_root
+
+ALL_OPTIMIZERS = "sgd,momentum,nesterov,rmsprop,adam,adamw"
+
+
+def _under(sub: str) -> str:
+    """How an output default under the results root reads in --help (never a path inside the package)."""
+    return f"  [default: ${ENV_VAR}/{sub}, else ./results/{sub}]"
+
+
+def _root_option():
+    return click.option("--results", "results_dir", default=None, type=click.Path(file_okay=False),
+                        help=f"The results root (runs/, conformance.csv, speed/).  [default: {DEFAULT_HELP}]")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,14 +47,15 @@ def _count(ctx, param, value):
 @click.option("--repeats", default=5, show_default=True, type=click.IntRange(1), help="Timed runs (median).")
 @click.option("--torch-steps", default="1e5", callback=_count, show_default=True, help="PyTorch loop prefix.")
 @click.option("--keras-steps", default="2000", callback=_count, show_default=True, help="Keras calls prefix.")
-@click.option("--out", "out_dir", default=str(RESULTS / "speed"), show_default=True, type=click.Path(file_okay=False),
-              help="Where evaluate_cpu.csv/.json go.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Where evaluate_cpu.csv/.json go." + _under("speed"))
 def speed(steps, many, many_steps, repeats, torch_steps, keras_steps, out_dir):
     """Evaluator speed: lrcore numba vs numpy, a numpy closed form, PyTorch and Keras, in one run."""
     from rich.console import Console
     from rich.table import Table
 
-    from . import speed as sp
+    from .machine import machine
+    from .speed import evaluator as sp
     if steps < 200:
         raise click.BadParameter("must be at least 200", param_hint="--steps")
     if many_steps < 100:
@@ -46,8 +64,8 @@ def speed(steps, many, many_steps, repeats, torch_steps, keras_steps, out_dir):
     with console.status("measuring") as status:
         rows = sp.run(steps, many, many_steps, repeats, min(torch_steps, steps), min(keras_steps, steps),
                       log=lambda msg: (status.update(f"measuring: {msg}"), console.log(msg)))
-    meta = sp.machine()
-    path = sp.write(rows, Path(out_dir), meta)
+    meta = machine()
+    path = sp.write(rows, Path(out_dir) if out_dir else results_root() / "speed", meta)
     records = sp.table(rows)
     for case in dict.fromkeys(r["case"] for r in records):
         t = Table(title=case, title_justify="left")
@@ -68,31 +86,28 @@ def speed(steps, many, many_steps, repeats, torch_steps, keras_steps, out_dir):
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random parameter draws.")
 @click.option("--framework", "frameworks", multiple=True, type=click.Choice(["torch", "keras"]),
               default=("torch", "keras"), show_default=True, help="Which frameworks to run (repeatable).")
-@click.option("--out", "out_path", default=str(RESULTS / "conformance.csv"), show_default=True,
-              type=click.Path(dir_okay=False), help="The summary CSV.")
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
+              help="The summary CSV." + _under("conformance.csv"))
 def conformance(examples, seed, frameworks, out_path):
     """Conformance: lrcore.compat against the real PyTorch and Keras on random valid parameters."""
-    import csv
     import time
 
     from rich.console import Console
     from rich.table import Table
 
     from reference import conformance as C
+
+    from .results import write_csv
     console = Console(width=max(Console().width, 100))
     start = time.perf_counter()
     with console.status("running") as status:
         rows = C.run(examples, seed=seed, frameworks=frameworks,
                      log=lambda r: status.update(f"running: {r['framework']} {r['schedule']} done"))
-    path = Path(out_path)
+    path = Path(out_path) if out_path else results_root() / "conformance.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = ["framework", "schedule", "cases", "max_err", "err_measure", "limit", "explained_steps", "verdict"]
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, columns, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        w.writerows({**r, "max_err": f"{r['max_err']:.3g}"} for r in rows)
-    tmp.replace(path)
+    write_csv(path, [{**r, "max_err": f"{r['max_err']:.3g}"} for r in rows], columns, extrasaction="ignore",
+              lineterminator="\n")
     t = Table(title=f"conformance: {examples} random cases per constructor + pinned edge cases, seed {seed}",
               title_justify="left")
     for col in ("framework", "schedule", "cases", "max error", "explained steps", "verdict"):
@@ -157,7 +172,7 @@ def summary_table(summary, title: str):
 @click.option("--chunk-size", type=click.IntRange(1), default=None,
               help="Models trained together (default: all on CUDA, 72 on the CPU).")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False), help="Fashion-MNIST folder.")
-@click.option("--results", "results_dir", default=str(RESULTS), show_default=True, type=click.Path(file_okay=False))
+@_root_option()
 @click.option("--threads", type=click.IntRange(0), default=0, help="torch threads (0: torch's default).")
 @click.option("--no-report", is_flag=True, help="Do not write report.html / report.md at the end.")
 @click.option("--no-progress", is_flag=True, help="A line per chunk instead of progress bars.")
@@ -168,9 +183,9 @@ def run(matrix_spec, device, epochs, seeds, shard, resume, run_id, sequential, f
 
     from rich.console import Console
 
-    from .data import FashionMNISTError
     from .matrix import MatrixError, load_matrix, parse_seeds
-    from .runner import RunError, run_matrix
+    from .matrix.runner import RunError, run_matrix
+    from .train import FashionMNISTError
     console = Console(stderr=True)
     if threads:
         import torch
@@ -199,9 +214,9 @@ def run(matrix_spec, device, epochs, seeds, shard, resume, run_id, sequential, f
         elif any(v is not None for v in (epochs, seeds, run_id, chunk_size, trainer)) or shard != (1, 1):
             raise click.UsageError("--resume continues a run with its own settings: give no --epochs, --seeds, "
                                    "--run-id, --chunk-size, --shard, --sequential or --framework")
-        run_dir = run_matrix(matrix, results_dir=Path(results_dir), run_id=run_id, device=device, trainer=trainer,
-                             shard=shard, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
-                             report=not no_report, progress=not no_progress, console=console,
+        run_dir = run_matrix(matrix, results_dir=results_root(results_dir), run_id=run_id, device=device,
+                             trainer=trainer, shard=shard, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
+                             progress=not no_progress, console=console,
                              command="lrbench " + " ".join(sys.argv[1:]))
     except (MatrixError, RunError, FashionMNISTError) as e:
         raise click.ClickException(str(e)) from None
@@ -209,7 +224,20 @@ def run(matrix_spec, device, epochs, seeds, shard, resume, run_id, sequential, f
         console.print("[yellow]interrupted[/yellow]: finished chunks are saved; continue with "
                       "lrbench run --resume <run-id> (see results/runs/)")
         raise SystemExit(130)
+    if not no_report:
+        write_run_report(run_dir, results_root(results_dir))
     _print_run(run_dir, console)
+
+
+def write_run_report(run_dir: Path, results_dir: Path):
+    """report.html / report.md of a complete, whole (unsharded) run; None for a shard (merge it first)."""
+    import json
+
+    from .report import write_report
+    meta = json.loads((Path(run_dir) / "meta.json").read_text())
+    if meta.get("status") != "complete" or meta.get("shard", "1/1") != "1/1":
+        return None
+    return write_report(run_dir, results_dir)
 
 
 def _print_run(run_dir: Path, console):
@@ -236,17 +264,19 @@ def _print_run(run_dir: Path, console):
 @main.command()
 @click.argument("runs", nargs=-1, required=True)
 @click.option("--run-id", default=None, help="Name of the merged run folder (default: <shard id>-merged).")
-@click.option("--results", "results_dir", default=str(RESULTS), show_default=True, type=click.Path(file_okay=False))
+@_root_option()
 @click.option("--no-report", is_flag=True)
 def merge(runs, run_id, results_dir, no_report):
     """Join the shards of a run (lrbench run --shard i/n) into one run folder."""
     from rich.console import Console
 
-    from .runner import RunError, merge_runs
+    from .matrix.runner import RunError, merge_runs
     try:
-        out = merge_runs(list(runs), results_dir=Path(results_dir), run_id=run_id, report=not no_report)
+        out = merge_runs(list(runs), results_dir=results_root(results_dir), run_id=run_id)
     except RunError as e:
         raise click.ClickException(str(e)) from None
+    if not no_report:
+        write_run_report(out, results_root(results_dir))
     _print_run(out, Console(stderr=True))
 
 
@@ -262,17 +292,18 @@ def merge(runs, run_id, results_dir, no_report):
                    "skipped when TensorFlow is not installed).")
 @click.option("--threads", type=click.IntRange(0), default=0, help="torch threads (0: torch's default).")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False))
-@click.option("--out", "out_dir", default=str(RESULTS / "speed"), show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Where trainer_<device>.csv goes." + _under("speed"))
 def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, keras_models, threads, data_dir, out_dir):
     """Training throughput: batched vs sequential (model-epochs/s) and FLOP rate vs a torch matmul."""
     import torch
     from rich.console import Console
     from rich.table import Table
 
-    from . import trainer_speed
-    from .data import FashionMNISTError, load_fashion_mnist
     from .matrix import MatrixError, load_matrix
-    from .runner import RunError, resolve_device
+    from .matrix.runner import RunError, resolve_device
+    from .speed import trainer as trainer_speed
+    from .train import FashionMNISTError, load_fashion_mnist
     if threads:
         torch.set_num_threads(threads)
     console = Console()
@@ -290,7 +321,7 @@ def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, kera
         rows = trainer_speed.measure(matrix, data, device=dev, epochs=epochs, sequential_models=sequential_models,
                                      chunk_size=chunk_size, keras_models=keras_models,
                                      log=lambda m: (status.update(m), console.log(m)))
-    path = trainer_speed.write(rows, Path(out_dir))
+    path = trainer_speed.write(rows, Path(out_dir) if out_dir else results_root() / "speed")
     t = Table(title=f"training throughput, matrix {matrix.name}, {epochs} epoch(s), {rows[0]['device_name']}, "
                     f"{rows[0]['torch_threads']} torch threads", title_justify="left")
     for col in ("trainer", "models", "model-epochs/s", "samples/s", "GFLOP/s", "of matmul", "x sequential"):
@@ -305,10 +336,169 @@ def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, kera
         mm += f" (TensorFlow's, for the keras row: {rows[-1]['matmul_flop_per_s'] / 1e9:.3g})"
     console.print(f"{mm}; written: {path}")
 
-from .commands_report import find_lr_cmd, plot_cmd, report_cmd  # noqa: E402
-main.add_command(report_cmd); main.add_command(find_lr_cmd); main.add_command(plot_cmd)
-from .crossframework import crossframework_cmd  # noqa: E402
-main.add_command(crossframework_cmd)
+
+def resolve_run_dir(run: str, results: Path | None = None) -> Path:
+    """A run folder path, a run id under ``<results>/runs/``, or a unique prefix of one; else a usage error
+    that lists the runs there."""
+    try:
+        return find_run(run, results, prefix=True)
+    except RunNotFound as e:
+        raise click.BadParameter(str(e), param_hint="RUN") from None
+
+
+@main.command("report")
+@click.argument("run")
+@_root_option()
+def report_cmd(run, results_dir):
+    """Write report.html and report.md for RUN (a run id under results/runs/, or a run folder)."""
+    from .report import ReportError, write_report
+    run_dir = resolve_run_dir(run, results_root(results_dir))
+    try:
+        html_path, md_path = write_report(run_dir, results_root(results_dir))
+    except ReportError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"written: {html_path}")
+    click.echo(f"written: {md_path}")
+
+
+def _widths(ctx, param, value):
+    try:
+        w = tuple(int(x) for x in value.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers such as 784,256,128,10, got {value!r}") from None
+    if len(w) < 2 or min(w) < 1 or w[0] != 784 or w[-1] != 10:
+        raise click.BadParameter(f"need >= 2 positive widths from 784 (pixels) to 10 (classes), got {value!r}")
+    return w
+
+
+def _optimizers(ctx, param, value):
+    from .train.config import OPTIMIZERS
+    names = [x.strip() for x in value.split(",") if x.strip()]
+    bad = [n for n in names if n not in OPTIMIZERS]
+    if not names or bad:
+        raise click.BadParameter(f"unknown optimizer(s) {', '.join(bad) or '(none given)'}; known: "
+                                 f"{', '.join(OPTIMIZERS)}")
+    if len(set(names)) != len(names):
+        raise click.BadParameter(f"optimizers repeat: {value!r}")
+    return names
+
+
+def _positive(ctx, param, value):
+    if not value > 0:
+        raise click.BadParameter(f"must be > 0, got {value}")
+    return value
+
+
+@main.command("find-lr")
+@click.option("--optimizers", default=ALL_OPTIMIZERS, show_default=True, callback=_optimizers,
+              help="Comma-separated optimizers, all tested at once in one batched stack.")
+@click.option("--steps", default=300, show_default=True, type=click.IntRange(2), help="Steps of the sweep.")
+@click.option("--lr-min", default=1e-7, show_default=True, type=float, callback=_positive)
+@click.option("--lr-max", default=10.0, show_default=True, type=float, callback=_positive)
+@click.option("--smoothing", default=0.98, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="beta of the loss's exponential moving average.")
+@click.option("--diverge-factor", default=4.0, show_default=True, type=click.FloatRange(1, min_open=True),
+              help="Stop an optimizer when its smoothed loss passes this times its best.")
+@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1))
+@click.option("--widths", default="784,256,128,10", show_default=True, callback=_widths, help="MLP layer widths.")
+@click.option("--activation", default="relu", show_default=True, type=click.Choice(["relu", "gelu", "tanh"]))
+@click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Initial weights and batch order.")
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False), help="Fashion-MNIST IDX files.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Where find_lr.csv, find_lr_curve.csv and find_lr.png go." + _under("find_lr"))
+def find_lr_cmd(optimizers, steps, lr_min, lr_max, smoothing, diverge_factor, batch_size, widths, activation,
+                dropout, device, seed, data_dir, out_dir):
+    """Smith's LR range test for every optimizer at once; suggests peak learning rates.
+
+    Suggestions per optimizer: the steepest descent of the smoothed loss, the lr of its minimum / 10, and
+    their geometric mean ("suggested", what a matrix's peak_lr = "find" uses).
+    """
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from .train import FashionMNISTError, load_fashion_mnist
+    from .train import find_lr as F
+    if lr_min >= lr_max:
+        raise click.BadParameter(f"--lr-min ({lr_min}) must be below --lr-max ({lr_max})", param_hint="--lr-min")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise click.BadParameter("this machine has no CUDA GPU", param_hint="--device")
+    elif device != "cpu" and not device.startswith("cuda"):
+        raise click.BadParameter(f"expected auto, cpu, cuda or cuda:N, got {device!r}", param_hint="--device")
+    try:
+        data = load_fashion_mnist(device, data_dir)
+    except FashionMNISTError as e:
+        raise click.ClickException(str(e)) from None
+    console = Console()
+    with console.status(f"range test: {', '.join(optimizers)} ({steps} steps, {lr_min:g} to {lr_max:g})"):
+        curve = F.range_test(optimizers, data, widths=widths, activation=activation, dropout=dropout,
+                             batch_size=batch_size, device=device, seed=seed, lr_min=lr_min, lr_max=lr_max,
+                             steps=steps, smoothing=smoothing, diverge_factor=diverge_factor)
+    sug = F.suggest(curve)
+    out = Path(out_dir) if out_dir else results_root() / "find_lr"
+    table = F.write_results(curve, sug, out, steps=steps, title=f"LR range test ({'-'.join(map(str, widths))} "
+                            f"{activation}, batch {batch_size}, seed {seed})")
+    t = Table(title="LR range test", title_justify="left")
+    for col in ("optimizer", "steepest", "min / 10", "suggested", "stopped at lr"):
+        t.add_column(col, justify="left" if col == "optimizer" else "right")
+    for r in table.itertuples():
+        t.add_row(r.optimizer, f"{r.steepest:.3g}", f"{r.min_over_10:.3g}", f"{r.suggested:.3g}",
+                  f"{r.last_lr:.3g}" if r.stopped else f"(not stopped, {r.last_lr:.3g})")
+    console.print(t)
+    for name in ("find_lr.csv", "find_lr_curve.csv", "find_lr.png"):
+        console.print(f"written: {out / name}")
+
+
+@main.command("plot")
+@click.argument("schedules", nargs=-1, required=True)
+@click.option("--steps", required=True, type=click.IntRange(1, 2 ** 62),
+              help="Steps to draw (the placeholder `total`); above 100,000 the curves are sampled at 100,000 "
+                   "evenly spaced steps.")
+@click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Output image (.png, .svg or .pdf).")
+@click.option("--peak", default=None, type=float, callback=lambda c, p, v: v if v is None else _positive(c, p, v),
+              help="Value of the placeholder `peak`.")
+@click.option("--log", is_flag=True, help="Logarithmic learning-rate axis.")
+def plot_cmd(schedules, steps, out, peak, log):
+    """Draw one or more schedules given as text, e.g. "Cosine(lr=0.1, decay_steps=1000)" (and momentum
+    where they cycle it)."""
+    from .report.schedules import ScheduleTextError, plot
+    if Path(out).suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise click.BadParameter(f"the file name must end in .png, .svg or .pdf, got {out!r}", param_hint="--out")
+    try:
+        path = plot(list(schedules), steps, out, peak=peak, log=log)
+    except ScheduleTextError as e:
+        raise click.BadParameter(str(e), param_hint="SCHEDULES") from None
+    except OSError as e:
+        raise click.BadParameter(e.strerror or str(e), param_hint="--out") from None
+    click.echo(f"written: {path}")
+
+@main.command("cross-check")
+@click.argument("torch_run")
+@click.argument("keras_run")
+@click.option("--out", "out_csv", default=None, type=click.Path(dir_okay=False),
+              help="CSV path (default: crossframework.csv in the Keras run's folder)")
+@click.option("--alpha", default=0.05, show_default=True, type=float,
+              help="significance level; only 0.05 (the 95% paired t interval) is supported")
+def crossframework_cmd(torch_run, keras_run, out_csv, alpha):
+    """Compare a PyTorch run and a Keras run of the same schedules (paired over seeds)."""
+    import pandas as pd
+
+    from .report.crossframework import compare, run_dir, verdict
+    try:
+        df = compare(torch_run, keras_run, out_csv, alpha=alpha)
+    except (FileNotFoundError, ValueError, RunNotFound) as e:
+        raise click.ClickException(str(e)) from None
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        click.echo(df.to_string(index=False))
+    for metric in dict.fromkeys(df["metric"]):
+        click.echo(verdict(df, metric))
+    click.echo(f"wrote {Path(out_csv) if out_csv else run_dir(keras_run) / 'crossframework.csv'}")
+
 
 if __name__ == "__main__":
     main()

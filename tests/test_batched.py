@@ -1,4 +1,4 @@
-"""bench.batched: the stacked MLP and optimizers against plain torch.nn + torch.optim.
+"""bench.train.model: the stacked MLP and optimizers against plain torch.nn + torch.optim.
 
 Parity runs train one model 300 steps on real Fashion-MNIST batches of 64 (random data when the data set
 is not installed) with the batched trainer and with torch, from the same initial weights, and compare
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import lrcore
-from bench import batched as BT
+from bench.train import model as BT
 
 STEPS, BATCH = 300, 64
 SMALL = (784, 64, 32, 10)
@@ -39,7 +39,7 @@ def one_thread():
 def batches():
     """STEPS real Fashion-MNIST batches of 64 (x (64, 784) float32, y (64,) int64)."""
     try:
-        from bench.data import load_fashion_mnist
+        from bench.train.data import load_fashion_mnist
         d = load_fashion_mnist("cpu")
         X, Y = d.x_train, d.y_train
     except (FileNotFoundError, ValueError):  # pragma: no cover - machines without the data set

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import report_stats as RS
-from bench.crossframework import COLUMNS, bootstrap_ci, compare, describe, paired_stats, sign_flip_p, verdict
+from bench.report import stats as RS
+from bench.report.crossframework import COLUMNS, bootstrap_ci, compare, describe, paired_stats, sign_flip_p, verdict
 
 
 def test_sign_flip_exact():
@@ -88,9 +88,9 @@ def test_compare_shifted_and_identical(tmp_path):
 
 def test_real_torch_and_keras_runs(tmp_path):
     pytest.importorskip("keras")
-    from bench.data import load_fashion_mnist
-    from bench.keras_trainer import train_keras
-    from bench.trainer import TrainConfig, train_chunk
+    from bench.train.data import load_fashion_mnist
+    from bench.train.keras import train_keras
+    from bench.train.batched import TrainConfig, train_chunk
     try:
         d = load_fashion_mnist()
     except (FileNotFoundError, ValueError) as e:
@@ -117,8 +117,7 @@ def test_real_torch_and_keras_runs(tmp_path):
 
 
 def test_torch_counterpart(tmp_path):
-    from bench.crossframework import torch_counterpart
-    from bench.matrix import load_matrix
+    from bench.matrix.spec import load_matrix
     p = tmp_path / "k.toml"
     p.write_text("""
 framework = "keras"
@@ -133,7 +132,7 @@ fixed = "Constant(lr=peak)"
 cos = "keras.CosineDecay(initial_learning_rate=peak, decay_steps=total)"
 cos_native = "keras-native:keras.CosineDecay(initial_learning_rate=peak, decay_steps=total)"
 """)
-    t = torch_counterpart(load_matrix(p))
+    t = load_matrix(p).torch_counterpart()
     assert t.framework == "torch" and list(t.schedules) == ["fixed", "cos"] and t.name == "k-torch"
     assert t.baseline == "fixed" and t.contender is None
 
@@ -141,7 +140,7 @@ cos_native = "keras-native:keras.CosineDecay(initial_learning_rate=peak, decay_s
 def test_cross_check_command(tmp_path):
     from click.testing import CliRunner
 
-    from bench.crossframework import crossframework_cmd
+    from bench.cli import crossframework_cmd
     base = pd.DataFrame(dict(model=range(3), name=["a"] * 3, optimizer=["sgd"] * 3, seed=range(3),
                              test_acc=[0.8, 0.81, 0.82], final_val_loss=[0.5, 0.4, 0.45]))
     _write(tmp_path / "t", base)

@@ -1,4 +1,4 @@
-"""The CUDA backend (``lrcore.kernels.cuda``) and its GPU benchmark (``bench/gpu_speed.py``).
+"""The CUDA backend (``lrcore.kernels.cuda``) and its GPU benchmark (``bench/speed/gpu.py``).
 
 The kernel's tests run on Numba's CUDA simulator, which must be switched on (NUMBA_ENABLE_CUDASIM=1)
 before ``numba.cuda`` is first imported and then applies to the whole process: they live in
@@ -52,9 +52,9 @@ def test_cuda_simulator_suite(request):
 
 
 def test_importing_the_backend_and_benchmark_does_not_import_numba_cuda():
-    """Importing numba.cuda fixes simulator or not for the process: lrcore and bench.gpu_speed must only
+    """Importing numba.cuda fixes simulator or not for the process: lrcore and bench.speed.gpu must only
     import it when a CUDA evaluation is asked for."""
-    code = ("import sys, lrcore, lrcore.kernels.cuda, bench.gpu_speed; lrcore.evaluate(lrcore.Constant(0.1), 30_000); "
+    code = ("import sys, lrcore, lrcore.kernels.cuda, bench.speed.gpu; lrcore.evaluate(lrcore.Constant(0.1), 30_000); "
             "print(sorted(m for m in sys.modules if m.startswith('numba.cuda') or m == 'numba_cuda'))")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -120,10 +120,10 @@ def test_device_output_detection_imports_nothing():
     assert not is_device_array([1.0, 2.0])
 
 
-# --- bench/gpu_speed.py ----------------------------------------------------------------------------------------
+# --- bench/speed/gpu.py ----------------------------------------------------------------------------------------
 
 def _fake_rows():
-    from bench import gpu_speed as G
+    from bench.speed import gpu as G
     R = G.Row
     n, S = 10 ** 9, 10 ** 4
     return [
@@ -143,7 +143,7 @@ def _fake_rows():
 
 
 def test_gpu_speed_table_ratios():
-    from bench import gpu_speed as G
+    from bench.speed import gpu as G
     records = {(r["case"], r["dtype"], r["method"]): r for r in G.table(_fake_rows(), "NVIDIA H100")}
     k32 = records[("single", "float32", G.KERNEL)]
     assert k32["fraction_of_copy_write_bw"] == pytest.approx(0.0025 / 0.004)
@@ -170,7 +170,7 @@ def test_gpu_speed_table_ratios():
 
 def test_gpu_speed_writes_csv_and_json(tmp_path):
     import csv
-    from bench import gpu_speed as G
+    from bench.speed import gpu as G
     path = G.write(_fake_rows(), tmp_path, {"gpu": "NVIDIA H200", "cpu": "x"})
     assert path == tmp_path / "evaluate_gpu.csv"
     rows = list(csv.DictReader(open(path)))
@@ -182,13 +182,13 @@ def test_gpu_speed_writes_csv_and_json(tmp_path):
 
 
 def test_gpu_speed_without_a_gpu_fails_clearly(monkeypatch):
-    from bench import gpu_speed as G
+    from bench.speed import gpu as G
     from lrcore.kernels import cuda as K
 
     def unavailable():
         raise K.CudaUnavailableError("backend='cuda' cannot run: no CUDA driver or GPU found (test)")
     monkeypatch.setattr(K, "get_cuda", unavailable)
-    with pytest.raises(SystemExit, match=r"bench.gpu_speed needs an NVIDIA GPU.*no CUDA driver or GPU found"):
+    with pytest.raises(SystemExit, match=r"bench.speed.gpu needs an NVIDIA GPU.*no CUDA driver or GPU found"):
         G.main(["--n", "1000", "--out-dir", "/nonexistent/never-written"])
     with pytest.raises(SystemExit):
         G.main(["--n", "10"])  # argparse: too small
@@ -196,14 +196,14 @@ def test_gpu_speed_without_a_gpu_fails_clearly(monkeypatch):
 
 @pytest.mark.skipif(not _numba_cuda_installed(), reason="numba-cuda is not installed")
 def test_gpu_speed_command_fails_clearly_here(tmp_path):
-    """``python -m bench.gpu_speed`` on a machine without a GPU: a one-line reason, exit status 1, no files."""
+    """``python -m bench.speed.gpu`` on a machine without a GPU: a one-line reason, exit status 1, no files."""
     from lrcore.kernels import cuda as K
     if K.gpu_available():
         pytest.skip("a GPU is present: the benchmark would run")
     env = _env()
     env.pop("NUMBA_ENABLE_CUDASIM", None)
-    r = subprocess.run([sys.executable, "-m", "bench.gpu_speed", "--out-dir", str(tmp_path)], cwd=ROOT, env=env,
+    r = subprocess.run([sys.executable, "-m", "bench.speed.gpu", "--out-dir", str(tmp_path)], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, (r.returncode, r.stderr[-3000:])
-    assert "bench.gpu_speed needs an NVIDIA GPU" in r.stderr and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "bench.speed.gpu needs an NVIDIA GPU" in r.stderr and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert not list(tmp_path.iterdir())

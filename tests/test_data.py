@@ -1,4 +1,4 @@
-"""bench.data: verified Fashion-MNIST files, search order, split and normalisation."""
+"""bench.train.data: verified Fashion-MNIST files, search order, split and normalisation."""
 import gzip
 import shutil
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import data as D
+from bench.train import data as D
 
 NAMES = [name for name, _, _ in D.FILES.values()]
 

@@ -1,4 +1,4 @@
-"""The LR range test (bench.find_lr, ``lrbench find-lr``) on a Fashion-MNIST subset: the sweep, the smoothing
+"""The LR range test (bench.train.find_lr, ``lrbench find-lr``) on a Fashion-MNIST subset: the sweep, the smoothing
 and stopping rules recomputed from the curve it returns, the batched stack against single runs, the suggestions."""
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from bench import find_lr as F
-from bench.commands_report import find_lr_cmd
+from bench.train import find_lr as F
+from bench.cli import find_lr_cmd
 
 OPTS = ["sgd", "adam", "momentum"]  # kinds interleaved on purpose: the stack reorders them, the curve must not
 KW = dict(widths=(784, 32, 10), batch_size=128, lr_min=1e-5, lr_max=10.0, steps=150)
@@ -28,7 +28,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def data():
-    from bench.data import load_fashion_mnist
+    from bench.train.data import load_fashion_mnist
     full = load_fashion_mnist()
     return dataclasses.replace(full, x_train=full.x_train[:2000], y_train=full.y_train[:2000])
 

@@ -9,9 +9,9 @@ pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 import lrcore  # noqa: E402
-from bench.keras_trainer import (KERAS_OPTIMIZERS, keras_learning_rate, native_schedule, plateau_to_keras,  # noqa: E402
+from bench.train.keras import (KERAS_OPTIMIZERS, keras_learning_rate, native_schedule, plateau_to_keras,  # noqa: E402
                                  train_keras, _build_model)
-from bench.trainer import HISTORY_COLUMNS, SUMMARY_COLUMNS, TrainConfig, steps_per_epoch, train_chunk  # noqa: E402
+from bench.train.batched import HISTORY_COLUMNS, SUMMARY_COLUMNS, TrainConfig, steps_per_epoch, train_chunk  # noqa: E402
 
 B = 128
 WARM = "keras.CosineDecay(initial_learning_rate=0.0, decay_steps=total - 10, warmup_target=peak, warmup_steps=10)"
@@ -21,7 +21,7 @@ EXPO = "keras.ExponentialDecay(initial_learning_rate=peak, decay_steps=steps_per
 @pytest.fixture(scope="module")
 def data():
     try:
-        from bench.data import load_fashion_mnist
+        from bench.train.data import load_fashion_mnist
         d = load_fashion_mnist()
     except (FileNotFoundError, ValueError) as e:
         pytest.skip(f"Fashion-MNIST not available: {e}")
@@ -108,7 +108,7 @@ def test_native_schedule_text_rules():
 
 
 def test_keras_classic_matrix_schedules():
-    from bench.matrix import load_matrix
+    from bench.matrix.spec import load_matrix
     mx = load_matrix("keras-classic")  # the project's validation, as `lrbench run --matrix keras-classic`
     assert mx.framework == "keras" and mx.n_configs == 6 * 3
     m = mx.to_dict()
@@ -210,9 +210,10 @@ def test_runner_trains_a_keras_matrix_and_its_torch_half(tmp_path):
 
     import pandas as pd
 
-    from bench.data import load_fashion_mnist
-    from bench.matrix import load_matrix
-    from bench.runner import EXTRA_SUMMARY, run_matrix
+    from bench.train.data import load_fashion_mnist
+    from bench.matrix.spec import load_matrix
+    from bench.cli import write_run_report
+    from bench.matrix.runner import EXTRA_SUMMARY, run_matrix
     d = load_fashion_mnist("cpu")
     d = dataclasses.replace(d, x_train=d.x_train[:1024], y_train=d.y_train[:1024], x_val=d.x_val[:512],
                             y_val=d.y_val[:512], x_test=d.x_test[:512], y_test=d.y_test[:512])
@@ -220,6 +221,7 @@ def test_runner_trains_a_keras_matrix_and_its_torch_half(tmp_path):
     src.write_text(KERAS_MATRIX)
     m = load_matrix(src)
     run = run_matrix(m, results_dir=tmp_path, run_id="k", data=d, progress=False)
+    write_run_report(run, tmp_path)  # what lrbench run does after the run
     meta = json.loads((run / "meta.json").read_text())
     assert meta["trainer"] == "keras" and meta["status"] == "complete" and meta["n_configs"] == 8
     summ = pd.read_csv(run / "summary.csv")
@@ -229,7 +231,7 @@ def test_runner_trains_a_keras_matrix_and_its_torch_half(tmp_path):
     s = summ.set_index(["name", "seed"])
     assert np.allclose(s.loc["fixed", "test_acc"], s.loc["fixed_native", "test_acc"])
     assert "fixed_native" in (run / "report.md").read_text() and (run / "report.html").is_file()
-    half = run_matrix(m, results_dir=tmp_path, run_id="t", data=d, progress=False, report=False, trainer="batched")
+    half = run_matrix(m, results_dir=tmp_path, run_id="t", data=d, progress=False, trainer="batched")
     meta = json.loads((half / "meta.json").read_text())
     assert meta["trainer"] == "batched" and meta["matrix"]["name"] == "kc-tiny-torch"
     assert sorted(meta["matrix"]["schedules"]) == ["fixed", "warm"] and meta["n_configs"] == 4

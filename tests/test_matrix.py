@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 import lrcore
-from bench.matrix import MatrixError, builtin_names, from_dict, load_matrix, parse_seeds
+from bench.matrix.spec import MatrixError, builtin_names, from_dict, load_matrix, parse_seeds
 
 GOOD = """
 name = "tiny"

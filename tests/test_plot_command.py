@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 import lrcore
-from bench.commands_report import plot_cmd
-from bench.plot_schedules import MAX_POINTS, ScheduleTextError, figure, parse_schedule, plot_steps
+from bench.cli import plot_cmd
+from bench.report.schedules import MAX_POINTS, ScheduleTextError, figure, parse_schedule, plot_steps
 
 COSINE = "Cosine(lr=0.1, decay_steps=1000)"
 ONECYCLE = "torch.OneCycleLR(max_lr=0.1, total_steps=1000)"

@@ -1,4 +1,4 @@
-"""The regression gate (bench.regression): the candidate tree is timed against a reference tree in the same
+"""The regression gate (bench.speed.regression): the candidate tree is timed against a reference tree in the same
 run, and passes on unchanged code; real code faults written into a copy of the project fail it (lrcore's
 numba backend taking the numpy path, a batched training step doing its work three times); the error-rate
 half catches a schedule bug and a wrong optimizer; the gate says when it cannot judge.
@@ -17,8 +17,8 @@ import pytest
 import torch
 
 import lrcore
-from bench import probes as P
-from bench import regression as R
+from bench.speed import probes as P
+from bench.speed import regression as R
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = R.load_baseline(R.DEFAULT_BASELINE)
@@ -27,7 +27,7 @@ SOURCES = ("lrcore", "bench", "reference")
 #: Code faults written into a copy of the project: (file, the text replaced, the text put in its place).
 NUMBA_ON_THE_NUMPY_PATH = ("lrcore/evaluate.py", '    if backend == "numpy":\n',
                            '    if backend in ("numpy", "numba"):  # injected: the kernel is bypassed\n')
-STEP_THREE_TIMES = ("bench/batched.py", "    losses = model.loss_and_grad(x, y, groups)\n",
+STEP_THREE_TIMES = ("bench/train/model.py", "    losses = model.loss_and_grad(x, y, groups)\n",
                     "    model.loss_and_grad(x, y, groups)  # injected: the same work three times\n"
                     "    model.loss_and_grad(x, y, groups)\n"
                     "    losses = model.loss_and_grad(x, y, groups)\n")
@@ -56,7 +56,7 @@ def table(verdicts) -> str:
 
 @pytest.fixture(scope="module")
 def data():
-    from bench.shortrun import load_data
+    from bench.speed.shortrun import load_data
     try:
         return load_data()
     except (FileNotFoundError, ValueError) as exc:  # pragma: no cover - CI installs the data set
@@ -92,7 +92,7 @@ def test_gate_catches_a_batched_step_doing_its_work_three_times(tmp_path):
 def test_the_faults_keep_the_values(tmp_path):
     """The injected numba fault is a pure slowdown: the faulty tree computes the same learning rates."""
     faulty = copy_of_the_project(tmp_path, NUMBA_ON_THE_NUMPY_PATH)
-    code = ("import json, lrcore, numpy as np; from bench.probes import mixed_schedules; "
+    code = ("import json, lrcore, numpy as np; from bench.speed.probes import mixed_schedules; "
             "print(json.dumps(lrcore.evaluate_many(mixed_schedules(14, 3000), 3000, backend='numba').tolist()))")
     run = subprocess.run([R.sys.executable, "-c", code], cwd=faulty, capture_output=True, text=True,
                          env={**R.os.environ, "PYTHONPATH": str(faulty)}, check=True)
@@ -126,7 +126,7 @@ def test_a_probe_the_reference_lacks_is_not_judged_and_a_broken_candidate_fails(
 def test_cli_against_a_commit_uses_a_worktree(capsys):
     """The CLI checks out the reference commit in a temporary git worktree and removes it afterwards."""
     before = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True).stdout
-    code = R.main(["--against", "HEAD", "--only", "evaluate.warmup_cosine", "--no-accuracy", "--rounds", "3"])
+    code = R.main(["--against", "HEAD", "--only", "evaluate.warmup_cosine", "--no-accuracy"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "evaluate.warmup_cosine" in out and "(--against)" in out
@@ -173,7 +173,7 @@ def test_gate_catches_a_schedule_bug(monkeypatch, data):
 
 
 def test_gate_catches_a_wrong_optimizer(monkeypatch, data):
-    import bench.trainer as T
+    import bench.train.batched as T
     monkeypatch.setitem(T.OPTIMIZERS, "adam", ("sgd", {}))  # "adam" silently trains with plain SGD
     verdicts = R.judge(R.measure(["error_rate"], data=data), BASELINE, require_all=False)
     assert "error_rate.warmup_cosine-adam" in failed(verdicts), table(verdicts)

@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from bench import crossframework as CF
-from bench import report_plots as RP
-from bench import report_stats as RS
-from bench.commands_report import report_cmd
-from bench.report import ReportError, _throughput_rows, build_report, write_report
+from bench.report import crossframework as CF
+from bench.report import plots as RP
+from bench.report import stats as RS
+from bench.cli import report_cmd
+from bench.report.render import ReportError, _throughput_rows, build_report, write_report
 
 _spec = importlib.util.spec_from_file_location("report_run", Path(__file__).parent / "data" / "report_run.py")
 rr = importlib.util.module_from_spec(_spec)
@@ -291,7 +291,7 @@ def test_matrix_names_baseline_contender_target(run_dir, tmp_path, results):
 
 
 def test_keras_run_with_crossframework_table(run_dir, tmp_path, results, run):
-    """A run labelled as the Keras trainer's, with a crossframework.csv written by bench.crossframework from
+    """A run labelled as the Keras trainer's, with a crossframework.csv written by bench.report.crossframework from
     paired differences chosen so that the verdicts are known: the table in pp and the verdict in words."""
     d = _variant(run_dir, tmp_path / "keras", summary=lambda s: s.assign(trainer="keras"),
                  history=lambda h: h.assign(trainer="keras"), meta=lambda m: m.update(trainer="keras",

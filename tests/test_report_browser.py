@@ -177,7 +177,7 @@ def console_errors(events: list[dict]) -> list[dict]:
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     """Train a small run (one schedule named like a script tag), write its report, open it in Chromium."""
-    from bench.report import write_report
+    from bench.report.render import write_report
     tmp = tmp_path_factory.mktemp("browser")
     results = tmp / "results"
     for name in ("conformance.csv", "speed/evaluate_cpu.csv"):

@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import bench.runner as runner
-from bench.data import load_fashion_mnist
-from bench.matrix import load_matrix
-from bench.runner import RunError, merge_runs, run_matrix
-from bench.trainer import HISTORY_COLUMNS, SUMMARY_COLUMNS
+import bench.matrix.runner as runner
+from bench.cli import write_run_report
+from bench.matrix.runner import RunError, merge_runs, run_matrix
+from bench.matrix.spec import load_matrix
+from bench.train.batched import HISTORY_COLUMNS, SUMMARY_COLUMNS
+from bench.train.data import load_fashion_mnist
 
 TINY = """
 name = "tiny"
@@ -51,7 +52,7 @@ def matrix(tmp_path_factory):
 def full_run(matrix, data, tmp_path_factory):
     res = tmp_path_factory.mktemp("res")
     return run_matrix(matrix, results_dir=res, run_id="full", device="cpu", chunk_size=5, data=data,
-                      progress=False, report=False)
+                      progress=False)
 
 
 def test_run_folder_files(full_run, matrix):
@@ -102,7 +103,7 @@ def test_resume_after_interrupt_skips_finished_chunks(matrix, data, tmp_path, mo
     monkeypatch.setattr(runner, "_train", interrupt_second_chunk)
     with pytest.raises(KeyboardInterrupt):
         run_matrix(matrix, results_dir=tmp_path, run_id="r", device="cpu", chunk_size=5, data=data,
-                   progress=False, report=False)
+                   progress=False)
     run = tmp_path / "runs" / "r"
     meta = json.loads((run / "meta.json").read_text())
     assert meta["status"] == "interrupted"
@@ -110,7 +111,7 @@ def test_resume_after_interrupt_skips_finished_chunks(matrix, data, tmp_path, mo
     first = (run / "parts" / "chunk-0000.summary.csv").stat().st_mtime_ns
     monkeypatch.setattr(runner, "_train", real)
     calls.clear()
-    run_matrix(resume="r", results_dir=tmp_path, data=data, progress=False, report=False)
+    run_matrix(resume="r", results_dir=tmp_path, data=data, progress=False)
     assert (run / "parts" / "chunk-0000.summary.csv").stat().st_mtime_ns == first
     meta = json.loads((run / "meta.json").read_text())
     assert meta["status"] == "complete" and len(meta["resumed_utc"]) == 1
@@ -118,20 +119,19 @@ def test_resume_after_interrupt_skips_finished_chunks(matrix, data, tmp_path, mo
     b = pd.read_csv(full_run / "summary.csv")
     assert np.allclose(a["test_acc"], b["test_acc"], atol=2e-3)
     with pytest.raises(RunError, match="complete"):
-        run_matrix(resume="r", results_dir=tmp_path, data=data, progress=False, report=False)
+        run_matrix(resume="r", results_dir=tmp_path, data=data, progress=False)
 
 
 SIGTERM_SCRIPT = """
 import dataclasses, sys
-from bench.data import load_fashion_mnist
-from bench.matrix import load_matrix
-from bench.runner import run_matrix
+from bench.train.data import load_fashion_mnist
+from bench.matrix.spec import load_matrix
+from bench.matrix.runner import run_matrix
 d = load_fashion_mnist("cpu")
 d = dataclasses.replace(d, x_train=d.x_train[:3000], y_train=d.y_train[:3000], x_val=d.x_val[:1000],
                         y_val=d.y_val[:1000], x_test=d.x_test[:1000], y_test=d.y_test[:1000])
 m = load_matrix(sys.argv[1]).replace(epochs=8)
-run_matrix(m, results_dir=sys.argv[2], run_id="t", device="cpu", chunk_size=2, data=d, progress=False,
-           report=False)
+run_matrix(m, results_dir=sys.argv[2], run_id="t", device="cpu", chunk_size=2, data=d, progress=False)
 """
 
 
@@ -161,7 +161,7 @@ def test_sigterm_stops_a_run_resumably(matrix, data, tmp_path):
     finished = sorted(p.name for p in (run / "parts").glob("chunk-*.json"))
     assert 1 <= len(finished) < len(meta["chunks"])
     stamp = (run / "parts" / "chunk-0000.summary.csv").stat().st_mtime_ns
-    run_matrix(resume="t", results_dir=tmp_path, data=data, progress=False, report=False)
+    run_matrix(resume="t", results_dir=tmp_path, data=data, progress=False)
     assert (run / "parts" / "chunk-0000.summary.csv").stat().st_mtime_ns == stamp
     assert json.loads((run / "meta.json").read_text())["status"] == "complete"
     assert len(pd.read_csv(run / "summary.csv")) == matrix.n_configs
@@ -186,6 +186,7 @@ def test_peak_lr_find_runs_the_range_test_into_the_run(data, tmp_path):
     """))
     m = load_matrix(src)
     run = run_matrix(m, results_dir=tmp_path, run_id="f", device="cpu", data=data, progress=False)
+    write_run_report(run, tmp_path)  # what lrbench run does after the run
     meta = json.loads((run / "meta.json").read_text())
     assert meta["peak_lr"]["sgd"] == 0.1 and isinstance(meta["peak_lr"]["adam"], float)
     found = pd.read_csv(run / "find_lr" / "find_lr.csv").set_index("optimizer")
@@ -202,24 +203,24 @@ def test_shards_merge_to_the_whole_run(matrix, data, tmp_path, full_run):
     ids = []
     for i in (1, 2):
         d = run_matrix(matrix, results_dir=tmp_path, device="cpu", chunk_size=5, shard=(i, 2), data=data,
-                       progress=False, report=False, run_id=f"s-shard{i}of2")
+                       progress=False, run_id=f"s-shard{i}of2")
         ids.append(d.name)
     assert len(pd.read_csv(tmp_path / "runs" / ids[0] / "summary.csv")) == 7  # chunks 0 and 2
     with pytest.raises(RunError, match="chunks \\[1\\]"):
-        merge_runs(ids[:1], results_dir=tmp_path, report=False)
-    out = merge_runs(ids, results_dir=tmp_path, report=False)
+        merge_runs(ids[:1], results_dir=tmp_path)
+    out = merge_runs(ids, results_dir=tmp_path)
     assert out.name == "s-merged"
     a, b = pd.read_csv(out / "summary.csv"), pd.read_csv(full_run / "summary.csv")
     assert list(a["model"]) == list(range(12))
     assert np.allclose(a["test_acc"], b["test_acc"], atol=2e-3)
     assert json.loads((out / "meta.json").read_text())["merged_from"] == ids
     with pytest.raises(RunError, match="both"):
-        merge_runs([ids[0], ids[0], ids[1]], results_dir=tmp_path, run_id="x", report=False)
+        merge_runs([ids[0], ids[0], ids[1]], results_dir=tmp_path, run_id="x")
 
 
 def test_sequential_trainer_agrees_with_batched(matrix, data, tmp_path, full_run):
     d = run_matrix(matrix.replace(seeds=[0]), results_dir=tmp_path, device="cpu", trainer="sequential", data=data,
-                   progress=False, report=False)
+                   progress=False)
     assert json.loads((d / "meta.json").read_text())["trainer"] == "sequential"
     seq = pd.read_csv(d / "summary.csv").set_index(["optimizer", "name", "seed"])
     bat = pd.read_csv(full_run / "summary.csv").set_index(["optimizer", "name", "seed"])
@@ -237,6 +238,6 @@ def test_bad_requests_fail_clearly(matrix, data, tmp_path):
     with pytest.raises(RunError, match="shard"):
         run_matrix(matrix, results_dir=tmp_path, shard=(3, 2), device="cpu", data=data)
     run_matrix(matrix.replace(seeds=[0]), results_dir=tmp_path, run_id="x", device="cpu", data=data,
-               progress=False, report=False, chunk_size=6)
+               progress=False, chunk_size=6)
     with pytest.raises(RunError, match="exists"):
         run_matrix(matrix, results_dir=tmp_path, run_id="x", device="cpu", data=data)

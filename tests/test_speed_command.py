@@ -5,7 +5,7 @@ import json
 import numpy as np
 from click.testing import CliRunner
 
-from bench import speed as sp
+from bench.speed import evaluator as sp
 from bench.cli import main
 
 

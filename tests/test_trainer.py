@@ -1,11 +1,11 @@
-"""bench.trainer on a small subset of Fashion-MNIST (2,048 train / 512 val / 512 test, widths (784, 32, 10))."""
+"""bench.train.batched on a small subset of Fashion-MNIST (2,048 train / 512 val / 512 test, widths (784, 32, 10))."""
 import dataclasses
 
 import numpy as np
 import pytest
 
 import lrcore
-from bench.trainer import HISTORY_COLUMNS, SUMMARY_COLUMNS, TrainConfig, steps_per_epoch, train_chunk
+from bench.train.batched import HISTORY_COLUMNS, SUMMARY_COLUMNS, TrainConfig, steps_per_epoch, train_chunk
 
 WIDTHS = (784, 32, 10)
 EPOCHS = 3
@@ -14,7 +14,7 @@ BATCH = 128
 
 @pytest.fixture(scope="module")
 def data():
-    from bench.data import load_fashion_mnist
+    from bench.train.data import load_fashion_mnist
     try:
         full = load_fashion_mnist("cpu")
     except FileNotFoundError as exc:

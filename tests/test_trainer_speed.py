@@ -5,9 +5,9 @@ import textwrap
 
 import pytest
 
-from bench import trainer_speed
-from bench.data import load_fashion_mnist
-from bench.matrix import load_matrix
+from bench.speed import trainer as trainer_speed
+from bench.train.data import load_fashion_mnist
+from bench.matrix.spec import load_matrix
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import lrcore
-from bench import speed as sp
+from bench.speed import evaluator as sp
 
 N = int(float(os.environ.get("LRBENCH_BENCH_STEPS", "5e7")))
 

@@ -137,7 +137,7 @@ def test_float32_is_the_float64_value_rounded(schedule):
 
 
 def test_evaluate_many_mixed_schedules():
-    from bench.speed import mixed_schedules
+    from bench.speed.evaluator import mixed_schedules
     ss = mixed_schedules(15, 200, seed=3)
     want = lrcore.evaluate_many(ss, 200, backend="numpy")
     got = lrcore.evaluate_many(ss, 200, backend="cuda")
@@ -340,14 +340,14 @@ def test_auto_host_output_path_copies_back(monkeypatch):
     assert_close(out1, want[0], "auto, GPU path, evaluate out=")
 
 
-# --- bench/gpu_speed.py's GPU code paths, at toy sizes -------------------------------------------------------
+# --- bench/speed/gpu.py's GPU code paths, at toy sizes -------------------------------------------------------
 
 def test_gpu_speed_cases_run_on_the_simulator(monkeypatch, tmp_path):
     """The benchmark's measuring code (which only runs for real on a GPU machine) end to end at toy sizes:
     the simulator stands in for the GPU, with the few APIs it lacks stubbed (event timings, memory info)."""
     import types as T
 
-    from bench import gpu_speed as G
+    from bench.speed import gpu as G
     ctx = T.SimpleNamespace(deallocations=T.SimpleNamespace(clear=lambda: None),
                             get_memory_info=lambda: (float("inf"), float("inf")))
     monkeypatch.setattr(cuda, "current_context", lambda: ctx, raising=False)

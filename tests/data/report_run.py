@@ -1,4 +1,4 @@
-"""A small real run folder for the report tests: trained with bench.trainer.train_chunk on a subset of
+"""A small real run folder for the report tests: trained with bench.train.batched.train_chunk on a subset of
 Fashion-MNIST (2,000 train / 1,000 validation / 1,000 test images, widths (784, 64, 10)), written in the
 run-folder layout of the contract (meta.json, epochs.parquet, summary.csv, throughput.csv).
 
@@ -30,7 +30,7 @@ TARGET = 0.78
 
 
 def small_data():
-    from bench.data import load_fashion_mnist
+    from bench.train.data import load_fashion_mnist
     full = load_fashion_mnist()
     return dataclasses.replace(full, x_train=full.x_train[:2000], y_train=full.y_train[:2000],
                                x_val=full.x_val[:1000], y_val=full.y_val[:1000],
@@ -39,16 +39,16 @@ def small_data():
 
 def make_run(results: Path, data, run_id: str = "20261122-000000-tiny", schedules: dict | None = None,
              trainer: str = "batched") -> Path:
-    """Train the matrix above (``trainer``: "batched" = bench.trainer.train_chunk, "sequential" =
-    bench.sequential.train_sequential) and write ``results/runs/<run_id>/``; returns the run folder."""
-    from bench.trainer import TrainConfig, train_chunk
+    """Train the matrix above (``trainer``: "batched" = bench.train.batched.train_chunk, "sequential" =
+    bench.train.sequential.train_sequential) and write ``results/runs/<run_id>/``; returns the run folder."""
+    from bench.train.batched import TrainConfig, train_chunk
     schedules = dict(SCHEDULES if schedules is None else schedules)
     configs = [TrainConfig(name=n, optimizer=o, peak_lr=p, schedule=t, seed=s)
                for o, p in PEAKS.items() for n, t in schedules.items() for s in SEEDS]
     if trainer == "batched":
         train = train_chunk
     else:
-        from bench.sequential import train_sequential as train
+        from bench.train.sequential import train_sequential as train
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices: one thread is several times faster on a shared machine
     try:

@@ -1,0 +1,295 @@
+"""Matrix files: which schedules x optimizers x seeds to train, validated before any training starts.
+
+``load_matrix(name_or_path)`` reads a built-in (``builtin/*.toml``) or a TOML file into a :class:`Matrix`;
+``Matrix.configs()`` lists the configurations (optimizer-major, then schedule, then seed: the ``model``
+numbers of every results file). The file format and the validation rules: docs/BENCH.md, "bench/matrix/spec.py".
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import lrcore
+
+from ..train.config import ACTIVATION_NAMES as ACTIVATIONS
+from ..train.config import NATIVE_PREFIX, OPTIMIZERS, TrainConfig, steps_per_epoch, strip_native
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["Matrix", "MatrixError", "BUILTIN", "builtin_names", "load_matrix", "parse_seeds"]
+
+#: The built-in matrix files: package data of ``bench.matrix``, read with importlib.resources.
+BUILTIN = resources.files("bench.matrix") / "builtin"
+FRAMEWORKS = ("torch", "keras")
+#: Fashion-MNIST training images after the validation split: the size the schedule check assumes.
+N_TRAIN = 50_000
+PLATEAU_KEYS = ("factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps")
+TOP_KEYS = ("name", "description", "framework", "epochs", "seeds", "batch_size", "early_stopping",
+            "target_val_acc", "baseline", "contender", "model", "peak_lr", "schedules", "plateau")
+MODEL_KEYS = ("widths", "activation", "dropout")
+
+
+class MatrixError(ValueError):
+    """A matrix file that breaks a rule; the message names the file, the key and the rule."""
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.name[:-len(".toml")] for p in BUILTIN.iterdir() if p.name.endswith(".toml"))
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def parse_seeds(value) -> list[int]:
+    """``3`` -> [0, 1, 2]; ``[4, 7]`` -> [4, 7]; ``"0,1,2"`` (command line) -> [0, 1, 2]."""
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        try:
+            nums = [int(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"seeds: expected a count or a comma-separated list of integers, got {value!r}") from None
+        value = nums[0] if len(nums) == 1 and "," not in value else nums
+    if _int(value):
+        if value < 1:
+            raise ValueError(f"seeds: a count must be >= 1, got {value}")
+        return list(range(value))
+    if isinstance(value, list) and value and all(_int(s) and s >= 0 for s in value):
+        if len(set(value)) != len(value):
+            raise ValueError(f"seeds: must be distinct, got {value}")
+        return list(value)
+    raise ValueError(f"seeds: expected a count >= 1 or a non-empty list of distinct integers >= 0, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Matrix:
+    """A validated matrix (see the module docstring); ``source`` says where it came from."""
+    name: str
+    epochs: int
+    seeds: tuple[int, ...]
+    peak_lr: dict[str, Any]
+    schedules: dict[str, str]
+    description: str = ""
+    framework: str = "torch"
+    batch_size: int = 128
+    early_stopping: int = 0
+    target_val_acc: float = 0.85
+    baseline: str | None = None
+    contender: str | None = None
+    widths: tuple[int, ...] = (784, 256, 128, 10)
+    activation: str = "relu"
+    dropout: float = 0.0
+    plateau: dict[str, Any] = dataclasses.field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return steps_per_epoch(N_TRAIN, self.batch_size)
+
+    @property
+    def n_configs(self) -> int:
+        return len(self.peak_lr) * len(self.schedules) * len(self.seeds)
+
+    def needs_find(self) -> list[str]:
+        """Optimizers whose peak is "find"."""
+        return [o for o, v in self.peak_lr.items() if v == "find"]
+
+    def configs(self, peaks: dict[str, float] | None = None) -> list[TrainConfig]:
+        """All configurations, optimizer-major, then schedule, then seed. ``peaks`` fills "find" peaks."""
+        resolved = {**self.peak_lr, **(peaks or {})}
+        missing = [o for o, v in resolved.items() if v == "find"]
+        if missing:
+            raise MatrixError(f"matrix {self.name}: peak_lr of {missing} is 'find': run the LR range test first")
+        return [TrainConfig(name=s, optimizer=o, peak_lr=float(resolved[o]), schedule=text, seed=seed)
+                for o in self.peak_lr for s, text in self.schedules.items() for seed in self.seeds]
+
+    def replace(self, **changes) -> "Matrix":
+        """A copy with some fields changed (``epochs``, ``seeds``, ...), validated again."""
+        d = self.to_dict()
+        for k, v in changes.items():
+            if k in MODEL_KEYS:
+                d["model"][k] = v
+            else:
+                d[k] = list(v) if isinstance(v, tuple) else v
+        return from_dict(d, source=self.source)
+
+    def torch_counterpart(self) -> "Matrix":
+        """The PyTorch half of a cross-framework check: this (Keras) matrix without its ``keras-native:``
+        schedules, ``framework = "torch"``, named ``<name>-torch``; the lrcore texts (also ``keras.X(...)``
+        ones) mean the same schedule in both frameworks, so its runs pair with the Keras run's by schedule
+        name. Baseline / contender are kept when they survive, else dropped."""
+        keep = {n: t for n, t in self.schedules.items() if not t.strip().startswith(NATIVE_PREFIX)}
+        if not keep:
+            raise ValueError(f"matrix {self.name}: every schedule is keras-native; nothing runs in PyTorch")
+        return self.replace(framework="torch", schedules=keep, name=f"{self.name}-torch",
+                            baseline=self.baseline if self.baseline in keep else None,
+                            contender=self.contender if self.contender in keep else None)
+
+    def to_dict(self) -> dict:
+        """The matrix in the file's layout (JSON/TOML-safe), plus ``source``."""
+        d = {"name": self.name, "description": self.description, "framework": self.framework,
+             "epochs": self.epochs, "seeds": list(self.seeds), "batch_size": self.batch_size,
+             "early_stopping": self.early_stopping, "target_val_acc": self.target_val_acc,
+             "model": {"widths": list(self.widths), "activation": self.activation, "dropout": self.dropout},
+             "peak_lr": dict(self.peak_lr), "schedules": dict(self.schedules), "plateau": dict(self.plateau),
+             "source": self.source}
+        if self.baseline is not None:
+            d["baseline"] = self.baseline
+        if self.contender is not None:
+            d["contender"] = self.contender
+        return d
+
+
+def load_matrix(spec: str | Path) -> Matrix:
+    """A built-in name (``quick``, ``default``, ...) or a path to a TOML file -> validated :class:`Matrix`."""
+    spec_s = str(spec)
+    path = Path(spec_s)
+    if not spec_s.endswith(".toml") and (BUILTIN / f"{spec_s}.toml").is_file():
+        path, source = BUILTIN / f"{spec_s}.toml", f"built-in:{spec_s}"
+    elif path.is_file():
+        source = str(path)
+    else:
+        raise MatrixError(f"matrix {spec_s!r}: no such built-in matrix ({', '.join(builtin_names())}) "
+                          f"and no such file")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise MatrixError(f"matrix {path}: not valid TOML: {e}") from None
+    raw.setdefault("name", Path(path.name).stem)
+    return from_dict(raw, source=source)
+
+
+def from_dict(raw: dict, source: str = "") -> Matrix:
+    """Validate a matrix given as a dict (the TOML layout; ``source`` ignored inside)."""
+    where = f"matrix {source or raw.get('name', '?')}"
+
+    def fail(msg):
+        raise MatrixError(f"{where}: {msg}")
+
+    raw = {k: v for k, v in raw.items() if k != "source"}
+    unknown = sorted(set(raw) - set(TOP_KEYS))
+    if unknown:
+        fail(f"unknown key(s) {unknown}; allowed: {', '.join(TOP_KEYS)}")
+    name = raw.get("name", "matrix")
+    if not isinstance(name, str) or not name.strip():
+        fail(f"name must be a non-empty string, got {name!r}")
+    framework = raw.get("framework", "torch")
+    if framework not in FRAMEWORKS:
+        fail(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
+    epochs = raw.get("epochs")
+    if not _int(epochs) or epochs < 1:
+        fail(f"epochs must be an integer >= 1, got {epochs!r}")
+    try:
+        seeds = tuple(parse_seeds(raw.get("seeds", 1)))
+    except ValueError as e:
+        fail(str(e))
+    batch_size = raw.get("batch_size", 128)
+    if not _int(batch_size) or not 1 <= batch_size <= N_TRAIN:
+        fail(f"batch_size must be an integer in [1, {N_TRAIN}], got {batch_size!r}")
+    es = raw.get("early_stopping", 0)
+    if es is False:
+        es = 0
+    if not _int(es) or es < 0:
+        fail(f"early_stopping must be 0 (off) or a patience >= 1, got {es!r}")
+    target = raw.get("target_val_acc", 0.85)
+    if not _num(target) or not 0 < target <= 1:
+        fail(f"target_val_acc must be a number in (0, 1], got {target!r}")
+    desc = raw.get("description", "")
+    if not isinstance(desc, str):
+        fail(f"description must be a string, got {desc!r}")
+
+    model = raw.get("model", {})
+    if not isinstance(model, dict):
+        fail(f"[model] must be a table, got {model!r}")
+    bad = sorted(set(model) - set(MODEL_KEYS))
+    if bad:
+        fail(f"[model] unknown key(s) {bad}; allowed: {', '.join(MODEL_KEYS)}")
+    widths = model.get("widths", [784, 256, 128, 10])
+    if not (isinstance(widths, list) and len(widths) >= 2 and all(_int(w) and w >= 1 for w in widths)):
+        fail(f"[model] widths must be a list of >= 2 positive integers, got {widths!r}")
+    if widths[0] != 784 or widths[-1] != 10:
+        fail(f"[model] widths must start with 784 (28x28 pixels) and end with 10 (classes), got {widths}")
+    activation = model.get("activation", "relu")
+    if activation not in ACTIVATIONS:
+        fail(f"[model] activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    dropout = model.get("dropout", 0.0)
+    if not _num(dropout) or not 0 <= dropout < 1:
+        fail(f"[model] dropout must be a number in [0, 1), got {dropout!r}")
+
+    peaks = raw.get("peak_lr")
+    if not isinstance(peaks, dict) or not peaks:
+        fail(f"[peak_lr] must be a table naming at least one optimizer ({', '.join(OPTIMIZERS)})")
+    for opt, v in peaks.items():
+        if opt not in OPTIMIZERS:
+            fail(f"[peak_lr] unknown optimizer {opt!r}; known: {', '.join(OPTIMIZERS)}")
+        if not (v == "find" or (_num(v) and v > 0)):
+            fail(f"[peak_lr] {opt} must be a positive number or \"find\", got {v!r}")
+
+    plateau = raw.get("plateau", {})
+    if not isinstance(plateau, dict):
+        fail(f"[plateau] must be a table, got {plateau!r}")
+    bad = sorted(set(plateau) - set(PLATEAU_KEYS))
+    if bad:
+        fail(f"[plateau] unknown key(s) {bad}; allowed: {', '.join(PLATEAU_KEYS)}")
+    try:
+        lrcore.Plateau(1, 1.0, mode="min", semantics="torch", **plateau)
+    except (TypeError, ValueError) as e:
+        fail(f"[plateau] {e}")
+
+    schedules = raw.get("schedules")
+    if not isinstance(schedules, dict) or not schedules:
+        fail("[schedules] must be a table with at least one schedule")
+    spe = steps_per_epoch(N_TRAIN, batch_size)
+    total = epochs * spe
+    check_peaks = sorted({float(v) for v in peaks.values() if v != "find"} | {1.0})
+    for sname, text in schedules.items():
+        if not isinstance(text, str) or not text.strip():
+            fail(f"[schedules] {sname!r} must be lrcore text or \"plateau\", got {text!r}")
+        if not sname.strip():
+            fail("[schedules] a schedule name must not be empty")
+        if text.strip().lower() == "plateau":
+            continue
+        if text.strip().startswith(NATIVE_PREFIX):
+            if framework != "keras":
+                fail(f"[schedules] {sname!r}: {NATIVE_PREFIX} (a real Keras schedule) needs framework = \"keras\"")
+            if not strip_native(text).startswith(("keras.", "Constant(")):
+                fail(f"[schedules] {sname!r}: after {NATIVE_PREFIX} give a keras.X(...) schedule (or Constant(...): "
+                     f"Keras's fixed rate, a plain float), got {text!r}")
+        for peak in check_peaks:
+            try:
+                s = lrcore.parse(strip_native(text), peak=peak, total=total, steps_per_epoch=spe, epochs=epochs)
+            except (TypeError, ValueError) as e:
+                fail(f"[schedules] {sname!r}: {e}")
+            values = lrcore.evaluate(s, total)
+            bad_at = np.flatnonzero(~np.isfinite(values) | (values < 0))
+            if len(bad_at):
+                fail(f"[schedules] {sname!r} gives lr {values[bad_at[0]]!r} at step {bad_at[0]} "
+                     f"(peak={peak}, total={total}): learning rates must be finite and >= 0")
+    out = {}
+    for key in ("baseline", "contender"):
+        v = raw.get(key)
+        if v is not None and v not in schedules:
+            fail(f"{key} = {v!r} is not a schedule of the matrix ({', '.join(schedules)})")
+        out[key] = v
+    if out["baseline"] is None and "constant" in schedules:
+        out["baseline"] = "constant"
+    if out["contender"] is None and "warmup_cosine" in schedules:
+        out["contender"] = "warmup_cosine"
+    return Matrix(name=name, epochs=epochs, seeds=seeds, peak_lr=dict(peaks), schedules=dict(schedules),
+                  description=desc, framework=framework, batch_size=batch_size, early_stopping=es,
+                  target_val_acc=float(target), baseline=out["baseline"], contender=out["contender"],
+                  widths=tuple(widths), activation=activation, dropout=float(dropout), plateau=dict(plateau),
+                  source=source)

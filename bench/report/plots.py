@@ -1,0 +1,252 @@
+"""The report's figures (matplotlib, Agg backend), each returned as PNG bytes.
+
+Learning-rate curves, validation curves, the accuracy heatmap, performance profiles and throughput bars;
+one colour, line style and marker per schedule in every figure. Details: docs/BENCH.md, "bench/report/plots.py".
+"""
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from . import stats as RS  # noqa: E402
+
+__all__ = ["png", "style", "lr_curves", "curves", "heatmap", "profile", "throughput", "throughput_title",
+           "schedule_steps", "DPI"]
+
+DPI = 110
+_LINESTYLES = ["-", "--", ":", "-."]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+_TRAINER_NAMES = {"batched": "batched", "sequential": "sequential", "keras": "Keras"}
+
+
+def png(fig) -> bytes:
+    """The figure as PNG bytes (and closed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)  # every figure uses the constrained layout: no tight bbox pass
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def style(i: int) -> dict:
+    """Colour, line style and marker of the ``i``-th schedule (the same in every figure)."""
+    return dict(color=f"C{i % 10}", ls=_LINESTYLES[i % len(_LINESTYLES)], marker=_MARKERS[i % len(_MARKERS)])
+
+
+def _panels(n: int, width: float = 4.2, height: float = 3.2):
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def _label(name: str, limit: int = 40) -> str:
+    """A legend label: matplotlib mathtext off ($ escaped), long names cut."""
+    name = name.replace("$", r"\$")
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def schedule_steps(run: RS.Run) -> tuple[int, int]:
+    """(total steps, steps per epoch) of the run: ``ceil(n_train / batch_size)`` per epoch."""
+    bs = int(run.matrix.get("batch_size") or (run.throughput["batch_size"].iloc[0] if run.throughput is not None
+                                               and "batch_size" in run.throughput else 128))
+    n = run.n_train or 0
+    spe = max(1, -(-n // bs))
+    return run.epochs * spe, spe
+
+
+def _schedule_values(text: str, peak: float, total: int, spe: int, epochs: int):
+    import lrcore
+    t = text.strip()
+    if t.lower() == "plateau":
+        return None
+    if t.startswith("keras-native:"):
+        t = t[len("keras-native:"):].strip()
+    try:
+        s = lrcore.parse(t, peak=float(peak), total=int(total), steps_per_epoch=int(spe), epochs=int(epochs))
+        return lrcore.evaluate(s, int(total))
+    except (ValueError, TypeError, OverflowError):  # drawn from the recorded per-epoch lr instead
+        return None
+
+
+def lr_curves(run: RS.Run) -> bytes:
+    total, spe = schedule_steps(run)
+    texts = (run.matrix.get("schedules") or {})
+    if not texts:
+        texts = dict(zip(run.summary["name"], run.summary.get("schedule", pd.Series(dtype=str))))
+    peaks = run.meta.get("peak_lr") or run.matrix.get("peak_lr") or {}
+    fig, axes = _panels(len(run.optimizers))
+    seed0 = min(run.seeds)
+    for ax, opt in zip(axes, run.optimizers):
+        rows = run.summary[run.summary["optimizer"] == opt]
+        peak = peaks.get(opt)
+        if not isinstance(peak, (int, float)):
+            peak = float(rows["peak_lr"].iloc[0]) if "peak_lr" in rows else math.nan
+        for k, name in enumerate(run.schedules):
+            st = style(k)
+            text = texts.get(name)
+            if text is None:
+                sub = rows[rows["name"] == name]
+                text = str(sub["schedule"].iloc[0]) if len(sub) and "schedule" in sub else ""
+            v = _schedule_values(text, peak, total, spe, run.epochs) if total > run.epochs else None
+            if v is not None:  # markers spread along the curve, staggered so twins do not cover each other
+                ax.plot(np.arange(total) / spe, v, label=_label(name), lw=1.4, ms=4,
+                        markevery=(0.013 * k % 0.1, 0.1), **st)
+            else:
+                h = run.history[(run.history["optimizer"] == opt) & (run.history["name"] == name)
+                                & (run.history["seed"] == seed0)].sort_values("epoch")
+                if len(h):
+                    ax.step(h["epoch"].to_numpy(), h["lr"].to_numpy(), where="post", lw=1.4, ms=4,
+                            label=_label(name) + " (recorded)", **st)
+        ax.set_title(f"{opt} (peak {peak:.3g})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("learning rate")
+        tops = np.array([np.nanmax(np.asarray(ln.get_ydata(), float)) for ln in ax.get_lines()] or [1.0])
+        tops = tops[np.isfinite(tops) & (tops > 0)]
+        if tops.size and tops.max() > 50 * tops.min():  # peaks decades apart: log scale, 3 decades below
+            ax.set_yscale("log")
+            ax.set_ylim(tops.min() / 1e3, tops.max() * 2)
+        else:
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("learning rate per step")
+    return png(fig)
+
+
+def curves(run: RS.Run, column: str) -> bytes:
+    """``column`` = "val_loss" or "val_acc": mean over seeds, band min..max (non-finite values dropped)."""
+    h = run.history.copy()
+    h[column] = h[column].where(np.isfinite(h[column]))
+    if "diverged" in h:  # a diverged model is frozen: its later epochs say nothing about the schedule
+        h.loc[h["diverged"].astype(bool), column] = np.nan
+    fig, axes = _panels(len(run.optimizers))
+    for ax, opt in zip(axes, run.optimizers):
+        firsts = []
+        for k, name in enumerate(run.schedules):
+            g = h[(h["optimizer"] == opt) & (h["name"] == name)]
+            if g.empty:
+                continue
+            agg = g.groupby("epoch")[column].agg(["mean", "min", "max"])
+            x = agg.index.to_numpy() + 1
+            label = _label(name) + (" (diverged)" if agg["mean"].isna().all() else "")
+            st = style(k)
+            ax.plot(x, agg["mean"].to_numpy(), ms=4, lw=1.4, label=label, mfc="none", **st)
+            ax.fill_between(x, agg["min"].to_numpy(), agg["max"].to_numpy(), color=st["color"], alpha=0.12, lw=0)
+            if agg["mean"].notna().any():
+                firsts.append(float(agg["mean"].dropna().iloc[0]))
+        ax.set_title(opt)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(column.replace("_", " "))
+        if column == "val_loss" and firsts:
+            # a schedule whose loss explodes would flatten the others: cap the axis at 2.5x the median start
+            lo = np.nanmin(h.loc[h["optimizer"] == opt, column].to_numpy(dtype=float))
+            top = 2.5 * float(np.median(firsts))
+            if np.isfinite(lo) and top > lo and np.nanmax(h.loc[h["optimizer"] == opt, column]) > top:
+                ax.set_ylim(0.95 * lo, top)
+                ax.text(0.99, 0.98, "axis capped: higher curves leave the plot", ha="right", va="top",
+                        fontsize=7, color="0.4", transform=ax.transAxes)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{column.replace('_', ' ')}: mean over seeds\nband: min to max; diverged models left out",
+                 fontsize="small")
+    return png(fig)
+
+
+def heatmap(table: pd.DataFrame) -> bytes:
+    """Mean test accuracy in %, rows = schedules, columns = optimizers."""
+    wide = table.pivot_table(index="schedule", columns="optimizer", values="test_acc", aggfunc="first", sort=False)
+    wide = wide.reindex(index=list(dict.fromkeys(table["schedule"])), columns=list(dict.fromkeys(table["optimizer"])))
+    a = 100 * wide.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.3 * a.shape[1] + 3, 0.5 * a.shape[0] + 1.8), layout="constrained")
+    finite = a[np.isfinite(a)]
+    lo = float(finite.min()) if finite.size else 0.0
+    hi = float(finite.max()) if finite.size else 1.0
+    im = ax.imshow(np.ma.masked_invalid(a), cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-7,
+                   aspect="auto")
+    ax.set_xticks(range(a.shape[1]), [_label(c, 16) for c in wide.columns], rotation=30, ha="right")
+    ax.set_yticks(range(a.shape[0]), [_label(r, 28) for r in wide.index])
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            v = a[i, j]
+            ax.text(j, i, "n/a" if not np.isfinite(v) else f"{v:.1f}", ha="center", va="center", fontsize=8,
+                    color="white" if not np.isfinite(v) or v < (lo + hi) / 2 else "black")
+    fig.colorbar(im, ax=ax, label="test accuracy (%)")
+    ax.set_title("test accuracy (%), mean over seeds")
+    return png(fig)
+
+
+def profile(run: RS.Run) -> bytes:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    for ax, metric, title in ((axes[0], "time", f"time to {100 * run.target:g}% validation accuracy"),
+                              (axes[1], "error", "test error")):
+        ratios, kept, total = RS.performance_profile(run, metric)
+        if kept == 0:
+            ax.text(0.5, 0.5, "no workload where some schedule\nhas a finite value", ha="center", va="center",
+                    transform=ax.transAxes)
+            ax.set_axis_off()
+            ax.set_title(title)
+            continue
+        finite = ratios.to_numpy()[np.isfinite(ratios.to_numpy())]
+        biggest = float(finite.max())
+        log = biggest >= 10
+        top = biggest * (1.25 if log else 1.05) if biggest > 1 else 1.1
+        # rho steps only at the ratios themselves: evaluate there (and at the ends) to draw it exactly
+        taus = np.unique(np.r_[1.0, finite[finite <= top], top])
+        for k, name in enumerate(ratios.columns):
+            r = ratios[name].to_numpy()
+            rho = (r[None, :] <= taus[:, None]).mean(axis=1)
+            st = style(k)
+            ax.step(taus, rho, where="post", label=_label(name), color=st["color"], ls=st["ls"], lw=1.6)
+        ax.set_xlim(0.95 if log else 1 - 0.02 * (top - 1), top)  # a small margin keeps jumps at tau = 1 visible
+        if log:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10))
+            ax.xaxis.set_minor_locator(matplotlib.ticker.LogLocator(base=10, subs=(2, 3, 5)))
+            fmt = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+            ax.xaxis.set_major_formatter(fmt)
+            ax.xaxis.set_minor_formatter(fmt)
+            ax.tick_params(axis="x", which="minor", labelsize=7)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("tau (ratio to the best schedule)")
+        ax.set_ylabel("share of workloads with ratio <= tau")
+        ax.set_title(f"{title} ({kept}/{total} workloads)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("performance profiles over (optimizer, seed) workloads")
+    return png(fig)
+
+
+def throughput_title(rows: pd.DataFrame) -> str:
+    """"Training throughput: batched vs sequential vs Keras", naming only the trainers in ``rows``."""
+    names = list(dict.fromkeys(_TRAINER_NAMES.get(str(t), str(t)) for t in rows["trainer"]))
+    return "Training throughput: " + " vs ".join(names) if names else "Training throughput"
+
+
+def throughput(rows: pd.DataFrame) -> bytes:
+    """``rows``: trainer, label, model_epochs_per_s, source ("speed table" | "this run"); horizontal bars on a
+    linear axis from 0, each with its value written at its end."""
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.5), layout="constrained")
+    colors = ["tab:orange" if s == "this run" else "tab:blue" for s in rows["source"]]
+    y = np.arange(len(rows))
+    v = rows["model_epochs_per_s"].to_numpy(dtype=float)
+    ax.barh(y, v, color=colors)
+    for yi, vi in zip(y, v):
+        ax.text(vi, yi, f" {vi:.3g}", va="center", ha="left", fontsize=8)
+    ax.set_yticks(y, [_label(str(x), 60) for x in rows["label"]], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.15 * float(np.nanmax(v)) if len(v) and np.nanmax(v) > 0 else 1)
+    ax.set_xlabel("model-epochs per second (higher is faster)")
+    ax.set_title(throughput_title(rows) + ("\n(orange: this run)" if "this run" in set(rows["source"]) else ""),
+                 fontsize="medium")
+    ax.grid(alpha=0.3, axis="x")
+    return png(fig)

@@ -1,0 +1,464 @@
+"""The comparison report of a run: ``report.html`` (self-contained, opens offline) and ``report.md``.
+
+``write_report(run_dir, results_dir=None) -> (html_path, md_path)``; ``build_report`` gives the page,
+the Markdown and the figures without writing. Sections, table ids and the page's safety rules:
+docs/BENCH.md, "bench/report/render.py".
+"""
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..results import atomic_write
+from . import stats as RS
+from .stats import ReportError
+
+__all__ = ["write_report", "build_report", "ReportError"]
+
+
+# ------------------------------------------------------------------------------------------- formatting
+
+def _num(v, fmt: str = ".3g", missing: str = "n/a") -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isnan(f):
+        return missing
+    if math.isinf(f):
+        return "never" if f > 0 else "-inf"
+    return format(f, fmt)
+
+
+def _pct(v, digits: int = 2) -> str:
+    return _num(100 * float(v), f".{digits}f") if v is not None and np.isfinite(float(v)) else "n/a"
+
+
+class Table:
+    """A table of strings, rendered to HTML (escaped) and to Markdown (escaped, pipes quoted)."""
+
+    def __init__(self, id: str, title: str, columns: list[str], rows: list[list[str]], note: str = ""):
+        self.id, self.title, self.columns, self.rows, self.note = id, title, columns, rows, note
+
+    def html(self) -> str:
+        e = html.escape
+        head = "".join(f"<th>{e(c)}</th>" for c in self.columns)
+        body = "\n".join("<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in r) + "</tr>" for r in self.rows)
+        note = f'<p class="note">{e(self.note)}</p>' if self.note else ""
+        return (f'<h3>{e(self.title)}</h3>\n<table id="{e(self.id)}">\n<thead><tr>{head}</tr></thead>\n'
+                f"<tbody>\n{body}\n</tbody>\n</table>\n{note}")
+
+    def md(self) -> str:
+        def cell(x):
+            return _md(str(x)).replace("\n", " ")
+        lines = [f"### {_md(self.title)}", "", "| " + " | ".join(cell(c) for c in self.columns) + " |",
+                 "|" + "|".join("---" for _ in self.columns) + "|"]
+        lines += ["| " + " | ".join(cell(x) for x in r) + " |" for r in self.rows]
+        if self.note:
+            lines += ["", _md(self.note)]
+        return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    """Markdown-safe text: HTML special characters escaped (Markdown renders inline HTML), pipes quoted."""
+    return html.escape(str(text), quote=False).replace("|", "\\|")
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+def _config_table(table: pd.DataFrame, single_seed: bool, target: float, batched: bool) -> Table:
+    rows = []
+    for r in table.itertuples():
+        ci = "n/a (1 seed)" if r.seeds < 2 else f"[{_pct(r.ci_low)}, {_pct(r.ci_high)}]"
+        ttt = "never" if not np.isfinite(r.time_to_target_s) else f"{r.time_to_target_s:.3g} s"
+        ett = "never" if not np.isfinite(r.epochs_to_target) else _num(r.epochs_to_target, "g")
+        rows.append([r.optimizer, r.schedule, r.seeds, _pct(r.test_acc), ci, _pct(r.best_val_acc),
+                     _num(r.best_epoch, ".0f"), ttt, ett, f"{r.reached}/{r.seeds}", f"{r.diverged}/{r.seeds}",
+                     _num(r.samples_per_s, ".3g")])
+    note = ("Test accuracy of the final weights, in %. 95% interval: Student t over seeds, clipped to [0, 100]"
+            + (" (one seed: no interval)." if single_seed else ".")
+            + f" Epoch of best: median over seeds, 1-based. Time and epochs to target: medians over the seeds that "
+            f"reached {target:.1%} validation accuracy; time on the time-to-result clock (the model's share of the "
+            "wall time, summed over epochs), epochs 1-based. Throughput: training samples per second of that clock."
+            + (" Batched trainer: a chunk's wall time is shared equally by its models, so time to target "
+               "separates configurations only through their epochs to target." if batched else ""))
+    return Table("configurations", "Configurations", ["optimizer", "schedule", "seeds", "test acc %", "95% interval",
+                                                      "best val acc %", "epoch of best", "time to target",
+                                                      "epochs to target", "reached target", "diverged", "samples/s"],
+                 rows, note)
+
+
+def _ranking_table(rank: pd.DataFrame) -> Table:
+    rows = [[r.optimizer, _num(r.rank, ".0f", "not ranked"), r.schedule, _pct(r.test_acc), f"{r.diverged}/{r.seeds}"]
+            for r in rank.itertuples()]
+    note = "Schedules ranked by mean test accuracy within each optimizer (1 = best)."
+    if not rank["ranked"].all():
+        note += (" Not ranked (listed last): configurations whose every seed diverged; their accuracy is that of "
+                 "the weights frozen at divergence. Configurations with some diverged seeds are ranked on the mean "
+                 "over all their seeds, diverged ones included.")
+    return Table("ranking", "Ranking per optimizer", ["optimizer", "rank", "schedule", "test acc %", "diverged"], rows,
+                 note)
+
+
+def _paired_table(paired: pd.DataFrame, base: str) -> Table:
+    rows = []
+    for r in paired.itertuples():
+        ci = "n/a" if r.n < 2 else f"[{_num(100 * r.ci_low, '+.2f')}, {_num(100 * r.ci_high, '+.2f')}]"
+        ti = "n/a" if r.n < 2 else f"[{_num(100 * r.t_low, '+.2f')}, {_num(100 * r.t_high, '+.2f')}]"
+        rows.append([r.optimizer, r.schedule, r.baseline, r.n, _num(100 * r.mean_diff, "+.2f"), ti, ci,
+                     _num(r.p_value, ".3g"), "yes" if r.significant else "no", f"{r.wins}/{r.losses}"])
+    note = (f"Paired by optimizer and seed: difference of test accuracy (percentage points) of each schedule minus "
+            f"{base!r}. Significant when the 95% paired t interval of the mean difference excludes 0 (the paired "
+            f"t-test at 5%). Also shown: the percentile bootstrap interval ({RS.N_BOOTSTRAP:,} resamples) and the "
+            f"two-sided exact sign-flip permutation p (distribution-free; it cannot go below 2/2^seeds).")
+    return Table("paired", f"Paired comparison with {base}", ["optimizer", "schedule", "baseline", "seeds",
+                                                               "mean diff (pp)", "95% t interval (pp)",
+                                                               "95% bootstrap interval (pp)",
+                                                               "p", "significant", "better/worse seeds"], rows, note)
+
+
+def _frame_table(df: pd.DataFrame, id: str, title: str, note: str = "", fmt: dict | None = None) -> Table:
+    fmt = fmt or {}
+    rows = []
+    for r in df.itertuples(index=False):
+        cells = []
+        for c, v in zip(df.columns, r):
+            if c in fmt:
+                cells.append(fmt[c](v))
+            elif isinstance(v, (float, np.floating)):
+                cells.append(_num(v, ".4g"))
+            else:
+                cells.append(str(v))
+        rows.append(cells)
+    return Table(id, title, [str(c) for c in df.columns], rows, note)
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(path) if path.is_file() else None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return None
+
+
+def _conformance(results: Path) -> Table | None:
+    df = _read_csv(results / "conformance.csv")
+    if df is None or df.empty:
+        return None
+    if not {"framework", "verdict"} <= set(df.columns):
+        return _frame_table(df, "conformance", "Conformance (results/conformance.csv)")
+    rows = []
+    for fw, g in df.groupby("framework", sort=False):
+        bad = g[g["verdict"].astype(str) != "pass"]
+        cases = int(g["cases"].sum()) if "cases" in g else len(g)
+        worst = (f"{_num(g['max_err'].max(), '.2g')} ({g['err_measure'].iloc[0]}, limit {g['limit'].iloc[0]})"
+                 if {"max_err", "err_measure", "limit"} <= set(g.columns) else "")
+        rows.append([fw, len(g), cases, len(g) - len(bad), ", ".join(f"{s} ({v})" for s, v in
+                                                                      zip(bad.get("schedule", []), bad["verdict"]))
+                     or "none", worst])
+    return Table("conformance", "Conformance of lrcore with PyTorch and Keras",
+                 ["framework", "constructors", "cases", "pass", "not passing", "largest error"], rows,
+                 "From results/conformance.csv (lrbench conformance).")
+
+
+def _evaluator_speed(results: Path) -> list[Table]:
+    out = []
+    for dev in ("cpu", "gpu"):
+        df = _read_csv(results / "speed" / f"evaluate_{dev}.csv")
+        if df is None or df.empty:
+            continue
+        cols = [c for c in ("case", "method", "values_per_second", "speedup_vs_numpy", "max_rel_err", "machine")
+                if c in df.columns] or list(df.columns)
+        out.append(_frame_table(df[cols], f"evaluator-speed{'' if dev == 'cpu' else '-gpu'}",
+                                f"Evaluator speed ({dev.upper()})",
+                                f"From results/speed/evaluate_{dev}.csv (lrbench speed).",
+                                {"values_per_second": lambda v: _num(v, ".3g"),
+                                 "speedup_vs_numpy": lambda v: "" if pd.isna(v) else _num(v, ".3g") + "x",
+                                 "max_rel_err": lambda v: _num(v, ".1e", "")}))
+    return out
+
+
+_TRAINER_ORDER = {"batched": 0, "sequential": 1, "keras": 2}
+
+
+def _throughput_rows(run: RS.Run, results: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(bars for the plot, the speed tables joined) -- every trainer_*.csv row (by device, then batched,
+    sequential, Keras, others), then this run per trainer; each labelled with its trainer and device."""
+    bars = []
+    speed = []
+    for p in sorted((results / "speed").glob("trainer_*.csv")):
+        df = _read_csv(p)
+        if df is None or not {"trainer", "model_epochs_per_s"} <= set(df.columns):
+            continue
+        df = df.copy()
+        df.insert(0, "file", p.name)
+        speed.append(df)
+    joined = None
+    if speed:
+        joined = pd.concat(speed, ignore_index=True)
+        joined["trainer"] = joined["trainer"].astype(str)
+        key = pd.DataFrame({"d": joined["device"].astype(str) if "device" in joined else "",
+                            "t": joined["trainer"].map(lambda t: _TRAINER_ORDER.get(t, len(_TRAINER_ORDER)))})
+        joined = joined.loc[key.sort_values(["d", "t"], kind="stable").index].reset_index(drop=True)
+        for r in joined.to_dict("records"):
+            dev = r.get("device") if isinstance(r.get("device"), str) and r.get("device") else "device ?"
+            models = f", {int(r['n_models'])} models" if pd.notna(r.get("n_models")) else ""
+            bars.append(dict(trainer=r["trainer"], label=f"{r['trainer']} ({dev}{models})",
+                             model_epochs_per_s=pd.to_numeric(r["model_epochs_per_s"], errors="coerce"),
+                             source="speed table"))
+    tp = run.throughput
+    if tp is not None and {"trainer", "wall_s", "n_models", "epochs"} <= set(tp.columns) and len(tp):
+        for tr, g in tp.groupby("trainer", sort=False):
+            me = float((g["n_models"] * g["epochs"]).sum())
+            wall = float(g["wall_s"].sum())
+            dev = g["device"].iloc[0] if "device" in g else run.meta.get("device", "?")
+            bars.append(dict(trainer=str(tr), label=f"this run: {tr} ({dev}, {int(g['n_models'].max())} models/chunk)",
+                             model_epochs_per_s=me / wall if wall > 0 else math.nan, source="this run"))
+    bars_df = pd.DataFrame(bars, columns=["trainer", "label", "model_epochs_per_s", "source"])
+    v = bars_df["model_epochs_per_s"].astype(float)
+    return bars_df[np.isfinite(v) & (v > 0)].reset_index(drop=True), joined
+
+
+def _crossframework(cross: pd.DataFrame) -> list:
+    """The PyTorch vs Keras section: the verdict in words per metric (pooled, then per configuration) and the
+    table, accuracy in percentage points; a crossframework.csv without the t interval is shown as it is."""
+    from . import crossframework as CF
+    if not {"config", "metric", "n_pairs", "mean_diff", "t_low", "t_high"} <= set(cross.columns):
+        return [_frame_table(cross, "crossframework", "PyTorch vs Keras",
+                             "From crossframework.csv in the run folder: PyTorch minus Keras, paired by "
+                             "configuration.",
+                             {"significant": lambda v: "yes" if str(v).strip().lower() in ("true", "1", "yes")
+                              else "no"}),
+                "No verdict: this crossframework.csv has no paired t interval (t_low, t_high; written by an older "
+                "lrbench cross-check, whose 'significant' is a sign-flip p < 0.05 that 5 or fewer seeds can never "
+                "reach). Rerun lrbench cross-check TORCH_RUN KERAS_RUN to get it."]
+    items: list = []
+    for metric in dict.fromkeys(cross["metric"].astype(str)):
+        items.append(("list", f"crossframework-{metric.replace('_', '-')}",
+                      [CF.verdict_lead(cross, metric)] + CF.verdict_lines(cross, metric)))
+    def interval(lo, hi, scale, fmt):
+        ok = np.isfinite(lo) and np.isfinite(hi)
+        return f"[{_num(scale * lo, fmt)}, {_num(scale * hi, fmt)}]" if ok else "n/a"
+
+    rows = []
+    for r in cross.to_dict("records"):
+        acc = str(r["metric"]).endswith("acc")
+        scale, fmt = (100.0, "+.2f") if acc else (1.0, "+.4f")
+        rows.append([r["config"], CF.METRIC_NAMES.get(r["metric"], r["metric"]) + (" (pp)" if acc else ""),
+                     int(r["n_pairs"]), _num(scale * r["mean_diff"], fmt),
+                     interval(r["t_low"], r["t_high"], scale, fmt),
+                     interval(r.get("ci_low", math.nan), r.get("ci_high", math.nan), scale, fmt),
+                     _num(r.get("p_value", math.nan), ".3g"), "yes" if CF.is_significant(r) else "no"])
+    items.append(Table("crossframework", "PyTorch vs Keras",
+                       ["configuration", "metric", "pairs", "PyTorch - Keras", "95% t interval",
+                        "95% bootstrap interval", "sign-flip p", "significant"], rows,
+                       "From crossframework.csv in the run folder (lrbench cross-check): PyTorch minus Keras, paired "
+                       "by configuration and seed; test accuracy in percentage points, loss in its own units. "
+                       "Significant when the 95% paired t interval excludes 0, as in the paired comparison above; the "
+                       "sign-flip p (distribution-free) cannot go below 2/2^pairs. 'all' pools every pair."))
+    return items
+
+
+def _environment(run: RS.Run) -> Table:
+    m, mx = run.meta, run.matrix
+    versions = ", ".join(f"{k} {v}" for k, v in (m.get("versions") or {}).items())
+    data = m.get("data") or {}
+    tp = m.get("throughput") or {}
+    commit = str(m.get("git_commit") or "unknown") + (" (uncommitted changes)" if m.get("git_dirty") else "")
+    model = mx.get("model") or {}
+    pairs = [
+        ("run id", m.get("run_id", run.path.name)), ("status", m.get("status", "")), ("command", m.get("command", "")),
+        ("matrix", f"{mx.get('name', '')} ({mx.get('source', '')})"), ("framework", m.get("framework", "")),
+        ("trainer", m.get("trainer", "")), ("device", f"{m.get('device', '')} ({m.get('device_name', '')})"),
+        ("threads", m.get("n_threads", "")), ("git commit", commit),
+        ("started / finished (UTC)", f"{m.get('started_utc', '')} / {m.get('finished_utc', '')}"),
+        ("epochs, seeds, batch size", f"{run.epochs}, {run.seeds}, {mx.get('batch_size', '')}"),
+        ("model", f"widths {model.get('widths', '')}, {model.get('activation', '')}, dropout "
+                  f"{model.get('dropout', '')}"),
+        ("peak learning rates", ", ".join(
+            f"{k} {_num(v, '.4g')}" + (" (LR range test)" if (mx.get("peak_lr") or {}).get(k) == "find" else "")
+            for k, v in (m.get("peak_lr") or mx.get("peak_lr") or {}).items())),
+        ("data", f"{data.get('n_train', '?')} train / {data.get('n_val', '?')} validation / {data.get('n_test', '?')} "
+                 f"test, split seed {data.get('split_seed', '?')}, from {data.get('dir', '?')}"),
+        ("throughput", f"{_num(tp.get('model_epochs_per_s'))} model-epochs/s, {_num(tp.get('samples_per_s'))} "
+                       f"samples/s, {_num(tp.get('flop_per_s'))} FLOP/s, wall {_num(tp.get('wall_s'))} s"
+         if tp else "n/a"),
+        ("versions", versions),
+    ]
+    return Table("environment", "Environment", ["item", "value"], [[k, str(v)] for k, v in pairs])
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;
+padding:0 1em;color:#222;line-height:1.45}
+table{border-collapse:collapse;margin:.5em 0 1em;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f0f0f0} tbody tr:nth-child(even){background:#fafafa}
+img{max-width:100%;height:auto;display:block;margin:.5em 0 1.5em}
+.note{color:#555;font-size:13px;max-width:60em} h1{font-size:1.6em} h2{border-bottom:1px solid #ddd}
+#headline li{margin-bottom:.4em}
+"""
+
+
+def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, str, dict[str, bytes]]:
+    """(html, markdown, {plot file name: PNG bytes}) of a run folder; nothing is written."""
+    from . import plots as RP
+
+    run = RS.load_run(run_dir)
+    run_dir = Path(run_dir)
+    results = Path(results_dir) if results_dir is not None else run_dir.parent.parent
+    table = RS.config_table(run)
+    paired = RS.paired_table(run)
+    single = len(run.seeds) < 2
+    run_id = str(run.meta.get("run_id", run_dir.name))
+    sections: list[tuple[str, list]] = []  # (heading, items): items are Table, str (paragraph), ("img", name, alt)
+
+    sentences = RS.headline(run, paired)
+    intro = (f"Run {run_id}: {len(run.optimizers)} optimizers x {len(run.schedules)} schedules x "
+             f"{len(run.seeds)} seed(s), {run.epochs} epochs, trainer {run.meta.get('trainer', '?')} on "
+             f"{run.meta.get('device', '?')}. Baseline: {run.baseline}; contender: {run.contender}; "
+             f"target validation accuracy: {run.target:.1%}.")
+    found = [k for k, v in (run.matrix.get("peak_lr") or {}).items() if v == "find"]
+    if found:
+        peaks = run.meta.get("peak_lr") or {}
+        intro += " Peak learning rates from the LR range test (lrbench find-lr): " + ", ".join(
+            f"{k} {_num(peaks.get(k), '.3g')}" for k in found) + "."
+    k = RS.roughness_window(run.epochs)
+    heads = [intro, ("list", "headline", list(sentences.values())),
+             "Wins / ties / loses: the paired t-test below (significant when the 95% interval excludes 0). "
+             "Smoothness: the standard deviation of the epoch-to-epoch changes of the validation loss over the last "
+             f"20% of training, at least 3 changes (here the last {k} of {run.epochs - 1}), mean over seeds; a "
+             "steady downward trend counts as smooth, only the wobble around it as rough; lower is smoother."]
+    if single:
+        heads.append("One seed: accuracies have no interval and the paired comparison has no test.")
+    n_div = int(run.summary["diverged"].sum())
+    if n_div:
+        heads.append(f"{n_div} of {len(run.summary)} models diverged (a NaN/inf training loss; frozen from then on).")
+    sections.append(("Summary", heads))
+    trainers = {str(run.meta.get("trainer", ""))} | (set(run.throughput["trainer"].astype(str))
+                                                     if run.throughput is not None and "trainer" in run.throughput
+                                                     else set())
+    sections.append(("Results", [_config_table(table, single, run.target, "batched" in trainers),
+                                        _ranking_table(RS.ranking(table))]))
+    if run.baseline not in run.schedules:
+        sections.append(("Paired comparison", [f"No paired comparison: the baseline schedule {run.baseline!r} is not "
+                                               f"in this run (schedules: {', '.join(run.schedules)})."]))
+    elif paired.empty:
+        sections.append(("Paired comparison", ["No paired comparison: no other schedule shares a seed and an "
+                                               "optimizer with the baseline."]))
+    else:
+        sections.append(("Paired comparison", [_paired_table(paired, run.baseline)]))
+
+    plots: dict[str, bytes] = {}
+
+    def fig(name: str, make, alt: str):
+        plots[name] = make()
+        return ("img", name, alt)
+
+    figures = [fig("lr.png", lambda: RP.lr_curves(run), "learning-rate curves of every schedule"),
+               fig("val_loss.png", lambda: RP.curves(run, "val_loss"), "validation loss curves"),
+               fig("val_acc.png", lambda: RP.curves(run, "val_acc"), "validation accuracy curves"),
+               fig("heatmap.png", lambda: RP.heatmap(table), "test accuracy heatmap, schedule x optimizer"),
+               fig("profile.png", lambda: RP.profile(run), "performance profiles"),
+               "Performance profiles (AlgoPerf style): each (optimizer, seed) pair is a workload; a schedule's "
+               "ratio on it is its time to the target (or its test error) over the best schedule's; the curve "
+               "gives the share of workloads where that ratio is at most tau. Higher and further left is better; "
+               "a schedule that never reaches the target stays at 0 on the left panel."]
+    range_png = run_dir / "find_lr" / "find_lr.png"
+    if range_png.is_file():  # peak_lr = "find": the range test that chose this run's peaks
+        figures.append(fig("find_lr.png", range_png.read_bytes, "LR range test that chose the peak learning rates"))
+        found_table = _read_csv(run_dir / "find_lr" / "find_lr.csv")
+        if found_table is not None and not found_table.empty:
+            figures.append(_frame_table(found_table, "find-lr", "LR range test suggestions (find_lr/find_lr.csv)"))
+    bars, speed = _throughput_rows(run, results)
+    sections.append(("Figures", figures))
+
+    cross = _read_csv(run_dir / "crossframework.csv")
+    if cross is not None and not cross.empty:
+        sections.append(("PyTorch vs Keras", _crossframework(cross)))
+
+    tp_items: list = []
+    if len(bars):
+        tp_items.append(fig("throughput.png", lambda: RP.throughput(bars), RP.throughput_title(bars)))
+    if speed is not None:
+        cols = [c for c in ("trainer", "device", "device_name", "n_models", "epochs", "model_epochs_per_s",
+                            "samples_per_s", "speedup_vs_sequential", "file") if c in speed.columns]
+        tp_items.append(_frame_table(speed[cols], "throughput", "Trainer speed (results/speed/trainer_*.csv)"))
+    elif run.throughput is not None:
+        cols = [c for c in ("chunk", "trainer", "device", "n_models", "epochs", "wall_s", "samples_per_s",
+                            "model_epochs_per_s", "flop_per_s") if c in run.throughput.columns]
+        tp_items.append(_frame_table(run.throughput[cols], "throughput", "This run's chunks (throughput.csv)",
+                                     "No trainer speed table in results/speed/ (the batched vs sequential "
+                                     "comparison): only this run is shown."))
+    if tp_items:
+        sections.append(("Throughput", tp_items))
+    conf = _conformance(results)
+    if conf is not None:
+        sections.append(("Conformance", [conf]))
+    ev = _evaluator_speed(results)
+    if ev:
+        sections.append(("Evaluator speed", ev))
+    sections.append(("Environment", [_environment(run)]))
+    return _html(run_id, sections, plots), _markdown(run_id, sections), plots
+
+
+def _html(run_id: str, sections, plots: dict[str, bytes]) -> str:
+    e = html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
+             'style-src \'unsafe-inline\'">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>lrbench report: {e(run_id)}</title><style>{_CSS}</style></head><body>",
+             f"<h1>lrbench report: {e(run_id)}</h1>"]
+    for heading, items in sections:
+        parts.append(f"<h2>{e(heading)}</h2>")
+        for it in items:
+            if isinstance(it, Table):
+                parts.append(it.html())
+            elif isinstance(it, tuple) and it[0] == "img":
+                data = base64.b64encode(plots[it[1]]).decode("ascii")
+                parts.append(f'<img alt="{e(it[2])}" src="data:image/png;base64,{data}">')
+            elif isinstance(it, tuple) and it[0] == "list":
+                parts.append(f'<ul id="{e(it[1])}">' + "".join(f"<li>{e(s)}</li>" for s in it[2]) + "</ul>")
+            else:
+                parts.append(f"<p>{e(str(it))}</p>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _markdown(run_id: str, sections) -> str:
+    out = [f"# lrbench report: {_md(run_id)}", ""]
+    for heading, items in sections:
+        out += [f"## {_md(heading)}", ""]
+        for it in items:
+            if isinstance(it, Table):
+                out.append(it.md())
+            elif isinstance(it, tuple) and it[0] == "img":
+                out += [f"![{_md(it[2])}](plots/{it[1]})", ""]
+            elif isinstance(it, tuple) and it[0] == "list":
+                out += [f"- {_md(s)}" for s in it[2]] + [""]
+            else:
+                out += [_md(str(it)), ""]
+    return "\n".join(out)
+
+
+def _write(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda p: p.write_bytes(data))
+
+
+def write_report(run_dir: Path, results_dir: Path | None = None) -> tuple[Path, Path]:
+    """Write ``report.html``, ``report.md`` and ``plots/*.png`` into the run folder; returns (html, md)."""
+    run_dir = Path(run_dir)
+    page, md, plots = build_report(run_dir, results_dir)
+    (run_dir / "plots").mkdir(exist_ok=True)
+    for name, data in plots.items():
+        _write(run_dir / "plots" / name, data)
+    _write(run_dir / "report.html", page.encode("utf-8"))
+    _write(run_dir / "report.md", md.encode("utf-8"))
+    return run_dir / "report.html", run_dir / "report.md"

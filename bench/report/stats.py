@@ -1,0 +1,357 @@
+"""The numbers of the comparison report: a run folder's tables and the paired statistics over seeds.
+
+``load_run`` reads a run folder; ``config_table``, ``ranking``, ``paired_table``, ``headline`` and
+``performance_profile`` compute what the report shows. Every rule (intervals, pairing, roughness, time to
+target): docs/BENCH.md, "bench/report/stats.py".
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Run", "ReportError", "load_run", "t_quantile", "mean_interval", "bootstrap_interval",
+           "sign_flip_p", "time_to_target", "config_table", "ranking", "paired_table", "roughness",
+           "roughness_window", "roughness_table", "headline", "performance_profile", "N_BOOTSTRAP", "ALPHA"]
+
+N_BOOTSTRAP = 10_000
+ALPHA = 0.05
+# two-sided 95% Student-t quantiles t(0.975, df) for df = 1..30
+_T975 = [12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004, 2.262157, 2.228139,
+         2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905, 2.109816, 2.100922, 2.093024, 2.085963,
+         2.079614, 2.073873, 2.068658, 2.063899, 2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272]
+
+
+class ReportError(ValueError):
+    """A run folder the report cannot read (missing or malformed file), with the path and the rule."""
+
+
+@dataclasses.dataclass
+class Run:
+    """A run folder's contents (``history`` = epochs.parquet, ``summary`` = summary.csv)."""
+    path: Path
+    meta: dict
+    history: pd.DataFrame
+    summary: pd.DataFrame
+    throughput: pd.DataFrame | None
+
+    @property
+    def matrix(self) -> dict:
+        return self.meta.get("matrix") or {}
+
+    @property
+    def baseline(self) -> str:
+        return str(self.matrix.get("baseline") or "constant")
+
+    @property
+    def contender(self) -> str:
+        return str(self.matrix.get("contender") or "warmup_cosine")
+
+    @property
+    def target(self) -> float:
+        v = self.matrix.get("target_val_acc")
+        return 0.85 if v is None else float(v)
+
+    @property
+    def optimizers(self) -> list[str]:
+        return list(dict.fromkeys(self.summary["optimizer"]))
+
+    @property
+    def schedules(self) -> list[str]:
+        return list(dict.fromkeys(self.summary["name"]))
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(set(int(s) for s in self.summary["seed"]))
+
+    @property
+    def epochs(self) -> int:
+        return int(self.meta.get("epochs") or self.matrix.get("epochs") or (self.history["epoch"].max() + 1))
+
+    @property
+    def n_train(self) -> int | None:
+        n = (self.meta.get("data") or {}).get("n_train")
+        if n is None and self.throughput is not None and "n_train" in self.throughput:
+            n = int(self.throughput["n_train"].iloc[0])
+        return None if n is None else int(n)
+
+
+_SUMMARY_NEEDED = ["model", "name", "optimizer", "seed", "diverged", "best_val_acc", "best_val_epoch",
+                   "test_acc", "epochs_trained"]
+_HISTORY_NEEDED = ["model", "name", "optimizer", "seed", "epoch", "val_loss", "val_acc", "lr"]
+
+
+def load_run(run_dir: Path) -> Run:
+    """Read a run folder; :class:`ReportError` names a missing file or column."""
+    run_dir = Path(run_dir)
+    need = {"meta.json": run_dir / "meta.json", "epochs.parquet": run_dir / "epochs.parquet",
+            "summary.csv": run_dir / "summary.csv"}
+    missing = [n for n, p in need.items() if not p.is_file()]
+    if missing:
+        raise ReportError(f"run folder {run_dir}: missing {', '.join(missing)} (a run writes them when it finishes)")
+    try:
+        meta = json.loads(need["meta.json"].read_text())
+    except json.JSONDecodeError as e:
+        raise ReportError(f"{need['meta.json']}: not valid JSON ({e})") from None
+    history = pd.read_parquet(need["epochs.parquet"])
+    summary = pd.read_csv(need["summary.csv"], keep_default_na=False, na_values=["", "nan", "NaN"])
+    for frame, cols, name in ((summary, _SUMMARY_NEEDED, "summary.csv"), (history, _HISTORY_NEEDED, "epochs.parquet")):
+        lacking = [c for c in cols if c not in frame.columns]
+        if lacking:
+            raise ReportError(f"{run_dir / name}: missing column(s) {', '.join(lacking)}")
+    if summary.empty:
+        raise ReportError(f"{need['summary.csv']}: no configurations")
+    for frame in (summary, history):
+        frame["name"] = frame["name"].astype(str)
+        frame["optimizer"] = frame["optimizer"].astype(str)
+    summary["diverged"] = summary["diverged"].map(lambda v: str(v).strip().lower() in ("true", "1"))
+    if "model_time_s" not in history:  # older runs: the whole epoch time
+        history["model_time_s"] = history.get("epoch_time_s", np.nan)
+    tp_path = run_dir / "throughput.csv"
+    throughput = pd.read_csv(tp_path) if tp_path.is_file() else None
+    return Run(run_dir, meta, history, summary, throughput)
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+
+def t_quantile(df: int) -> float:
+    """t(0.975, df): the table for df <= 30, the Cornish-Fisher expansion beyond (error < 1e-4)."""
+    if df < 1:
+        raise ValueError(f"t_quantile: df must be >= 1, got {df}")
+    if df <= 30:
+        return _T975[df - 1]
+    z = 1.959963984540054
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+
+
+def mean_interval(x) -> tuple[float, float, float]:
+    """(mean, low, high): Student-t 95% interval of the mean; low = high = NaN for fewer than 2 values."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    m = float(x.mean())
+    if len(x) < 2:
+        return m, math.nan, math.nan
+    h = t_quantile(len(x) - 1) * float(x.std(ddof=1)) / math.sqrt(len(x))
+    return m, m - h, m + h
+
+
+def bootstrap_interval(d, n_resamples: int = N_BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap 95% interval of the mean of ``d`` (resampling its entries with replacement)."""
+    d = np.asarray(d, dtype=np.float64)
+    if len(d) < 2:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(n_resamples, len(d)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def sign_flip_p(d, seed: int = 0) -> float:
+    """Two-sided paired permutation p-value: share of sign vectors s with ``|mean(s*d)| >= |mean(d)|``."""
+    d = np.asarray(d, dtype=np.float64)
+    n = len(d)
+    if n == 0:
+        return math.nan
+    obs = abs(d.mean())
+    if n <= 16:
+        signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)
+    else:
+        signs = np.random.default_rng(seed).choice([-1, 1], size=(100_000, n))
+    stat = np.abs((signs * d).mean(axis=1))
+    return float(np.mean(stat >= obs - 1e-12 * max(1.0, obs)))
+
+
+# --------------------------------------------------------------------------------------------- per model
+
+def time_to_target(run: Run) -> pd.DataFrame:
+    """Per model: ``time_to_target_s`` / ``epochs_to_target`` (1-based), ``inf`` / NaN when never reached."""
+    h = run.history.sort_values(["model", "epoch"])
+    rows = []
+    for m, g in h.groupby("model", sort=True):
+        clock = g["model_time_s"].fillna(0.0).cumsum().to_numpy()
+        ok = (g["val_acc"].to_numpy() >= run.target) & np.isfinite(g["val_loss"].to_numpy())
+        if "diverged" in g:
+            ok &= ~g["diverged"].astype(bool).to_numpy()
+        i = int(np.argmax(ok)) if ok.any() else -1
+        rows.append(dict(model=m, time_to_target_s=float(clock[i]) if i >= 0 else math.inf,
+                         epochs_to_target=int(g["epoch"].iloc[i]) + 1 if i >= 0 else math.nan,
+                         train_time_s=float(clock[-1]) if len(clock) else math.nan, epochs_run=len(g)))
+    return pd.DataFrame(rows, columns=["model", "time_to_target_s", "epochs_to_target", "train_time_s", "epochs_run"])
+
+
+def per_model(run: Run) -> pd.DataFrame:
+    """summary.csv joined with the time to target and the per-model throughput."""
+    s = run.summary.merge(time_to_target(run), on="model", how="left")
+    n = run.n_train
+    s["samples_per_s"] = (n * s["epochs_run"] / s["train_time_s"]) if n else math.nan
+    return s
+
+
+def config_table(run: Run) -> pd.DataFrame:
+    """One row per (optimizer, schedule), in run order (see the module docstring for each column)."""
+    s = per_model(run)
+    rows = []
+    for (opt, name), g in s.groupby(["optimizer", "name"], sort=False):
+        mean, lo, hi = mean_interval(g["test_acc"])
+        lo, hi = max(lo, 0.0) if np.isfinite(lo) else lo, min(hi, 1.0) if np.isfinite(hi) else hi
+        hit = np.isfinite(g["time_to_target_s"])
+        reached = g["time_to_target_s"][hit]
+        rows.append(dict(optimizer=opt, schedule=name, seeds=len(g), test_acc=mean, ci_low=lo, ci_high=hi,
+                         best_val_acc=float(g["best_val_acc"].mean()),
+                         best_epoch=float((g["best_val_epoch"][g["best_val_epoch"] >= 0] + 1).median())
+                         if (g["best_val_epoch"] >= 0).any() else math.nan,
+                         time_to_target_s=float(reached.median()) if len(reached) else math.inf,
+                         epochs_to_target=float(g["epochs_to_target"][hit].median()) if len(reached) else math.nan,
+                         reached=len(reached), diverged=int(g["diverged"].sum()),
+                         samples_per_s=float(g["samples_per_s"].mean())))
+    return pd.DataFrame(rows)
+
+
+def ranking(table: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer, schedules by mean test accuracy (rank 1 = best; NaN accuracies last). Configurations
+    whose every seed diverged get rank NaN (``ranked`` False) and come after the ranked ones."""
+    out = []
+    for opt, g in table.groupby("optimizer", sort=False):
+        ranked = g["diverged"] < g["seeds"]
+        g = g.assign(ranked=ranked).sort_values(["ranked", "test_acc"], ascending=[False, False],
+                                                na_position="last").reset_index(drop=True)
+        n = int(ranked.sum())
+        rank = np.r_[np.arange(1, n + 1), np.full(len(g) - n, np.nan)]
+        out.append(pd.DataFrame(dict(optimizer=opt, rank=rank, schedule=g["schedule"], test_acc=g["test_acc"],
+                                     diverged=g["diverged"], seeds=g["seeds"], ranked=g["ranked"])))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def _paired(s: pd.DataFrame, opt: str, a: str, b: str, col: str) -> tuple[np.ndarray, list[int]]:
+    """``col`` of schedule ``a`` minus that of ``b``, same optimizer, per seed present (and finite) in both."""
+    x = s[(s["optimizer"] == opt) & (s["name"] == a)].set_index("seed")[col]
+    y = s[(s["optimizer"] == opt) & (s["name"] == b)].set_index("seed")[col]
+    seeds = sorted(set(x.index) & set(y.index))
+    d = np.array([x[k] - y[k] for k in seeds], dtype=np.float64)
+    keep = np.isfinite(d)
+    return d[keep], [k for k, ok in zip(seeds, keep) if ok]
+
+
+def paired_table(run: Run) -> pd.DataFrame:
+    """Each schedule vs the baseline, per optimizer, on test accuracy (empty when there is no baseline)."""
+    s = run.summary
+    base = run.baseline
+    rows = []
+    if base not in set(s["name"]):
+        return pd.DataFrame()
+    for opt in run.optimizers:
+        for name in run.schedules:
+            if name == base:
+                continue
+            d, seeds = _paired(s, opt, name, base, "test_acc")
+            if len(d) == 0:
+                continue
+            lo, hi = bootstrap_interval(d)
+            p = sign_flip_p(d)
+            _, t_lo, t_hi = mean_interval(d)
+            rows.append(dict(optimizer=opt, schedule=name, baseline=base, n=len(d), mean_diff=float(d.mean()),
+                             ci_low=lo, ci_high=hi, t_low=t_lo, t_high=t_hi, p_value=p,
+                             significant=bool(len(d) >= 2 and (t_lo > 0 or t_hi < 0)),
+                             wins=int((d > 0).sum()), losses=int((d < 0).sum())))
+    return pd.DataFrame(rows)
+
+
+def roughness_window(epochs: int) -> int:
+    """How many of an ``epochs``-epoch curve's last changes :func:`roughness` uses: the last 20%, at least 3
+    (all ``epochs - 1`` when fewer)."""
+    return max(0, min(epochs - 1, max(3, math.ceil(0.2 * epochs))))
+
+
+def roughness(curve) -> float:
+    """Standard deviation (ddof 0) of the epoch-to-epoch changes over the last :func:`roughness_window` of
+    them (NaN with fewer than 2 changes or non-finite losses); a steady trend scores 0."""
+    v = np.asarray(curve, dtype=np.float64)
+    k = roughness_window(len(v))
+    if k < 2:
+        return math.nan
+    d = np.diff(v)[-k:]
+    return float(np.std(d)) if np.all(np.isfinite(d)) else math.nan
+
+
+def roughness_table(run: Run) -> pd.DataFrame:
+    """Per model: ``roughness`` of its validation-loss curve (trained epochs only)."""
+    rows = []
+    for (m, name, opt, seed), g in run.history.sort_values("epoch").groupby(["model", "name", "optimizer", "seed"]):
+        if "trained" in g:
+            g = g[g["trained"].astype(bool)]
+        rows.append(dict(model=m, name=name, optimizer=opt, seed=int(seed), roughness=roughness(g["val_loss"])))
+    return pd.DataFrame(rows, columns=["model", "name", "optimizer", "seed", "roughness"])
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:+.2f} pp"
+
+
+def headline(run: Run, paired: pd.DataFrame | None = None) -> dict[str, str]:
+    """optimizer -> one sentence: contender vs baseline (test accuracy) and the end-of-training smoothness."""
+    paired = paired_table(run) if paired is None else paired
+    names = set(run.summary["name"])
+    base, cont = run.baseline, run.contender
+    out = {}
+    rough = roughness_table(run)
+    for opt in run.optimizers:
+        if base not in names or cont not in names:
+            absent = [f"{k} schedule {v!r}" for k, v in (("baseline", base), ("contender", cont)) if v not in names]
+            out[opt] = f"{opt}: no comparison: this run has no {' and no '.join(absent)}."
+            continue
+        row = paired[(paired["optimizer"] == opt) & (paired["schedule"] == cont)] if len(paired) else paired
+        if row is None or len(row) == 0:
+            out[opt] = f"{opt}: no comparison: {cont} and {base} share no seed with finite accuracies."
+            continue
+        r = row.iloc[0]
+        n = int(r["n"])
+        if not r["significant"]:
+            verdict = "ties with"
+        else:
+            verdict = "wins against" if r["mean_diff"] > 0 else "loses against"
+        if n >= 2:
+            stat = (f"mean paired difference {_pct(r['mean_diff'])}, 95% paired t interval "
+                    f"[{_pct(r['t_low'])}, {_pct(r['t_high'])}], bootstrap [{_pct(r['ci_low'])}, "
+                    f"{_pct(r['ci_high'])}], sign-flip p = {r['p_value']:.3g}, {n} seeds")
+        else:
+            stat = f"difference {_pct(r['mean_diff'])} on 1 seed: no interval, no test"
+        sentence = f"{opt}: {cont} {verdict} {base} on test accuracy ({stat})"
+        a = rough[(rough["optimizer"] == opt) & (rough["name"] == cont)].set_index("seed")["roughness"]
+        b = rough[(rough["optimizer"] == opt) & (rough["name"] == base)].set_index("seed")["roughness"]
+        seeds = [k for k in sorted(set(a.index) & set(b.index)) if np.isfinite(a[k]) and np.isfinite(b[k])]
+        if not seeds:
+            sentence += "; smoothness not measurable (fewer than 3 epochs or a diverged curve)."
+        else:
+            ra, rb = float(np.mean([a[k] for k in seeds])), float(np.mean([b[k] for k in seeds]))
+            smoother = sum(a[k] < b[k] for k in seeds)
+            word = "smoother" if ra < rb else ("not smoother" if ra > rb else "as smooth")
+            sentence += (f"; its validation loss is {word} over the last 20% of training (standard deviation of "
+                         f"the epoch-to-epoch change {ra:.3g} vs {rb:.3g}; smoother in {smoother}/{len(seeds)} "
+                         "seeds).")
+        out[opt] = sentence
+    return out
+
+
+def performance_profile(run: Run, metric: str = "time") -> tuple[pd.DataFrame, int, int]:
+    """(ratios, kept, total): ratio to the best schedule per (optimizer, seed) workload.
+
+    ``metric="time"``: time to target (``inf`` when not reached); ``metric="error"``: test error
+    ``1 - test_acc`` (NaN counted as ``inf``). ``ratios`` has one column per schedule, one row per kept
+    workload; ``kept`` / ``total`` count the workloads.
+    """
+    s = per_model(run)
+    col = "time_to_target_s" if metric == "time" else "error"
+    if metric == "error":
+        s["error"] = (1.0 - s["test_acc"]).where(s["test_acc"].notna(), math.inf)
+    wide = s.pivot_table(index=["optimizer", "seed"], columns="name", values=col, aggfunc="first")
+    wide = wide.reindex(columns=run.schedules).astype(float).fillna(math.inf)
+    best = wide.min(axis=1)
+    keep = np.isfinite(best) & (best > 0)
+    ratios = wide[keep].div(best[keep], axis=0)
+    return ratios, int(keep.sum()), len(wide)

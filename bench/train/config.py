@@ -1,0 +1,92 @@
+"""What a training run is made of, without torch: a configuration, the optimizer names, the result columns.
+
+The matrix spec (``bench.matrix.spec``) validates against these names without importing the trainers;
+the three trainers (``batched``, ``sequential``, ``keras``) share them. Column meanings: ``bench.train.batched``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import TYPE_CHECKING, NamedTuple
+
+import lrcore
+
+if TYPE_CHECKING:  # the trainers' tables; this module itself needs no pandas
+    import pandas as pd
+
+__all__ = ["TrainConfig", "NATIVE_PREFIX", "strip_native", "OPTIMIZERS", "ACTIVATION_NAMES", "HISTORY_COLUMNS",
+           "SUMMARY_COLUMNS", "ChunkResult", "steps_per_epoch"]
+
+#: The MLP's activations (``bench.train.model.ACTIVATIONS`` holds their torch functions).
+ACTIVATION_NAMES = ("relu", "gelu", "tanh")
+
+#: Our optimizer names -> (BatchedOptimizer kind, hyper-parameters besides lr).
+OPTIMIZERS = {
+    "sgd": ("sgd", {}),
+    "momentum": ("sgd", {"momentum": 0.9}),
+    "nesterov": ("sgd", {"momentum": 0.9, "nesterov": True}),
+    "rmsprop": ("rmsprop", {}),
+    "adam": ("adam", {}),
+    "adamw": ("adamw", {}),
+}
+
+#: The base momentum (sgd/rmsprop) or beta1 (adam/adamw) of each optimizer, used in the momentum table
+#: for models whose schedule does not cycle momentum.
+_BASE_MOMENTUM = {"sgd": 0.0, "momentum": 0.9, "nesterov": 0.9, "rmsprop": 0.0, "adam": 0.9, "adamw": 0.9}
+
+HISTORY_COLUMNS = ["model", "name", "optimizer", "schedule", "peak_lr", "seed", "epoch", "train_loss",
+                   "val_loss", "val_acc", "lr", "momentum", "epoch_time_s", "trained", "diverged", "stopped"]
+SUMMARY_COLUMNS = ["model", "name", "optimizer", "schedule", "peak_lr", "seed", "epochs_trained", "diverged",
+                   "diverged_epoch", "stopped_epoch", "final_train_loss", "final_val_loss", "final_val_acc",
+                   "best_val_acc", "best_val_epoch", "test_loss", "test_acc", "test_acc_best"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One model: ``schedule`` is lrcore text with placeholders ``peak`` and ``total``, or "plateau"."""
+    name: str
+    optimizer: str
+    peak_lr: float
+    schedule: str = "Constant(lr=peak)"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"TrainConfig {self.name!r}: optimizer must be one of {sorted(OPTIMIZERS)}, "
+                             f"got {self.optimizer!r}")
+        if not (isinstance(self.peak_lr, (int, float)) and math.isfinite(self.peak_lr) and self.peak_lr > 0):
+            raise ValueError(f"TrainConfig {self.name!r}: peak_lr must be a positive number, got {self.peak_lr!r}")
+
+    @property
+    def reactive(self) -> bool:
+        return self.schedule.strip().lower() == "plateau"
+
+    def parse(self, total: int, steps_per_epoch: int | None = None):
+        """The lrcore schedule (None for "plateau"); placeholders ``peak``, ``total``, ``steps_per_epoch``,
+        ``epochs`` (the last two when ``steps_per_epoch`` is given). A ``keras-native:`` prefix (the Keras
+        trainer's real Keras schedule) is dropped: the rest is the lrcore equivalent."""
+        if self.reactive:
+            return None
+        names = dict(peak=float(self.peak_lr), total=int(total))
+        if steps_per_epoch is not None:
+            names.update(steps_per_epoch=int(steps_per_epoch), epochs=int(total) // int(steps_per_epoch))
+        return lrcore.parse(strip_native(self.schedule), **names)
+
+
+NATIVE_PREFIX = "keras-native:"
+
+
+def strip_native(text: str) -> str:
+    """Schedule text without the ``keras-native:`` prefix."""
+    t = text.strip()
+    return t[len(NATIVE_PREFIX):].strip() if t.startswith(NATIVE_PREFIX) else t
+
+
+class ChunkResult(NamedTuple):
+    history: pd.DataFrame
+    summary: pd.DataFrame
+    throughput: dict
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    return -(-int(n_train) // int(batch_size))
