@@ -6,6 +6,8 @@ itself never imports the report.
 """
 from __future__ import annotations
 
+import importlib.util
+import warnings
 from pathlib import Path
 
 import click
@@ -25,9 +27,46 @@ def _root_option():
                         help=f"The results root (runs/, conformance.csv, speed/).  [default: {DEFAULT_HELP}]")
 
 
+#: What each command imports beyond lrcore's numpy + numba + click, and the extra that installs it.
+NEEDS = {"run": ("torch", "pandas", "pyarrow", "matplotlib", "rich"), "train-speed": ("torch", "pandas", "rich"),
+         "find-lr": ("torch", "pandas", "matplotlib", "rich"), "conformance": ("torch", "pandas", "rich"),
+         "report": ("pandas", "pyarrow", "matplotlib"), "cross-check": ("pandas", "pyarrow", "rich"),
+         "plot": ("matplotlib",), "speed": ("pandas", "rich", "mpmath")}
+EXTRA = {"torch": "torch", "tensorflow": "keras", "keras": "keras", "pandas": "bench", "pyarrow": "bench",
+         "matplotlib": "bench", "rich": "bench", "mpmath": "bench"}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_message(command: str) -> str | None:
+    """What ``command`` lacks, and the pip line that adds it (None when nothing is missing)."""
+    missing = [m for m in NEEDS.get(command, ()) if not _installed(m)]
+    if not missing:
+        return None
+    extras = ",".join(sorted({EXTRA[m] for m in missing}))
+    msg = f"lrbench {command} needs {', '.join(missing)}, not installed here: pip install 'lrbench[{extras}]'"
+    if "torch" in missing:
+        msg += ("\n(PyTorch trains the models. Install the build for your machine first, e.g. the CPU build on a "
+                "machine without a GPU, as the README's set-up does: an unpinned torch brings the CUDA build.)")
+    return msg
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main():
+@click.pass_context
+def main(ctx):
     """lrbench: learning-rate schedules, their conformance and their benchmark."""
+    with warnings.catch_warnings():  # click 9 moves protected_args into args
+        warnings.simplefilter("ignore", DeprecationWarning)
+        rest = [*getattr(ctx, "protected_args", []), *ctx.args]
+    if ctx.invoked_subcommand and not {"-h", "--help"} & set(rest):
+        msg = missing_message(ctx.invoked_subcommand)
+        if msg:
+            raise click.ClickException(msg)
 
 
 def _count(ctx, param, value):
