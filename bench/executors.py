@@ -62,13 +62,15 @@ class LocalExecutor:
 
     def run(self, jobs: Sequence[ChunkJob], *, train: Callable, trainer: str, matrix, data, device: str,
             progress) -> Iterator[tuple]:
+        import numba
         import torch
         matmul = matmul_rate(trainer, device)
         for j, job in enumerate(jobs):
             progress.start_chunk(j, job.chunk, len(job.configs), matrix.epochs)
             result = train(trainer, job.configs, data, matrix, device, progress.epoch_done)
             yield job.chunk, result, {"executor": "local", "node": platform.node(), "device": device,
-                                      "threads": torch.get_num_threads(), "matmul_flop_per_s": matmul}
+                                      "threads": torch.get_num_threads(), "numba_threads": numba.get_num_threads(),
+                                      "matmul_flop_per_s": matmul}
 
 
 # ------------------------------------------------------------------------------------------------ ray
@@ -140,7 +142,7 @@ def _chunk_task(train, chunk, configs, packed, matrix, trainer, want_gpu, cpus, 
         sink.push.remote(("epoch", chunk, epoch, len(rows), max(accs) if accs else math.nan))
 
     result = train(trainer, configs, data, matrix, device, progress)
-    info = {"executor": "ray", **node, "threads": torch.get_num_threads(),
+    info = {"executor": "ray", **node, "threads": torch.get_num_threads(), "numba_threads": numba.get_num_threads(),
             "matmul_flop_per_s": matmul_rate(trainer, device)}
     return result, info
 

@@ -437,9 +437,11 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
         return _train(*args)
     try:
         with bar, _terminate_as_interrupt():
-            for k, result, info in executor.run(jobs, train=train if local else _train, trainer=trainer,
-                                                matrix=matrix, data=data, device=device, progress=bar):
-                _save_chunk(run_dir, k, chunks[k], result, trainer, info)
+            finished = executor.run(jobs, train=train if local else _train, trainer=trainer, matrix=matrix,
+                                    data=data, device=device, progress=bar)
+            with contextlib.closing(finished):  # an interrupt while a part is written still cancels the rest
+                for k, result, info in finished:
+                    _save_chunk(run_dir, k, chunks[k], result, trainer, info)
     except (KeyboardInterrupt, ExecutorError) as e:
         meta["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         if isinstance(e, ExecutorError):
