@@ -146,7 +146,8 @@ def summary_table(summary, title: str):
               help="Models trained together (default: all on CUDA, 72 on the CPU).")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False), help="Fashion-MNIST folder.")
 @click.option("--results", "results_dir", default=str(RESULTS), show_default=True, type=click.Path(file_okay=False))
-@click.option("--threads", type=click.IntRange(0), default=0, help="torch threads (0: torch's default).")
+@click.option("--threads", type=click.IntRange(0), default=0,
+              help="torch threads of this process (0: torch's default; Ray tasks use --cpus-per-task).")
 @click.option("--no-report", is_flag=True, help="Do not write report.html / report.md at the end.")
 @click.option("--no-progress", is_flag=True, help="A line per chunk instead of progress bars.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
