@@ -4,7 +4,7 @@
 
 * ``meta.json``: run id, status ("running" | "interrupted" | "failed" | "complete"), command, the resolved
   matrix, framework, trainer ("batched" | "sequential" | "keras"), device and its name, threads, the
-  executor (``local`` | ``ray``, with its settings), git commit and
+  executor (``local`` | ``ray``; the settings of Ray under ``ray``), git commit and
   whether the tree was dirty, versions, start / end (UTC), the chunk plan, the resolved peaks,
   aggregate throughput (with a torch matmul FLOP rate measured in the same run), the data's origin.
 * ``epochs.parquet``: ``bench.trainer.HISTORY_COLUMNS`` + ``trainer``, ``chunk``, ``model_time_s``
@@ -422,7 +422,11 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
             meta["gpu"] = None
     meta["status"] = "running"
     meta.pop("error", None)
-    meta["executor"] = executor.describe()
+    settings = executor.describe()  # {"executor": "local" | "ray", its settings...}
+    meta["executor"] = settings.pop("executor")
+    meta.pop("ray", None)
+    if settings:
+        meta[meta["executor"]] = settings
     meta.setdefault("resumed_utc", [])
     if resume is not None:
         meta["resumed_utc"].append(_utc())

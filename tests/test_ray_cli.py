@@ -64,8 +64,8 @@ def test_ray_executor_from_the_command_line_equals_local(small, local_run, tmp_p
     pd.testing.assert_frame_equal(pd.read_parquet(run / "epochs.parquet").drop(columns=TIME_COLUMNS),
                                   pd.read_parquet(local_run / "epochs.parquet").drop(columns=TIME_COLUMNS))
     meta = json.loads((run / "meta.json").read_text())
-    assert meta["executor"]["executor"] == "ray" and meta["executor"]["address"] == "local (private)"
-    assert meta["executor"]["cluster"]["CPU"] == os.cpu_count()
+    assert meta["executor"] == "ray" and meta["ray"]["address"] == "local (private)"
+    assert meta["ray"]["cluster"]["CPU"] == os.cpu_count()
     assert not list(tmp_path.glob("**/.*.tmp-*"))
 
 

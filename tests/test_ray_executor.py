@@ -102,8 +102,8 @@ def test_ray_run_equals_local_run(cluster, matrix, data, local_run, tmp_path):
                      progress=True, report=False, executor=RayExecutor(address=cluster))
     assert_same_results(run, local_run)
     meta = json.loads((run / "meta.json").read_text())
-    assert meta["status"] == "complete" and meta["executor"]["executor"] == "ray"
-    assert meta["executor"]["cpus_per_task"] == 1 and meta["executor"]["gpus_per_task"] == 0
+    assert meta["status"] == "complete" and meta["executor"] == "ray"
+    assert meta["ray"]["cpus_per_task"] == 1 and meta["ray"]["gpus_per_task"] == 0 and meta["ray"]["max_retries"] == 3
     assert meta["device"] == "cpu" and meta["chunks"] == json.loads((local_run / "meta.json").read_text())["chunks"]
     node = ray.get_runtime_context().get_node_id()
     for p in parts(run):
@@ -127,7 +127,7 @@ def test_gpu_request_reaches_the_task(cluster, small, data, tmp_path):
     run = run_matrix(small, results_dir=tmp_path, run_id="g", data=data,
                      progress=False, report=False, executor=RayExecutor(address=cluster))
     meta = json.loads((run / "meta.json").read_text())
-    assert meta["executor"]["gpus_per_task"] == 1 and meta["device"] == "cuda"
+    assert meta["ray"]["gpus_per_task"] == 1 and meta["device"] == "cuda"
     assert len(meta["chunks"]) == 1  # GPU tasks: the matrix split over the cluster's GPUs (one here)
     (p,) = parts(run)
     assert p["gpu_ids"] == ["0"] and p["device"] == "cpu"
@@ -210,7 +210,7 @@ def test_killed_driver_resumes_on_ray_or_locally(cluster, matrix, data, local_ru
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) != 0
     meta = json.loads((run / "meta.json").read_text())
-    assert meta["status"] == "interrupted" and meta["executor"]["executor"] == "ray"
+    assert meta["status"] == "interrupted" and meta["executor"] == "ray"
     finished = parts(run)
     assert 1 <= len(finished) < len(meta["chunks"])
     shutil.copytree(run, tmp_path / "runs" / "k2")
@@ -225,3 +225,4 @@ def test_killed_driver_resumes_on_ray_or_locally(cluster, matrix, data, local_ru
         assert_same_results(r, local_run)
         assert [p for p in parts(r) if p["chunk"] in {f["chunk"] for f in finished}] == finished  # kept
     assert {p["executor"] for p in parts(tmp_path / "runs" / "k2")} == {"ray", "local"}
+    assert json.loads((tmp_path / "runs" / "k2" / "meta.json").read_text())["executor"] == "local"
