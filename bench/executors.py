@@ -158,8 +158,9 @@ def _import_ray():
 class RayExecutor:
     """Chunks as Ray tasks.
 
-    ``address``: None starts a private local cluster sized to this machine (``num_cpus``: all cores)
-    and stops it at the end; ``"auto"`` or ``"HOST:PORT"`` attaches to a running cluster (``ray start``).
+    ``address``: None starts a private local cluster sized to this machine (``num_cpus``: all cores;
+    object store ``object_store_bytes``, default 1 GiB; a short temporary folder under /tmp, Ray's
+    socket paths being limited to 107 bytes) and stops it at the end; ``"auto"`` or ``"HOST:PORT"`` attaches to a running cluster (``ray start``).
     A process already connected to Ray (``ray.init`` before the run) keeps its connection.
     """
     name = "ray"
