@@ -143,7 +143,8 @@ def summary_table(summary, title: str):
               help="Train with PyTorch (default for torch matrices) or Keras model.fit (one model at a time). "
                    "--framework torch on a Keras matrix trains its lrcore schedules (keras-native ones dropped).")
 @click.option("--chunk-size", type=click.IntRange(1), default=None,
-              help="Models trained together (default: all on CUDA, 72 on the CPU).")
+              help="Models trained together, one Ray task each (default: all on CUDA, split over the "
+                   "cluster's GPUs on Ray; 72 on the CPU).")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False), help="Fashion-MNIST folder.")
 @click.option("--results", "results_dir", default=str(RESULTS), show_default=True, type=click.Path(file_okay=False))
 @click.option("--threads", type=click.IntRange(0), default=0,
