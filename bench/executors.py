@@ -160,8 +160,9 @@ class RayExecutor:
 
     ``address``: None starts a private local cluster sized to this machine (``num_cpus``: all cores;
     object store ``object_store_bytes``, default 1 GiB; a short temporary folder under /tmp, Ray's
-    socket paths being limited to 107 bytes) and stops it at the end; ``"auto"`` or ``"HOST:PORT"`` attaches to a running cluster (``ray start``).
-    A process already connected to Ray (``ray.init`` before the run) keeps its connection.
+    socket paths being limited to 107 bytes) and stops it at the end; ``"auto"`` or ``"HOST:PORT"``
+    attaches to a running cluster (``ray start``). A process already connected to Ray (``ray.init``
+    before the run) keeps its connection.
     """
     name = "ray"
 
@@ -201,10 +202,15 @@ class RayExecutor:
                 store = self.object_store_bytes or max(2 ** 30, 3 * int(data_bytes))
                 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
                 path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-                ray.init(address="local", num_cpus=self.num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                         _temp_dir=self._tmp, object_store_memory=store, log_to_driver=False,
-                         logging_level=logging.WARNING,
-                         runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0"}})
+                try:
+                    ray.init(address="local", num_cpus=self.num_cpus or os.cpu_count() or 1, include_dashboard=False,
+                             _temp_dir=self._tmp, object_store_memory=store, log_to_driver=False,
+                             logging_level=logging.WARNING,
+                             runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0"}})
+                except BaseException:
+                    shutil.rmtree(self._tmp, ignore_errors=True)
+                    self._tmp = None
+                    raise
             else:
                 try:
                     ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING)
