@@ -166,16 +166,6 @@ def conformance(examples, seed, frameworks, out_path):
         raise SystemExit(1)
 
 
-def _shard(ctx, param, value):
-    try:
-        i, n = (int(x) for x in value.split("/"))
-    except ValueError:
-        raise click.BadParameter(f"expected i/n such as 1/2, got {value!r}") from None
-    if not 1 <= i <= n:
-        raise click.BadParameter(f"needs 1 <= i <= n, got {value!r}")
-    return i, n
-
-
 def summary_table(summary, title: str):
     """Rich table: mean (and spread) of test accuracy over seeds per optimizer x schedule, best first."""
     from rich.table import Table
@@ -199,8 +189,6 @@ def summary_table(summary, title: str):
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N] (auto: CUDA when present).")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override the matrix's epochs.")
 @click.option("--seeds", default=None, help="Override the matrix's seeds: a count (3) or a list (0,1,2).")
-@click.option("--shard", default="1/1", callback=_shard, show_default=True,
-              help="Train only chunks i-1, i-1+n, ... of the plan; join the shards with lrbench merge.")
 @click.option("--resume", default=None, metavar="RUN_ID", help="Continue an interrupted run (skips finished chunks).")
 @click.option("--run-id", default=None, help="Name of the run folder (default: time-matrix[-trainer]).")
 @click.option("--sequential", is_flag=True, help="One model at a time with torch.nn + torch.optim + lrcore "
@@ -209,23 +197,53 @@ def summary_table(summary, title: str):
               help="Train with PyTorch (default for torch matrices) or Keras model.fit (one model at a time). "
                    "--framework torch on a Keras matrix trains its lrcore schedules (keras-native ones dropped).")
 @click.option("--chunk-size", type=click.IntRange(1), default=None,
-              help="Models trained together (default: all on CUDA, 72 on the CPU).")
+              help="Models trained together, one Ray task each (default: all on CUDA, split over the "
+                   "cluster's GPUs on Ray; 72 on the CPU).")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False), help="Fashion-MNIST folder.")
 @_root_option()
-@click.option("--threads", type=click.IntRange(0), default=0, help="torch threads (0: torch's default).")
+@click.option("--threads", type=click.IntRange(0), default=0,
+              help="torch threads of this process (0: torch's default; Ray tasks use --cpus-per-task).")
 @click.option("--no-report", is_flag=True, help="Do not write report.html / report.md at the end.")
 @click.option("--no-progress", is_flag=True, help="A line per chunk instead of progress bars.")
-def run(matrix_spec, device, epochs, seeds, shard, resume, run_id, sequential, framework, chunk_size, data_dir,
-        results_dir, threads, no_report, no_progress):
-    """Train a schedules x optimizers x seeds matrix on Fashion-MNIST; write results/runs/<run-id>/."""
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where chunks train: this process, or Ray tasks (pip install 'lrbench[ray]').")
+@click.option("--address", default=None, help="Ray: a running cluster (auto | HOST:PORT, see ray start); "
+              "default: a private local cluster sized to this machine.")
+@click.option("--cpus-per-task", type=click.IntRange(1), default=None,
+              help="Ray: CPUs per chunk task, also its torch / Numba threads [default: 1].")
+@click.option("--gpus-per-task", type=click.FloatRange(0), default=None,
+              help="Ray: GPUs per chunk task [default: 1 when the cluster has GPUs and --device is not cpu, else 0].")
+@click.option("--max-retries", type=click.IntRange(0), default=None,
+              help="Ray: retries of a chunk whose worker died (never after a trainer error) [default: 3].")
+def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framework, chunk_size, data_dir,
+        results_dir, threads, no_report, no_progress, executor, address, cpus_per_task, gpus_per_task, max_retries):
+    """Train a schedules x optimizers x seeds matrix on Fashion-MNIST; write results/runs/<run-id>/.
+
+    --resume continues a run with either executor, whichever trained its first chunks.
+    """
     import sys
+    import warnings
 
     from rich.console import Console
 
     from .matrix import MatrixError, load_matrix, parse_seeds
-    from .matrix.runner import RunError, run_matrix
+    from .matrix.executors import ExecutorError, make_executor
+    from .matrix.runner import CorruptPartWarning, RunError, run_matrix
     from .train import FashionMNISTError
     console = Console(stderr=True)
+    show = warnings.showwarning
+
+    def show_warning(message, category, *args, **kwargs):
+        if issubclass(category, CorruptPartWarning):
+            console.print(f"[yellow]warning[/yellow]: {message}", soft_wrap=True)
+        else:
+            show(message, category, *args, **kwargs)
+    warnings.showwarning = show_warning
+    try:
+        ex = make_executor(executor, address=address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task,
+                           max_retries=max_retries)
+    except ExecutorError as e:
+        raise click.UsageError(str(e)) if executor == "local" else click.ClickException(str(e)) from None
     if threads:
         import torch
         torch.set_num_threads(threads)
@@ -250,14 +268,14 @@ def run(matrix_spec, device, epochs, seeds, shard, resume, run_id, sequential, f
             console.print(f"matrix {matrix.name} ({matrix.source}): {len(matrix.peak_lr)} optimizers x "
                           f"{len(matrix.schedules)} schedules x {len(matrix.seeds)} seeds = {matrix.n_configs} "
                           f"models, {matrix.epochs} epochs")
-        elif any(v is not None for v in (epochs, seeds, run_id, chunk_size, trainer)) or shard != (1, 1):
+        elif any(v is not None for v in (epochs, seeds, run_id, chunk_size, trainer)):
             raise click.UsageError("--resume continues a run with its own settings: give no --epochs, --seeds, "
-                                   "--run-id, --chunk-size, --shard, --sequential or --framework")
+                                   "--run-id, --chunk-size, --sequential or --framework")
         run_dir = run_matrix(matrix, results_dir=results_root(results_dir), run_id=run_id, device=device,
-                             trainer=trainer, shard=shard, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
-                             progress=not no_progress, console=console,
+                             trainer=trainer, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
+                             progress=not no_progress, console=console, executor=ex,
                              command="lrbench " + " ".join(sys.argv[1:]))
-    except (MatrixError, RunError, FashionMNISTError) as e:
+    except (MatrixError, RunError, FashionMNISTError, ExecutorError) as e:
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: finished chunks are saved; continue with "
@@ -298,25 +316,6 @@ def _print_run(run_dir: Path, console):
         if (run_dir / name).is_file():
             out.print(f"report: {run_dir / name}")
     out.print(f"written: {run_dir}")
-
-
-@main.command()
-@click.argument("runs", nargs=-1, required=True)
-@click.option("--run-id", default=None, help="Name of the merged run folder (default: <shard id>-merged).")
-@_root_option()
-@click.option("--no-report", is_flag=True)
-def merge(runs, run_id, results_dir, no_report):
-    """Join the shards of a run (lrbench run --shard i/n) into one run folder."""
-    from rich.console import Console
-
-    from .matrix.runner import RunError, merge_runs
-    try:
-        out = merge_runs(list(runs), results_dir=results_root(results_dir), run_id=run_id)
-    except RunError as e:
-        raise click.ClickException(str(e)) from None
-    if not no_report:
-        write_run_report(out, results_root(results_dir))
-    _print_run(out, Console(stderr=True))
 
 
 @main.command("train-speed")

@@ -462,3 +462,13 @@ def test_cli_report(results, tmp_path):
     assert r.exit_code == 1 and "missing summary.csv" in r.output and "Traceback" not in r.output
     with pytest.raises(ReportError, match="missing summary.csv"):
         write_report(broken, results)
+
+
+def test_truncated_epochs_parquet_is_a_clear_error(results, tmp_path):
+    """A 7-byte epochs.parquet (a crash mid-write without atomic rename): a ReportError naming the file."""
+    broken = _variant(results / "runs" / "20261122-000000-tiny", tmp_path / "trunc")
+    (broken / "epochs.parquet").write_bytes((broken / "epochs.parquet").read_bytes()[:7])
+    r = CliRunner().invoke(report_cmd, [str(broken), "--results", str(results)])
+    assert r.exit_code == 1 and "epochs.parquet: unreadable" in r.output and "Traceback" not in r.output
+    with pytest.raises(ReportError, match="epochs.parquet: unreadable"):
+        write_report(broken, results)

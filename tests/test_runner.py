@@ -1,5 +1,5 @@
 """lrbench run: real training of a small matrix on a slice of Fashion-MNIST, the run folder's files,
-the paired design, resume after an interruption, shards + merge, and the sequential trainer."""
+the paired design, resume after an interruption, corrupt parts, and the sequential trainer."""
 import dataclasses
 import json
 import textwrap
@@ -10,7 +10,7 @@ import pytest
 
 import bench.matrix.runner as runner
 from bench.cli import write_run_report
-from bench.matrix.runner import RunError, merge_runs, run_matrix
+from bench.matrix.runner import CorruptPartWarning, RunError, run_matrix
 from bench.matrix.spec import load_matrix
 from bench.train.batched import HISTORY_COLUMNS, SUMMARY_COLUMNS
 from bench.train.data import load_fashion_mnist
@@ -199,23 +199,49 @@ def test_peak_lr_find_runs_the_range_test_into_the_run(data, tmp_path):
     assert "LR range test that chose the peak learning rates" in html and "find_lr.csv" in html
 
 
-def test_shards_merge_to_the_whole_run(matrix, data, tmp_path, full_run):
-    ids = []
-    for i in (1, 2):
-        d = run_matrix(matrix, results_dir=tmp_path, device="cpu", chunk_size=5, shard=(i, 2), data=data,
-                       progress=False, run_id=f"s-shard{i}of2")
-        ids.append(d.name)
-    assert len(pd.read_csv(tmp_path / "runs" / ids[0] / "summary.csv")) == 7  # chunks 0 and 2
-    with pytest.raises(RunError, match="chunks \\[1\\]"):
-        merge_runs(ids[:1], results_dir=tmp_path)
-    out = merge_runs(ids, results_dir=tmp_path)
-    assert out.name == "s-merged"
-    a, b = pd.read_csv(out / "summary.csv"), pd.read_csv(full_run / "summary.csv")
-    assert list(a["model"]) == list(range(12))
-    assert np.allclose(a["test_acc"], b["test_acc"], atol=2e-3)
-    assert json.loads((out / "meta.json").read_text())["merged_from"] == ids
-    with pytest.raises(RunError, match="both"):
-        merge_runs([ids[0], ids[0], ids[1]], results_dir=tmp_path, run_id="x")
+def _resume_interrupted_copy(src, dst):
+    """A copy of a complete run folder that looks interrupted (for resume tests)."""
+    import shutil
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / "meta.json").read_text())
+    meta.update(status="interrupted", run_id=dst.name)
+    (dst / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("damage", ["truncated parquet", "flipped byte in csv", "truncated json"])
+def test_corrupt_part_is_retrained_with_a_warning(full_run, data, tmp_path, damage):
+    """A part that does not match its checksum (a crash mid-write without atomic rename, a full disk) is
+    found on resume: its chunk is trained again, with a warning naming the file, never a pyarrow error."""
+    run = tmp_path / "runs" / "c"
+    _resume_interrupted_copy(full_run, run)
+    parts = run / "parts"
+    stamp = (parts / "chunk-0000.summary.csv").stat().st_mtime_ns
+    if damage == "truncated parquet":
+        bad = parts / "chunk-0002.epochs.parquet"
+        bad.write_bytes(bad.read_bytes()[:7])
+    elif damage == "flipped byte in csv":
+        bad = parts / "chunk-0002.summary.csv"
+        b = bytearray(bad.read_bytes())
+        b[-3] = ord("7") if b[-3] != ord("7") else ord("3")
+        bad.write_bytes(bytes(b))
+    else:
+        bad = parts / "chunk-0002.json"
+        bad.write_text(bad.read_text()[:20])
+    with pytest.warns(CorruptPartWarning, match=f"{bad.name}.*chunk 2 will be trained again"):
+        run_matrix(resume="c", results_dir=tmp_path, data=data, progress=False)
+    assert (parts / "chunk-0000.summary.csv").stat().st_mtime_ns == stamp  # intact parts kept
+    assert json.loads((run / "meta.json").read_text())["status"] == "complete"
+    pd.testing.assert_frame_equal(pd.read_csv(run / "summary.csv"), pd.read_csv(full_run / "summary.csv"))
+    assert runner._part_problem(run, 2) is None
+
+
+def test_part_records_executor_node_device_and_checksums(full_run):
+    part = json.loads((full_run / "parts" / "chunk-0001.json").read_text())
+    assert part["executor"] == "local" and part["device"] == "cpu" and part["node"] and part["threads"] >= 1
+    assert set(part["files"]) == {"chunk-0001.epochs.parquet", "chunk-0001.summary.csv"}
+    assert part["files"]["chunk-0001.summary.csv"]["bytes"] == (full_run / "parts" / "chunk-0001.summary.csv").stat().st_size
+    meta = json.loads((full_run / "meta.json").read_text())
+    assert meta["executor"] == "local" and "ray" not in meta
 
 
 def test_sequential_trainer_agrees_with_batched(matrix, data, tmp_path, full_run):
@@ -235,8 +261,6 @@ def test_sequential_trainer_agrees_with_batched(matrix, data, tmp_path, full_run
 def test_bad_requests_fail_clearly(matrix, data, tmp_path):
     with pytest.raises(RunError, match="no run 'nope'"):
         run_matrix(resume="nope", results_dir=tmp_path)
-    with pytest.raises(RunError, match="shard"):
-        run_matrix(matrix, results_dir=tmp_path, shard=(3, 2), device="cpu", data=data)
     run_matrix(matrix.replace(seeds=[0]), results_dir=tmp_path, run_id="x", device="cpu", data=data,
                progress=False, chunk_size=6)
     with pytest.raises(RunError, match="exists"):

@@ -58,3 +58,42 @@ class RunProgress:
         if not self.enabled and self._chunk_left <= 0:
             self.console.print(f"chunk #{self._chunk_id} done in "
                                f"{time.perf_counter() - self._chunk_t0:.1f} s{best}")
+
+    # -- chunks running at once (Ray tasks): one bar per chunk in flight, keyed by chunk
+    def task_started(self, j: int, chunk: int, n_models: int, epochs: int, where: str = ""):
+        """A task began ``chunk`` (again, after a retry: its epochs so far are taken back)."""
+        self._tasks = getattr(self, "_tasks", {})
+        self._finished = getattr(self, "_finished", set())
+        if chunk in self._finished:
+            return
+        old = self._tasks.pop(chunk, None)
+        if old is not None:
+            self._progress.remove_task(old["bar"])
+            self._progress.update(self._run, advance=-old["done"])
+        label = f"chunk {j + 1}/{self.n_chunks} (#{chunk}, {n_models} models{', ' + where if where else ''})"
+        self._tasks[chunk] = {"bar": self._progress.add_task(label, total=n_models * epochs), "label": label,
+                              "t0": time.perf_counter(), "done": 0, "total": n_models * epochs}
+
+    def task_epoch(self, chunk: int, epoch: int, n_rows: int, best: float):
+        t = getattr(self, "_tasks", {}).get(chunk)
+        if t is None:
+            return
+        if math.isfinite(best):
+            self.best = max(self.best, best)
+        t["done"] += n_rows
+        self._progress.update(self._run, advance=n_rows)
+        self._progress.update(t["bar"], advance=n_rows, description=f"{t['label']} epoch {epoch + 1}")
+
+    def task_finished(self, chunk: int, total: int):
+        """``chunk`` is written; ``total``: its model-epochs (events still in flight are not waited for)."""
+        self._finished = getattr(self, "_finished", set())
+        self._finished.add(chunk)
+        t = getattr(self, "_tasks", {}).pop(chunk, None)
+        done = 0 if t is None else t["done"]
+        self._progress.update(self._run, advance=total - done)
+        if t is not None:
+            self._progress.remove_task(t["bar"])
+        if not self.enabled:
+            best = f", best val acc {self.best:.4f}" if math.isfinite(self.best) else ""
+            took = f" in {time.perf_counter() - t['t0']:.1f} s" if t is not None else ""
+            self.console.print(f"chunk #{chunk} done{took}{best}")

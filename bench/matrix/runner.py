@@ -2,30 +2,33 @@
 
 ``run_matrix(matrix, ...)`` -> the run folder ``results/runs/<run-id>/`` (DESIGN.md's results layout):
 
-* ``meta.json``: run id, status ("running" | "interrupted" | "complete"), command, the resolved matrix,
-  framework, trainer ("batched" | "sequential" | "keras"), device and its name, threads, git commit and
-  whether the tree was dirty, versions, start / end (UTC), shard, the chunk plan, the resolved peaks,
+* ``meta.json``: run id, status ("running" | "interrupted" | "failed" | "complete"), command, the resolved
+  matrix, framework, trainer ("batched" | "sequential" | "keras"), device and its name, threads, the
+  executor (``local`` | ``ray``; the settings of Ray under ``ray``), git commit and
+  whether the tree was dirty, versions, start / end (UTC), the chunk plan, the resolved peaks,
   aggregate throughput (with a torch matmul FLOP rate measured in the same run), the data's origin.
 * ``epochs.parquet``: ``bench.trainer.HISTORY_COLUMNS`` + ``trainer``, ``chunk``, ``model_time_s``
   (this model's share of the epoch's wall time: the chunk's epoch time / models in the chunk for the
   batched trainer, the model's own epoch time otherwise; its cumulative sum is the time-to-result clock).
 * ``summary.csv``: ``bench.trainer.SUMMARY_COLUMNS`` + ``trainer``, ``chunk``; ``throughput.csv``: one
   row per chunk.
-* ``parts/chunk-NNNN.*``: each finished chunk, written as soon as it finishes (the ``.json`` written last
-  marks it done). ``--resume`` skips finished chunks; an interrupted run (Ctrl-C or SIGTERM) loses at
-  most the chunk in flight.
+* ``parts/chunk-NNNN.*``: each finished chunk, written by this process as soon as it finishes (the
+  ``.json`` written last marks it done; it holds the chunk's throughput, the executor, node, device and
+  threads that trained it, and the SHA-256 and size of its two data files). ``--resume`` skips finished
+  chunks, whichever executor trained them; a part whose JSON or data files do not match (a crash
+  mid-write, a full disk) is retrained with a :class:`CorruptPartWarning` naming the file. An interrupted
+  run (Ctrl-C or SIGTERM) loses at most the chunks in flight.
 
 Every file is written to a temporary name in the same folder and renamed (``os.replace``): a reader
 never sees half a file. Chunks: configurations in matrix order, ``chunk_size`` at a time (default: the
-whole matrix on CUDA; 72 models on the CPU, about 3 GB; 6 for the one-at-a-time trainers). Shard ``i/n`` trains chunks ``i-1, i-1+n, ...``;
-``merge_runs`` joins the shards' folders into one run.
+whole matrix on CUDA; 72 models on the CPU, about 3 GB; 6 for the one-at-a-time trainers). Where chunks
+train is the executor's business (:mod:`bench.matrix.executors`: this process, or Ray tasks on many machines).
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
 import json
-import shutil
 import signal
 import sys
 import threading
@@ -40,7 +43,7 @@ from ..results import RunNotFound, find_run, results_root, write_json
 from ..results import atomic_write as _atomic_write
 from .spec import Matrix, from_dict
 
-__all__ = ["TRAINERS", "RunError", "run_matrix", "merge_runs", "resolve_run", "plan_chunks",
+__all__ = ["TRAINERS", "RunError", "CorruptPartWarning", "run_matrix", "resolve_run", "plan_chunks",
            "EXTRA_HISTORY", "EXTRA_SUMMARY", "THROUGHPUT_COLUMNS"]
 
 TRAINERS = ("batched", "sequential", "keras")
@@ -53,7 +56,11 @@ ONE_AT_A_TIME_CHUNK = 6  # sequential / Keras: no memory reason to group; small 
 
 
 class RunError(RuntimeError):
-    """A run that cannot start or continue (unknown run id, mismatched shards, ...)."""
+    """A run that cannot start or continue (unknown run id, a failed chunk, ...)."""
+
+
+class CorruptPartWarning(UserWarning):
+    """A part file that does not match its checksum: its chunk is trained again."""
 
 
 # ----------------------------------------------------------------------------------------- small helpers
@@ -123,11 +130,68 @@ def _chunk_paths(run_dir: Path, k: int) -> dict[str, Path]:
             "done": base.with_suffix(".json")}
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _part_problem(run_dir: Path, k: int) -> str | None:
+    """None when chunk ``k``'s part is complete and intact, "missing" when it was never finished, else
+    what is wrong (naming the file). Parts written before checksums existed are checked by reading them."""
+    paths = _chunk_paths(run_dir, k)
+    if not paths["done"].is_file():
+        return "missing"
+    try:
+        done = json.loads(paths["done"].read_text())
+        if not isinstance(done, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, OSError) as e:
+        return f"{paths['done']}: unreadable ({e})"
+    files = done.get("files")
+    for key in ("epochs", "summary"):
+        p = paths[key]
+        if not p.is_file():
+            return f"{p}: missing"
+        want = (files or {}).get(p.name)
+        if files is not None:
+            if want is None:
+                return f"{paths['done']}: no checksum for {p.name}"
+            size = p.stat().st_size
+            if size != want.get("bytes") or _sha256(p) != want.get("sha256"):
+                return f"{p}: checksum mismatch ({size} bytes, {want.get('bytes')} expected): truncated or corrupt"
+        else:
+            try:
+                pd.read_parquet(p) if key == "epochs" else pd.read_csv(p)
+            except Exception as e:  # noqa: BLE001 - any reader error means the file is unusable
+                return f"{p}: unreadable ({type(e).__name__}: {e})"
+    return None
+
+
 def _chunk_done(run_dir: Path, k: int) -> bool:
-    return all(p.is_file() for p in _chunk_paths(run_dir, k).values())
+    return _part_problem(run_dir, k) is None
 
 
-def _save_chunk(run_dir: Path, k: int, indices: list[int], result, trainer: str, matmul: float) -> dict:
+def _check_parts(run_dir: Path, n_chunks: int) -> list[int]:
+    """The chunks still to train; a corrupt part is removed with a warning naming the file."""
+    import warnings
+    todo = []
+    for k in range(n_chunks):
+        problem = _part_problem(run_dir, k)
+        if problem is None:
+            continue
+        if problem != "missing":
+            warnings.warn(f"{problem}; chunk {k} will be trained again", CorruptPartWarning, stacklevel=3)
+            for p in _chunk_paths(run_dir, k).values():
+                p.unlink(missing_ok=True)
+        todo.append(k)
+    return todo
+
+
+def _save_chunk(run_dir: Path, k: int, indices: list[int], result, trainer: str, info: dict) -> dict:
     paths = _chunk_paths(run_dir, k)
     paths["epochs"].parent.mkdir(parents=True, exist_ok=True)
     hist, summ = result.history.copy(), result.summary.copy()
@@ -141,8 +205,11 @@ def _save_chunk(run_dir: Path, k: int, indices: list[int], result, trainer: str,
     _atomic_write(paths["epochs"], lambda p: hist.to_parquet(p, index=False))
     _atomic_write(paths["summary"], lambda p: summ.to_csv(p, index=False))
     tp = {c: result.throughput.get(c) for c in THROUGHPUT_COLUMNS if c in result.throughput}
-    tp.update(chunk=k, trainer=trainer, matmul_flop_per_s=matmul)
-    write_json(paths["done"], tp)
+    tp.update(chunk=k, trainer=trainer, matmul_flop_per_s=info.get("matmul_flop_per_s"))
+    tp.update({key: v for key, v in info.items() if key != "matmul_flop_per_s"})
+    tp["files"] = {p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size}
+                   for p in (paths["epochs"], paths["summary"])}
+    write_json(paths["done"], tp)  # last: its presence marks the chunk done
     return tp
 
 
@@ -152,7 +219,8 @@ def _assemble(run_dir: Path, n_chunks: int) -> tuple[pd.DataFrame, pd.DataFrame,
     done = [k for k in range(n_chunks) if _chunk_done(run_dir, k)]
     hist = pd.concat([pd.read_parquet(_chunk_paths(run_dir, k)["epochs"]) for k in done], ignore_index=True)
     summ = pd.concat([pd.read_csv(_chunk_paths(run_dir, k)["summary"]) for k in done], ignore_index=True)
-    tp = pd.DataFrame([json.loads(_chunk_paths(run_dir, k)["done"].read_text()) for k in done])
+    tp = pd.DataFrame([{c: v for c, v in json.loads(_chunk_paths(run_dir, k)["done"].read_text()).items()
+                        if c in THROUGHPUT_COLUMNS} for k in done])
     hist = hist.sort_values(["model", "epoch"], kind="stable")[HISTORY_COLUMNS + EXTRA_HISTORY]
     summ = summ.sort_values("model", kind="stable")[SUMMARY_COLUMNS + EXTRA_SUMMARY]
     tp = tp.reindex(columns=THROUGHPUT_COLUMNS)
@@ -172,34 +240,55 @@ def _aggregate(tp: pd.DataFrame) -> dict:
 
 
 def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None, run_id: str | None = None,
-               device: str = "auto", trainer: str | None = None, shard: tuple[int, int] = (1, 1),
-               chunk_size: int | None = None, data_dir=None, resume: str | None = None,
-               progress: bool = True, console=None, command: str | None = None, data=None) -> Path:
+               device: str = "auto", trainer: str | None = None, chunk_size: int | None = None, data_dir=None,
+               resume: str | None = None, progress: bool = True, console=None, command: str | None = None,
+               data=None, executor=None) -> Path:
     """Train ``matrix`` (or continue run ``resume``) and write its run folder; returns the folder.
 
     ``results_dir``: the results root (default :func:`bench.results.results_root`). ``data``: an already
     loaded :class:`bench.train.data.FashionMNIST` (e.g. a subset, in tests); default: load it from
-    ``data_dir`` (or the usual places) onto the training device. The report is the caller's (``lrbench run``).
+    ``data_dir`` (or the usual places) onto the training device. ``executor``: where the chunks train
+    (:mod:`bench.matrix.executors`; default :class:`~bench.matrix.executors.LocalExecutor`, this process); a
+    :class:`~bench.matrix.executors.RayExecutor` that this call connects is shut down at its end. The report
+    is the caller's (``lrbench run``).
     """
+    from .executors import ExecutorError, LocalExecutor
+
+    executor = executor if executor is not None else LocalExecutor()
+    try:
+        return _run_matrix(matrix, executor, results_dir=results_root(results_dir), run_id=run_id, device=device,
+                           trainer=trainer, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
+                           progress=progress, console=console, command=command, data=data)
+    except ExecutorError as e:
+        raise RunError(str(e)) from None
+    finally:
+        if hasattr(executor, "shutdown"):
+            executor.shutdown()
+
+
+def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk_size, data_dir, resume, progress,
+                console, command, data) -> Path:
     import torch
 
     from ..train.data import load_fashion_mnist
+    from .executors import ChunkJob, ExecutorError
     from .progress import RunProgress
 
-    results_dir = results_root(results_dir)
+    local = executor.name == "local"
+    if not local:
+        executor.start()
     if resume is not None:
         run_dir = resolve_run(resume, results_dir)
         meta = json.loads((run_dir / "meta.json").read_text())
         if meta.get("status") == "complete":
             raise RunError(f"run {meta['run_id']} is complete: nothing to resume")
-        if meta.get("merged_from"):
-            raise RunError(f"run {meta['run_id']} is a merge of shards: resume the shards instead")
         matrix = from_dict(meta["matrix"], source=meta["matrix"].get("source", ""))
         trainer, device = meta["trainer"], meta["device"]
-        shard = tuple(int(x) for x in meta["shard"].split("/"))
         chunks = meta["chunks"]
         peaks = meta["peak_lr"]
-        if device.startswith("cuda") and not torch.cuda.is_available():
+        if not local:
+            device = executor.resolve_device("cuda" if device.startswith("cuda") else "cpu")
+        elif device.startswith("cuda") and not torch.cuda.is_available():
             raise RunError(f"run {meta['run_id']} ran on {device}; this machine has no CUDA GPU")
     else:
         if matrix is None:
@@ -213,19 +302,20 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None,
         if native and trainer != "keras":
             raise RunError(f"matrix {matrix.name}: schedules {native} are real Keras objects (keras-native:); "
                            f"train them with the Keras trainer, not {trainer!r}")
-        device = "cpu" if trainer == "keras" else resolve_device(device)
-        i, n = shard
-        if not (1 <= i <= n):
-            raise RunError(f"--shard must be i/n with 1 <= i <= n, got {i}/{n}")
+        if not local:
+            device = executor.resolve_device("cpu" if trainer == "keras" else device)
+        else:
+            device = "cpu" if trainer == "keras" else resolve_device(device)
         size = chunk_size or (ONE_AT_A_TIME_CHUNK if trainer != "batched" else
-                              matrix.n_configs if device.startswith("cuda") else CPU_CHUNK)
+                              -(-matrix.n_configs // (1 if local else executor.slots())) if device.startswith("cuda")
+                              else CPU_CHUNK)
         if size < 1:
             raise RunError(f"--chunk-size must be >= 1, got {size}")
         chunks = plan_chunks(matrix.n_configs, size)
         peaks = dict(matrix.peak_lr)
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
         suffix = f"-{trainer}" if trainer != "batched" else ""
-        run_id = run_id or f"{stamp}-{matrix.name}{suffix}" + (f"-shard{i}of{n}" if n > 1 else "")
+        run_id = run_id or f"{stamp}-{matrix.name}{suffix}"
         if "/" in run_id or run_id.startswith(".") or not run_id.strip():
             raise RunError(f"--run-id must be a plain folder name, got {run_id!r}")
         run_dir = results_dir / "runs" / run_id
@@ -233,8 +323,11 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None,
             raise RunError(f"run folder {run_dir} exists: pick another --run-id or --resume {run_id}")
         meta = None
 
+    # the driver's own device: where it loads the data (a Ray driver: the CPU, for the object store) and
+    # runs the LR range test
+    here = device if local else ("cuda:0" if device == "cuda" and torch.cuda.is_available() else "cpu")
     if data is None:
-        data = load_fashion_mnist("cpu" if trainer == "keras" else device, data_dir)
+        data = load_fashion_mnist("cpu" if trainer == "keras" or not local else device, data_dir)
     if matrix.needs_find() and any(v == "find" for v in peaks.values()):
         from rich.console import Console
 
@@ -244,100 +337,69 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None,
         status = say.status(f"LR range test for the peaks of {', '.join(todo)} ({SWEEP_STEPS} steps, batched)")
         with status if progress else contextlib.nullcontext():
             found = find_peaks(todo, data, widths=matrix.widths, activation=matrix.activation,
-                               dropout=matrix.dropout, batch_size=matrix.batch_size, device=device, seed=0,
+                               dropout=matrix.dropout, batch_size=matrix.batch_size, device=here, seed=0,
                                out_dir=run_dir / "find_lr")
         peaks.update({k: float(v) for k, v in found.items()})
         if progress:
             say.print("peaks from the range test: " + ", ".join(f"{k} {v:.3g}" for k, v in found.items()) +
                       f" (curves and plot in {run_dir / 'find_lr'})")
     configs = matrix.configs(peaks)
-    if trainer == "keras":  # the framework that trains measures its own matmul
-        from ..train.keras import matmul_flop_rate_tf
-        matmul = matmul_flop_rate_tf()
-    else:
-        from ..machine import matmul_flop_rate
-        matmul = matmul_flop_rate(torch.device(device))
 
     if meta is None:
         run_dir.mkdir(parents=True, exist_ok=True)  # may hold find_lr/ already
         meta = {"run_id": run_id, "status": "running", "command": command or " ".join(sys.argv),
                 "matrix": matrix.to_dict(), "framework": matrix.framework, "trainer": trainer,
-                **environment(device), "started_utc": _utc(), "finished_utc": None, "epochs": matrix.epochs,
-                "seeds": list(matrix.seeds), "shard": f"{shard[0]}/{shard[1]}", "n_configs": len(configs),
+                **environment(here), "started_utc": _utc(), "finished_utc": None, "epochs": matrix.epochs,
+                "seeds": list(matrix.seeds), "n_configs": len(configs),
                 "chunk_size": len(chunks[0]), "chunks": chunks, "peak_lr": peaks,
                 "data": {"dir": str(data.source), "sha256_verified": True, "n_train": len(data.x_train),
                          "n_val": len(data.x_val), "n_test": len(data.x_test), "split_seed": data.split_seed,
                          "normalisation": {"mean": data.mean, "std": data.std}}}
+        if not local:
+            meta["device"] = device
+            meta["device_name"] = f"Ray cluster: {executor.summary()}"
+            meta["gpu"] = None
     meta["status"] = "running"
+    meta.pop("error", None)
+    settings = executor.describe()  # {"executor": "local" | "ray", its settings...}
+    meta["executor"] = settings.pop("executor")
+    meta.pop("ray", None)
+    if settings:
+        meta[meta["executor"]] = settings
     meta.setdefault("resumed_utc", [])
     if resume is not None:
         meta["resumed_utc"].append(_utc())
     write_json(run_dir / "meta.json", meta)
 
-    mine = [k for k in range(len(chunks)) if k % shard[1] == shard[0] - 1]
-    todo = [k for k in mine if not _chunk_done(run_dir, k)]
+    todo = _check_parts(run_dir, len(chunks))
     bar = RunProgress(meta["run_id"], sum(len(chunks[k]) for k in todo) * matrix.epochs, len(todo),
                       enabled=progress, console=console)
+    jobs = [ChunkJob(k, [configs[i] for i in chunks[k]]) for k in todo]
+
+    def train(*args):  # looked up at call time (tests replace runner._train)
+        return _train(*args)
     try:
         with bar, _terminate_as_interrupt():
-            for j, k in enumerate(todo):
-                idx = chunks[k]
-                bar.start_chunk(j, k, len(idx), matrix.epochs)
-                result = _train(trainer, [configs[i] for i in idx], data, matrix, device, bar.epoch_done)
-                _save_chunk(run_dir, k, idx, result, trainer, matmul)
-    except KeyboardInterrupt:
-        meta["status"] = "interrupted"
+            finished = executor.run(jobs, train=train if local else _train, trainer=trainer, matrix=matrix,
+                                    data=data, device=device, progress=bar)
+            with contextlib.closing(finished):  # an interrupt while a part is written still cancels the rest
+                for k, result, info in finished:
+                    _save_chunk(run_dir, k, chunks[k], result, trainer, info)
+    except (KeyboardInterrupt, ExecutorError) as e:
+        meta["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        if isinstance(e, ExecutorError):
+            meta["error"] = str(e)
         write_json(run_dir / "meta.json", meta)
-        if any(_chunk_done(run_dir, k) for k in mine):
+        if any(_chunk_done(run_dir, k) for k in range(len(chunks))):
             _assemble(run_dir, len(chunks))
         raise
+    missing = [k for k in range(len(chunks)) if not _chunk_done(run_dir, k)]
+    if missing:
+        raise RunError(f"chunks {missing} of run {meta['run_id']} have no intact part after training: "
+                       f"lrbench run --resume {meta['run_id']} trains them again")
     _, _, tp = _assemble(run_dir, len(chunks))
     meta["status"] = "complete"
     meta["finished_utc"] = _utc()
     meta["throughput"] = _aggregate(tp)
     write_json(run_dir / "meta.json", meta)
     return run_dir
-
-
-# ---------------------------------------------------------------------------------------------- merge
-
-def merge_runs(runs: list[str | Path], *, results_dir: Path | None = None, run_id: str | None = None) -> Path:
-    """Join the folders of a sharded run (``--shard 1/n`` ... ``n/n``) into one complete run."""
-    dirs = [resolve_run(r, results_dir) for r in runs]
-    metas = [json.loads((d / "meta.json").read_text()) for d in dirs]
-    first = metas[0]
-    for d, m in zip(dirs, metas):
-        if m.get("status") != "complete":
-            raise RunError(f"run {m['run_id']} is {m.get('status')!r}, not complete: finish it with "
-                           f"lrbench run --resume {m['run_id']}")
-        for key in ("matrix", "trainer", "device", "chunks", "peak_lr"):
-            a = {k: v for k, v in m[key].items() if k != "source"} if key == "matrix" else m[key]
-            b = {k: v for k, v in first[key].items() if k != "source"} if key == "matrix" else first[key]
-            if a != b:
-                raise RunError(f"runs {first['run_id']} and {m['run_id']} differ in {key}: not shards of one run")
-    n_chunks = len(first["chunks"])
-    owner: dict[int, Path] = {}
-    for d in dirs:
-        for k in range(n_chunks):
-            if _chunk_done(d, k):
-                if k in owner:
-                    raise RunError(f"chunk {k} is in both {owner[k].name} and {d.name}")
-                owner[k] = d
-    missing = [k for k in range(n_chunks) if k not in owner]
-    if missing:
-        raise RunError(f"chunks {missing} are in none of the runs given: give every shard")
-    run_id = run_id or first["run_id"].rsplit("-shard", 1)[0] + "-merged"
-    out = results_root(results_dir) / "runs" / run_id
-    if out.exists():
-        raise RunError(f"run folder {out} exists: pick another --run-id")
-    (out / "parts").mkdir(parents=True)
-    for k, d in owner.items():
-        for p in _chunk_paths(d, k).values():
-            shutil.copy2(p, out / "parts" / p.name)
-    _, _, tp = _assemble(out, n_chunks)
-    meta = dict(first)
-    meta.update(run_id=run_id, status="complete", shard="1/1", merged_from=[m["run_id"] for m in metas],
-                started_utc=min(m["started_utc"] for m in metas),
-                finished_utc=max(m["finished_utc"] for m in metas), throughput=_aggregate(tp))
-    write_json(out / "meta.json", meta)
-    return out

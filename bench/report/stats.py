@@ -97,8 +97,15 @@ def load_run(run_dir: Path) -> Run:
         meta = json.loads(need["meta.json"].read_text())
     except json.JSONDecodeError as e:
         raise ReportError(f"{need['meta.json']}: not valid JSON ({e})") from None
-    history = pd.read_parquet(need["epochs.parquet"])
-    summary = pd.read_csv(need["summary.csv"], keep_default_na=False, na_values=["", "nan", "NaN"])
+    try:
+        history = pd.read_parquet(need["epochs.parquet"])
+    except Exception as e:  # noqa: BLE001 - pyarrow's errors: truncated or not parquet
+        raise ReportError(f"{need['epochs.parquet']}: unreadable ({type(e).__name__}: {e}); a run rewrites it "
+                          f"from its checked parts when it finishes (lrbench run --resume)") from None
+    try:
+        summary = pd.read_csv(need["summary.csv"], keep_default_na=False, na_values=["", "nan", "NaN"])
+    except (ValueError, OSError) as e:
+        raise ReportError(f"{need['summary.csv']}: unreadable ({type(e).__name__}: {e})") from None
     for frame, cols, name in ((summary, _SUMMARY_NEEDED, "summary.csv"), (history, _HISTORY_NEEDED, "epochs.parquet")):
         lacking = [c for c in cols if c not in frame.columns]
         if lacking:

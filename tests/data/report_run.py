@@ -80,7 +80,7 @@ def make_run(results: Path, data, run_id: str = "20261122-000000-tiny", schedule
                 n_threads=torch.get_num_threads(), git_commit="0" * 40, git_dirty=True,
                 versions=dict(python=platform.python_version(), torch=torch.__version__, pandas=pd.__version__),
                 started_utc="2026-11-22T00:00:00Z", finished_utc="2026-11-22T00:00:10Z", epochs=EPOCHS,
-                seeds=SEEDS, shard="1/1", n_configs=M, chunks=[list(range(M))], peak_lr=PEAKS,
+                seeds=SEEDS, executor="local", n_configs=M, chunks=[list(range(M))], peak_lr=PEAKS,
                 throughput=dict(wall_s=tp["wall_s"], samples_per_s=tp["samples_per_s"],
                                 model_epochs_per_s=tp["model_epochs_per_s"], flop_per_s=tp["flop_per_s"],
                                 matmul_flop_per_s=1e10),
