@@ -27,7 +27,7 @@ def test_results_root_order(tmp_path, monkeypatch):
     assert results_root() == tmp_path / "results"
 
 
-@pytest.mark.parametrize("command", ["run", "merge", "report", "speed", "conformance", "train-speed", "find-lr"])
+@pytest.mark.parametrize("command", ["run", "report", "speed", "conformance", "train-speed", "find-lr"])
 def test_help_defaults_are_not_inside_the_package(command, tmp_path):
     """``lrbench <command> --help`` from any folder: the results defaults name ./results or $LRBENCH_RESULTS,
     never the package's source folder."""
