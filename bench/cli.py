@@ -161,8 +161,11 @@ def summary_table(summary, title: str):
 @click.option("--threads", type=click.IntRange(0), default=0, help="torch threads (0: torch's default).")
 @click.option("--no-report", is_flag=True, help="Do not write report.html / report.md at the end.")
 @click.option("--no-progress", is_flag=True, help="A line per chunk instead of progress bars.")
+@click.option("--optim-impl", type=click.Choice(["auto", "numba", "torch"]), default="auto", show_default=True,
+              help="Batched optimizer: numba kernels (CPU) or torch tensor ops (any device; what CUDA runs). "
+                   "auto: numba on the CPU, torch elsewhere.")
 def run(matrix_spec, device, epochs, seeds, shard, resume, run_id, sequential, framework, chunk_size, data_dir,
-        results_dir, threads, no_report, no_progress):
+        results_dir, threads, no_report, no_progress, optim_impl):
     """Train a schedules x optimizers x seeds matrix on Fashion-MNIST; write results/runs/<run-id>/."""
     import sys
 
@@ -202,7 +205,7 @@ def run(matrix_spec, device, epochs, seeds, shard, resume, run_id, sequential, f
         run_dir = run_matrix(matrix, results_dir=Path(results_dir), run_id=run_id, device=device, trainer=trainer,
                              shard=shard, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
                              report=not no_report, progress=not no_progress, console=console,
-                             command="lrbench " + " ".join(sys.argv[1:]))
+                             command="lrbench " + " ".join(sys.argv[1:]), optim_impl=optim_impl)
     except (MatrixError, RunError, FashionMNISTError) as e:
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt:
@@ -263,7 +266,11 @@ def merge(runs, run_id, results_dir, no_report):
 @click.option("--threads", type=click.IntRange(0), default=0, help="torch threads (0: torch's default).")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", default=str(RESULTS / "speed"), show_default=True, type=click.Path(file_okay=False))
-def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, keras_models, threads, data_dir, out_dir):
+@click.option("--optim-impl", type=click.Choice(["auto", "numba", "torch"]), default="auto", show_default=True,
+              help="Batched optimizer: numba kernels (CPU) or torch tensor ops (any device; what CUDA runs). "
+                   "auto: numba on the CPU, torch elsewhere.")
+def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, keras_models, threads, data_dir, out_dir,
+                optim_impl):
     """Training throughput: batched vs sequential (model-epochs/s) and FLOP rate vs a torch matmul."""
     import torch
     from rich.console import Console
@@ -288,7 +295,7 @@ def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, kera
         keras_models = 0
     with console.status("measuring") as status:
         rows = trainer_speed.measure(matrix, data, device=dev, epochs=epochs, sequential_models=sequential_models,
-                                     chunk_size=chunk_size, keras_models=keras_models,
+                                     chunk_size=chunk_size, keras_models=keras_models, optim_impl=optim_impl,
                                      log=lambda m: (status.update(m), console.log(m)))
     path = trainer_speed.write(rows, Path(out_dir))
     t = Table(title=f"training throughput, matrix {matrix.name}, {epochs} epoch(s), {rows[0]['device_name']}, "
@@ -304,6 +311,8 @@ def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, kera
     if rows[-1]["trainer"] == "keras":
         mm += f" (TensorFlow's, for the keras row: {rows[-1]['matmul_flop_per_s'] / 1e9:.3g})"
     console.print(f"{mm}; written: {path}")
+    if rows[0]["device"].startswith("cuda"):
+        console.print(trainer_speed.CUDA_SEQUENTIAL_NOTE)
 
 from .commands_report import find_lr_cmd, plot_cmd, report_cmd  # noqa: E402
 main.add_command(report_cmd); main.add_command(find_lr_cmd); main.add_command(plot_cmd)

@@ -165,13 +165,13 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
-def _train(trainer: str, configs, data, matrix: Matrix, device: str, progress):
+def _train(trainer: str, configs, data, matrix: Matrix, device: str, progress, optim_impl: str = "auto"):
     kw = dict(epochs=matrix.epochs, batch_size=matrix.batch_size, widths=matrix.widths,
               activation=matrix.activation, dropout=matrix.dropout,
               early_stopping=matrix.early_stopping or None, plateau_kwargs=matrix.plateau, progress=progress)
     if trainer == "batched":
         from .trainer import train_chunk
-        return train_chunk(configs, data, device=device, **kw)
+        return train_chunk(configs, data, device=device, optim_impl=optim_impl, **kw)
     if trainer == "sequential":
         from .sequential import train_sequential
         return train_sequential(configs, data, device=device, **kw)
@@ -236,7 +236,8 @@ def _aggregate(tp: pd.DataFrame) -> dict:
 def run_matrix(matrix: Matrix | None = None, *, results_dir: Path = RESULTS, run_id: str | None = None,
                device: str = "auto", trainer: str | None = None, shard: tuple[int, int] = (1, 1),
                chunk_size: int | None = None, data_dir=None, resume: str | None = None, report: bool = True,
-               progress: bool = True, console=None, command: str | None = None, data=None) -> Path:
+               progress: bool = True, console=None, command: str | None = None, data=None,
+               optim_impl: str = "auto") -> Path:
     """Train ``matrix`` (or continue run ``resume``) and write its run folder; returns the folder.
 
     ``data``: an already loaded :class:`bench.data.FashionMNIST` (e.g. a subset, in tests); default: load
@@ -257,6 +258,7 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path = RESULTS, run
             raise RunError(f"run {meta['run_id']} is a merge of shards: resume the shards instead")
         matrix = from_dict(meta["matrix"], source=meta["matrix"].get("source", ""))
         trainer, device = meta["trainer"], meta["device"]
+        optim_impl = meta.get("optim_impl", optim_impl)
         shard = tuple(int(x) for x in meta["shard"].split("/"))
         chunks = meta["chunks"]
         peaks = meta["peak_lr"]
@@ -326,7 +328,7 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path = RESULTS, run
                 "matrix": matrix.to_dict(), "framework": matrix.framework, "trainer": trainer,
                 **environment(device), "started_utc": _utc(), "finished_utc": None, "epochs": matrix.epochs,
                 "seeds": list(matrix.seeds), "shard": f"{shard[0]}/{shard[1]}", "n_configs": len(configs),
-                "chunk_size": len(chunks[0]), "chunks": chunks, "peak_lr": peaks,
+                "chunk_size": len(chunks[0]), "chunks": chunks, "peak_lr": peaks, "optim_impl": optim_impl,
                 "data": {"dir": str(data.source), "sha256_verified": True, "n_train": len(data.x_train),
                          "n_val": len(data.x_val), "n_test": len(data.x_test), "split_seed": data.split_seed,
                          "normalisation": {"mean": data.mean, "std": data.std}}}
@@ -345,7 +347,7 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path = RESULTS, run
             for j, k in enumerate(todo):
                 idx = chunks[k]
                 bar.start_chunk(j, k, len(idx), matrix.epochs)
-                result = _train(trainer, [configs[i] for i in idx], data, matrix, device, bar.epoch_done)
+                result = _train(trainer, [configs[i] for i in idx], data, matrix, device, bar.epoch_done, optim_impl)
                 _save_chunk(run_dir, k, idx, result, trainer, matmul)
     except KeyboardInterrupt:
         meta["status"] = "interrupted"
