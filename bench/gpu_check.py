@@ -106,14 +106,13 @@ def step_versions(out: Path, args) -> str:
     return info.get("gpu", "no GPU")
 
 
-def step_evaluator(out: Path, args) -> str:
+def step_evaluator(out: Path, args, n: int = 20_000, n_schedules: int = 60, stride: int = 7) -> str:
     import numpy as np
 
     import lrcore
     from bench.speed import mixed_schedules
-    n = 20_000
-    scheds = mixed_schedules(60, n)
-    steps = np.unique(np.concatenate([np.arange(0, n, 7), [n - 1, n, 3 * n]])).astype(np.int64)
+    scheds = mixed_schedules(n_schedules, n)
+    steps = np.unique(np.concatenate([np.arange(0, n, stride), [n - 1, n, 3 * n]])).astype(np.int64)
     rows, worst = [], 0.0
     for dt, tol in ((np.float64, 1e-12), (np.float32, 1e-6)):
         t0 = time.perf_counter()

@@ -130,3 +130,22 @@ def test_cli_has_the_optim_impl_option():
     for cmd in ("run", "train-speed"):
         r = CliRunner().invoke(main, [cmd, "--help"])
         assert r.exit_code == 0 and "--optim-impl" in r.output
+
+
+def test_gpu_check_compares_the_cuda_and_cpu_runs(tmp_path):
+    """The comparison step on two summary tables (the runs themselves need a GPU)."""
+    import pandas as pd
+
+    from bench import gpu_check
+    from bench.trainer import SUMMARY_COLUMNS
+    base = {c: 0 for c in SUMMARY_COLUMNS}
+    rows = [dict(base, model=i, name=f"c{i}", optimizer="adam", schedule="constant", seed=0, test_acc=0.8 + i / 100,
+                 final_val_acc=0.8, final_train_loss=0.5) for i in range(4)]
+    for device, shift in (("cuda", 0.002), ("cpu", 0.0)):
+        d = tmp_path / "results" / "runs" / f"gpu-check-{device}"
+        d.mkdir(parents=True)
+        pd.DataFrame([dict(r, test_acc=r["test_acc"] + shift) for r in rows]).to_csv(d / "summary.csv", index=False)
+    text = gpu_check.step_train_compare(tmp_path, None)
+    assert "4 configurations" in text and "max 0.0020" in text
+    got = pd.read_csv(tmp_path / "train_compare.csv")
+    assert len(got) == 4 and abs(got.test_acc_diff - 0.002).max() < 1e-12
