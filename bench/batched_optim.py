@@ -126,10 +126,11 @@ class BatchedOptimizer:
     def _vector(self, name, value) -> torch.Tensor:
         """Validate on the host, keep the host copy (``_host``, for choosing code paths), return it on the device.
 
-        The torch path takes a float tensor already on the device as it is (a column of the trainer's lr
-        table): no validation, since reading it back would be a host sync per step."""
+        After construction, the torch path takes a float tensor already on the device as it is (a column of
+        the trainer's lr table): no validation, since reading it back would be a host sync per step."""
         dtype = np.bool_ if name in _FLAGS else np.float64
-        if (self.impl == "torch" and isinstance(value, torch.Tensor) and value.device == self.device
+        if (self.impl == "torch" and hasattr(self, "_fused") and isinstance(value, torch.Tensor)
+                and value.device == self.device
                 and dtype is np.float64 and value.dtype.is_floating_point and value.numel() in (1, self.n_models)):
             self._device_set.add(name)
             return value.detach().to(torch.float64).reshape(-1).expand(self.n_models)
