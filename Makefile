@@ -47,3 +47,15 @@ benchmarks: setup
 
 clean:
 	rm -rf $(VENV) .hypothesis .benchmarks
+
+# On a machine with a GPU (README, "GPU check"): needs only python3 with torch, numba, numba-cuda, pandas;
+# the project need not be installed. Fashion-MNIST from GPU_CHECK_DATA (copy the four IDX files there);
+# every number goes under $(OUT), else gpu-check-out/. Without a GPU the GPU steps report "skipped".
+GPU_CHECK_PY ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PY))
+GPU_CHECK_DATA ?= data/fashion-mnist
+GPU_CHECK_OUT ?= $(if $(OUT),$(OUT),gpu-check-out)
+
+.PHONY: gpu-check
+gpu-check:
+	PYTHONPATH=$(CURDIR) $(GPU_CHECK_PY) -m bench.speed.gpu_check --out $(GPU_CHECK_OUT) \
+	  $(if $(wildcard $(GPU_CHECK_DATA)/*),--data-dir $(GPU_CHECK_DATA),)

@@ -215,8 +215,12 @@ def summary_table(summary, title: str):
               help="Ray: GPUs per chunk task [default: 1 when the cluster has GPUs and --device is not cpu, else 0].")
 @click.option("--max-retries", type=click.IntRange(0), default=None,
               help="Ray: retries of a chunk whose worker died (never after a trainer error) [default: 3].")
+@click.option("--optim-impl", type=click.Choice(["auto", "numba", "torch"]), default="auto", show_default=True,
+              help="Batched optimizer: numba kernels (CPU) or torch tensor ops (any device; what CUDA runs). "
+                   "auto: numba on the CPU, torch elsewhere.")
 def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framework, chunk_size, data_dir,
-        results_dir, threads, no_report, no_progress, executor, address, cpus_per_task, gpus_per_task, max_retries):
+        results_dir, threads, no_report, no_progress, executor, address, cpus_per_task, gpus_per_task, max_retries,
+        optim_impl):
     """Train a schedules x optimizers x seeds matrix on Fashion-MNIST; write results/runs/<run-id>/.
 
     --resume continues a run with either executor, whichever trained its first chunks.
@@ -274,7 +278,7 @@ def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framewor
         run_dir = run_matrix(matrix, results_dir=results_root(results_dir), run_id=run_id, device=device,
                              trainer=trainer, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
                              progress=not no_progress, console=console, executor=ex,
-                             command="lrbench " + " ".join(sys.argv[1:]))
+                             command="lrbench " + " ".join(sys.argv[1:]), optim_impl=optim_impl)
     except (MatrixError, RunError, FashionMNISTError, ExecutorError) as e:
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt:
@@ -332,7 +336,11 @@ def _print_run(run_dir: Path, console):
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Where trainer_<device>.csv goes." + _under("speed"))
-def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, keras_models, threads, data_dir, out_dir):
+@click.option("--optim-impl", type=click.Choice(["auto", "numba", "torch"]), default="auto", show_default=True,
+              help="Batched optimizer: numba kernels (CPU) or torch tensor ops (any device; what CUDA runs). "
+                   "auto: numba on the CPU, torch elsewhere.")
+def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, keras_models, threads, data_dir, out_dir,
+                optim_impl):
     """Training throughput: batched vs sequential (model-epochs/s) and FLOP rate vs a torch matmul."""
     import torch
     from rich.console import Console
@@ -357,7 +365,7 @@ def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, kera
         keras_models = 0
     with console.status("measuring") as status:
         rows = trainer_speed.measure(matrix, data, device=dev, epochs=epochs, sequential_models=sequential_models,
-                                     chunk_size=chunk_size, keras_models=keras_models,
+                                     chunk_size=chunk_size, keras_models=keras_models, optim_impl=optim_impl,
                                      log=lambda m: (status.update(m), console.log(m)))
     path = trainer_speed.write(rows, Path(out_dir) if out_dir else results_root() / "speed")
     t = Table(title=f"training throughput, matrix {matrix.name}, {epochs} epoch(s), {rows[0]['device_name']}, "
@@ -373,6 +381,8 @@ def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, kera
     if rows[-1]["trainer"] == "keras":
         mm += f" (TensorFlow's, for the keras row: {rows[-1]['matmul_flop_per_s'] / 1e9:.3g})"
     console.print(f"{mm}; written: {path}")
+    if rows[0]["device"].startswith("cuda"):
+        console.print(trainer_speed.CUDA_SEQUENTIAL_NOTE)
 
 
 def resolve_run_dir(run: str, results: Path | None = None) -> Path:

@@ -4,7 +4,9 @@ Backends: ``numpy`` (the readable reference: each schedule's own vectorized form
 (the lowered program run by ``lrcore.kernels.cpu`` on every core), ``auto`` (numba when there are
 at least ``AUTO_NUMBA_MIN`` values to compute, numpy below: compiled code pays off on large arrays).
 ``cuda`` (``lrcore.kernels.cuda``) returns a device array or fills a device ``out``; ``auto`` uses it
-for a device ``out``, and on a GPU machine from ``lrcore.kernels.cuda.AUTO_CUDA_MIN`` values (copied back).
+for a device ``out``, and on a GPU machine from ``lrcore.kernels.cuda.AUTO_CUDA_MIN`` values (copied back);
+when that GPU run fails (the CUDA compile or launch: a driver older than the NVVM, no libNVVM) ``auto``
+warns once and uses numba for the rest of the process.
 """
 from __future__ import annotations
 
@@ -18,6 +20,17 @@ from .schedules import Schedule
 
 BACKENDS = ("auto", "numpy", "numba", "cuda")
 AUTO_NUMBA_MIN = 20_000
+_CUDA_FAILED = False  # backend="auto": the GPU failed once in this process; numba from then on
+
+
+def _cuda_failed(exc: BaseException) -> None:
+    """backend="auto" never fails for lack of a working GPU: warn once, then numba for the process."""
+    global _CUDA_FAILED
+    _CUDA_FAILED = True
+    import warnings
+    warnings.warn(f"lrcore: backend='auto' could not run on the GPU ({type(exc).__name__}: "
+                  f"{' '.join(str(exc).split())[:500]}); using the numba CPU backend from now on",
+                  RuntimeWarning, stacklevel=3)
 
 
 def _steps(steps) -> tuple[np.ndarray | None, int, int]:
@@ -94,8 +107,11 @@ def evaluate_many(schedules, steps, *, backend: str = "auto", dtype=np.float64, 
             raise ValueError(f"out must be a C-contiguous numpy array of shape {shape} and dtype {dt}, got {got}")
     if backend == "auto":
         from .kernels import cuda
-        if cuda.auto_uses_cuda(len(schedules) * n):  # a GPU, and enough values to pay for the copy back
-            return cuda.evaluate_many_cuda(schedules, arr, t0, n, dt, out, to_host=True)
+        if not _CUDA_FAILED and cuda.auto_uses_cuda(len(schedules) * n):  # a GPU, and enough values to pay
+            try:
+                return cuda.evaluate_many_cuda(schedules, arr, t0, n, dt, out, to_host=True)
+            except Exception as e:  # compile or launch failed (driver older than the NVVM, no libNVVM, ...)
+                _cuda_failed(e)
         backend = "numba" if len(schedules) * n >= AUTO_NUMBA_MIN else "numpy"
     if out is None:
         out = np.empty(shape, dt)

@@ -149,13 +149,22 @@ def test_forward_and_loss_match_torch(activation, batches):
     torch.testing.assert_close(model(per_model)[1], model.to_torch(1)(batches[1][0]), rtol=1e-5, atol=1e-6)
 
 
+@pytest.fixture(scope="module")
+def parity_refs():
+    """torch's run and its envelope per config, shared by both implementations."""
+    return {}
+
+
+@pytest.mark.parametrize("impl", ["numba", "torch"])
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_parity_constant_hyperparameters(name, batches):
+def test_parity_constant_hyperparameters(name, impl, batches, parity_refs):
     kind, hyper = CONFIGS[name]
-    ref, envelope = parity_run(5, kind, hyper, batches)
-    model = batched_run([5], kind, hyper, batches)
+    if name not in parity_refs:
+        parity_refs[name] = parity_run(5, kind, hyper, batches)
+    ref, envelope = parity_refs[name]
+    model = batched_run([5], kind, hyper, batches, impl=impl)
     worst_abs, worst_rel = compare(model, 0, ref, envelope)
-    print(f"{name} ({len(batches)} steps): max abs {worst_abs:.2e}, max rel {worst_rel:.2e}")
+    print(f"{name} [{impl}] ({len(batches)} steps): max abs {worst_abs:.2e}, max rel {worst_rel:.2e}")
 
 
 ONECYCLE = ["sgd", "nesterov", "rmsprop", "adam", "adamw"]
@@ -203,9 +212,10 @@ def test_parity_float64(name, impl, batches):
     ("adam", dict(lr=[1e-3, 1.0, 2e-3], weight_decay=[0.0, 0.1, 1e-3])),
     ("adamw", dict(lr=[1e-3, 1.0, 2e-3])),
 ])
-def test_three_models_one_frozen(kind, hyper, batches):
+@pytest.mark.parametrize("impl", ["numba", "torch"])
+def test_three_models_one_frozen(kind, hyper, impl, batches):
     steps = batches[:100]
-    model = batched_run([1, 2, 3], kind, hyper, steps, active=torch.tensor([True, False, True]))
+    model = batched_run([1, 2, 3], kind, hyper, steps, active=torch.tensor([True, False, True]), impl=impl)
     fresh = BT.BatchedMLP([1, 2, 3], SMALL)
     for p, q in zip(model.params, fresh.params):
         assert torch.equal(p[1], q[1])  # frozen: exactly the initial parameters
@@ -287,9 +297,10 @@ def test_optimizer_alone_matches_torch_optim(name, impl):
                 torch.testing.assert_close(p[m].detach(), r.detach(), rtol=2e-5, atol=1e-7)
 
 
-def test_freezing_midway_keeps_parameters_and_state(batches):
+@pytest.mark.parametrize("impl", ["numba", "torch"])
+def test_freezing_midway_keeps_parameters_and_state(impl, batches):
     model = BT.BatchedMLP([1, 2], SMALL)
-    opt = BT.BatchedOptimizer(model.params, "adam", lr=1e-3)
+    opt = BT.BatchedOptimizer(model.params, "adam", impl=impl, lr=1e-3)
     for x, y in batches[:10]:
         BT.train_step(model, opt, x, y)
     params = [p.detach().clone() for p in model.params]
@@ -304,24 +315,26 @@ def test_freezing_midway_keeps_parameters_and_state(batches):
             assert torch.equal(opt.state[k][n][0], t[0])
 
 
-def test_models_in_a_stack_do_not_influence_each_other(batches):
+@pytest.mark.parametrize("impl", ["numba", "torch"])
+def test_models_in_a_stack_do_not_influence_each_other(impl, batches):
     kinds = ["adam", "adam", "rmsprop", "sgd", "sgd"]
     hyper = dict(lr=[1e-3, 3e-3, 1e-3, 0.05, 0.02], momentum=[0.0, 0.0, 0.0, 0.9, 0.5],
                  weight_decay=[0, 1e-3, 0, 0, 1e-4], nesterov=[False, False, False, True, False])
     seeds = [0, 1, 2, 3, 4]
-    together = batched_run(seeds, kinds, hyper, batches[:60])
+    together = batched_run(seeds, kinds, hyper, batches[:60], impl=impl)
     for m in range(5):
         own = {k: v[m] for k, v in hyper.items() if k in BT.OPTIMIZER_DEFAULTS[kinds[m]]}
-        alone = batched_run([seeds[m]], kinds[m], own, batches[:60])
+        alone = batched_run([seeds[m]], kinds[m], own, batches[:60], impl=impl)
         for p, q in zip(together.params, alone.params):
             torch.testing.assert_close(p[m], q[0], rtol=1e-6, atol=1e-7)
         if kinds[m] == "sgd":  # and each equals torch
             compare(together, m, *parity_run(seeds[m], "sgd", own, batches[:60]))
 
 
-def test_diverging_model_is_frozen_and_others_continue(batches):
+@pytest.mark.parametrize("impl", ["numba", "torch"])
+def test_diverging_model_is_frozen_and_others_continue(impl, batches):
     model = BT.BatchedMLP([0, 1], SMALL)
-    opt = BT.BatchedOptimizer(model.params, "sgd", lr=[1e7, 0.05])
+    opt = BT.BatchedOptimizer(model.params, "sgd", impl=impl, lr=[1e7, 0.05])
     active = torch.tensor([True, True])
     for x, y in batches[:30]:
         losses, active = BT.train_step(model, opt, x, y, active=active)

@@ -7,10 +7,10 @@
   executor (``local`` | ``ray``; the settings of Ray under ``ray``), git commit and
   whether the tree was dirty, versions, start / end (UTC), the chunk plan, the resolved peaks,
   aggregate throughput (with a torch matmul FLOP rate measured in the same run), the data's origin.
-* ``epochs.parquet``: ``bench.trainer.HISTORY_COLUMNS`` + ``trainer``, ``chunk``, ``model_time_s``
+* ``epochs.parquet``: ``bench.train.batched.HISTORY_COLUMNS`` + ``trainer``, ``chunk``, ``model_time_s``
   (this model's share of the epoch's wall time: the chunk's epoch time / models in the chunk for the
   batched trainer, the model's own epoch time otherwise; its cumulative sum is the time-to-result clock).
-* ``summary.csv``: ``bench.trainer.SUMMARY_COLUMNS`` + ``trainer``, ``chunk``; ``throughput.csv``: one
+* ``summary.csv``: ``bench.train.batched.SUMMARY_COLUMNS`` + ``trainer``, ``chunk``; ``throughput.csv``: one
   row per chunk.
 * ``parts/chunk-NNNN.*``: each finished chunk, written by this process as soon as it finishes (the
   ``.json`` written last marks it done; it holds the chunk's throughput, the executor, node, device and
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import json
 import signal
 import sys
@@ -110,13 +111,13 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
-def _train(trainer: str, configs, data, matrix: Matrix, device: str, progress):
+def _train(trainer: str, configs, data, matrix: Matrix, device: str, progress, optim_impl: str = "auto"):
     kw = dict(epochs=matrix.epochs, batch_size=matrix.batch_size, widths=matrix.widths,
               activation=matrix.activation, dropout=matrix.dropout,
               early_stopping=matrix.early_stopping or None, plateau_kwargs=matrix.plateau, progress=progress)
     if trainer == "batched":
         from ..train.batched import train_chunk
-        return train_chunk(configs, data, device=device, **kw)
+        return train_chunk(configs, data, device=device, optim_impl=optim_impl, **kw)
     if trainer == "sequential":
         from ..train.sequential import train_sequential
         return train_sequential(configs, data, device=device, **kw)
@@ -242,7 +243,7 @@ def _aggregate(tp: pd.DataFrame) -> dict:
 def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None, run_id: str | None = None,
                device: str = "auto", trainer: str | None = None, chunk_size: int | None = None, data_dir=None,
                resume: str | None = None, progress: bool = True, console=None, command: str | None = None,
-               data=None, executor=None) -> Path:
+               data=None, executor=None, optim_impl: str = "auto") -> Path:
     """Train ``matrix`` (or continue run ``resume``) and write its run folder; returns the folder.
 
     ``results_dir``: the results root (default :func:`bench.results.results_root`). ``data``: an already
@@ -258,7 +259,7 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None,
     try:
         return _run_matrix(matrix, executor, results_dir=results_root(results_dir), run_id=run_id, device=device,
                            trainer=trainer, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
-                           progress=progress, console=console, command=command, data=data)
+                           progress=progress, console=console, command=command, data=data, optim_impl=optim_impl)
     except ExecutorError as e:
         raise RunError(str(e)) from None
     finally:
@@ -267,7 +268,7 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None,
 
 
 def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk_size, data_dir, resume, progress,
-                console, command, data) -> Path:
+                console, command, data, optim_impl) -> Path:
     import torch
 
     from ..train.data import load_fashion_mnist
@@ -284,6 +285,7 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
             raise RunError(f"run {meta['run_id']} is complete: nothing to resume")
         matrix = from_dict(meta["matrix"], source=meta["matrix"].get("source", ""))
         trainer, device = meta["trainer"], meta["device"]
+        optim_impl = meta.get("optim_impl", optim_impl)
         chunks = meta["chunks"]
         peaks = meta["peak_lr"]
         if not local:
@@ -351,7 +353,7 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
                 "matrix": matrix.to_dict(), "framework": matrix.framework, "trainer": trainer,
                 **environment(here), "started_utc": _utc(), "finished_utc": None, "epochs": matrix.epochs,
                 "seeds": list(matrix.seeds), "n_configs": len(configs),
-                "chunk_size": len(chunks[0]), "chunks": chunks, "peak_lr": peaks,
+                "chunk_size": len(chunks[0]), "chunks": chunks, "peak_lr": peaks, "optim_impl": optim_impl,
                 "data": {"dir": str(data.source), "sha256_verified": True, "n_train": len(data.x_train),
                          "n_val": len(data.x_val), "n_test": len(data.x_test), "split_seed": data.split_seed,
                          "normalisation": {"mean": data.mean, "std": data.std}}}
@@ -377,10 +379,11 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
     jobs = [ChunkJob(k, [configs[i] for i in chunks[k]]) for k in todo]
 
     def train(*args):  # looked up at call time (tests replace runner._train)
-        return _train(*args)
+        return _train(*args, optim_impl=optim_impl)
     try:
         with bar, _terminate_as_interrupt():
-            finished = executor.run(jobs, train=train if local else _train, trainer=trainer, matrix=matrix,
+            finished = executor.run(jobs, train=train if local else functools.partial(_train, optim_impl=optim_impl),
+                                    trainer=trainer, matrix=matrix,
                                     data=data, device=device, progress=bar)
             with contextlib.closing(finished):  # an interrupt while a part is written still cancels the rest
                 for k, result, info in finished:

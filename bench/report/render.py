@@ -389,7 +389,10 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
     if speed is not None:
         cols = [c for c in ("trainer", "device", "device_name", "n_models", "epochs", "model_epochs_per_s",
                             "samples_per_s", "speedup_vs_sequential", "file") if c in speed.columns]
-        tp_items.append(_frame_table(speed[cols], "throughput", "Trainer speed (results/speed/trainer_*.csv)"))
+        from .trainer_speed import CUDA_SEQUENTIAL_NOTE
+        cuda_rows = "device" in speed.columns and speed["device"].astype(str).str.startswith("cuda").any()
+        tp_items.append(_frame_table(speed[cols], "throughput", "Trainer speed (results/speed/trainer_*.csv)",
+                                     CUDA_SEQUENTIAL_NOTE if cuda_rows else ""))
     elif run.throughput is not None:
         cols = [c for c in ("chunk", "trainer", "device", "n_models", "epochs", "wall_s", "samples_per_s",
                             "model_epochs_per_s", "flop_per_s") if c in run.throughput.columns]

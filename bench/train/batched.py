@@ -16,7 +16,12 @@ Rules
 * Schedules: text with the placeholders ``peak`` (the config's ``peak_lr``) and ``total``
   (``epochs * steps_per_epoch``), parsed by ``lrcore.parse``; the lr table (and the momentum / Adam beta1
   table where a schedule has ``.momentum``) of all models is computed once with
-  ``lrcore.evaluate_many`` and kept as float32 arrays on the host (a column per step goes to the optimizer). ``schedule="plateau"`` is reactive: lr
+  ``lrcore.evaluate_many`` and rounded to float32. The numba optimizer (CPU) takes a column of the host
+  table per step; the torch optimizer (``optim_impl="torch"``, what CUDA runs) gets tables that live on
+  the training device for the whole chunk (float64 holding the float32 values), so a step makes no host
+  sync and no host-to-device copy: losses, divergence and the active mask stay on the device and are
+  read back once per epoch, and plateau updates write into the device table once per epoch.
+  ``schedule="plateau"`` is reactive: lr
   starts at ``peak`` and ``lrcore.Plateau`` (torch semantics, factor 0.1 / patience 2 by default, see
   ``plateau_kwargs``) steps on the validation loss after each epoch.
 * A model whose training loss is NaN/inf is frozen (``train_step``'s active mask) and reported
@@ -96,12 +101,13 @@ def _copy_slices(dst: Sequence[torch.Tensor], src: Sequence[torch.Tensor], mask:
 
 def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size: int = 128, device="cpu",
                 widths=(784, 256, 128, 10), activation: str = "relu", dropout: float = 0.0, early_stopping=None, progress: Callable | None = None,
-                plateau_kwargs: dict | None = None, eval_batch_size: int = 5000) -> ChunkResult:
+                plateau_kwargs: dict | None = None, eval_batch_size: int = 5000, optim_impl: str = "auto") -> ChunkResult:
     """Train every config for ``epochs`` epochs in one stack (see the module docstring).
 
     ``early_stopping``: None, a patience (int) or a dict of ``lrcore.EarlyStopping`` keyword arguments
     (monitored: validation loss). ``progress(epoch, rows)``: called after each epoch with that epoch's
-    history rows (dicts).
+    history rows (dicts). ``optim_impl``: :class:`BatchedOptimizer`'s ``impl`` (auto: numba on the CPU,
+    torch elsewhere).
     """
     configs = list(configs)
     if not configs:
@@ -161,7 +167,13 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
     for name in {n for c in cfgs for n in OPTIMIZERS[c.optimizer][1]}:
         hyper[name] = [OPTIMIZERS[c.optimizer][1].get(name, OPTIMIZER_DEFAULTS[k].get(name, 0.0))
                        for c, k in zip(cfgs, kinds)]
-    opt = BatchedOptimizer(model.params, kinds, lr=lr_np[:, 0], **hyper)
+    opt = BatchedOptimizer(model.params, kinds, impl=optim_impl, lr=lr_np[:, 0], **hyper)
+    on_device = opt.impl == "torch"
+    if on_device:  # the tables on the training device for the whole chunk (see the module docstring)
+        lr_cols = torch.as_tensor(lr_table, dtype=torch.float64, device=dev)
+        mom_cols = None if mom_table is None else torch.as_tensor(mom_table, dtype=torch.float64, device=dev)
+    else:
+        lr_cols, mom_cols = lr_table, mom_table
 
     seeds = sorted({c.seed for c in cfgs})
     groups = [sum(c.seed == s for c in cfgs) for s in seeds]  # consecutive models per seed
@@ -185,10 +197,10 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
         for k in range(spe):
             t = epoch * spe + k
             idx = perms[:, k * B:(k + 1) * B]
-            losses, active = train_step(model, opt, x_train[idx], y_train[idx], lr=lr_table[:, t],  # (seeds, B, 784)
-                                        momentum=None if mom_table is None else mom_table[:, t], active=active,
+            losses, active = train_step(model, opt, x_train[idx], y_train[idx], lr=lr_cols[:, t],  # (seeds, B, 784)
+                                        momentum=None if mom_cols is None else mom_cols[:, t], active=active,
                                         groups=groups)
-            loss_sum += losses.double()
+            loss_sum.add_(losses)  # float32 into float64, one op
             flops += step_flops(widths, idx.shape[1], M, input_grad=False)
         val_loss_t, val_acc_t = model.evaluate(x_val, y_val, eval_batch_size)
         flops += forward_flops(widths, len(x_val), M)
@@ -215,6 +227,10 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
             if epoch + 1 < epochs:
                 lr_np[reactive, (epoch + 1) * spe:] = new_lr[reactive, None]
                 lr_table[reactive, (epoch + 1) * spe:] = new_lr[reactive, None]
+                if on_device:  # one host-to-device copy per epoch
+                    rows_r = torch.as_tensor(np.flatnonzero(reactive), device=dev)
+                    lr_cols[rows_r, (epoch + 1) * spe:] = torch.as_tensor(
+                        lr_table[reactive, (epoch + 1) * spe:], dtype=torch.float64, device=dev)
         stopped = np.zeros(M, bool)
         if es is not None:
             stopped = es.step(metric, active=ok)

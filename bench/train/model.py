@@ -1,6 +1,6 @@
 """A stack of M MLPs trained at once, with torch.optim's optimizers vectorised over the stack.
 
-``python -m bench.batched [--models 12 --steps 100 --batch-size 64 --threads 1 --device cpu]`` is a
+``python -m bench.train.model [--models 12 --steps 100 --batch-size 64 --threads 1 --device cpu]`` is a
 micro benchmark: the same configurations trained batched and one at a time with torch.nn + torch.optim.
 
 Model
@@ -29,7 +29,7 @@ Training step (:func:`train_step`): ``BatchedMLP.loss_and_grad`` runs the forwar
 parameter's gradient into buffers kept between steps, with the backward formulas autograd uses (the
 same ATen backward kernels for the activations), so a step allocates none of its large tensors (on the
 CPU, fresh gradient tensors of tens of MB each step cost page faults, 20% of a step). Gradients equal
-autograd's to float32 rounding (``tests/test_batched.py``). Then :class:`bench.batched_optim.BatchedOptimizer`
+autograd's to float32 rounding (``tests/test_batched.py``). Then :class:`bench.train.optim.BatchedOptimizer`
 updates the stack (torch.optim's optimizers, every hyper-parameter a per-model vector).
 
 FLOPs: :func:`step_flops` counts the matmuls of one training step (see there).
@@ -107,6 +107,7 @@ class BatchedMLP:
             raise ValueError(f"BatchedMLP: dropout must be a rate in [0, 1) or {M} of them, got {dropout!r}")
         self.dropout = p.expand(M).clone()
         self._keep = (1.0 - self.dropout).to(device=self.device, dtype=dtype).view(M, 1, 1)
+        self._any_dropout = bool((self.dropout > 0).any())  # read once: no scalar read-back per step
         self._drop_gen = torch.Generator(device=self.device).manual_seed(dropout_seed)
         ws, bs = [[] for _ in widths[1:]], [[] for _ in widths[1:]]
         for s in self.seeds:
@@ -173,7 +174,7 @@ class BatchedMLP:
     def _layers(self, x, bounds, training: bool):
         """Forward pass: (logits, per hidden layer (z, a, mask or None), each layer's input)."""
         act = ACTIVATIONS[self.activation][0]
-        drop = training and bool((self.dropout > 0).any())
+        drop = training and self._any_dropout
         last = len(self.weights) - 1
         hidden, inputs = [], [x]
         h = None
@@ -202,8 +203,12 @@ class BatchedMLP:
         M = self.n_models
         if y.dim() == 1:
             return y.expand(M, B)
-        if groups is not None and y.shape[0] != M:
-            return y.repeat_interleave(torch.as_tensor([int(g) for g in groups], device=y.device), dim=0)
+        if groups is not None and y.shape[0] != M:  # row of each model, built once (no per-step host sync)
+            key = (tuple(int(g) for g in groups), y.device)
+            cache = self.__dict__.setdefault("_label_rows", {})
+            if key not in cache:
+                cache[key] = torch.repeat_interleave(torch.arange(len(key[0])), torch.tensor(key[0])).to(y.device)
+            return y.index_select(0, cache[key])
         return y
 
     def losses(self, x: torch.Tensor, y: torch.Tensor, training: bool = True, groups=None) -> torch.Tensor:
@@ -255,6 +260,11 @@ class BatchedMLP:
         return losses
 
     def _grad_buffers(self) -> list[torch.Tensor]:
+        """Gradient buffers kept between steps: the views of the optimizer's flat gradient buffer when it
+        made them (``p._lrbench_grad``, :mod:`bench.train.optim_fused`), else tensors allocated once."""
+        views = [getattr(p, "_lrbench_grad", None) for p in self.params]
+        if all(v is not None for v in views):
+            return views
         bufs = getattr(self, "_grads", None)
         if bufs is None:
             bufs = self._grads = [torch.empty_like(p) for p in self.params]

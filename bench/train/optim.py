@@ -10,13 +10,16 @@ stack may mix kinds (``kind=["adam", "sgd", ...]``).
 
 Two implementations, chosen by ``impl``:
 
-* ``"numba"`` (default for float32 / float64 parameters on the CPU): :mod:`bench.optim_kernels`, one parallel pass
+* ``"numba"`` (default for float32 / float64 parameters on the CPU): :mod:`bench.train.optim_kernels`, one parallel pass
   over each parameter per step, per-model formulas with torch's semantics (including a momentum buffer
   that starts as the first gradient, per model). Frozen models are skipped.
-* ``"torch"`` (any device, the default off the CPU): torch tensor operations on per-kind slices, in the
-  operation order of torch's single-tensor implementations. Models of one kind are updated on slices of
-  the stacked tensors, so keep each kind contiguous (a run of equal kind and flags is one group). Frozen
-  models: the touched tensors are saved first and their slices restored afterwards.
+* ``"torch"`` (any device, the default off the CPU): :mod:`bench.train.optim_fused`: the parameters are moved
+  into one (M, N) buffer (each becomes a view of it) and each run of equal kind and flags is updated by a
+  few tensor operations over all its models and parameters at once, in the operation order of torch's
+  single-tensor implementations; per-model scalars are computed on the device, frozen models are masked
+  (no clone, no host sync). Parameters that cannot share a buffer (mixed dtypes or devices) take the
+  per-group loop below (``_step_torch``): slices of the stacked tensors per run of equal kind, frozen
+  models saved and restored.
 
 Both agree with torch.optim to float32 rounding over hundreds of steps and with each other
 (``tests/test_batched.py``). Where the vectorised torch path must choose (only when momentum is switched
@@ -91,6 +94,7 @@ class BatchedOptimizer:
                              f"{sorted(set(kinds))}; known: {sorted(names)}")
         self.hyper: dict[str, torch.Tensor] = {}
         self._host: dict[str, np.ndarray] = {}
+        self._device_set: set[str] = set()  # hyper-parameters last given as device tensors (no host copy)
         for n in sorted(names):
             default = np.array([OPTIMIZER_DEFAULTS[k].get(n, 0.0) for k in kinds], dtype=np.float64)
             self.hyper[n] = self._vector(n, default)
@@ -112,10 +116,25 @@ class BatchedOptimizer:
         for rows in self._rows.values():
             self._slot[rows] = np.arange(len(rows))
         self.state: dict = {}
+        self._fused = None
+        if self.impl == "torch":  # one (M, N) buffer for the whole stack (bench.train.optim_fused), when possible
+            from .optim_fused import FusedStep, flatten_params
+            flat = flatten_params(self.params)
+            if flat is not None:
+                self._fused = FusedStep(self, *flat)
 
     def _vector(self, name, value) -> torch.Tensor:
-        """Validate on the host, keep the host copy (``_host``, for choosing code paths), return it on the device."""
+        """Validate on the host, keep the host copy (``_host``, for choosing code paths), return it on the device.
+
+        After construction, the torch path takes a float tensor already on the device as it is (a column of
+        the trainer's lr table): no validation, since reading it back would be a host sync per step."""
         dtype = np.bool_ if name in _FLAGS else np.float64
+        if (self.impl == "torch" and hasattr(self, "_fused") and isinstance(value, torch.Tensor)
+                and value.device == self.device
+                and dtype is np.float64 and value.dtype.is_floating_point and value.numel() in (1, self.n_models)):
+            self._device_set.add(name)
+            return value.detach().to(torch.float64).reshape(-1).expand(self.n_models)
+        self._device_set.discard(name)
         if isinstance(value, torch.Tensor):
             value = value.detach().cpu().numpy()
         v = np.asarray(value, dtype=dtype).ravel()
@@ -160,7 +179,7 @@ class BatchedOptimizer:
             act = torch.as_tensor(active, dtype=torch.bool, device=self.device).flatten()
             if act.numel() != self.n_models:
                 raise ValueError(f"BatchedOptimizer.step: active must have {self.n_models} values")
-            if bool(act.all()):
+            if self.impl == "numba" and bool(act.all()):  # the device path never reads the mask back
                 act = None
         if self.impl == "numba":
             self._step_numba(None if act is None else act.cpu().numpy())
@@ -235,6 +254,11 @@ class BatchedOptimizer:
     # ------------------------------------------------------------------------------------ torch path
 
     def _step_torch(self, act: torch.Tensor | None):
+        if self._fused is not None:
+            self._fused.step(act)
+            return
+        if act is not None and bool(act.all()):
+            act = None
         new_steps = self.steps + 1 if act is None else torch.where(act, self.steps + 1, self.steps)
         for gi, (kind, a, b) in enumerate(self.groups):
             h = {n: v[a:b] for n, v in self.hyper.items()}

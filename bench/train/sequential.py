@@ -1,17 +1,17 @@
-"""The sequential baseline: the same configurations as :func:`bench.trainer.train_chunk`, one at a time,
+"""The sequential baseline: the same configurations as :func:`bench.train.batched.train_chunk`, one at a time,
 with plain ``torch.nn`` modules, ``torch.optim`` and ``lrcore.integrations.torch.LrcoreScheduler``.
 
-``train_sequential(configs, data, epochs=...)`` -> :class:`bench.trainer.ChunkResult` with the same
+``train_sequential(configs, data, epochs=...)`` -> :class:`bench.train.batched.ChunkResult` with the same
 history / summary columns and throughput keys as ``train_chunk`` (see there), so the two trainers can be
 compared row by row. It is the baseline of the batched trainer's speed-up and a cross-check of its
 accuracy.
 
 Rules (what is the same as the batched trainer, and what is not)
 ----------------------------------------------------------------
-* Same initial weights: ``torch.manual_seed(seed)`` then ``bench.batched.torch_reference_model`` (the
-  parity rule of :class:`bench.batched.BatchedMLP`). Same batch order: ``batch_permutation(seed, epoch)``.
-* Optimizer: ``torch.optim`` (``bench.batched.torch_optimizer``) with the hyper-parameters of
-  ``bench.trainer.OPTIMIZERS``, built with ``lr=peak_lr``. Schedule: ``LrcoreScheduler(opt, schedule)``
+* Same initial weights: ``torch.manual_seed(seed)`` then ``bench.train.model.torch_reference_model`` (the
+  parity rule of :class:`bench.train.model.BatchedMLP`). Same batch order: ``batch_permutation(seed, epoch)``.
+* Optimizer: ``torch.optim`` (``bench.train.model.torch_optimizer``) with the hyper-parameters of
+  ``bench.train.batched.OPTIMIZERS``, built with ``lr=peak_lr``. Schedule: ``LrcoreScheduler(opt, schedule)``
   (the (t+1)-th optimizer step uses ``schedule(t)``; momentum / beta1 cycled where the schedule has one).
   ``"plateau"``: PyTorch's own ``ReduceLROnPlateau`` (mode min, on the validation loss, ``plateau_kwargs``
   are its keyword arguments; default factor 0.1, patience 2), stepped after each epoch.
