@@ -106,8 +106,9 @@ def evaluate_many(schedules, steps, *, backend: str = "auto", dtype=np.float64, 
         return out
     import numba
 
-    from . import program
+    from . import _threads, program
     from .kernels import cpu
+    _threads.ensure_started()  # before numba.get_num_threads(): keeps the caller's OpenMP thread count
     prog = program.build(schedules, arr, t0, n)
     steps_arg = np.zeros(0, np.int64) if arr is None else arr
     target = out if dt == np.float64 else np.empty(shape)  # the kernel computes and writes float64

@@ -77,6 +77,9 @@ def _numba_apply(fn):
         return _COMPILED[key][1]
     try:
         import numba
+
+        from . import _threads
+        _threads.ensure_started()  # keeps the caller's OpenMP thread count (see lrcore._threads)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             jf = numba.njit(error_model="numpy")(fn)  # 1/0 -> inf, caught below, not an exception
