@@ -10,6 +10,8 @@ import math
 import numbers
 from typing import Any, Iterable
 
+import numpy as np
+
 
 def _fail(owner: str, name: str, rule: str, value: Any, exc=ValueError):
     raise exc(f"{owner}: {name} must be {rule}, got {value!r}")
@@ -99,3 +101,38 @@ def sorted_integers(owner: str, name: str, value: Any, *, strict: bool = False, 
 def length(owner: str, name: str, value: tuple, expected: int, why: str) -> None:
     if len(value) != expected:
         raise ValueError(f"{owner}: {name} must have {expected} entries ({why}), got {len(value)}")
+
+
+def steps(steps) -> tuple[np.ndarray | None, int, int]:
+    """(array or None, t0, n): None means the contiguous steps t0 .. t0 + n - 1."""
+    if isinstance(steps, bool):
+        raise TypeError(f"steps must be a count or a 1-D array of integers, got {steps!r}")
+    if isinstance(steps, numbers.Integral):
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        if steps > MAX_STEP:
+            raise ValueError(f"steps must be <= 2**62, got {steps}")
+        return None, 0, int(steps)
+    if isinstance(steps, range) and steps.step == 1:
+        if steps.start < 0:
+            raise ValueError(f"steps must be >= 0, got a range starting at {steps.start}")
+        if len(steps) and steps.stop > MAX_STEP:
+            raise ValueError(f"steps must be < 2**62, got a range up to {steps.stop - 1}")
+        return None, steps.start, max(0, len(steps))
+    arr = np.asarray(steps)
+    if arr.ndim != 1:
+        raise ValueError(f"steps must be a 1-D array, got shape {arr.shape}")
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        if arr.size:
+            raise TypeError(f"steps must be integers, got an array of {arr.dtype}")
+        arr = arr.astype(np.int64)
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.floor(arr)):
+            bad = arr[~(np.isfinite(arr) & (arr == np.floor(arr)))][0]
+            raise ValueError(f"steps must be integers, got {bad!r}")
+    if arr.size and arr.max() >= MAX_STEP:
+        raise ValueError(f"steps must be < 2**62, got {arr.max()!r}")
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"steps must be >= 0, got {arr.min()}")
+    return arr, 0, arr.size

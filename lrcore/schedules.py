@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _validate as V
 from . import lambdas
+from .base import Schedule, check_schedule
 from .kernels import formulas as F
 from .program import NEVER, Leaf, leaves_of, sequence
 
@@ -36,44 +37,7 @@ def _sin2_half_pi(r):
     return np.sin(np.pi / 2 * r) ** 2
 
 
-class Schedule:
-    """Base class: a pure function of the step with a text form and a dict form."""
-
-    def __str__(self) -> str:
-        from .textform import to_text
-        return to_text(self)
-
-    __repr__ = __str__
-
-    def to_dict(self) -> dict:
-        from .textform import to_dict
-        return to_dict(self)
-
-    def __call__(self, t: int) -> float:
-        """The learning rate at one step (the numpy backend)."""
-        from .evaluate import evaluate
-        return float(evaluate(self, np.array([t]), backend="numpy")[0])
-
-    @property
-    def momentum(self) -> "Schedule | None":
-        """The momentum (or Adam beta1) schedule that goes with this one, if it cycles momentum."""
-        return None
-
-    def _set(self, **values):
-        for k, v in values.items():
-            object.__setattr__(self, k, v)
-
-    def _numpy(self, t: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _leaves(self) -> list[Leaf]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-def _check_schedule(owner: str, name: str, value) -> "Schedule":
-    if not isinstance(value, Schedule):
-        raise TypeError(f"{owner}: {name} must be an lrcore schedule, got {value!r}")
-    return value
+_check_schedule = check_schedule
 
 
 @_dataclass

@@ -6,61 +6,20 @@ constructors (lrcore's names, or ``torch.X`` / ``keras.X`` for the compat constr
 strings, booleans, None, lists/tuples, keywords and arithmetic on numbers and on the placeholder
 names a caller passes (``parse("Cosine(lr=peak, decay_steps=total)", peak=0.1, total=1000)``).
 ``to_dict``/``from_dict`` give a JSON-safe nested dict with the class name under ``"type"``.
+Writing both forms is ``lrcore.base`` (the ``Schedule`` base class); reading them back is here.
 """
 from __future__ import annotations
 
 import ast
-import dataclasses
 import operator
 from typing import Any
 
-from .schedules import SCHEDULES, Schedule
+from . import compat
+from .base import Schedule, to_dict, to_text
+from .schedules import SCHEDULES
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow, ast.Mod: operator.mod}
-
-
-def _fields(s: Schedule):
-    """(name, value) of the parameters that differ from the defaults (required ones always)."""
-    for f in dataclasses.fields(s):
-        v = getattr(s, f.name)
-        if f.default is dataclasses.MISSING or v != f.default or type(v) is not type(f.default):
-            if f.name == "scale_mode" and v == ("iterations" if s.mode == "exp_range" else "cycle"):
-                continue
-            if f.name == "step_size_down" and v == s.step_size_up:
-                continue
-            yield f.name, v
-
-
-def _value_text(v) -> str:
-    if isinstance(v, Schedule):
-        return to_text(v)
-    if isinstance(v, (tuple, list)):
-        return "[" + ", ".join(_value_text(x) for x in v) + "]"
-    if isinstance(v, float):
-        return repr(v)
-    if callable(v):
-        return f"<callable {getattr(v, '__qualname__', type(v).__name__)}>"
-    return repr(v)
-
-
-def to_text(s: Schedule) -> str:
-    return f"{type(s).__name__}(" + ", ".join(f"{k}={_value_text(v)}" for k, v in _fields(s)) + ")"
-
-
-def _value_dict(v, where: str):
-    if isinstance(v, Schedule):
-        return to_dict(v)
-    if isinstance(v, (tuple, list)):
-        return [_value_dict(x, where) for x in v]
-    if callable(v):
-        raise TypeError(f"{where}: a Python callable has no dict/text form; give fn as an expression "
-                        "string in t (e.g. fn='0.95 ** t')")
-    return v
-
-
-def to_dict(s: Schedule) -> dict:
-    return {"type": type(s).__name__, **{k: _value_dict(v, type(s).__name__) for k, v in _fields(s)}}
 
 
 def from_dict(d: Any) -> Schedule:
@@ -80,7 +39,7 @@ def _from_value(v):
 
 
 def _constructor(name: str):
-    from .compat import keras, torch
+    keras, torch = compat.keras, compat.torch
     if name in SCHEDULES:
         return SCHEDULES[name]
     prefix, _, rest = name.partition(".")
