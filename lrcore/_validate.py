@@ -136,3 +136,30 @@ def steps(steps) -> tuple[np.ndarray | None, int, int]:
     if arr.size and arr.min() < 0:
         raise ValueError(f"steps must be >= 0, got {arr.min()}")
     return arr, 0, arr.size
+
+
+def expression(owner: str, what: str, text: str, *, max_length: int, max_depth: int, invalid: str = ""):
+    """``ast.parse(text, mode="eval")`` of text from a config or the CLI, bounded: at most
+    ``max_length`` characters and ``max_depth`` levels of nesting (``invalid``: the syntax error's words) (checked without recursion), so that
+    hostile text gives a ValueError naming the limit, never a RecursionError, MemoryError or a long parse."""
+    import ast
+    if len(text) > max_length:
+        raise ValueError(f"{owner}: {what} must be at most {max_length} characters, got {len(text)}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as e:
+        raise ValueError(f"{owner}: {invalid or what + ' is not valid'}: {_clip(text)} ({e.msg})") from None
+    except (RecursionError, MemoryError, ValueError, OverflowError):
+        raise ValueError(f"{owner}: {what} is nested too deeply (at most {max_depth} levels): {_clip(text)}") from None
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise ValueError(f"{owner}: {what} is nested too deeply (at most {max_depth} levels): {_clip(text)}")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return tree
+
+
+def _clip(text: str, n: int = 200) -> str:
+    """repr of text, shortened to about n characters for error messages."""
+    return repr(text) if len(text) <= n else repr(text[:n]) + f"... ({len(text)} characters)"

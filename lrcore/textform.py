@@ -14,6 +14,7 @@ import ast
 import operator
 from typing import Any
 
+from . import _validate as V
 from . import compat
 from .base import Schedule, to_dict, to_text
 from .schedules import SCHEDULES
@@ -57,16 +58,28 @@ def _call(cls, name, args, kwargs):
         if "argument" in str(e):
             raise TypeError(f"{name}: {e}") from None
         raise
+    except (ArithmeticError, RecursionError) as e:  # a constructor's own arithmetic on extreme values
+        why = "a value overflows float64" if isinstance(e, OverflowError) else f"{type(e).__name__}: {e}"
+        raise ValueError(f"{name}: parameters out of range ({why})") from None
+
+
+MAX_LENGTH = 20_000  # characters of schedule text
+MAX_DEPTH = 100      # levels of nesting of its syntax tree
 
 
 def parse(text: str, **names: float) -> Schedule:
-    """The schedule that ``text`` describes (see the module docstring for what text may contain)."""
+    """The schedule that ``text`` describes (see the module docstring for what text may contain).
+
+    Any text gives a schedule or a ValueError/TypeError naming the problem, quickly: the text is at
+    most ``MAX_LENGTH`` characters and ``MAX_DEPTH`` levels deep; arithmetic on numbers is folded
+    here (powers in float64, so ``9 ** 9 ** 9`` is an overflow error); complex results, overflows and
+    zero divisors are errors; expression strings of ``Lambda``/``Multiplicative`` are checked and
+    folded the same way (``lrcore.lambdas``) and compiled only when first evaluated."""
     if not isinstance(text, str):
-        raise TypeError(f"parse: text must be a string, got {text!r}")
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as e:
-        raise ValueError(f"parse: not valid schedule text: {text!r} ({e.msg})") from None
+        raise TypeError(f"parse: text must be a string, got {V._clip(repr(text))}")
+    tree = V.expression("parse", "schedule text", text, max_length=MAX_LENGTH, max_depth=MAX_DEPTH,
+                        invalid="not valid schedule text")
+    text = V._clip(text)[1:-1] if len(text) > 200 else text  # error messages quote at most ~200 characters
     result = _eval(tree.body, names, text)
     if not isinstance(result, Schedule):
         raise ValueError(f"parse: {text!r} is a {type(result).__name__}, not a schedule")
@@ -93,9 +106,13 @@ def _eval(node, names, text):
         if isinstance(node.op, ast.Pow):  # in floats: 9 ** 9 ** 9 overflows at once instead of running for minutes
             a, b = float(a), float(b)
         try:
-            return _BINOPS[type(node.op)](a, b)
-        except (ZeroDivisionError, OverflowError) as e:
-            raise ValueError(f"parse: arithmetic error in {text!r}: {e}") from None
+            v = _BINOPS[type(node.op)](a, b)
+        except (ArithmeticError, ValueError) as e:
+            why = "overflows float64" if isinstance(e, OverflowError) else str(e)
+            raise ValueError(f"parse: arithmetic error at {ast.unparse(node)[:100]!r} ({why}) in {text!r}") from None
+        if isinstance(v, complex):
+            raise ValueError(f"parse: arithmetic error at {ast.unparse(node)[:100]!r} (a complex result) in {text!r}")
+        return v
     if isinstance(node, ast.Call):
         name = _dotted(node.func, text)
         if any(k.arg is None for k in node.keywords):

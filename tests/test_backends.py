@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -279,14 +278,19 @@ def test_exp_range_with_growing_gamma_never_gives_nan(backend):
 
 def test_lambda_expression_is_compiled_once():
     """Evaluating a Lambda with an expression string must not recompile it on every call (each
-    compile costs ~0.3 s and is kept forever in lrcore.lambdas._COMPILED)."""
-    s = Lambda("0.97 ** t + 0 * t", lr=0.5)
-    ev(s, 10, "numpy")  # the first call may compile
-    t0 = time.perf_counter()
+    compile costs ~0.3 s and is kept forever in lrcore.lambdas._COMPILED): counted, not timed."""
+    from lrcore import lambdas
+    s, m = Lambda("0.97 ** t + 0 * t", lr=0.5), Multiplicative("0.97 + 0 * t")
+    n = lambdas.PYTHON_MAX_SIZE + 100  # above it, expression strings run Numba-compiled
+    ev(s, n, "numpy")
+    ev(m, n, "numba")  # the first calls compile
+    compiled, parsed = len(lambdas._COMPILED), lambdas.compile_expression.cache_info().misses
     for _ in range(5):
-        ev(s, 10, "numpy")
-        ev(Multiplicative("0.97 + 0 * t"), 10, "numba")
-    assert time.perf_counter() - t0 < 1.0, "10 evaluations of two tiny expression schedules took > 1 s"
+        ev(s, n, "numpy")
+        ev(m, n, "numba")
+        ev(Lambda("0.97 ** t + 0 * t", lr=0.25), 10, "numba")
+    assert len(lambdas._COMPILED) == compiled, "an expression string was compiled again"
+    assert lambdas.compile_expression.cache_info().misses == parsed, "an expression string was parsed again"
 
 
 def test_python_callables_are_evaluated_on_both_backends():
