@@ -343,9 +343,13 @@ class OneCycle(Schedule):
     Two phases: initial -> max_lr ending at step pct_start * total_steps - 1, then max_lr -> min ending
     at total_steps - 1. Three phases: initial -> max_lr -> initial (ending at 2 * pct_start *
     total_steps - 2) -> min. Annealing ``cos`` (b + (a - b)(1 + cos(pi q))/2) or ``linear``.
-    Momentum runs max_momentum -> base_momentum -> max_momentum (``.momentum``). Steps from
-    total_steps on hold the final value (PyTorch refuses to step further, and its value at exactly
-    total_steps, one step past the schedule, extrapolates the last phase: negative when linear).
+    Momentum runs max_momentum -> base_momentum -> max_momentum (``.momentum``). Step t is in the first
+    phase whose end is >= t (else the last), starting at the previous end, as in PyTorch: with three
+    phases and pct_start above about 0.5 the second phase ends past total_steps - 1, so the steps anneal
+    through it and never reach the third. Only a step in a phase of no length is refused (PyTorch divides
+    by zero there: pct_start * total_steps == 1). Steps from total_steps on hold the value at
+    total_steps - 1 (PyTorch refuses to step further, and its value at exactly total_steps, one step
+    past the schedule, extrapolates the last phase: negative when linear).
 
     >>> OneCycle(max_lr=1.0, total_steps=100, pct_start=0.5, anneal="linear")(49)
     1.0
@@ -376,10 +380,11 @@ class OneCycle(Schedule):
                   max_momentum=V.rate(o, "max_momentum", self.max_momentum),
                   quantity=V.choice(o, "quantity", self.quantity, ("lr", "momentum")))
         ends = self._ends()
-        starts = (0.0, *ends[:-1])
-        if any(e <= s for s, e in zip(starts, ends)):
-            raise ValueError(f"OneCycle: pct_start={self.pct_start} with total_steps={self.total_steps} gives a "
-                             f"phase of no length (phase ends {list(ends)}); raise total_steps or change pct_start")
+        for k, (lo, hi, start) in enumerate(self._reached()):
+            if lo <= hi and ends[k] == start:
+                raise ValueError(f"OneCycle: pct_start={self.pct_start} with total_steps={self.total_steps} puts step "
+                                 f"{lo} in phase {k + 1}, which has no length (phase ends {list(ends)}; PyTorch "
+                                 "divides by zero there); raise total_steps or change pct_start")
         if self.quantity == "momentum" and not self.cycle_momentum:
             raise ValueError("OneCycle: quantity='momentum' needs cycle_momentum=True")
 
@@ -388,6 +393,24 @@ class OneCycle(Schedule):
         if self.three_phase:
             return (float(p * T) - 1, float(2 * p * T) - 2, float(T) - 1)
         return (float(p * T) - 1, float(T) - 1)
+
+    def _reached(self):
+        """(first, last, start) per phase: the steps 0 <= t < total_steps that PyTorch's rule (the first
+        phase k with t <= end_k, else the last) puts in phase k (none when first > last), and its start
+        (the previous phase's end). (PyTorch also computes a value at total_steps, on a last
+        ``scheduler.step()`` after the last optimizer step; lrcore holds the value of total_steps - 1
+        there, also where PyTorch would divide by zero, e.g. pct_start=1.) Phase ends need not increase: with three phases and pct_start above
+        about 0.5 the second phase ends after total_steps - 1, so the steps anneal through the second
+        phase and never reach the third."""
+        ends, T = self._ends(), self.total_steps
+        out, start = [], 0.0
+        below = -math.inf  # every step in phase k is above all earlier ends
+        for k, end in enumerate(ends):
+            first = max(0, math.floor(below) + 1) if below > -math.inf else 0
+            last = T - 1 if k == len(ends) - 1 else min(T - 1, math.floor(end))
+            out.append((first, last, start))
+            below, start = max(below, end), end
+        return out
 
     def _values(self):
         initial = self.max_lr / self.div_factor
@@ -401,10 +424,14 @@ class OneCycle(Schedule):
     def momentum(self):
         return dataclasses.replace(self, quantity="momentum") if self.cycle_momentum and self.quantity == "lr" else None
 
+    def _final(self) -> float:
+        """The value held from total_steps on: the value at total_steps - 1 (values[-1] when the last
+        phase is reached; the second phase's value there when it is not)."""
+        T = self.total_steps
+        return float(_phases_numpy(np.array([T - 1]), self._ends(), self._values(), self.anneal == "cos")[0])
+
     def _numpy(self, t):
-        values = self._values()
-        return np.where(t >= self.total_steps, values[-1],
-                        _phases_numpy(np.minimum(t, self.total_steps - 1), self._ends(), values, self.anneal == "cos"))
+        return _phases_numpy(np.minimum(t, self.total_steps - 1), self._ends(), self._values(), self.anneal == "cos")
 
     def _leaves(self):
         ends, values = self._ends(), self._values()
@@ -412,7 +439,7 @@ class OneCycle(Schedule):
         for k, end in enumerate(ends):
             params += [end, values[k], values[k + 1]]
         return [Leaf(F.PHASES, tuple(params), hi=self.total_steps),
-                Leaf(F.CONST, (values[-1],), lo=self.total_steps)]
+                Leaf(F.CONST, (self._final(),), lo=self.total_steps)]
 
 
 @_dataclass

@@ -166,10 +166,11 @@ def _t_cyclic(d):
 
 def _t_onecycle(d):
     three = d.boolean()
-    T = d.integer(8 if three else 4, 300)
-    # phases of positive length: p T > 1 (and 2 p T < T + 1 with three phases)
-    lo, hi = 1.0 / T + 1e-6, (0.5 + 0.5 / T - 1e-6) if three else 1.0 - 1e-6
-    pct = d.real(lo, hi) if hi > lo else 0.5
+    T = d.integer(1, 300)
+    # any pct_start PyTorch takes: phases may have no length (PyTorch divides by zero if a step lands in
+    # one: both refuse) or end out of order (three phases with pct_start above ~0.5: the steps anneal
+    # through the second phase and never reach the third)
+    pct = d.choice([0.0, 1.0, 0.5, 1.0 / T, 2.0 / T, 0.5 + 0.5 / T]) if d.integer(0, 4) == 0 else d.real(0.0, 1.0)
     kw = dict(max_lr=_lr(d), total_steps=T, pct_start=pct, anneal_strategy=d.choice(["cos", "linear"]),
               div_factor=d.real(2.0, 50.0), final_div_factor=_log_uniform(d, 1.0, 1e4), three_phase=three,
               base_momentum=d.real(0.7, 0.85), max_momentum=d.real(0.85, 0.99))
@@ -340,6 +341,10 @@ EDGE_CASES: list[Case] = [
     Case("torch", "OneCycleLR", dict(max_lr=0.3, total_steps=40, three_phase=True, pct_start=0.3), 40),
     Case("torch", "OneCycleLR", dict(max_lr=0.3, total_steps=37, three_phase=True, anneal_strategy="linear"), 37),
     Case("torch", "OneCycleLR", dict(max_lr=0.3, total_steps=40, three_phase=True), 40, "momentum", "adam"),
+    Case("torch", "OneCycleLR", dict(max_lr=1.07e-4, total_steps=221, pct_start=0.5976, three_phase=True), 221),
+    Case("torch", "OneCycleLR", dict(max_lr=1.07e-4, total_steps=221, pct_start=0.5976, three_phase=True), 221,
+         "momentum", "sgd"),
+    Case("torch", "OneCycleLR", dict(max_lr=0.1, total_steps=10, pct_start=0.05, anneal_strategy="linear"), 10),
     Case("torch", "CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, mode="exp_range", gamma=0.95), 30,
          "momentum", "adam"),
     Case("torch", "SequentialLR", dict(lr=0.1, milestones=[5, 15], schedulers=[
@@ -627,9 +632,22 @@ def limit(framework: str) -> float:
 def check(case: Case, want: np.ndarray | None = None) -> Result:
     """Run the framework (unless ``want`` is given) and lrcore (numpy and numba) on one case."""
     import lrcore
+    refused = None
     if want is None:
-        want = torch_values(case) if case.framework == "torch" else keras_values(case)
-    schedule = lrcore_schedule(case)
+        try:
+            want = torch_values(case) if case.framework == "torch" else keras_values(case)
+        except (ValueError, TypeError, ArithmeticError) as e:  # the framework's own validation decides
+            refused = e
+    try:
+        schedule = lrcore_schedule(case)
+    except (ValueError, TypeError) as e:
+        empty = np.zeros(0)
+        if refused is not None:  # both refuse
+            return Result(case, 0.0, [], [], empty, empty, [f"both refuse: {type(refused).__name__}"])
+        return Result(case, math.inf, [f"lrcore refuses what the framework accepts: {e}"], [], empty, want)
+    if refused is not None:  # lrcore is defined where the framework raises: nothing to compare
+        empty = np.zeros(0)
+        return Result(case, 0.0, [], [], empty, empty, [f"framework refuses: {type(refused).__name__}: {refused}"])
     err = np.zeros(case.steps)
     got = None
     for backend in ("numpy", "numba"):
@@ -653,6 +671,8 @@ def check(case: Case, want: np.ndarray | None = None) -> Result:
 def describe(r: Result, k: int = 5) -> str:
     c = r.case
     s = r.bad[:k]
+    if s and isinstance(s[0], str):
+        return f"{c.framework} {c.label} {c.params} steps={c.steps}: {s[0]}"
     opt = f" ({c.optimizer})" if c.quantity == "momentum" else ""
     return (f"{c.framework} {c.label}{opt} {c.params} steps={c.steps}: error {r.err:.3g} at steps {s}; "
             f"lrcore {r.got[s].tolist()} vs framework {r.want[s].tolist()}")

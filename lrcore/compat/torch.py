@@ -10,7 +10,10 @@ not its documented formula, the schedule follows PyTorch:
   milestone multiplies by gamma once per repeat (PyTorch keeps a Counter).
 * CosineAnnealingLR does not stop at T_max: the cosine rises again (period 2 * T_max).
 * OneCycleLR's first phase ends at step ``pct_start * total_steps - 1`` (a float), the last one at
-  ``total_steps - 1``; PyTorch refuses to step past ``total_steps``, lrcore holds the final value.
+  ``total_steps - 1``; a step is in the first phase whose end it does not pass, so with
+  ``three_phase=True`` and ``pct_start`` above ~0.5 the steps anneal through the second phase and never
+  reach the third (its end comes first); PyTorch refuses to step past ``total_steps``, lrcore holds the
+  value of ``total_steps - 1``.
 * CyclicLR with a built-in ``mode`` ignores ``scale_mode`` (PyTorch overrides it per mode).
 * ConstantLR, LinearLR and PolynomialLR with ``total_iters=0`` keep their initial value forever
   (PyTorch's recursive ``step()`` form never reaches the closed form's value); not reproduced: as a
