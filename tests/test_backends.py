@@ -97,6 +97,27 @@ def test_contiguous_steps_equal_explicit_arrays(case, backend):
     assert_close(ev(s, range(start, start + n), backend), explicit, f"{s} range({start}, {start + n}) ({backend})")
 
 
+@st.composite
+def segmented_cases(draw):
+    """Schedules whose contiguous evaluation runs segment by segment (runs, phases, periods, cycles,
+    anchors, the bit-level x ** power), over many segments and tiles, from a random start."""
+    from strategies import schedule_of
+    kind = draw(st.sampled_from(["Step", "MultiStep", "PiecewiseConstant", "OneCycle", "Cyclic", "Polynomial",
+                                 "Exponential", "InverseTime", "Cosine", "Chain"]))
+    s = draw(schedule_of(kind))
+    top = max_step_for(s)
+    n = draw(st.integers(1, 9000))
+    start = draw(st.one_of(st.just(0), st.integers(0, min(top - n, 50_000)), st.integers(0, max(0, top - n))))
+    return s, start, n
+
+
+@given(segmented_cases())
+def test_segmented_contiguous_paths_agree_with_numpy(case):
+    s, start, n = case
+    assert_close(ev(s, range(start, start + n), "numba"), ev(s, np.arange(start, start + n), "numpy"),
+                 f"{s} range({start}, {start + n})")
+
+
 @settings(max_examples=30)
 @given(st.lists(schedules(depth=2), max_size=5), step_arrays(max_step=10 ** 5, max_size=30),
        st.sampled_from(BACKENDS))
