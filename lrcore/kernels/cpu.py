@@ -78,6 +78,95 @@ def _leaf_loops(f):
     return loop
 
 
+_OFFSETS = np.arange(TILE, dtype=np.float64)
+_EXACT = 2.0 ** 53  # below it, float(u0) + k is float(u0 + k) exactly
+
+
+@njit(inline="always")
+def _float_steps(dst, u0):
+    """dst[q] = float(u0 + q), exactly as a conversion gives it; a vectorized add of float offsets
+    while the steps stay below 2**53 (AVX2 has no int64 -> double conversion, which would keep the
+    formula loops that read these from vectorizing)."""
+    n = dst.shape[0]
+    if float(u0) + float(n) < _EXACT:
+        f0 = float(u0)
+        for q in range(n):
+            dst[q] = f0 + _OFFSETS[q]
+    else:
+        for q in range(n):
+            dst[q] = float(u0 + q)
+
+
+def _contiguous_loops(f):
+    """f at float steps uf[k] (``_float_steps``: the same float(u) the formula would take), assigned or
+    multiplied into b: a loop with no test and no conversion, which LLVM vectorizes."""
+    @njit(**_OPTS)
+    def loop(b, uf, assign, p, P, off):
+        if assign:
+            for k in range(b.shape[0]):
+                b[k] = f(uf[k], p, P, off)
+        else:
+            for k in range(b.shape[0]):
+                b[k] = b[k] * f(uf[k], p, P, off)
+    return loop
+
+
+_c_geometric, _c_inverse_sqrt = (_contiguous_loops(f) for f in (F.f_geometric, F.f_inverse_sqrt))
+
+
+# Anneals a -> b over T steps on float steps, with the fractions q = min(u, T) / T and r = (T - min(u, T)) / T
+# taken as products with 1 / T (a division per step is the bottleneck of these loops; the product differs
+# from the quotient by at most an ulp, so values by a few ulp): the formulas of ``formulas.f_linear`` etc.
+
+def _anneal_loops(g):
+    @njit(**_OPTS)
+    def loop(b, uf, assign, p):
+        T = p[2]
+        inv = 1.0 / T
+        if assign:
+            for k in range(b.shape[0]):
+                uu = min(uf[k], T)
+                b[k] = g((uu * inv), ((T - uu) * inv), p)
+        else:
+            for k in range(b.shape[0]):
+                uu = min(uf[k], T)
+                b[k] = b[k] * g((uu * inv), ((T - uu) * inv), p)
+    return loop
+
+
+@njit(inline="always")
+def _g_linear(q, r, p):
+    return p[0] * r + p[1] * q
+
+
+@njit(inline="always")
+def _g_cosine(q, r, p):
+    return p[1] + (p[0] - p[1]) * F.cos_bump(r)
+
+
+@njit(inline="always")
+def _g_cosine_rising(q, r, p):
+    return p[0] + (p[1] - p[0]) * F.cos_bump(q)
+
+
+@njit(inline="always")
+def _g_one_minus_sqrt(q, r, p):
+    return p[1] + (p[0] - p[1]) * (r / (1.0 + math.sqrt(q)))
+
+
+_c_linear, _c_cosine, _c_cosine_rising, _c_one_minus_sqrt = (
+    _anneal_loops(g) for g in (_g_linear, _g_cosine, _g_cosine_rising, _g_one_minus_sqrt))
+
+
+@njit(**_OPTS)
+def _c_inverse_time(b, uf, assign, p):
+    """INVERSE_TIME (not staircase): p0 / (1 + p1 u / p2), u / p2 as u * (1 / p2)."""
+    inv = 1.0 / p[2]
+    for k in range(b.shape[0]):
+        v = p[0] / (1.0 + p[1] * (uf[k] * inv))
+        b[k] = v if assign else b[k] * v
+
+
 @njit(inline="always")
 def _put(seg, v, assign):
     """seg[:] = v (assign) or seg[:] *= v."""
@@ -125,7 +214,7 @@ def _piecewise_runs(b, u0, assign, p, P, off):
 
 
 @njit(**_OPTS)
-def _phases_segments(b, u0, assign, p, P, off):
+def _phases_segments(b, u0, uf, assign, p, P, off):
     """PHASES (one-cycle) on contiguous steps: the phase is found once per segment (the steps it holds
     under ``f_phases``'s rule, the first phase whose end is >= u, which only moves forward as u grows),
     then the segment's values are ``f_phases``'s expressions in a loop without search."""
@@ -133,10 +222,10 @@ def _phases_segments(b, u0, assign, p, P, off):
     n = b.shape[0]
     i = 0
     while i < n:
-        uf = float(u0 + i)
+        ustart = float(u0 + i)
         start = 0.0
         k = 0
-        while k < nph - 1 and not uf <= P[off + 2 + 3 * k]:
+        while k < nph - 1 and not ustart <= P[off + 2 + 3 * k]:
             start = P[off + 2 + 3 * k]
             k += 1
         o = off + 2 + 3 * k
@@ -146,11 +235,13 @@ def _phases_segments(b, u0, assign, p, P, off):
             stop = min(n, max(i + 1, int(math.floor(end)) - u0 + 1))
         seg = b[i:stop]
         span = end - start
+        inv = 1.0 / span
         cosine = p[1] == F.COSINE
+        xs = uf[i:stop]
         for q in range(seg.shape[0]):
-            x = float(u0 + i + q)
-            r = (end - x) / span
-            qq = (x - start) / span
+            x = xs[q]
+            r = (end - x) * inv
+            qq = (x - start) * inv
             if not cosine:
                 v = a * r + bb * qq
             elif a >= bb:
@@ -185,12 +276,13 @@ def _periodic_segments(b, u0, assign, p):
 
 
 @njit(**_OPTS)
-def _cyclic_segments(b, u0, assign, p, scratch):
+def _cyclic_segments(b, u0, uf, assign, p, scratch):
     """CYCLIC on contiguous steps, one cycle at a time: the cycle (``f_cyclic``'s floor, settled by
     the same float test at the segment's ends) and, for scale_mode='cycle', the scale are computed once
     per cycle; per step only x and the triangle (and gamma**u for 'iterations')."""
     total = p[2] + p[3]
     ratio = p[2] / total
+    inv_rise, inv_fall = 1.0 / ratio, 1.0 / (ratio - 1.0)
     n = b.shape[0]
     per_cycle = p[6] == F.SCALE_CYCLE
     E = scratch[:ANCHOR]
@@ -211,12 +303,11 @@ def _cyclic_segments(b, u0, assign, p, scratch):
             jstop = min(stop, j + ANCHOR)
             seg = b[j:jstop]
             A = cscale if per_cycle else F.exp_fast(p[4] * float(u0 + j) + p[5])
-            base = u0 + j
+            ufs = uf[j:jstop]
             for q in range(seg.shape[0]):
-                uf = float(base + q)
-                x = 1.0 + uf / total - cycle
-                rise = x / ratio
-                fall = (x - 1.0) / (ratio - 1.0)
+                x = 1.0 + ufs[q] / total - cycle  # a quotient, as f_cyclic: x cancels, so no reciprocal here
+                rise = x * inv_rise
+                fall = (x - 1.0) * inv_fall
                 scale = A if per_cycle else A * E[q]
                 v = p[0] + (p[1] - p[0]) * ((rise if x <= ratio else fall) * scale)
                 seg[q] = v if assign else seg[q] * v
@@ -230,7 +321,7 @@ _INV_LN2 = 1.4426950408889634
 
 
 @njit(**_OPTS)
-def _polynomial_log(b, u0, assign, p, scratch, tt):
+def _polynomial_log(b, u0, uf, assign, p, scratch, tt):
     """POLYNOMIAL on contiguous steps without a libm ``pow`` per step (which does not vectorize):
     x ** power = exp(power ln x), ln x from the bits of x (viewed as integers: exponent e and mantissa
     m in [sqrt(1/2), sqrt(2))), ln m = 2 atanh(f), f = (m - 1) / (m + 1), by its series to f**35
@@ -240,7 +331,7 @@ def _polynomial_log(b, u0, assign, p, scratch, tt):
     xs = scratch[:n]
     D0, power = p[2], p[3]
     for q in range(n):  # the base, as f_polynomial
-        s = float(u0 + q)
+        s = uf[q]
         D = D0
         if p[4] != 0.0:
             mult = float(math.ceil(s / D))
@@ -380,7 +471,44 @@ def _restarts(mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off):
 
 
 @njit(**_OPTS)
-def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch):
+def _restarts_contiguous(b, u0, uf, assign, p):
+    """RESTARTS on contiguous steps, one cycle at a time: the cycle, its length and weight come from
+    ``restart_cycle`` once per cycle; the position in the cycle is pos0 + q (t_mul = 1, integer period)
+    or float(u) - start, as ``f_restarts`` computes it, from the float steps uf (no conversion per step)."""
+    count = b.shape[0]
+    first, t_mul = p[2], p[3]
+    exact = t_mul == 1.0 and first == math.floor(first)
+    falling = p[0] >= p[1]
+    k = 0
+    while k < count:
+        i, pos0 = F.restart_cycle(u0 + k, first, t_mul)
+        length = first * t_mul ** i
+        weight = p[4] ** i
+        stop = min(count, k + max(1, int(math.ceil(length - pos0))))
+        if not exact:  # float cycle ends: settle the last step of this cycle by the same test
+            while stop > k + 1 and F.restart_cycle(u0 + stop - 1, first, t_mul)[0] != i:
+                stop -= 1
+            while stop < count and F.restart_cycle(u0 + stop, first, t_mul)[0] == i:
+                stop += 1
+        seg = b[k:stop]
+        us = uf[k:stop]
+        start = F.restart_start(i, first, t_mul)
+        amp = (p[0] - p[1]) * weight
+        inv = 1.0 / length
+        for q in range(seg.shape[0]):
+            pos = pos0 + _OFFSETS[q] if exact else us[q] - start
+            c = F.cos_bump((length - pos) * inv)
+            if falling:
+                v = p[1] + amp * c
+            else:
+                rest = F.cos_bump(pos * inv) if weight == 1.0 else 1.0 - weight * c
+                v = p[1] * rest + p[0] * (weight * c)
+            seg[q] = v if assign else seg[q] * v
+        k = stop
+
+
+@njit(**_OPTS)
+def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch, fsteps):
     """Dispatch once per leaf and tile to the loop specialised for the leaf's formula (on contiguous
     steps, to the segment loops of the piecewise formulas: runs, phases, periods, cycles)."""
     a = (mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off)
@@ -388,6 +516,33 @@ def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch)
         b = buf[j0:j1]
         u0 = max(tstart + j0 - shift, 0)  # >= 0: the range is clipped to [lo, hi) and lo >= shift
         assign = mode == CONTIGUOUS_ASSIGN
+        uf = fsteps[:b.shape[0]]
+        if op != F.CONST and op != F.STEP and op != F.PIECEWISE:
+            _float_steps(uf, u0)
+        if op == F.LINEAR:
+            _c_linear(b, uf, assign, p)
+            return
+        if op == F.COSINE:
+            _c_cosine(b, uf, assign, p)
+            return
+        if op == F.COSINE_RISING:
+            _c_cosine_rising(b, uf, assign, p)
+            return
+        if op == F.ONE_MINUS_SQRT:
+            _c_one_minus_sqrt(b, uf, assign, p)
+            return
+        if op == F.GEOMETRIC:
+            _c_geometric(b, uf, assign, p, P, off)
+            return
+        if op == F.INVERSE_TIME and p[3] == 0.0:
+            _c_inverse_time(b, uf, assign, p)
+            return
+        if op == F.INVERSE_SQRT:
+            _c_inverse_sqrt(b, uf, assign, p, P, off)
+            return
+        if op == F.RESTARTS:
+            _restarts_contiguous(b, u0, uf, assign, p)
+            return
         if op == F.CONST:
             _put(b, p[0], assign)
             return
@@ -398,16 +553,16 @@ def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch)
             _piecewise_runs(b, u0, assign, p, P, off)
             return
         if op == F.PHASES:
-            _phases_segments(b, u0, assign, p, P, off)
+            _phases_segments(b, u0, uf, assign, p, P, off)
             return
         if op == F.COSINE_PERIODIC:
             _periodic_segments(b, u0, assign, p)
             return
         if op == F.CYCLIC:
-            _cyclic_segments(b, u0, assign, p, scratch)
+            _cyclic_segments(b, u0, uf, assign, p, scratch)
             return
         if op == F.POLYNOMIAL:
-            _polynomial_log(b, u0, assign, p, scratch, tt)
+            _polynomial_log(b, u0, uf, assign, p, scratch, tt)
             return
         if op == F.EXPONENTIAL and p[3] != 0.0:
             _staircase_runs(b, u0, assign, (p[0], p[1], p[2], p[3], p[4], p[5], p[6], 0.0))
@@ -453,7 +608,7 @@ def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch)
 
 
 @njit(**_OPTS)
-def _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, out):
+def _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps, out):
     """Schedule s at the m steps starting at index a, written into out[s, a:a+m]."""
     buf = out[s, a:a + m]
     if contiguous:
@@ -494,7 +649,7 @@ def _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, s
                     buf[j] *= row[j]
         else:
             p = (P[off], P[off + 1], P[off + 2], P[off + 3], P[off + 4], P[off + 5], P[off + 6], P[off + 7])
-            _apply(op, mode, buf, tt, j0, j1, tmin, lo, hi, shift, p, P, off, scratch)
+            _apply(op, mode, buf, tt, j0, j1, tmin, lo, hi, shift, p, P, off, scratch, fsteps)
     if not assigned:
         buf[:] = 1.0
 
@@ -514,7 +669,9 @@ def evaluate_program(t0, steps, contiguous, sched_leaves, leaves, P, tables, out
     for c in prange(chunks):
         tt = np.empty(TILE, np.int64)
         scratch = np.empty(TILE)
+        fsteps = np.empty(TILE)
         for job in range(c * jobs // chunks, (c + 1) * jobs // chunks):
             s = job // ntiles
             a = (job - s * ntiles) * TILE
-            _tile(s, a, min(TILE, n - a), t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, out)
+            _tile(s, a, min(TILE, n - a), t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps,
+                  out)
