@@ -119,18 +119,29 @@ _c_geometric, _c_inverse_sqrt = (_contiguous_loops(f) for f in (F.f_geometric, F
 # from the quotient by at most an ulp, so values by a few ulp): the formulas of ``formulas.f_linear`` etc.
 
 def _anneal_loops(g):
+    """The loop of an anneal g(q, r, p) at steps u0, u0 + 1, ...: below 2**53 the float steps are
+    float(u0) + offset inside the loop (no separate pass), else read from ``uf`` (``_float_steps``)."""
     @njit(**_OPTS)
-    def loop(b, uf, assign, p):
+    def loop(b, uf, assign, p, u0):
         T = p[2]
         inv = 1.0 / T
-        if assign:
-            for k in range(b.shape[0]):
-                uu = min(uf[k], T)
-                b[k] = g((uu * inv), ((T - uu) * inv), p)
-        else:
-            for k in range(b.shape[0]):
-                uu = min(uf[k], T)
-                b[k] = b[k] * g((uu * inv), ((T - uu) * inv), p)
+        n = b.shape[0]
+        if float(u0) + float(n) < _EXACT:
+            f0 = float(u0)
+            if assign:
+                for k in range(n):
+                    uu = min(f0 + _OFFSETS[k], T)
+                    b[k] = g((uu * inv), ((T - uu) * inv), p)
+            else:
+                for k in range(n):
+                    uu = min(f0 + _OFFSETS[k], T)
+                    b[k] = b[k] * g((uu * inv), ((T - uu) * inv), p)
+            return
+        _float_steps(uf, u0)
+        for k in range(n):
+            uu = min(uf[k], T)
+            v = g((uu * inv), ((T - uu) * inv), p)
+            b[k] = v if assign else b[k] * v
     return loop
 
 
@@ -517,19 +528,20 @@ def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch,
         u0 = max(tstart + j0 - shift, 0)  # >= 0: the range is clipped to [lo, hi) and lo >= shift
         assign = mode == CONTIGUOUS_ASSIGN
         uf = fsteps[:b.shape[0]]
-        if op != F.CONST and op != F.STEP and op != F.PIECEWISE:
+        if not (op == F.CONST or op == F.STEP or op == F.PIECEWISE or op == F.LINEAR or op == F.COSINE
+                or op == F.COSINE_RISING or op == F.ONE_MINUS_SQRT):
             _float_steps(uf, u0)
         if op == F.LINEAR:
-            _c_linear(b, uf, assign, p)
+            _c_linear(b, uf, assign, p, u0)
             return
         if op == F.COSINE:
-            _c_cosine(b, uf, assign, p)
+            _c_cosine(b, uf, assign, p, u0)
             return
         if op == F.COSINE_RISING:
-            _c_cosine_rising(b, uf, assign, p)
+            _c_cosine_rising(b, uf, assign, p, u0)
             return
         if op == F.ONE_MINUS_SQRT:
-            _c_one_minus_sqrt(b, uf, assign, p)
+            _c_one_minus_sqrt(b, uf, assign, p, u0)
             return
         if op == F.GEOMETRIC:
             _c_geometric(b, uf, assign, p, P, off)
