@@ -506,15 +506,21 @@ def _restarts_contiguous(b, u0, uf, assign, p):
         start = F.restart_start(i, first, t_mul)
         amp = (p[0] - p[1]) * weight
         inv = 1.0 / length
-        for q in range(seg.shape[0]):
-            pos = pos0 + _OFFSETS[q] if exact else us[q] - start
-            c = F.cos_bump((length - pos) * inv)
-            if falling:
-                v = p[1] + amp * c
-            else:
+        if falling and exact:  # the common case in a loop of its own: nothing but the cosine
+            for q in range(seg.shape[0]):
+                v = p[1] + amp * F.cos_bump((length - (pos0 + _OFFSETS[q])) * inv)
+                seg[q] = v if assign else seg[q] * v
+        elif falling:
+            for q in range(seg.shape[0]):
+                v = p[1] + amp * F.cos_bump((length - (us[q] - start)) * inv)
+                seg[q] = v if assign else seg[q] * v
+        else:
+            for q in range(seg.shape[0]):
+                pos = pos0 + _OFFSETS[q] if exact else us[q] - start
+                c = F.cos_bump((length - pos) * inv)
                 rest = F.cos_bump(pos * inv) if weight == 1.0 else 1.0 - weight * c
                 v = p[1] * rest + p[0] * (weight * c)
-            seg[q] = v if assign else seg[q] * v
+                seg[q] = v if assign else seg[q] * v
         k = stop
 
 
