@@ -6,6 +6,14 @@ for its formula, so LLVM inlines and vectorizes it: the interpreter's dispatch c
 leaf and tile, never one per step. A leaf touches only the steps where it is active
 (``lo <= t < hi``): contiguous steps give that range in O(1); arbitrary steps use the tile's min/max,
 and a masked loop only where a leaf boundary falls inside the tile.
+
+On contiguous steps the loops are built to vectorize: float steps come from float(u0) plus exact float
+offsets (AVX2 has no int64 -> double conversion); per-step divisions become products with a reciprocal
+(values then differ by an ulp or so, far inside the 1e-12 the backends keep); piecewise formulas run
+segment by segment (constant runs of step, multistep, piecewise and staircase schedules filled with one
+value each; one-cycle phases, periodic-cosine periods, cyclic cycles and restart cycles found once per
+segment); exponentials multiply an exact anchor every ``ANCHOR`` steps by a tile's table of factors;
+``x ** power`` comes from the bits of x (``_polynomial_log``) instead of a libm pow per step.
 """
 from __future__ import annotations
 
@@ -374,12 +382,12 @@ def _polynomial_log(b, u0, uf, assign, p, scratch, tt):
         ln = (e * _LN2_HI + 2.0 * f * series) + e * _LN2_LO
         # exp(power ln x) = 2**k exp(r), |r| <= ln2 / 2: exp(r) by exp_fast's polynomial, 2**k from bits below
         z = power * ln
-        k = math.floor(z * _INV_LN2 + 0.5)
+        k = np.floor(z * _INV_LN2 + 0.5)  # np.floor stays a float (math.floor gives an int: a conversion)
         r = (z - k * _LN2_HI) - k * _LN2_LO
         er = 1.0 + r * (1.0 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720 + r * (
             1 / 5040 + r * (1 / 40320 + r * (1 / 362880 + r * (1 / 3628800 + r * (1 / 39916800 + r * (
                 1 / 479001600 + r * (1 / 6227020800)))))))))))))
-        special = e == -1023.0 or not (z > -708.0 and z < 709.0)  # x = 0 or subnormal, or 2**k not normal
+        special = (e == -1023.0) | (z <= -708.0) | (z >= 709.0)  # x = 0 or subnormal, or 2**k not normal (no branch)
         ms[q] = math.nan if special else er
         xs[q] = (0.0 if special else k) + (4503599627370496.0 + 1023.0)
     for q in range(n):  # 2**k: the biased exponent's bits moved into place

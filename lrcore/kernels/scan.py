@@ -1,12 +1,12 @@
 """Sequential scan of affine recurrences: x_t = A[j, t] x + B[j, t] applied for j = 0..J-1 in order.
 
 Used by ``lrcore.schedules.Chain`` (PyTorch's ChainedScheduler, whose value at step t is each chained
-scheduler's update applied to the lr the ones before it left). O(n) per schedule; many schedules'
-recurrences run side by side (``prange`` over rows), each row sequential in t.
+scheduler's update applied to the lr the ones before it left). O(n) per schedule, sequential in t; the
+coefficients come per chunk of steps, computed vectorized by the caller.
 """
 from __future__ import annotations
 
-from numba import njit, prange
+from numba import njit
 
 
 @njit(cache=True, error_model="numpy")
@@ -20,9 +20,3 @@ def affine_scan(A, B, x, out):
         out[t] = x
     return x
 
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def affine_scan_many(A, B, x0, out):
-    """``affine_scan`` of every row s of A, B: (S, J, n) from x0[s] into out[s] (rows in parallel)."""
-    for s in prange(A.shape[0]):
-        affine_scan(A[s], B[s], x0[s], out[s])
