@@ -360,6 +360,13 @@ def _polynomial_log(b, u0, uf, assign, p, scratch, tt):
         elif s > D:
             s = D
         xs[q] = max(1.0 - s / D, 0.0)
+    if power == 1.0 or power == 2.0 or power == 0.5:  # the usual powers: exact as numpy's own fast paths
+        for q in range(n):
+            x = xs[q]
+            w = x if power == 1.0 else (x * x if power == 2.0 else math.sqrt(x))
+            v = (p[0] - p[1]) * w + p[1]
+            b[q] = v if assign else b[q] * v
+        return
     # ln x from the bits, in loops of integer-only and float-only operations (AVX2 has no int64 <-> double
     # conversion: the exponent becomes a double by the 2**52 trick, its bits OR-ed into those of 2**52)
     bits = xs.view(np.uint64)
