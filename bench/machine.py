@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 import platform
 import subprocess
 import time
@@ -30,7 +31,8 @@ def machine(frameworks: bool = True) -> dict:
     import numpy as np
 
     import lrcore
-    info = {"cpu": platform.processor() or "", "threads": numba.get_num_threads(), "platform": platform.platform(),
+    info = {"cpu": platform.processor() or "", "threads": numba.get_num_threads(), "cores": os.cpu_count(),
+            "platform": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
             "lrcore": lrcore.__version__}
     try:

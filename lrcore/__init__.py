@@ -9,7 +9,7 @@ True
 """
 from .evaluate import evaluate, evaluate_many
 from .reactive import EarlyStopping, Plateau
-from .schedules import (SCHEDULES, WSD, Constant, Cosine, CosineRestarts, Cyclic, Exponential,
+from .schedules import (SCHEDULES, WSD, Chain, Constant, Cosine, CosineRestarts, Cyclic, Exponential,
                         InverseSqrt, InverseTime, Lambda, Linear, Multiplicative, MultiStep, OneCycle,
                         PiecewiseConstant, Polynomial, Product, Schedule, Sequence, Step, Warmup)
 from .textform import from_dict, parse

@@ -10,6 +10,8 @@ import math
 import numbers
 from typing import Any, Iterable
 
+import numpy as np
+
 
 def _fail(owner: str, name: str, rule: str, value: Any, exc=ValueError):
     raise exc(f"{owner}: {name} must be {rule}, got {value!r}")
@@ -99,3 +101,65 @@ def sorted_integers(owner: str, name: str, value: Any, *, strict: bool = False, 
 def length(owner: str, name: str, value: tuple, expected: int, why: str) -> None:
     if len(value) != expected:
         raise ValueError(f"{owner}: {name} must have {expected} entries ({why}), got {len(value)}")
+
+
+def steps(steps) -> tuple[np.ndarray | None, int, int]:
+    """(array or None, t0, n): None means the contiguous steps t0 .. t0 + n - 1."""
+    if isinstance(steps, bool):
+        raise TypeError(f"steps must be a count or a 1-D array of integers, got {steps!r}")
+    if isinstance(steps, numbers.Integral):
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        if steps > MAX_STEP:
+            raise ValueError(f"steps must be <= 2**62, got {steps}")
+        return None, 0, int(steps)
+    if isinstance(steps, range) and steps.step == 1:
+        if steps.start < 0:
+            raise ValueError(f"steps must be >= 0, got a range starting at {steps.start}")
+        if len(steps) and steps.stop > MAX_STEP:
+            raise ValueError(f"steps must be < 2**62, got a range up to {steps.stop - 1}")
+        return None, steps.start, max(0, len(steps))
+    arr = np.asarray(steps)
+    if arr.ndim != 1:
+        raise ValueError(f"steps must be a 1-D array, got shape {arr.shape}")
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        if arr.size:
+            raise TypeError(f"steps must be integers, got an array of {arr.dtype}")
+        arr = arr.astype(np.int64)
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.floor(arr)):
+            bad = arr[~(np.isfinite(arr) & (arr == np.floor(arr)))][0]
+            raise ValueError(f"steps must be integers, got {bad!r}")
+    if arr.size and arr.max() >= MAX_STEP:
+        raise ValueError(f"steps must be < 2**62, got {arr.max()!r}")
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"steps must be >= 0, got {arr.min()}")
+    return arr, 0, arr.size
+
+
+def expression(owner: str, what: str, text: str, *, max_length: int, max_depth: int, invalid: str = ""):
+    """``ast.parse(text, mode="eval")`` of text from a config or the CLI, bounded: at most
+    ``max_length`` characters and ``max_depth`` levels of nesting (``invalid``: the syntax error's words) (checked without recursion), so that
+    hostile text gives a ValueError naming the limit, never a RecursionError, MemoryError or a long parse."""
+    import ast
+    if len(text) > max_length:
+        raise ValueError(f"{owner}: {what} must be at most {max_length} characters, got {len(text)}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as e:
+        raise ValueError(f"{owner}: {invalid or what + ' is not valid'}: {_clip(text)} ({e.msg})") from None
+    except (RecursionError, MemoryError, ValueError, OverflowError):
+        raise ValueError(f"{owner}: {what} is nested too deeply (at most {max_depth} levels): {_clip(text)}") from None
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise ValueError(f"{owner}: {what} is nested too deeply (at most {max_depth} levels): {_clip(text)}")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return tree
+
+
+def _clip(text: str, n: int = 200) -> str:
+    """repr of text, shortened to about n characters for error messages."""
+    return repr(text) if len(text) <= n else repr(text[:n]) + f"... ({len(text)} characters)"

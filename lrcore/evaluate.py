@@ -10,13 +10,11 @@ warns once and uses numba for the rest of the process.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from ._validate import MAX_STEP
+from . import _validate as V
+from .base import Schedule
 from .kernels.cuda import is_device_array as _device_output
-from .schedules import Schedule
 
 BACKENDS = ("auto", "numpy", "numba", "cuda")
 AUTO_NUMBA_MIN = 20_000
@@ -33,39 +31,7 @@ def _cuda_failed(exc: BaseException) -> None:
                   RuntimeWarning, stacklevel=3)
 
 
-def _steps(steps) -> tuple[np.ndarray | None, int, int]:
-    """(array or None, t0, n): None means the contiguous steps t0 .. t0 + n - 1."""
-    if isinstance(steps, bool):
-        raise TypeError(f"steps must be a count or a 1-D array of integers, got {steps!r}")
-    if isinstance(steps, numbers.Integral):
-        if steps < 0:
-            raise ValueError(f"steps must be >= 0, got {steps}")
-        if steps > MAX_STEP:
-            raise ValueError(f"steps must be <= 2**62, got {steps}")
-        return None, 0, int(steps)
-    if isinstance(steps, range) and steps.step == 1:
-        if steps.start < 0:
-            raise ValueError(f"steps must be >= 0, got a range starting at {steps.start}")
-        if len(steps) and steps.stop > MAX_STEP:
-            raise ValueError(f"steps must be < 2**62, got a range up to {steps.stop - 1}")
-        return None, steps.start, max(0, len(steps))
-    arr = np.asarray(steps)
-    if arr.ndim != 1:
-        raise ValueError(f"steps must be a 1-D array, got shape {arr.shape}")
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        if arr.size:
-            raise TypeError(f"steps must be integers, got an array of {arr.dtype}")
-        arr = arr.astype(np.int64)
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.floor(arr)):
-            bad = arr[~(np.isfinite(arr) & (arr == np.floor(arr)))][0]
-            raise ValueError(f"steps must be integers, got {bad!r}")
-    if arr.size and arr.max() >= MAX_STEP:
-        raise ValueError(f"steps must be < 2**62, got {arr.max()!r}")
-    arr = np.ascontiguousarray(arr, dtype=np.int64)
-    if arr.size and arr.min() < 0:
-        raise ValueError(f"steps must be >= 0, got {arr.min()}")
-    return arr, 0, arr.size
+_steps = V.steps  # the older private name
 
 
 def _schedules(schedules) -> list[Schedule]:
@@ -93,7 +59,7 @@ def evaluate_many(schedules, steps, *, backend: str = "auto", dtype=np.float64, 
     ``out`` (optional) is a C-contiguous array of the result's shape and dtype to write into.
     """
     schedules = _schedules(schedules)
-    arr, t0, n = _steps(steps)
+    arr, t0, n = V.steps(steps)
     dt = _dtype(dtype)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -122,8 +88,9 @@ def evaluate_many(schedules, steps, *, backend: str = "auto", dtype=np.float64, 
         return out
     import numba
 
-    from . import program
+    from . import _threads, program
     from .kernels import cpu
+    _threads.ensure_started()  # before numba.get_num_threads(): keeps the caller's OpenMP thread count
     prog = program.build(schedules, arr, t0, n)
     steps_arg = np.zeros(0, np.int64) if arr is None else arr
     target = out if dt == np.float64 else np.empty(shape)  # the kernel computes and writes float64

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _validate as V
 from . import lambdas
+from .base import Schedule, check_schedule
 from .kernels import formulas as F
 from .program import NEVER, Leaf, leaves_of, sequence
 
@@ -36,44 +37,7 @@ def _sin2_half_pi(r):
     return np.sin(np.pi / 2 * r) ** 2
 
 
-class Schedule:
-    """Base class: a pure function of the step with a text form and a dict form."""
-
-    def __str__(self) -> str:
-        from .textform import to_text
-        return to_text(self)
-
-    __repr__ = __str__
-
-    def to_dict(self) -> dict:
-        from .textform import to_dict
-        return to_dict(self)
-
-    def __call__(self, t: int) -> float:
-        """The learning rate at one step (the numpy backend)."""
-        from .evaluate import evaluate
-        return float(evaluate(self, np.array([t]), backend="numpy")[0])
-
-    @property
-    def momentum(self) -> "Schedule | None":
-        """The momentum (or Adam beta1) schedule that goes with this one, if it cycles momentum."""
-        return None
-
-    def _set(self, **values):
-        for k, v in values.items():
-            object.__setattr__(self, k, v)
-
-    def _numpy(self, t: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _leaves(self) -> list[Leaf]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-def _check_schedule(owner: str, name: str, value) -> "Schedule":
-    if not isinstance(value, Schedule):
-        raise TypeError(f"{owner}: {name} must be an lrcore schedule, got {value!r}")
-    return value
+_check_schedule = check_schedule
 
 
 @_dataclass
@@ -379,9 +343,13 @@ class OneCycle(Schedule):
     Two phases: initial -> max_lr ending at step pct_start * total_steps - 1, then max_lr -> min ending
     at total_steps - 1. Three phases: initial -> max_lr -> initial (ending at 2 * pct_start *
     total_steps - 2) -> min. Annealing ``cos`` (b + (a - b)(1 + cos(pi q))/2) or ``linear``.
-    Momentum runs max_momentum -> base_momentum -> max_momentum (``.momentum``). Steps from
-    total_steps on hold the final value (PyTorch refuses to step further, and its value at exactly
-    total_steps, one step past the schedule, extrapolates the last phase: negative when linear).
+    Momentum runs max_momentum -> base_momentum -> max_momentum (``.momentum``). Step t is in the first
+    phase whose end is >= t (else the last), starting at the previous end, as in PyTorch: with three
+    phases and pct_start above about 0.5 the second phase ends past total_steps - 1, so the steps anneal
+    through it and never reach the third. Only a step in a phase of no length is refused (PyTorch divides
+    by zero there: pct_start * total_steps == 1). Steps from total_steps on hold the value at
+    total_steps - 1 (PyTorch refuses to step further, and its value at exactly total_steps, one step
+    past the schedule, extrapolates the last phase: negative when linear).
 
     >>> OneCycle(max_lr=1.0, total_steps=100, pct_start=0.5, anneal="linear")(49)
     1.0
@@ -412,10 +380,11 @@ class OneCycle(Schedule):
                   max_momentum=V.rate(o, "max_momentum", self.max_momentum),
                   quantity=V.choice(o, "quantity", self.quantity, ("lr", "momentum")))
         ends = self._ends()
-        starts = (0.0, *ends[:-1])
-        if any(e <= s for s, e in zip(starts, ends)):
-            raise ValueError(f"OneCycle: pct_start={self.pct_start} with total_steps={self.total_steps} gives a "
-                             f"phase of no length (phase ends {list(ends)}); raise total_steps or change pct_start")
+        for k, (lo, hi, start) in enumerate(self._reached()):
+            if lo <= hi and ends[k] == start:
+                raise ValueError(f"OneCycle: pct_start={self.pct_start} with total_steps={self.total_steps} puts step "
+                                 f"{lo} in phase {k + 1}, which has no length (phase ends {list(ends)}; PyTorch "
+                                 "divides by zero there); raise total_steps or change pct_start")
         if self.quantity == "momentum" and not self.cycle_momentum:
             raise ValueError("OneCycle: quantity='momentum' needs cycle_momentum=True")
 
@@ -424,6 +393,24 @@ class OneCycle(Schedule):
         if self.three_phase:
             return (float(p * T) - 1, float(2 * p * T) - 2, float(T) - 1)
         return (float(p * T) - 1, float(T) - 1)
+
+    def _reached(self):
+        """(first, last, start) per phase: the steps 0 <= t < total_steps that PyTorch's rule (the first
+        phase k with t <= end_k, else the last) puts in phase k (none when first > last), and its start
+        (the previous phase's end). (PyTorch also computes a value at total_steps, on a last
+        ``scheduler.step()`` after the last optimizer step; lrcore holds the value of total_steps - 1
+        there, also where PyTorch would divide by zero, e.g. pct_start=1.) Phase ends need not increase: with three phases and pct_start above
+        about 0.5 the second phase ends after total_steps - 1, so the steps anneal through the second
+        phase and never reach the third."""
+        ends, T = self._ends(), self.total_steps
+        out, start = [], 0.0
+        below = -math.inf  # every step in phase k is above all earlier ends
+        for k, end in enumerate(ends):
+            first = max(0, math.floor(below) + 1) if below > -math.inf else 0
+            last = T - 1 if k == len(ends) - 1 else min(T - 1, math.floor(end))
+            out.append((first, last, start))
+            below, start = max(below, end), end
+        return out
 
     def _values(self):
         initial = self.max_lr / self.div_factor
@@ -437,10 +424,14 @@ class OneCycle(Schedule):
     def momentum(self):
         return dataclasses.replace(self, quantity="momentum") if self.cycle_momentum and self.quantity == "lr" else None
 
+    def _final(self) -> float:
+        """The value held from total_steps on: the value at total_steps - 1 (values[-1] when the last
+        phase is reached; the second phase's value there when it is not)."""
+        T = self.total_steps
+        return float(_phases_numpy(np.array([T - 1]), self._ends(), self._values(), self.anneal == "cos")[0])
+
     def _numpy(self, t):
-        values = self._values()
-        return np.where(t >= self.total_steps, values[-1],
-                        _phases_numpy(np.minimum(t, self.total_steps - 1), self._ends(), values, self.anneal == "cos"))
+        return _phases_numpy(np.minimum(t, self.total_steps - 1), self._ends(), self._values(), self.anneal == "cos")
 
     def _leaves(self):
         ends, values = self._ends(), self._values()
@@ -448,7 +439,7 @@ class OneCycle(Schedule):
         for k, end in enumerate(ends):
             params += [end, values[k], values[k + 1]]
         return [Leaf(F.PHASES, tuple(params), hi=self.total_steps),
-                Leaf(F.CONST, (values[-1],), lo=self.total_steps)]
+                Leaf(F.CONST, (self._final(),), lo=self.total_steps)]
 
 
 @_dataclass
@@ -714,6 +705,214 @@ class Product(Schedule):
         return leaves + ([Leaf(F.CONST, (self.scale,))] if self.scale != 1.0 else [])
 
 
+MAX_CHAIN_STEP = 10 ** 8
+_CHUNK = 1 << 16
+
+
+@_dataclass
+class Chain(Schedule):
+    """PyTorch's ChainedScheduler: the schedulers update one shared lr in list order at every step.
+
+    lr_0 = lr times each scheduler's initial factor (ConstantLR's factor, LinearLR's start_factor);
+    for t >= 1, each scheduler j in order applies its own *recursive* (chainable) PyTorch form to the
+    lr the ones before it left: StepLR, MultiStepLR, ExponentialLR multiply by gamma at their steps;
+    ConstantLR by 1 / factor at total_iters; LinearLR by 1 + (e - s) / (s N + (t - 1)(e - s)) up to N;
+    PolynomialLR by ((1 - t / N) / (1 - (t - 1) / N)) ** power up to N; MultiplicativeLR by fn(t);
+    CosineAnnealingLR (eta_min = m, base lr b, T = T_max) sets lr <- (1 + cos(pi t / T)) /
+    (1 + cos(pi (t - 1) / T)) (lr - m) + m, except at t = T + 1 + 2kT where it *adds*
+    (b - m)(1 - cos(pi / T)) / 2; LambdaLR and CosineAnnealingWarmRestarts set lr outright to their
+    closed form. Each update is affine in lr (lr <- a_t lr + b_t), so the value is the recurrence
+    evaluated by a sequential scan (``lrcore.kernels.scan``), O(max step); steps are bounded by
+    ``MAX_CHAIN_STEP``.
+
+    Where it differs from the product of closed forms: a cosine with eta_min != 0 anneals the
+    *product* of the other factors towards eta_min (not the cosine times the factors), and past T_max
+    the cosine's additive step replaces the product accumulated so far (reference/DIFFERENCES.md).
+    Recursive factors like LinearLR's round differently from the closed form (~1e-16 per step).
+
+    >>> from lrcore import evaluate
+    >>> from lrcore.compat import torch as T
+    >>> c = Chain([T.StepLR(lr=1.0, step_size=2, gamma=0.5), T.CosineAnnealingLR(lr=1.0, T_max=2, eta_min=0.5)], lr=1.0)
+    >>> evaluate(c, 5).round(6).tolist()   # PyTorch: the same
+    [1.0, 0.75, 0.5, 0.75, 0.25]
+    """
+    schedules: tuple
+    lr: float
+
+    def __post_init__(self):
+        o = "Chain"
+        s = tuple(check_schedule(o, f"schedules[{i}]", x) for i, x in enumerate(V.sequence(o, "schedules", self.schedules)))
+        if not s:
+            raise ValueError("Chain: schedules must not be empty")
+        self._set(schedules=s, lr=V.rate(o, "lr", self.lr))
+        for i, x in enumerate(s):
+            _chain_rule(x, i, self.lr)  # refuses what has no chainable form
+
+    def _values(self, u):
+        if u.size == 0:
+            return np.zeros(0)
+        top = int(u.max())
+        if top > MAX_CHAIN_STEP:
+            raise ValueError(f"Chain: steps must be <= {MAX_CHAIN_STEP} (a recurrence over every step), got {top}")
+        from .kernels.scan import affine_scan
+        rules = [_chain_rule(x, i, self.lr) for i, x in enumerate(self.schedules)]
+        x = self.lr
+        for rule in rules:
+            x = rule.initial(x)
+        values = np.empty(top + 1)
+        values[0] = x
+        for lo in range(1, top + 1, _CHUNK):
+            t = np.arange(lo, min(top + 1, lo + _CHUNK), dtype=np.int64)
+            A, B = np.ones((len(rules), t.size)), np.zeros((len(rules), t.size))
+            for j, rule in enumerate(rules):
+                rule.coefficients(t, A[j], B[j])
+            x = affine_scan(A, B, x, values[lo:lo + t.size])
+        return values[u]
+
+    def _numpy(self, t):
+        return self._values(np.asarray(t, np.int64))
+
+    def _leaves(self):
+        return [Leaf(F.TABLE, (), table=self._values)]
+
+
+class _Rule:
+    """One chained scheduler's update lr <- a_t lr + b_t (t >= 1) and its factor at construction."""
+
+    def __init__(self, s):
+        self.s = s
+
+    def initial(self, x):
+        return x
+
+    def coefficients(self, t, a, b):  # a = 1, b = 0 given: the scheduler leaves lr as it is
+        pass
+
+
+class _StepRule(_Rule):
+    def coefficients(self, t, a, b):
+        a[t % self.s.step_size == 0] = self.s.gamma
+
+
+class _MultiStepRule(_Rule):
+    def initial(self, x):  # a milestone at 0 multiplies at construction already
+        return x * self.s.gamma ** float(self.s.milestones.count(0)) if 0 in self.s.milestones else x
+
+    def coefficients(self, t, a, b):
+        ms, counts = np.unique(np.asarray(self.s.milestones, np.int64), return_counts=True)
+        if ms.size == 0:
+            return
+        i = np.minimum(np.searchsorted(ms, t), ms.size - 1)
+        hit = ms[i] == t
+        a[hit] = self.s.gamma ** counts[i[hit]].astype(np.float64)
+
+
+class _ExponentialRule(_Rule):
+    def coefficients(self, t, a, b):
+        a[:] = self.s.decay_rate
+
+
+class _ConstantLRRule(_Rule):
+    """ConstantLR(factor, total_iters): PiecewiseConstant([N], [lr factor, lr])."""
+
+    def __init__(self, s):
+        super().__init__(s)
+        self.factor = s.values[0] / s.values[1]
+
+    def initial(self, x):
+        return x * self.factor
+
+    def coefficients(self, t, a, b):
+        a[t == self.s.boundaries[0]] = 1.0 / self.factor
+
+
+class _ConstantRule(_Rule):
+    """Constant(c) (a framework constructor with total_iters=0): the factor c / lr once, at construction."""
+
+    def __init__(self, s, lr):
+        super().__init__(s)
+        self.factor = s.lr / lr if lr else 1.0
+
+    def initial(self, x):
+        return x * self.factor
+
+
+class _LinearRule(_Rule):
+    def __init__(self, s, lr):
+        super().__init__(s)
+        self.start, self.end = s.start / lr, s.end / lr
+
+    def initial(self, x):
+        return x * self.start
+
+    def coefficients(self, t, a, b):
+        N, s0, d = self.s.steps, self.start, self.end - self.start
+        on = t <= N
+        a[on] = 1.0 + d / (N * s0 + (t[on] - 1) * d)
+
+
+class _PolynomialRule(_Rule):
+    def coefficients(self, t, a, b):
+        N = float(self.s.decay_steps)
+        on = t <= N
+        tf = t[on].astype(np.float64)
+        a[on] = ((1.0 - tf / N) / (1.0 - (tf - 1.0) / N)) ** self.s.power
+
+
+class _MultiplicativeRule(_Rule):
+    def coefficients(self, t, a, b):
+        a[:] = lambdas.apply(_callable(self.s.fn), t, "Multiplicative")
+
+
+class _CosineRule(_Rule):
+    def coefficients(self, t, a, b):
+        T, m, base = self.s.decay_steps, self.s.floor, self.s.lr
+        add = (t - 1 - T) % (2 * T) == 0
+        tf = t.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):  # r is 0 / 0 at the additive steps, not used there
+            r = (1.0 + np.cos(np.pi * tf / T)) / (1.0 + np.cos(np.pi * (tf - 1.0) / T))
+            a[:] = np.where(add, 1.0, r)
+            b[:] = np.where(add, (base - m) * (1.0 - math.cos(math.pi / T)) / 2.0, m - m * r)
+
+
+class _OutrightRule(_Rule):
+    """A scheduler that sets lr to its closed form (LambdaLR, CosineAnnealingWarmRestarts)."""
+
+    def initial(self, x):
+        return float(self.s._numpy(np.zeros(1, np.int64))[0])
+
+    def coefficients(self, t, a, b):
+        a[:] = 0.0
+        b[:] = self.s._numpy(t)
+
+
+def _chain_rule(s, i, lr) -> _Rule:
+    """The chainable update of schedule ``s`` (schedules[i] of a Chain of initial rate ``lr``), or a ValueError."""
+    if isinstance(s, Step):
+        return _StepRule(s)
+    if isinstance(s, MultiStep):
+        return _MultiStepRule(s)
+    if type(s) is Exponential and s.decay_steps == 1 and not s.staircase:
+        return _ExponentialRule(s)
+    if isinstance(s, PiecewiseConstant) and len(s.boundaries) == 1 and s.values[0] > 0 and s.values[1] > 0:
+        return _ConstantLRRule(s)
+    if isinstance(s, Linear) and s.start > 0 and lr > 0:
+        return _LinearRule(s, lr)
+    if isinstance(s, Polynomial) and not s.cycle and s.end == 0.0 and float(s.decay_steps).is_integer():
+        return _PolynomialRule(s)
+    if isinstance(s, Multiplicative):
+        return _MultiplicativeRule(s)
+    if isinstance(s, Cosine) and s.periodic:
+        return _CosineRule(s)
+    if isinstance(s, (Lambda, CosineRestarts)):
+        return _OutrightRule(s)
+    if isinstance(s, Constant):
+        return _ConstantRule(s, lr)
+    raise ValueError(f"Chain: schedules[{i}] ({type(s).__name__}) has no chainable (recursive) PyTorch form; chain "
+                     "StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR, CosineAnnealingLR, "
+                     "MultiplicativeLR, LambdaLR or CosineAnnealingWarmRestarts")
+
+
 def _check_fn(owner, fn):
     if isinstance(fn, str):
         lambdas.compile_expression(fn, owner)
@@ -789,4 +988,4 @@ def _int_if_integral(x: float):
 
 SCHEDULES: dict[str, type] = {cls.__name__: cls for cls in (
     Constant, Step, MultiStep, PiecewiseConstant, Exponential, InverseTime, Polynomial, Linear, Cosine,
-    CosineRestarts, OneCycle, Cyclic, InverseSqrt, WSD, Warmup, Sequence, Product, Lambda, Multiplicative)}
+    CosineRestarts, OneCycle, Cyclic, InverseSqrt, WSD, Warmup, Sequence, Product, Lambda, Multiplicative, Chain)}

@@ -6,61 +6,21 @@ constructors (lrcore's names, or ``torch.X`` / ``keras.X`` for the compat constr
 strings, booleans, None, lists/tuples, keywords and arithmetic on numbers and on the placeholder
 names a caller passes (``parse("Cosine(lr=peak, decay_steps=total)", peak=0.1, total=1000)``).
 ``to_dict``/``from_dict`` give a JSON-safe nested dict with the class name under ``"type"``.
+Writing both forms is ``lrcore.base`` (the ``Schedule`` base class); reading them back is here.
 """
 from __future__ import annotations
 
 import ast
-import dataclasses
 import operator
 from typing import Any
 
-from .schedules import SCHEDULES, Schedule
+from . import _validate as V
+from . import compat
+from .base import Schedule, to_dict, to_text
+from .schedules import SCHEDULES
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow, ast.Mod: operator.mod}
-
-
-def _fields(s: Schedule):
-    """(name, value) of the parameters that differ from the defaults (required ones always)."""
-    for f in dataclasses.fields(s):
-        v = getattr(s, f.name)
-        if f.default is dataclasses.MISSING or v != f.default or type(v) is not type(f.default):
-            if f.name == "scale_mode" and v == ("iterations" if s.mode == "exp_range" else "cycle"):
-                continue
-            if f.name == "step_size_down" and v == s.step_size_up:
-                continue
-            yield f.name, v
-
-
-def _value_text(v) -> str:
-    if isinstance(v, Schedule):
-        return to_text(v)
-    if isinstance(v, (tuple, list)):
-        return "[" + ", ".join(_value_text(x) for x in v) + "]"
-    if isinstance(v, float):
-        return repr(v)
-    if callable(v):
-        return f"<callable {getattr(v, '__qualname__', type(v).__name__)}>"
-    return repr(v)
-
-
-def to_text(s: Schedule) -> str:
-    return f"{type(s).__name__}(" + ", ".join(f"{k}={_value_text(v)}" for k, v in _fields(s)) + ")"
-
-
-def _value_dict(v, where: str):
-    if isinstance(v, Schedule):
-        return to_dict(v)
-    if isinstance(v, (tuple, list)):
-        return [_value_dict(x, where) for x in v]
-    if callable(v):
-        raise TypeError(f"{where}: a Python callable has no dict/text form; give fn as an expression "
-                        "string in t (e.g. fn='0.95 ** t')")
-    return v
-
-
-def to_dict(s: Schedule) -> dict:
-    return {"type": type(s).__name__, **{k: _value_dict(v, type(s).__name__) for k, v in _fields(s)}}
 
 
 def from_dict(d: Any) -> Schedule:
@@ -80,7 +40,7 @@ def _from_value(v):
 
 
 def _constructor(name: str):
-    from .compat import keras, torch
+    keras, torch = compat.keras, compat.torch
     if name in SCHEDULES:
         return SCHEDULES[name]
     prefix, _, rest = name.partition(".")
@@ -98,16 +58,28 @@ def _call(cls, name, args, kwargs):
         if "argument" in str(e):
             raise TypeError(f"{name}: {e}") from None
         raise
+    except (ArithmeticError, RecursionError) as e:  # a constructor's own arithmetic on extreme values
+        why = "a value overflows float64" if isinstance(e, OverflowError) else f"{type(e).__name__}: {e}"
+        raise ValueError(f"{name}: parameters out of range ({why})") from None
+
+
+MAX_LENGTH = 20_000  # characters of schedule text
+MAX_DEPTH = 100      # levels of nesting of its syntax tree
 
 
 def parse(text: str, **names: float) -> Schedule:
-    """The schedule that ``text`` describes (see the module docstring for what text may contain)."""
+    """The schedule that ``text`` describes (see the module docstring for what text may contain).
+
+    Any text gives a schedule or a ValueError/TypeError naming the problem, quickly: the text is at
+    most ``MAX_LENGTH`` characters and ``MAX_DEPTH`` levels deep; arithmetic on numbers is folded
+    here (powers in float64, so ``9 ** 9 ** 9`` is an overflow error); complex results, overflows and
+    zero divisors are errors; expression strings of ``Lambda``/``Multiplicative`` are checked and
+    folded the same way (``lrcore.lambdas``) and compiled only when first evaluated."""
     if not isinstance(text, str):
-        raise TypeError(f"parse: text must be a string, got {text!r}")
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as e:
-        raise ValueError(f"parse: not valid schedule text: {text!r} ({e.msg})") from None
+        raise TypeError(f"parse: text must be a string, got {V._clip(repr(text))}")
+    tree = V.expression("parse", "schedule text", text, max_length=MAX_LENGTH, max_depth=MAX_DEPTH,
+                        invalid="not valid schedule text")
+    text = V._clip(text)[1:-1] if len(text) > 200 else text  # error messages quote at most ~200 characters
     result = _eval(tree.body, names, text)
     if not isinstance(result, Schedule):
         raise ValueError(f"parse: {text!r} is a {type(result).__name__}, not a schedule")
@@ -134,9 +106,13 @@ def _eval(node, names, text):
         if isinstance(node.op, ast.Pow):  # in floats: 9 ** 9 ** 9 overflows at once instead of running for minutes
             a, b = float(a), float(b)
         try:
-            return _BINOPS[type(node.op)](a, b)
-        except (ZeroDivisionError, OverflowError) as e:
-            raise ValueError(f"parse: arithmetic error in {text!r}: {e}") from None
+            v = _BINOPS[type(node.op)](a, b)
+        except (ArithmeticError, ValueError) as e:
+            why = "overflows float64" if isinstance(e, OverflowError) else str(e)
+            raise ValueError(f"parse: arithmetic error at {ast.unparse(node)[:100]!r} ({why}) in {text!r}") from None
+        if isinstance(v, complex):
+            raise ValueError(f"parse: arithmetic error at {ast.unparse(node)[:100]!r} (a complex result) in {text!r}")
+        return v
     if isinstance(node, ast.Call):
         name = _dotted(node.func, text)
         if any(k.arg is None for k in node.keywords):

@@ -97,6 +97,27 @@ def test_contiguous_steps_equal_explicit_arrays(case, backend):
     assert_close(ev(s, range(start, start + n), backend), explicit, f"{s} range({start}, {start + n}) ({backend})")
 
 
+@st.composite
+def segmented_cases(draw):
+    """Schedules whose contiguous evaluation runs segment by segment (runs, phases, periods, cycles,
+    anchors, the bit-level x ** power), over many segments and tiles, from a random start."""
+    from strategies import schedule_of
+    kind = draw(st.sampled_from(["Step", "MultiStep", "PiecewiseConstant", "OneCycle", "Cyclic", "Polynomial",
+                                 "Exponential", "InverseTime", "Cosine", "Chain"]))
+    s = draw(schedule_of(kind))
+    top = max_step_for(s)
+    n = draw(st.integers(1, 9000))
+    start = draw(st.one_of(st.just(0), st.integers(0, min(top - n, 50_000)), st.integers(0, max(0, top - n))))
+    return s, start, n
+
+
+@given(segmented_cases())
+def test_segmented_contiguous_paths_agree_with_numpy(case):
+    s, start, n = case
+    assert_close(ev(s, range(start, start + n), "numba"), ev(s, np.arange(start, start + n), "numpy"),
+                 f"{s} range({start}, {start + n})")
+
+
 @settings(max_examples=30)
 @given(st.lists(schedules(depth=2), max_size=5), step_arrays(max_step=10 ** 5, max_size=30),
        st.sampled_from(BACKENDS))
@@ -277,21 +298,20 @@ def test_exp_range_with_growing_gamma_never_gives_nan(backend):
 
 
 def test_lambda_expression_is_compiled_once():
-    """Evaluating an expression schedule again must not compile it again: the expression is compiled to
-    Python once (``compile_expression``'s cache) and to Numba once (``lambdas._COMPILED``, keyed by the
-    function). Counted, not timed: a compile costs ~0.3 s and is kept forever."""
+    """Evaluating a Lambda with an expression string must not recompile it on every call (each
+    compile costs ~0.3 s and is kept forever in lrcore.lambdas._COMPILED): counted, not timed."""
     from lrcore import lambdas
-    s = Lambda("0.97 ** t + 0 * t", lr=0.5)
-    ev(s, 10, "numpy")  # the first calls may compile
-    ev(Multiplicative("0.97 + 0 * t"), 10, "numba")
-    python_compiles = lambdas.compile_expression.cache_info().misses
-    numba_compiles = len(lambdas._COMPILED)
-    assert numba_compiles >= 1
+    s, m = Lambda("0.97 ** t + 0 * t", lr=0.5), Multiplicative("0.97 + 0 * t")
+    n = lambdas.PYTHON_MAX_SIZE + 100  # above it, expression strings run Numba-compiled
+    ev(s, n, "numpy")
+    ev(m, n, "numba")  # the first calls compile
+    compiled, parsed = len(lambdas._COMPILED), lambdas.compile_expression.cache_info().misses
     for _ in range(5):
-        ev(s, 10, "numpy")
-        ev(Multiplicative("0.97 + 0 * t"), 10, "numba")
-    assert lambdas.compile_expression.cache_info().misses == python_compiles, "an expression was compiled again"
-    assert len(lambdas._COMPILED) == numba_compiles, "a Numba loop was compiled again"
+        ev(s, n, "numpy")
+        ev(m, n, "numba")
+        ev(Lambda("0.97 ** t + 0 * t", lr=0.25), 10, "numba")
+    assert len(lambdas._COMPILED) == compiled, "an expression string was compiled again"
+    assert lambdas.compile_expression.cache_info().misses == parsed, "an expression string was parsed again"
 
 
 def test_python_callables_are_evaluated_on_both_backends():

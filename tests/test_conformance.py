@@ -79,13 +79,13 @@ def test_the_suite_catches_a_mismatch():
 
 
 def test_explained_steps_are_narrow():
-    """The explanations never cover a real difference: a chained cosine is explained only past T_max,
-    the recursive-form residue only far below the peak, the Keras restart rules only where Keras's own
-    float32 arithmetic reproduces the reference."""
+    """The explanations never cover a real difference: a chained cosine needs none (lrcore.Chain is
+    PyTorch's recurrence, past T_max too), the recursive-form residue only far below the peak, the Keras
+    restart rules only where Keras's own float32 arithmetic reproduces the reference."""
     chained = C.Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
         ["ExponentialLR", dict(lr=0.1, gamma=0.9)], ["CosineAnnealingLR", dict(lr=0.1, T_max=10)]]), 40)
     r = _assert_conforms(chained)
-    assert r.explained and min(r.explained) > 10
+    assert r.explained == []
     want = C.torch_values(chained)
     want[5] *= 1 + 1e-8
     assert C.check(chained, want).bad == [5]
@@ -112,13 +112,27 @@ def test_run_summary_rows():
 
 
 def test_chained_cosine_formula_is_exact():
-    """The explanation of chained cosines past T_max is PyTorch's value to 1e-10, not a tolerance."""
+    """The closed form of chained cosines past T_max (``chained_cosine_torch``) is PyTorch's value to
+    1e-10, and so is lrcore's recurrence."""
     case = C.Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
         ["PolynomialLR", dict(lr=0.1, total_iters=4, power=2.0)], ["CosineAnnealingLR", dict(lr=0.1, T_max=5)],
         ["ExponentialLR", dict(lr=0.1, gamma=0.9)]]), 40)
     want = C.torch_values(case)
     steps = np.arange(6, 40)
     assert (C.errors("torch", C.chained_cosine_torch(case, steps), want[steps]) <= 1e-10).all()
+    assert (C.errors("torch", C.check(case).got, want) <= 1e-10).all()
+
+
+@pytest.mark.parametrize("eta_min", [1e-10, 0.0, 0.03])
+def test_chained_cosine_with_the_schedulers_pytorch_tests_chain(eta_min):
+    """PyTorch's own tests step a cosine (eta_min=1e-10) with StepLR, MultiStepLR, LinearLR and ExponentialLR
+    on one optimizer: PyTorch applies its recursive cosine to the lr the others already changed."""
+    case = C.Case("torch", "ChainedScheduler", dict(lr=0.05, schedulers=[
+        ["StepLR", dict(lr=0.05, step_size=3, gamma=0.5)], ["MultiStepLR", dict(lr=0.05, milestones=[2, 7], gamma=0.3)],
+        ["LinearLR", dict(lr=0.05, start_factor=0.25, total_iters=4)], ["ExponentialLR", dict(lr=0.05, gamma=0.97)],
+        ["CosineAnnealingLR", dict(lr=0.05, T_max=6, eta_min=eta_min)]]), 60)
+    r = _assert_conforms(case)
+    assert r.explained == [] and r.err <= 1e-10
 
 
 def test_conformance_command(tmp_path):

@@ -26,6 +26,13 @@ def test_speed_command_writes_a_complete_table(tmp_path):
     assert all(float(r["values_per_second"]) > 0 for r in rows)
     meta = json.loads((tmp_path / "evaluate_cpu.json").read_text())
     assert meta["machine"]["threads"] >= 1 and meta["rows"]
+    fam = list(csv.DictReader(open(tmp_path / "evaluate_families_cpu.csv")))
+    from bench.speed import families as family_speed
+    assert {r["family"] for r in fam} >= set(family_speed.families(1000)) and any("evaluate_many" in r["family"] for r in fam)
+    for r in fam:
+        assert float(r["values_per_second"]) > 0 and float(r["share"]) > 0 and float(r["max_rel_err"]) <= 1e-12
+        assert "cores" in r["machine"] and meta["machine"]["cpu"] in r["machine"]
+    assert "share" in result.output or "write limit" in result.output
 
 
 def test_naive_closed_form_loses_relative_precision_where_lrcore_keeps_it():

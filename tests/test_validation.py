@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import lrcore
-from lrcore import (WSD, Constant, Cosine, CosineRestarts, Cyclic, Exponential, InverseSqrt, InverseTime, Lambda,
+from lrcore import (WSD, Chain, Constant, Cosine, CosineRestarts, Cyclic, Exponential, InverseSqrt, InverseTime, Lambda,
                     Linear, Multiplicative, MultiStep, OneCycle, PiecewiseConstant, Polynomial, Product, Sequence,
                     Step, Warmup)
 
@@ -97,10 +97,12 @@ CASES = [
     (OneCycle, dict(max_lr=0.1, total_steps=100, div_factor=0), ValueError, r"OneCycle: div_factor must be > 0"),
     (OneCycle, dict(max_lr=0.1, total_steps=100, final_div_factor=-1), ValueError,
      r"OneCycle: final_div_factor must be > 0"),
-    (OneCycle, dict(max_lr=0.1, total_steps=3), ValueError, r"OneCycle: pct_start=0.3 with total_steps=3 gives a phase of no length"),
-    (OneCycle, dict(max_lr=0.1, total_steps=100, pct_start=1.0), ValueError, r"OneCycle: .*phase of no length"),
-    (OneCycle, dict(max_lr=0.1, total_steps=100, pct_start=0.6, three_phase=True), ValueError,
-     r"OneCycle: .*phase of no length"),
+    (OneCycle, dict(max_lr=0.1, total_steps=10, pct_start=0.1), ValueError,
+     r"OneCycle: pct_start=0.1 with total_steps=10 puts step 0 in phase 1, which has no length"),
+    (OneCycle, dict(max_lr=0.1, total_steps=4, pct_start=0.25, anneal="linear"), ValueError,
+     r"OneCycle: .*puts step 0 in phase 1, which has no length"),
+    (OneCycle, dict(max_lr=0.1, total_steps=100, pct_start=0.01, three_phase=True), ValueError,
+     r"OneCycle: .*phase 1, which has no length"),
     (OneCycle, dict(max_lr=0.1, total_steps=100, quantity="momentum", cycle_momentum=False), ValueError,
      r"OneCycle: quantity='momentum' needs cycle_momentum=True"),
     (OneCycle, dict(max_lr=0.1, total_steps=100, quantity="beta"), ValueError, r"OneCycle: quantity must be one of"),
@@ -173,6 +175,11 @@ CASES = [
     (Lambda, dict(fn="True * t"), ValueError, r"Lambda: only numbers may appear as constants"),
     (Lambda, dict(fn=0.5), TypeError, r"Lambda: fn must be a callable or an expression string in t, got 0.5"),
     (Lambda, dict(fn="0.9 ** t", lr=-1.0), ValueError, r"Lambda: lr must be >= 0"),
+    (Chain, dict(schedules=[], lr=0.1), ValueError, r"Chain: schedules must not be empty"),
+    (Chain, dict(schedules=[Cosine(0.1, 10)], lr=-1.0), ValueError, r"Chain: lr must be >= 0"),
+    (Chain, dict(schedules=[0.1], lr=0.1), TypeError, r"Chain: schedules\[0\] must be an lrcore schedule"),
+    (Chain, dict(schedules=[Cosine(0.1, 10)], lr=0.1), ValueError,
+     r"Chain: schedules\[0\] \(Cosine\) has no chainable \(recursive\) PyTorch form"),
     (Multiplicative, dict(fn="t ++"), ValueError, r"Multiplicative: fn is not a valid expression"),
     (Multiplicative, dict(fn="open('x')"), ValueError, r"Multiplicative: (unknown name 'open'|only calls of)"),
     (Multiplicative, dict(fn="t if open else 1"), ValueError, r"Multiplicative: unknown name 'open'"),

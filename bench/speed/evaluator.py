@@ -3,6 +3,8 @@
 ``run(...)`` times one warmup + cosine schedule and ``evaluate_many`` of mixed schedules (``lrbench speed``);
 ``write`` puts ``evaluate_cpu.csv`` / ``.json`` under the results root's ``speed/``. Cases, methods and
 accuracy columns: docs/BENCH.md, "bench/speed/evaluator.py".
+Every schedule family against the machine's write limit: ``family_rows`` (``bench.speed.families``,
+``evaluate_families_cpu.csv``).
 """
 from __future__ import annotations
 
@@ -18,7 +20,6 @@ import numpy as np
 
 import lrcore
 
-from ..results import write_csv, write_text
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Row:
     seconds: float  # median (or extrapolated) seconds for ``steps`` values
     timed_steps: int  # values actually computed in the timed run
     max_rel_err: float | None = None
+    share: float | None = None  # families case: median share of the write limit, measured alongside
 
     @property
     def rate(self) -> float:
@@ -206,27 +208,57 @@ def run(n: int = 50_000_000, many: int = 1000, many_steps: int = 100_000, repeat
     rows.append(Row(case, "lrcore numba evaluate_many", many * many_steps, sec, many * many_steps, err))
     sec = median_time(lambda: lrcore.evaluate_many(scheds, many_steps, backend="numpy"), 1)
     rows.append(Row(case, "lrcore numpy evaluate_many", many * many_steps, sec, many * many_steps, 0.0))
+    rows += family_rows(min(n, FAMILY_STEPS), many, repeats, log)
     return rows
+
+
+FAMILY_STEPS = 20_000_000
+FAMILY_CASE = "families: lrcore numba into a reused buffer vs the write limit"
+WRITE_LIMIT = "write limit (numba parallel i * c)"
+
+
+def family_rows(n: int, many: int, repeats: int, log: Callable[[str], None] = print) -> list[Row]:
+    """Every schedule family (and evaluate_many of ``many`` mixed schedules, n values in all) against the
+    write limit, side by side in this process (``bench.speed.families``); the table's ratio column is the
+    share of the write limit."""
+    from . import families
+    log(f"families: {n:.0e} steps each, against the write limit")
+    fam = families.measure(n=n, many=many, many_steps=max(100, n // many), rounds=max(3, repeats), log=log)
+    limit = statistics.median(r["write_limit_values_per_second"] for r in fam)
+    out = [Row(FAMILY_CASE, WRITE_LIMIT, n, n / limit, n, None, 1.0)]
+    out += [Row(FAMILY_CASE, r["family"], r["values"], r["values"] / r["values_per_second"], r["values"],
+                r["max_rel_err"], r["share"]) for r in fam]
+    log("\n" + families.table(fam))
+    return out
 
 
 def table(rows: list[Row]) -> list[dict]:
     """Rows as dicts with the ratio to the plain numpy closed form (case 1) or numpy backend (case 2)."""
     base = {}
     for r in rows:
-        if r.method in ("numpy closed form", "lrcore numpy evaluate_many"):
+        if r.method in ("numpy closed form", "lrcore numpy evaluate_many", WRITE_LIMIT):
             base[r.case] = r.rate
+    # families: the ratio is the share of the write limit measured round by round alongside
     return [{"case": r.case, "method": r.method, "values": r.steps, "timed_values": r.timed_steps,
              "median_seconds": r.seconds, "values_per_second": r.rate,
-             "speedup_vs_numpy": r.rate / base[r.case] if r.case in base else None,
+             "speedup_vs_numpy": r.share if r.share is not None else (r.rate / base[r.case] if r.case in base else None),
              "max_rel_err": r.max_rel_err} for r in rows]
 
 
 def write(rows: list[Row], out_dir: Path, meta: dict) -> Path:
     """<out_dir>/evaluate_cpu.csv and .json (rows + machine)."""
+    from ..results import write_csv, write_text  # here: the asv suite loads this module outside the package
     out_dir.mkdir(parents=True, exist_ok=True)
     records = table(rows)
     path = out_dir / "evaluate_cpu.csv"
     write_csv(path, [{**rec, "machine": f"{meta['cpu']} ({meta['threads']} threads)"} for rec in records],
               list(records[0]) + ["machine"])
     write_text(out_dir / "evaluate_cpu.json", json.dumps({"machine": meta, "rows": records}, indent=2))
+    fam = [r for r in rows if r.case == FAMILY_CASE and r.method != WRITE_LIMIT]
+    if fam:
+        from . import families
+        limit = next(r.rate for r in rows if r.method == WRITE_LIMIT)
+        families.write([dict(family=r.method, values=r.steps, values_per_second=r.rate,
+                             write_limit_values_per_second=limit, share=r.share, max_rel_err=r.max_rel_err)
+                        for r in fam], out_dir, meta)
     return path

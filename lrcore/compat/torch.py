@@ -10,7 +10,10 @@ not its documented formula, the schedule follows PyTorch:
   milestone multiplies by gamma once per repeat (PyTorch keeps a Counter).
 * CosineAnnealingLR does not stop at T_max: the cosine rises again (period 2 * T_max).
 * OneCycleLR's first phase ends at step ``pct_start * total_steps - 1`` (a float), the last one at
-  ``total_steps - 1``; PyTorch refuses to step past ``total_steps``, lrcore holds the final value.
+  ``total_steps - 1``; a step is in the first phase whose end it does not pass, so with
+  ``three_phase=True`` and ``pct_start`` above ~0.5 the steps anneal through the second phase and never
+  reach the third (its end comes first); PyTorch refuses to step past ``total_steps``, lrcore holds the
+  value of ``total_steps - 1``.
 * CyclicLR with a built-in ``mode`` ignores ``scale_mode`` (PyTorch overrides it per mode).
 * ConstantLR, LinearLR and PolynomialLR with ``total_iters=0`` keep their initial value forever
   (PyTorch's recursive ``step()`` form never reaches the closed form's value); not reproduced: as a
@@ -18,12 +21,14 @@ not its documented formula, the schedule follows PyTorch:
 * SequentialLR restarts each child at its milestone, except MultiplicativeLR (no closed form): PyTorch's
   ``_update_lr(0)`` multiplies the optimizer's current lr by ``lr_lambda(0)``, so from a milestone m on
   it is (previous child's value at m - 1) * prod_{k=0..t-m} lr_lambda(k).
-* ChainedScheduler multiplies its schedulers' factors, which is what PyTorch's chainable
-  (recursive) forms do for StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR,
-  MultiplicativeLR and CosineAnnealingLR with eta_min=0 up to T_max; other schedulers set the learning
-  rate outright, so chaining them is refused. Not reproduced: past T_max PyTorch's chained cosine
-  *adds* to the lr after reaching 0, dropping the other factors (reference/DIFFERENCES.md); lrcore
-  keeps the product.
+* ChainedScheduler applies each scheduler's recursive (chainable) form to the lr the ones before it
+  left, in list order (``lrcore.Chain``, a recurrence evaluated by a sequential scan). For StepLR,
+  MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR and MultiplicativeLR alone that is
+  the product of their closed forms (``lrcore.Product``, used then). A CosineAnnealingLR in the chain
+  is not a factor: it anneals the lr the others left towards eta_min, and past T_max it adds
+  ``(lr - eta_min)(1 - cos(pi / T_max)) / 2`` once per period, which drops the product accumulated so
+  far; LambdaLR and CosineAnnealingWarmRestarts set the lr outright. CyclicLR, OneCycleLR and
+  SequentialLR are refused in a chain (they reset the optimizer's initial lr or their children's steps).
 """
 from __future__ import annotations
 
@@ -165,21 +170,32 @@ def SequentialLR(schedulers, milestones, lr: float | None = None) -> S.Schedule:
     return S.Sequence(schedulers, milestones)
 
 
-_SETS_LR_OUTRIGHT = (S.Lambda, S.Cyclic, S.OneCycle, S.CosineRestarts, S.Sequence, S.Product, S.WSD, S.Warmup)
+_MULTIPLICATIVE = (S.Step, S.MultiStep, S.PiecewiseConstant, S.Constant, S.Linear, S.Exponential, S.Polynomial,
+                   S.Multiplicative)
 
 
 def ChainedScheduler(schedulers, lr: float) -> S.Schedule:
-    """lr * prod_j (schedulers[j](t) / lr): the chained multiplicative factors."""
+    """Every scheduler updates the shared lr in list order at each step (``lrcore.Chain``); when all of
+    them only multiply it (no CosineAnnealingLR, LambdaLR, CosineAnnealingWarmRestarts), that is the
+    product lr * prod_j (schedulers[j](t) / lr) of their closed forms (``lrcore.Product``)."""
     o = "ChainedScheduler"
     lr = _lr(o, lr)
-    schedulers = V.sequence(o, "schedulers", schedulers)
-    for i, s in enumerate(schedulers):
-        if isinstance(s, _SETS_LR_OUTRIGHT) or (isinstance(s, S.Cosine) and s.floor != 0.0):
-            raise ValueError(f"{o}: schedulers[{i}] ({type(s).__name__}) sets the learning rate outright in "
-                             "PyTorch, so chaining it is not a product of factors; use SequentialLR or a single scheduler")
+    schedulers = [S._check_schedule(o, f"schedulers[{i}]", x) for i, x in enumerate(V.sequence(o, "schedulers", schedulers))]
+    if not schedulers:
+        raise ValueError(f"{o}: schedulers must not be empty")
     if lr == 0.0:
         return S.Constant(0.0)
-    return S.Product(schedulers, scale=lr ** (1 - len(schedulers)))
+    if all(isinstance(s, _MULTIPLICATIVE) for s in schedulers):
+        try:
+            scale = lr ** (1 - len(schedulers))
+        except (OverflowError, ZeroDivisionError):
+            scale = None
+        if scale is not None and scale < float("inf"):
+            return S.Product(schedulers, scale=scale)
+    try:
+        return S.Chain(schedulers, lr)
+    except ValueError as e:
+        raise ValueError(str(e).replace("Chain:", f"{o}:", 1)) from None
 
 
 def LambdaLR(lr: float, lr_lambda) -> S.Schedule:

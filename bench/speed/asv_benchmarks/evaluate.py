@@ -86,3 +86,28 @@ class EvaluateMany:
 
     def time_evaluate_many(self, backend, m):
         self.evaluate_many(self.schedules, 100_000, backend=backend, out=self.out)
+
+
+class FamilyShare:
+    """Share of the write limit (a Numba parallel loop writing ``i * c`` into the same float64 buffer)
+    that ``lrcore.evaluate(s, n, backend="numba", out=buffer)`` reaches per schedule family, and
+    ``evaluate_many`` of mixed schedules: measured side by side, median of rounds (``bench.speed.families``)."""
+    params = (["warmup+cosine", "inverse-time", "cosine restarts", "cyclic exp_range", "exponential",
+               "Sequential(linear, cosine)", "step", "multistep", "one-cycle (3 phase)", "polynomial (power 1.7)",
+               "evaluate_many"],)
+    param_names = ["family"]
+    unit = "share of the write limit"
+    timeout = 300
+
+    def setup(self, family):
+        pin_threads()
+        from ._harness import harness
+        try:
+            self.measure = harness("families").measure  # today's measurement code, the commit's lrcore
+        except MISSING as exc:
+            skip(f"not available: {exc}")
+
+    def track_share(self, family):
+        names = ["evaluate_many"] if family == "evaluate_many" else [family]
+        rows = self.measure(n=4_000_000, many=200, many_steps=20_000, rounds=5, names=names, log=lambda s: None)
+        return rows[0]["share"]
