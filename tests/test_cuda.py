@@ -207,3 +207,13 @@ def test_gpu_speed_command_fails_clearly_here(tmp_path):
     assert r.returncode == 1, (r.returncode, r.stderr[-3000:])
     assert "bench.speed.gpu needs an NVIDIA GPU" in r.stderr and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert not list(tmp_path.iterdir())
+
+
+def test_missing_nvvm_message_says_where_it_looked(monkeypatch):
+    """Without libNVVM the error names every place numba-cuda searches, with this process's values."""
+    import sys
+
+    from lrcore.kernels import cuda as C
+    monkeypatch.setenv("CUDA_HOME", "/opt/no-such-cuda")
+    text = C._nvvm_search()
+    assert "/opt/no-such-cuda" in text and sys.prefix in text and "conda" in text and "/usr/local/cuda" in text

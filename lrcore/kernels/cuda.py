@@ -74,11 +74,28 @@ def _gpu_problem(cuda) -> str | None:
         if not drv.driver.is_available:
             why = " ".join(str(drv.driver.initialization_error or "").split())
             return f"no CUDA driver or GPU found ({why or 'the driver did not initialise'})"
-        return ("the CUDA driver is present but libNVVM (the CUDA compiler library Numba needs) was not found: "
-                "install the CUDA toolkit, or `pip install cuda-toolkit[nvvm]`, and set CUDA_HOME")
+        return ("the CUDA driver is present but libNVVM (the CUDA compiler library Numba needs) was not found; "
+                f"searched {_nvvm_search()}: install the CUDA toolkit and set CUDA_HOME, or "
+                "`pip install cuda-toolkit[nvvm]` (or numba-cuda's cu12 / cu13 extra) into this Python")
     except Exception as e:  # a broken installation: say what it said
         return f"no usable CUDA GPU ({type(e).__name__}: {' '.join(str(e).split())})"
     return None
+
+
+def _nvvm_search() -> str:
+    """Where numba-cuda looks for libNVVM, in its order, with this process's values (for the error)."""
+    import os
+    import sys
+    places = [f"the conda environment (CONDA_PREFIX={os.environ.get('CONDA_PREFIX') or 'unset'})",
+              f"NVIDIA's CUDA wheels in {sys.prefix}",
+              f"CUDA_HOME / CUDA_PATH ({os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH') or 'unset'})",
+              "the system toolkit (/usr/local/cuda, the loader's library path)"]
+    try:  # numba-cuda's own lookup says why it failed, where it has one
+        from numba.cuda import cuda_paths
+        cuda_paths._get_nvvm_path()
+    except Exception as e:
+        places.append(f"numba-cuda said: {' '.join(str(e).split())[:300]}")
+    return "; ".join(places)
 
 
 def get_cuda():
