@@ -20,6 +20,8 @@ import numpy as np
 
 import lrcore
 
+from .families import mixed_schedules  # every family, random parameters
+
 
 
 @dataclass
@@ -119,30 +121,6 @@ def keras_calls(n: int, total: int, peak: float = 0.1, start_factor: float = 1e-
         step.assign(t)
         out[t] = float(sched(step))
     return out
-
-
-def mixed_schedules(m: int, steps: int, seed: int = 0) -> list:
-    """m schedules cycling through every family, random parameters sized to ``steps``."""
-    rng = np.random.default_rng(seed)
-    S = lrcore
-    makers = [
-        lambda lr, T: S.Constant(lr),
-        lambda lr, T: S.Step(lr, int(rng.integers(1, T)), float(rng.uniform(0.1, 0.9))),
-        lambda lr, T: S.MultiStep(lr, sorted(rng.integers(1, T, 3).tolist()), 0.3),
-        lambda lr, T: S.Exponential(lr, float(rng.uniform(0.5, 0.99)), int(rng.integers(1, T // 10))),
-        lambda lr, T: S.InverseTime(lr, float(rng.uniform(0.1, 2)), int(rng.integers(1, T // 10))),
-        lambda lr, T: S.Polynomial(lr, int(rng.integers(1, T)), end=lr / 100, power=2.0, cycle=bool(rng.integers(2))),
-        lambda lr, T: S.Cosine(lr, int(rng.integers(1, T)), floor=lr / 10, periodic=bool(rng.integers(2))),
-        lambda lr, T: S.CosineRestarts(lr, int(rng.integers(1, T // 4)), t_mul=float(rng.choice([1.0, 2.0, 1.5])), m_mul=0.8),
-        lambda lr, T: S.OneCycle(lr, T, three_phase=bool(rng.integers(2))),
-        lambda lr, T: S.Cyclic(lr / 10, lr, int(rng.integers(1, T // 4)), mode=str(rng.choice(["triangular", "triangular2", "exp_range"])), gamma=0.9999),
-        lambda lr, T: S.InverseSqrt(lr, int(rng.integers(0, T // 10))),
-        lambda lr, T: S.WSD(lr, T, T // 20, T // 5, cooldown=str(rng.choice(["linear", "cosine", "1-sqrt"]))),
-        lambda lr, T: S.Warmup(S.Cosine(lr, T - T // 50), T // 50),
-        lambda lr, T: S.Sequence([S.Linear(0.0, lr, T // 10), S.Cosine(lr, T - T // 10)], [T // 10]),
-        lambda lr, T: S.Product([S.Step(1.0, T // 3, 0.5), S.Exponential(lr, 0.9999)]),
-    ]
-    return [makers[i % len(makers)](float(10 ** rng.uniform(-4, 0)), steps) for i in range(m)]
 
 
 def run(n: int = 50_000_000, many: int = 1000, many_steps: int = 100_000, repeats: int = 5,
