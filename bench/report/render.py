@@ -20,6 +20,11 @@ from .stats import ReportError
 
 __all__ = ["write_report", "build_report", "ReportError"]
 
+#: Shown under a trainer speed table with CUDA rows (the same caveat ``lrbench train-speed`` prints).
+CUDA_SEQUENTIAL_NOTE = ("On CUDA the sequential baseline calls loss.item() every step (a host sync per step, as a "
+                        "plain training loop logs its loss), while the batched trainer syncs once per epoch: part "
+                        "of the 'x sequential' ratio there is that sync, not batching.")
+
 
 # ------------------------------------------------------------------------------------------- formatting
 
@@ -389,7 +394,6 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
     if speed is not None:
         cols = [c for c in ("trainer", "device", "device_name", "n_models", "epochs", "model_epochs_per_s",
                             "samples_per_s", "speedup_vs_sequential", "file") if c in speed.columns]
-        from .trainer_speed import CUDA_SEQUENTIAL_NOTE
         cuda_rows = "device" in speed.columns and speed["device"].astype(str).str.startswith("cuda").any()
         tp_items.append(_frame_table(speed[cols], "throughput", "Trainer speed (results/speed/trainer_*.csv)",
                                      CUDA_SEQUENTIAL_NOTE if cuda_rows else ""))

@@ -149,12 +149,10 @@ def step_evaluator_speed(out: Path, args) -> str:
 
 
 def _run_cli(argv: list[str]) -> None:
-    from bench.cli import main as cli
-    try:
-        cli.main(argv, standalone_mode=False)
-    except SystemExit as e:
-        if e.code not in (0, None):
-            raise
+    """``lrbench ARGV`` in a child process (the command line sits above this module)."""
+    r = subprocess.run([sys.executable, "-m", "bench.cli", *argv], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"lrbench {' '.join(argv)} exited {r.returncode}:\n{r.stderr[-3000:]}")
 
 
 def _train(out: Path, args, device: str) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..results import write_csv
+
 __all__ = ["measure", "write", "small_cpu", "COLUMNS", "CUDA_SEQUENTIAL_NOTE"]
 
 #: Printed (and written next to the table) wherever "x sequential" is reported for CUDA.
