@@ -26,7 +26,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -35,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..machine import machine
 from . import probes as P
 
 __all__ = ["Metric", "METRICS", "SPEED_TOLERANCE", "Verdict", "CannotJudge", "Worker", "compare",
@@ -356,19 +356,6 @@ def _git_commit() -> tuple[str | None, bool | None]:
         return None, None
 
 
-def _machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {"machine": platform.node(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "versions": {"python": platform.python_version(),
-                         **{m: getattr(sys.modules[m], "__version__", "?") for m in ("numpy", "numba", "torch")
-                            if m in sys.modules}}}
-
-
 def write_baseline(measured: dict, path=DEFAULT_BASELINE, previous: dict | None = None) -> dict:
     """Write the error rates ``measured`` as the baseline (tolerances kept from ``previous`` for the same
     set-up revision; entries of ``previous`` not measured are kept as they were)."""
@@ -385,7 +372,7 @@ def write_baseline(measured: dict, path=DEFAULT_BASELINE, previous: dict | None 
     sha, dirty = _git_commit()
     doc = {"about": "regression gate: error-rate baseline (python -m bench.speed.regression --update; docs/TRACKING.md)",
            "created_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-           "git_commit": sha, "git_dirty": dirty, **_machine(), "metrics": metrics}
+           "git_commit": sha, "git_dirty": dirty, "machine": machine(), "metrics": metrics}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(doc, indent=2) + "\n")
     return doc
