@@ -176,7 +176,7 @@ def summary_table(summary, title: str):
     t = Table(title=title, title_justify="left")
     for col in ("optimizer", "schedule", "test acc (mean)", "sd", "test acc @ best val", "best val acc", "seeds",
                 "diverged"):
-        t.add_column(col, justify="left" if col in ("optimizer", "schedule") else "right")
+        t.add_column(col, justify="left" if col in ("optimizer", "schedule") else "right", no_wrap=True)
     for r in agg.itertuples():
         t.add_row(r.optimizer, r.name, f"{r.test_acc:.4f}", "" if r.test_sd != r.test_sd else f"{r.test_sd:.4f}",
                   f"{r.best:.4f}", f"{r.val:.4f}", str(r.seeds), str(int(r.diverged)))
@@ -307,9 +307,13 @@ def _print_run(run_dir: Path, console):
     import pandas as pd
     meta = json.loads((run_dir / "meta.json").read_text())
     summary = pd.read_csv(run_dir / "summary.csv")
-    out = __import__("rich.console", fromlist=["Console"]).Console()
-    out.print(summary_table(summary, f"run {meta['run_id']}: test accuracy over seeds ({meta['trainer']}, "
-                                     f"{meta['device_name']})"))
+    from rich.console import Console
+    table = summary_table(summary, f"run {meta['run_id']}: test accuracy over seeds ({meta['trainer']}, "
+                                   f"{meta['device_name']})")
+    out = Console()
+    if not out.is_terminal:  # a file or a pipe (80 columns by default): as wide as the table, names never cut
+        out = Console(width=max(out.width, Console(width=1000).measure(table).maximum))
+    out.print(table)
     tp = meta.get("throughput", {})
     if tp:
         out.print(f"throughput: {tp['model_epochs_per_s']:.3g} model-epochs/s, {tp['samples_per_s']:.3g} samples/s, "
