@@ -19,3 +19,34 @@ def test_piped_summary_table_prints_names_in_full():
     summary = pd.read_csv(RUN / "summary.csv")
     for name in set(summary["name"]) | set(summary["optimizer"]):
         assert f" {name} " in out, name
+
+
+TINY = """
+name = "tiny-piped"
+epochs = 2
+seeds = [0]
+batch_size = 500
+[model]
+widths = [784, 16, 10]
+[peak_lr]
+sgd = 0.1
+[schedules]
+constant = "Constant(lr=peak)"
+cosine = "Cosine(lr=peak, decay_steps=total)"
+"""
+
+
+def test_piped_run_prints_a_plain_line_per_epoch(tmp_path):
+    """``lrbench run ... | tee log``: no progress bars (their control codes), one line per epoch with the
+    chunk, the epoch, elapsed time, ETA and the best validation accuracy so far."""
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY)
+    r = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--matrix", str(spec), "--results",
+                        str(tmp_path / "results"), "--no-report"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [ln for ln in r.stderr.splitlines() if " epoch " in ln and "elapsed" in ln]
+    assert len(lines) == 2, r.stderr
+    assert lines[0].startswith("chunk 1/1 (#0, 2 models) epoch 1/2: 0:00:") and "ETA 0:00:" in lines[0]
+    assert "best val acc 0." in lines[1] and "epoch 2/2" in lines[1]
+    assert "\x1b[" not in r.stderr and "━" not in r.stderr  # no bars, no control codes
