@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from bench.train import data as D
 
@@ -168,3 +169,16 @@ def test_parse_idx_checks_magic_shape_and_length():
         D.parse_idx(good + b"\0", 0x801, (3,))
     with pytest.raises(D.DataCorruptError, match="header"):
         D.parse_idx(b"\0\0", 0x801, (3,))
+
+
+def test_head_takes_the_first_images_of_each_split():
+    from bench.train.data import load_fashion_mnist
+    try:
+        d = load_fashion_mnist("cpu")
+    except FileNotFoundError as exc:
+        pytest.skip(f"Fashion-MNIST not installed: {exc}")
+    h = d.head(30, 20, 10)
+    assert (len(h.x_train), len(h.x_val), len(h.x_test), len(h.train_index)) == (30, 20, 10, 30)
+    assert torch.equal(h.x_val, d.x_val[:20]) and torch.equal(h.y_test, d.y_test[:10]) and h.mean == d.mean
+    with pytest.raises(ValueError, match="n_val must be in"):
+        d.head(30, 0, 10)

@@ -56,16 +56,12 @@ def test_a_step_makes_no_host_sync_and_few_ops(data):
 def test_trainer_torch_path_equals_numba_path(data, early_stopping):
     """The same chunk (every optimizer, a plateau schedule, a diverging model) trained with both optimizer
     implementations on real data: the same history to float32 rounding over the first epochs."""
-    import dataclasses
-
     from bench.train.batched import TrainConfig, train_chunk
-    n = 40 * 128
-    small = dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n], x_val=data.x_val[:2000],
-                                y_val=data.y_val[:2000], x_test=data.x_test[:2000], y_test=data.y_test[:2000])
+    small = data.head(40 * 128, 2000, 2000)
     configs = []
     for seed in (0, 1):
         for opt, lr in (("sgd", 0.1), ("momentum", 0.01), ("nesterov", 0.01), ("rmsprop", 5e-4), ("adam", 1e-3),
-                        ("adamw", 1e-3)):
+                        ("adamw", 1e-3), ("sgd_schedulefree", 0.5), ("adamw_schedulefree", 2.5e-3)):
             configs.append(TrainConfig(f"{opt}-{seed}", opt, lr, "Cosine(lr=peak, decay_steps=total)", seed))
         configs.append(TrainConfig(f"plateau-{seed}", "adam", 1e-3, "plateau", seed))
     configs.append(TrainConfig("diverges", "sgd", 1e6, "Constant(lr=peak)", 0))

@@ -205,8 +205,7 @@ warm_native = "keras-native:keras.CosineDecay(initial_learning_rate=0.0, decay_s
 def test_runner_trains_a_keras_matrix_and_its_torch_half(tmp_path):
     """`lrbench run` of a Keras matrix: trainer keras, the results schema and the report; then the same
     matrix with the PyTorch trainer runs its lrcore half (the cross-framework counterpart)."""
-    import dataclasses
-    import json
+        import json
 
     import pandas as pd
 
@@ -214,9 +213,7 @@ def test_runner_trains_a_keras_matrix_and_its_torch_half(tmp_path):
     from bench.matrix.spec import load_matrix
     from bench.cli import write_run_report
     from bench.matrix.runner import EXTRA_SUMMARY, run_matrix
-    d = load_fashion_mnist("cpu")
-    d = dataclasses.replace(d, x_train=d.x_train[:1024], y_train=d.y_train[:1024], x_val=d.x_val[:512],
-                            y_val=d.y_val[:512], x_test=d.x_test[:512], y_test=d.y_test[:512])
+    d = load_fashion_mnist("cpu").head(1024, 512, 512)
     src = tmp_path / "kc-tiny.toml"
     src.write_text(KERAS_MATRIX)
     m = load_matrix(src)

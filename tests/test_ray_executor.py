@@ -62,9 +62,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def data():
-    d = load_fashion_mnist("cpu")
-    return dataclasses.replace(d, x_train=d.x_train[:3000], y_train=d.y_train[:3000], x_val=d.x_val[:1000],
-                               y_val=d.y_val[:1000], x_test=d.x_test[:1000], y_test=d.y_test[:1000])
+    return load_fashion_mnist("cpu").head(3000, 1000, 1000)
 
 
 @pytest.fixture(scope="module")
@@ -182,14 +180,12 @@ def test_worker_death_is_retried(cluster, small, data, tmp_path):
 
 
 DRIVER = """
-import dataclasses, sys
+import sys
 from bench.train.data import load_fashion_mnist
 from bench.matrix.executors import RayExecutor
 from bench.matrix import load_matrix
 from bench.matrix.runner import run_matrix
-d = load_fashion_mnist("cpu")
-d = dataclasses.replace(d, x_train=d.x_train[:3000], y_train=d.y_train[:3000], x_val=d.x_val[:1000],
-                        y_val=d.y_val[:1000], x_test=d.x_test[:1000], y_test=d.y_test[:1000])
+d = load_fashion_mnist("cpu").head(3000, 1000, 1000)
 m = load_matrix(sys.argv[1])
 run_matrix(m, results_dir=sys.argv[2], run_id="k", device="cpu", chunk_size=2, data=d, progress=False,
            executor=RayExecutor(address=sys.argv[3]))

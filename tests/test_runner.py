@@ -1,6 +1,5 @@
 """lrbench run: real training of a small matrix on a slice of Fashion-MNIST, the run folder's files,
 the paired design, resume after an interruption, corrupt parts, and the sequential trainer."""
-import dataclasses
 import json
 import textwrap
 
@@ -36,9 +35,7 @@ patience = 5
 
 @pytest.fixture(scope="module")
 def data():
-    d = load_fashion_mnist("cpu")
-    return dataclasses.replace(d, x_train=d.x_train[:3000], y_train=d.y_train[:3000], x_val=d.x_val[:1000],
-                               y_val=d.y_val[:1000], x_test=d.x_test[:1000], y_test=d.y_test[:1000])
+    return load_fashion_mnist("cpu").head(3000, 1000, 1000)
 
 
 @pytest.fixture(scope="module")
@@ -123,13 +120,11 @@ def test_resume_after_interrupt_skips_finished_chunks(matrix, data, tmp_path, mo
 
 
 SIGTERM_SCRIPT = """
-import dataclasses, sys
+import sys
 from bench.train.data import load_fashion_mnist
 from bench.matrix.spec import load_matrix
 from bench.matrix.runner import run_matrix
-d = load_fashion_mnist("cpu")
-d = dataclasses.replace(d, x_train=d.x_train[:3000], y_train=d.y_train[:3000], x_val=d.x_val[:1000],
-                        y_val=d.y_val[:1000], x_test=d.x_test[:1000], y_test=d.y_test[:1000])
+d = load_fashion_mnist("cpu").head(3000, 1000, 1000)
 m = load_matrix(sys.argv[1]).replace(epochs=8)
 run_matrix(m, results_dir=sys.argv[2], run_id="t", device="cpu", chunk_size=2, data=d, progress=False)
 """

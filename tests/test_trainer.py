@@ -19,9 +19,7 @@ def data():
         full = load_fashion_mnist("cpu")
     except FileNotFoundError as exc:
         pytest.skip(f"Fashion-MNIST not installed: {exc}")
-    return dataclasses.replace(full, x_train=full.x_train[:2048], y_train=full.y_train[:2048],
-                               x_val=full.x_val[:512], y_val=full.y_val[:512],
-                               x_test=full.x_test[:512], y_test=full.y_test[:512])
+    return full.head(2048, 512, 512)
 
 
 def run(configs, data, **kw):

@@ -117,6 +117,18 @@ class FashionMNIST:
     def n_classes(self) -> int:
         return len(CLASSES)
 
+    def head(self, n_train: int, n_val: int, n_test: int) -> "FashionMNIST":
+        """The first ``n_train`` / ``n_val`` / ``n_test`` images of each split (same normalisation): a
+        small real data set for tests and quick experiments."""
+        for name, n, have in (("n_train", n_train, len(self.x_train)), ("n_val", n_val, len(self.x_val)),
+                              ("n_test", n_test, len(self.x_test))):
+            if not 1 <= int(n) <= have:
+                raise ValueError(f"FashionMNIST.head: {name} must be in [1, {have}], got {n}")
+        return dataclasses.replace(self, x_train=self.x_train[:n_train], y_train=self.y_train[:n_train],
+                                   x_val=self.x_val[:n_val], y_val=self.y_val[:n_val], x_test=self.x_test[:n_test],
+                                   y_test=self.y_test[:n_test], train_index=self.train_index[:n_train],
+                                   val_index=self.val_index[:n_val])
+
 
 # ----------------------------------------------------------------------------------------------- search
 

@@ -8,6 +8,14 @@ hyper-parameters over stacked parameters (model ``m`` owns ``p[m]``). Every hype
 model's own step count ``t``) and rounded to float32 where torch rounds its Python-float scalars. One
 stack may mix kinds (``kind=["adam", "sgd", ...]``).
 
+Schedule-Free SGD and AdamW (kinds ``sgd_schedulefree``, ``adamw_schedulefree``: the ``schedulefree``
+package's ``SGDScheduleFree`` / ``AdamWScheduleFree``, their defaults and options ``warmup_steps``, ``r``,
+``weight_lr_power``, all per model): the parameters hold the gradient point y while training; z (the
+base sequence) is state and x (the average) is what :meth:`BatchedOptimizer.eval` puts in the parameters
+(``y.lerp_(z, 1 - 1/beta)``; :meth:`BatchedOptimizer.train` goes back with ``1 - beta``), as the
+package does. The per-step scalars (warmed-up lr, ``lr_max``, ``weight_sum``, ``ckp1``) are per-model
+vectors (:meth:`BatchedOptimizer._sf_scalars`); parity with the package: ``tests/test_schedulefree.py``.
+
 Two implementations, chosen by ``impl``:
 
 * ``"numba"`` (default for float32 / float64 parameters on the CPU): :mod:`bench.train.optim_kernels`, one parallel pass
