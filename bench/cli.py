@@ -269,8 +269,10 @@ def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framewor
                     raise click.BadParameter(str(e), param_hint="--seeds") from None
             if changes:
                 matrix = matrix.replace(**changes)
-            console.print(f"matrix {matrix.name} ({matrix.source}): {len(matrix.peak_lr)} optimizers x "
-                          f"{len(matrix.schedules)} schedules x {len(matrix.seeds)} seeds = {matrix.n_configs} "
+            n_sf = sum(o in matrix.schedule_free_optimizers for o in matrix.peak_lr)
+            sf = (f" + {n_sf} schedule-free x {len(matrix.schedule_free)} warmup-only schedule(s)" if n_sf else "")
+            console.print(f"matrix {matrix.name} ({matrix.source}): ({len(matrix.peak_lr) - n_sf} optimizers x "
+                          f"{len(matrix.schedules)} schedules{sf}) x {len(matrix.seeds)} seeds = {matrix.n_configs} "
                           f"models, {matrix.epochs} epochs")
         elif any(v is not None for v in (epochs, seeds, run_id, chunk_size, trainer)):
             raise click.UsageError("--resume continues a run with its own settings: give no --epochs, --seeds, "

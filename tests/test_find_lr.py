@@ -152,3 +152,18 @@ def test_cli(tmp_path):
     assert r.exit_code == 2 and "must be below --lr-max" in r.output
     r = CliRunner().invoke(find_lr_cmd, ["--widths", "784,x,10", "--out", str(out)])
     assert r.exit_code == 2 and "comma-separated integers" in r.output
+
+
+def test_schedule_free_optimizers(data):
+    """The range test runs the schedule-free optimizers (loss at their gradient point y, as they train) beside
+    the others in one stack; each curve equals the one it gives alone, and the suggestions are in range."""
+    opts = ["adamw_schedulefree", "adam", "sgd_schedulefree"]
+    curve = F.range_test(opts, data, **KW)
+    alone = F.range_test(["sgd_schedulefree"], data, **KW)
+    mine = curve[curve["optimizer"] == "sgd_schedulefree"].reset_index(drop=True)
+    np.testing.assert_allclose(mine["loss"], alone["loss"], rtol=1e-4)
+    sug = F.suggest(curve)
+    assert 1e-5 < sug["adamw_schedulefree"]["suggested"] < 0.1
+    assert sug["adamw_schedulefree"]["suggested"] < sug["sgd_schedulefree"]["suggested"] < 10
+    for name, g in curve.groupby("optimizer"):
+        assert np.isfinite(g["loss"].iloc[:20]).all(), name

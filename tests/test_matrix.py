@@ -3,6 +3,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import lrcore
@@ -31,14 +32,16 @@ def write(tmp_path, text, name="m.toml"):
 def test_builtins_load_and_have_the_issue_sets():
     assert {"quick", "default", "full"} <= set(builtin_names())
     d = load_matrix("default")
-    assert (d.epochs, d.seeds, d.n_configs) == (30, (0, 1, 2), 216)
-    assert set(d.peak_lr) == {"sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"}
+    assert (d.epochs, d.seeds, d.n_configs) == (30, (0, 1, 2), 222)
+    assert set(d.peak_lr) == {"sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "sgd_schedulefree",
+                              "adamw_schedulefree"}
+    assert d.schedule_free == {"warmup_constant": "Warmup(Constant(lr=peak), steps=total // 20)"}
     assert set(d.schedules) == {"constant", "step", "exponential", "cosine", "warmup_cosine", "onecycle",
                                 "cyclic_triangular2", "cosine_restarts", "wsd", "inverse_sqrt", "polynomial",
                                 "plateau"}
     assert (d.baseline, d.contender) == ("constant", "warmup_cosine")
     q = load_matrix("quick")
-    assert q.n_configs <= 72 and q.epochs <= 3
+    assert q.n_configs <= 76 and q.epochs <= 3
 
 
 def test_configs_order_and_placeholders(tmp_path):
@@ -116,3 +119,36 @@ def test_cli_reports_a_bad_matrix_without_traceback(tmp_path):
     assert r.returncode == 1
     assert "sgd must be a positive number" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "res").exists()
+
+
+SF = GOOD.replace("adam = 0.001\n", "adam = 0.001\nadamw_schedulefree = 0.0025\n")
+
+
+def test_schedule_free_optimizers_take_only_warmup_only_schedules(tmp_path):
+    m = load_matrix(write(tmp_path, SF))  # no [schedule_free] table: the default warmup-then-constant one
+    cs = m.configs()
+    sf = [c for c in cs if c.optimizer == "adamw_schedulefree"]
+    assert [(c.name, c.seed) for c in sf] == [("warmup_constant", 0), ("warmup_constant", 1)]
+    assert len(cs) == m.n_configs == 12 + 2
+    lr = lrcore.evaluate(sf[0].parse(10 * m.steps_per_epoch), 10 * m.steps_per_epoch)
+    assert lr[0] == 0 and lr[-1] == pytest.approx(0.0025) and (np.diff(lr) >= 0).all()
+    own = load_matrix(write(tmp_path, SF + '[schedule_free]\nshort_warmup = "Warmup(Constant(lr=peak), steps=10)"\n'))
+    assert [c.name for c in own.configs() if c.optimizer == "adamw_schedulefree"] == ["short_warmup"] * 2
+    assert own.replace(epochs=3).schedule_free == own.schedule_free  # round trip
+
+
+@pytest.mark.parametrize("extra,match", [
+    ('[schedule_free]\nconstant = "Constant(lr=peak)"\n', "also in \\[schedules\\]"),
+    ('[schedule_free]\nrop = "plateau"\n', "plateau is a decay"),
+    ('[schedule_free]\nbad = "Warmup(Constant(lr=peak), steps=-3)"\n', "bad"),
+])
+def test_schedule_free_errors(tmp_path, extra, match):
+    with pytest.raises(MatrixError, match=match):
+        load_matrix(write(tmp_path, SF + extra))
+
+
+def test_schedule_free_table_needs_a_schedule_free_optimizer(tmp_path):
+    with pytest.raises(MatrixError, match="names no schedule-free optimizer"):
+        load_matrix(write(tmp_path, GOOD + '[schedule_free]\nw = "Constant(lr=peak)"\n'))
+    with pytest.raises(MatrixError, match="PyTorch trainers only"):
+        load_matrix(write(tmp_path, SF.replace('name = ', 'framework = "keras"\nname = ')))

@@ -130,3 +130,27 @@ def test_plateau_reduces_lr_on_validation_loss(data):
     history, _, _ = run([cfg], data, plateau_kwargs=dict(patience=0, threshold=10.0))
     lr = history.sort_values("epoch").lr.to_numpy()
     np.testing.assert_allclose(lr, [1e-3, 1e-4, 1e-5], rtol=1e-6)
+
+
+SF_CONFIGS = [
+    TrainConfig("warmup_constant", "sgd_schedulefree", 0.1, "Warmup(Constant(lr=peak), steps=total // 20)", seed=0),
+    TrainConfig("warmup_constant", "adamw_schedulefree", 2.5e-3, "Warmup(Constant(lr=peak), steps=total // 20)",
+                seed=0),
+    TrainConfig("cosine", "adamw", 1e-3, "Cosine(lr=peak, decay_steps=total)", seed=0),
+]
+
+
+@pytest.mark.parametrize("impl", ["numba", "torch"])
+def test_schedule_free_in_a_chunk_matches_the_package(impl, data):
+    """Schedule-free models beside a scheduled one, trained by the batched trainer and one at a time by the
+    schedulefree package (bench.train.sequential): the same validation scores of x every epoch."""
+    pytest.importorskip("schedulefree")
+    from bench.train.sequential import train_sequential
+    mine = run(SF_CONFIGS, data, optim_impl=impl, epochs=2)
+    ref = train_sequential(SF_CONFIGS, data, epochs=2, batch_size=BATCH, widths=WIDTHS)
+    a, b = (r.history.sort_values(["model", "epoch"]).reset_index(drop=True) for r in (mine, ref))
+    np.testing.assert_allclose(a["val_loss"], b["val_loss"], rtol=2e-4)
+    np.testing.assert_allclose(a["val_acc"], b["val_acc"], atol=2.5 / 512)  # at most 2 of 512 answers flip
+    np.testing.assert_allclose(a["lr"], b["lr"], rtol=1e-6)
+    np.testing.assert_allclose(mine.summary["test_acc"], ref.summary["test_acc"], atol=2.5 / 512)
+    assert (a["val_acc"] > 0.5).all()

@@ -18,7 +18,8 @@ import numpy as np
 import lrcore
 
 from ..train.config import ACTIVATION_NAMES as ACTIVATIONS
-from ..train.config import NATIVE_PREFIX, OPTIMIZERS, TrainConfig, steps_per_epoch, strip_native
+from ..train.config import (NATIVE_PREFIX, OPTIMIZERS, SCHEDULE_FREE_OPTIMIZERS, TrainConfig, steps_per_epoch,
+                            strip_native)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,7 +35,10 @@ FRAMEWORKS = ("torch", "keras")
 N_TRAIN = 50_000
 PLATEAU_KEYS = ("factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps")
 TOP_KEYS = ("name", "description", "framework", "epochs", "seeds", "batch_size", "early_stopping",
-            "target_val_acc", "baseline", "contender", "model", "peak_lr", "schedules", "plateau")
+            "target_val_acc", "baseline", "contender", "model", "peak_lr", "schedules", "schedule_free", "plateau")
+#: What schedule-free optimizers run when a matrix names them without a [schedule_free] table: warmup over
+#: the first 5% of steps, then the peak (the package's recipe: warmup only, the averaging does the rest).
+DEFAULT_SCHEDULE_FREE = {"warmup_constant": "Warmup(Constant(lr=peak), steps=total // 20)"}
 MODEL_KEYS = ("widths", "activation", "dropout")
 
 
@@ -93,15 +97,22 @@ class Matrix:
     activation: str = "relu"
     dropout: float = 0.0
     plateau: dict[str, Any] = dataclasses.field(default_factory=dict)
+    schedule_free: dict[str, str] = dataclasses.field(default_factory=dict)
     source: str = ""
 
     @property
     def steps_per_epoch(self) -> int:
         return steps_per_epoch(N_TRAIN, self.batch_size)
 
+    schedule_free_optimizers = SCHEDULE_FREE_OPTIMIZERS
+
+    def schedules_of(self, optimizer: str) -> dict[str, str]:
+        """The schedules an optimizer runs: ``schedule_free`` for the schedule-free ones, else ``schedules``."""
+        return self.schedule_free if optimizer in SCHEDULE_FREE_OPTIMIZERS else self.schedules
+
     @property
     def n_configs(self) -> int:
-        return len(self.peak_lr) * len(self.schedules) * len(self.seeds)
+        return sum(len(self.schedules_of(o)) for o in self.peak_lr) * len(self.seeds)
 
     def needs_find(self) -> list[str]:
         """Optimizers whose peak is "find"."""
@@ -114,7 +125,7 @@ class Matrix:
         if missing:
             raise MatrixError(f"matrix {self.name}: peak_lr of {missing} is 'find': run the LR range test first")
         return [TrainConfig(name=s, optimizer=o, peak_lr=float(resolved[o]), schedule=text, seed=seed)
-                for o in self.peak_lr for s, text in self.schedules.items() for seed in self.seeds]
+                for o in self.peak_lr for s, text in self.schedules_of(o).items() for seed in self.seeds]
 
     def replace(self, **changes) -> "Matrix":
         """A copy with some fields changed (``epochs``, ``seeds``, ...), validated again."""
@@ -146,6 +157,8 @@ class Matrix:
              "model": {"widths": list(self.widths), "activation": self.activation, "dropout": self.dropout},
              "peak_lr": dict(self.peak_lr), "schedules": dict(self.schedules), "plateau": dict(self.plateau),
              "source": self.source}
+        if self.schedule_free:
+            d["schedule_free"] = dict(self.schedule_free)
         if self.baseline is not None:
             d["baseline"] = self.baseline
         if self.contender is not None:
@@ -252,15 +265,34 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
     schedules = raw.get("schedules")
     if not isinstance(schedules, dict) or not schedules:
         fail("[schedules] must be a table with at least one schedule")
+    sf_opts = [o for o in peaks if o in SCHEDULE_FREE_OPTIMIZERS]
+    sf = raw.get("schedule_free")
+    if sf is not None:
+        if not isinstance(sf, dict) or not sf:
+            fail("[schedule_free] must be a table with at least one warmup-only schedule")
+        if not sf_opts:
+            fail(f"[schedule_free] is given but [peak_lr] names no schedule-free optimizer "
+                 f"({', '.join(SCHEDULE_FREE_OPTIMIZERS)})")
+    sf = dict(sf or (DEFAULT_SCHEDULE_FREE if sf_opts else {}))
+    if sf_opts and framework != "torch":
+        fail(f"[peak_lr] {sf_opts}: the schedule-free optimizers run in the PyTorch trainers only (framework = \"torch\")")
+    clash = sorted(set(sf) & set(schedules))
+    if clash:
+        fail(f"[schedule_free] names {clash} are also in [schedules]: give the schedule-free schedules their own "
+             "names (results are looked up by name)")
     spe = steps_per_epoch(N_TRAIN, batch_size)
     total = epochs * spe
     check_peaks = sorted({float(v) for v in peaks.values() if v != "find"} | {1.0})
-    for sname, text in schedules.items():
+    for table, sname, text in [("schedules", n, t) for n, t in schedules.items()] + \
+            [("schedule_free", n, t) for n, t in sf.items()]:
         if not isinstance(text, str) or not text.strip():
-            fail(f"[schedules] {sname!r} must be lrcore text or \"plateau\", got {text!r}")
+            fail(f"[{table}] {sname!r} must be lrcore text or \"plateau\", got {text!r}")
         if not sname.strip():
-            fail("[schedules] a schedule name must not be empty")
+            fail(f"[{table}] a schedule name must not be empty")
         if text.strip().lower() == "plateau":
+            if table == "schedule_free":
+                fail(f"[schedule_free] {sname!r}: plateau is a decay; schedule-free optimizers take a warmup-only "
+                     "schedule (e.g. Warmup(Constant(lr=peak), steps=total // 20))")
             continue
         if text.strip().startswith(NATIVE_PREFIX):
             if framework != "keras":
@@ -272,11 +304,11 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
             try:
                 s = lrcore.parse(strip_native(text), peak=peak, total=total, steps_per_epoch=spe, epochs=epochs)
             except (TypeError, ValueError) as e:
-                fail(f"[schedules] {sname!r}: {e}")
+                fail(f"[{table}] {sname!r}: {e}")
             values = lrcore.evaluate(s, total)
             bad_at = np.flatnonzero(~np.isfinite(values) | (values < 0))
             if len(bad_at):
-                fail(f"[schedules] {sname!r} gives lr {values[bad_at[0]]!r} at step {bad_at[0]} "
+                fail(f"[{table}] {sname!r} gives lr {values[bad_at[0]]!r} at step {bad_at[0]} "
                      f"(peak={peak}, total={total}): learning rates must be finite and >= 0")
     out = {}
     for key in ("baseline", "contender"):
@@ -292,4 +324,4 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
                   description=desc, framework=framework, batch_size=batch_size, early_stopping=es,
                   target_val_acc=float(target), baseline=out["baseline"], contender=out["contender"],
                   widths=tuple(widths), activation=activation, dropout=float(dropout), plateau=dict(plateau),
-                  source=source)
+                  schedule_free=sf, source=source)

@@ -24,6 +24,10 @@ Rules
   ``schedule="plateau"`` is reactive: lr
   starts at ``peak`` and ``lrcore.Plateau`` (torch semantics, factor 0.1 / patience 2 by default, see
   ``plateau_kwargs``) steps on the validation loss after each epoch.
+* Schedule-free optimizers (``sgd_schedulefree``, ``adamw_schedulefree``): the stack's parameters hold
+  their gradient point y while training; before each validation pass ``BatchedOptimizer.eval()`` moves
+  them to the averaged weights x (the package's ``optimizer.eval()``), so validation, the best-weights
+  snapshots and the final test scores are those of x; ``train()`` moves back at the next epoch.
 * A model whose training loss is NaN/inf is frozen (``train_step``'s active mask) and reported
   ``diverged``; optional early stopping (``lrcore.EarlyStopping`` on validation loss) freezes stopped
   models and restores their best (lowest validation loss) weights for the final score, Keras
@@ -193,6 +197,7 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
         t0 = time.perf_counter()
         trained = active.cpu().numpy().copy()
         perms = torch.stack([batch_permutation(s, epoch, N) for s in seeds]).to(dev)  # (seeds, N)
+        opt.train()  # schedule-free models: parameters back to the gradient point y (others: no-op)
         loss_sum = torch.zeros(M, dtype=torch.float64, device=dev)
         for k in range(spe):
             t = epoch * spe + k
@@ -202,6 +207,7 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
                                         groups=groups)
             loss_sum.add_(losses)  # float32 into float64, one op
             flops += step_flops(widths, idx.shape[1], M, input_grad=False)
+        opt.eval()  # schedule-free models: evaluate and snapshot the averaged weights x (others: no-op)
         val_loss_t, val_acc_t = model.evaluate(x_val, y_val, eval_batch_size)
         flops += forward_flops(widths, len(x_val), M)
         _sync(dev)

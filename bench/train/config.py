@@ -14,7 +14,7 @@ import lrcore
 if TYPE_CHECKING:  # the trainers' tables; this module itself needs no pandas
     import pandas as pd
 
-__all__ = ["TrainConfig", "NATIVE_PREFIX", "strip_native", "OPTIMIZERS", "ACTIVATION_NAMES", "HISTORY_COLUMNS",
+__all__ = ["TrainConfig", "NATIVE_PREFIX", "strip_native", "OPTIMIZERS", "SCHEDULE_FREE_OPTIMIZERS", "ACTIVATION_NAMES", "HISTORY_COLUMNS",
            "SUMMARY_COLUMNS", "ChunkResult", "steps_per_epoch"]
 
 #: The MLP's activations (``bench.train.model.ACTIVATIONS`` holds their torch functions).
@@ -28,11 +28,19 @@ OPTIMIZERS = {
     "rmsprop": ("rmsprop", {}),
     "adam": ("adam", {}),
     "adamw": ("adamw", {}),
+    "sgd_schedulefree": ("sgd_schedulefree", {}),      # momentum 0.9 (the package's default)
+    "adamw_schedulefree": ("adamw_schedulefree", {}),  # beta1 0.9, beta2 0.999, weight decay 0
 }
+
+#: Schedule-Free SGD / AdamW (Defazio et al. 2024; the ``schedulefree`` package): they replace the decay by
+#: averaging, so a matrix gives them only its warmup-only schedules (``Matrix.schedule_free``), and they
+#: are evaluated on their averaged weights x (the package's ``optimizer.eval()``).
+SCHEDULE_FREE_OPTIMIZERS = ("sgd_schedulefree", "adamw_schedulefree")
 
 #: The base momentum (sgd/rmsprop) or beta1 (adam/adamw) of each optimizer, used in the momentum table
 #: for models whose schedule does not cycle momentum.
-_BASE_MOMENTUM = {"sgd": 0.0, "momentum": 0.9, "nesterov": 0.9, "rmsprop": 0.0, "adam": 0.9, "adamw": 0.9}
+_BASE_MOMENTUM = {"sgd": 0.0, "momentum": 0.9, "nesterov": 0.9, "rmsprop": 0.0, "adam": 0.9, "adamw": 0.9,
+                  "sgd_schedulefree": 0.9, "adamw_schedulefree": 0.9}
 
 HISTORY_COLUMNS = ["model", "name", "optimizer", "schedule", "peak_lr", "seed", "epoch", "train_loss",
                    "val_loss", "val_acc", "lr", "momentum", "epoch_time_s", "trained", "diverged", "stopped"]

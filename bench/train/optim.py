@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["OPTIMIZER_DEFAULTS", "IMPLS", "BatchedOptimizer", "torch_optimizer"]
+__all__ = ["OPTIMIZER_DEFAULTS", "SCHEDULE_FREE", "IMPLS", "BatchedOptimizer", "torch_optimizer"]
 
 #: torch.optim's defaults (torch 2.x), per kind.
 OPTIMIZER_DEFAULTS = {
@@ -45,18 +45,36 @@ OPTIMIZER_DEFAULTS = {
     "rmsprop": dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False),
     "adam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0),
     "adamw": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2),
+    # the schedulefree package's defaults (1.4): SGDScheduleFree and AdamWScheduleFree
+    "sgd_schedulefree": dict(lr=1.0, momentum=0.9, weight_decay=0.0, warmup_steps=0.0, r=0.0,
+                             weight_lr_power=2.0),
+    "adamw_schedulefree": dict(lr=0.0025, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, warmup_steps=0.0,
+                               r=0.0, weight_lr_power=2.0),
 }
+#: The schedule-free kinds: parameters hold y in train mode and x after :meth:`BatchedOptimizer.eval`.
+SCHEDULE_FREE = ("sgd_schedulefree", "adamw_schedulefree")
 IMPLS = ("auto", "numba", "torch")
 _NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 _FLAGS = ("nesterov", "centered")
 
 
 def torch_optimizer(kind: str, params, **hyper) -> torch.optim.Optimizer:
-    """The torch.optim optimizer for one of our kinds with our hyper-parameter names (beta1/beta2)."""
+    """The torch.optim optimizer for one of our kinds with our hyper-parameter names (beta1/beta2); the
+    schedule-free kinds are the ``schedulefree`` package's optimizers, returned in train mode."""
     hyper = dict(hyper)
-    if kind in ("adam", "adamw"):
+    if kind in ("adam", "adamw", "adamw_schedulefree"):
         b1, b2 = hyper.pop("beta1", 0.9), hyper.pop("beta2", 0.999)
         hyper["betas"] = (b1, b2)
+    if kind in SCHEDULE_FREE:
+        try:
+            import schedulefree
+        except ImportError:
+            raise ImportError(f"optimizer {kind!r} in a one-model-at-a-time trainer needs the schedulefree "
+                              "package: pip install schedulefree") from None
+        cls = schedulefree.SGDScheduleFree if kind == "sgd_schedulefree" else schedulefree.AdamWScheduleFree
+        opt = cls(params, **hyper)
+        opt.train()
+        return opt
     cls = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam,
            "adamw": torch.optim.AdamW}[kind]
     return cls(params, **hyper)
@@ -116,12 +134,29 @@ class BatchedOptimizer:
         for rows in self._rows.values():
             self._slot[rows] = np.arange(len(rows))
         self.state: dict = {}
+        # schedule-free bookkeeping (the package's per-group lr_max / weight_sum, here per model)
+        self.training = True
+        self._sf_kinds = [k for k in SCHEDULE_FREE if k in self._rows]
+        if self._sf_kinds:
+            for m, k in enumerate(kinds):
+                beta = self._host["momentum" if k == "sgd_schedulefree" else "beta1"][m] if k in SCHEDULE_FREE else .5
+                if not 0 < beta < 1:
+                    raise ValueError(f"BatchedOptimizer: {k} needs momentum / beta1 in (0, 1) (model {m}: {beta})")
+            is_k = lambda k: torch.as_tensor(kind_arr == k, device=self.device)
+            self._sf_mask = {k: is_k(k) for k in SCHEDULE_FREE}
+            self._sf_any = self._sf_mask["sgd_schedulefree"] | self._sf_mask["adamw_schedulefree"]
+            self.sf_lr_max = torch.full((M,), -1.0, dtype=torch.float64, device=self.device)
+            self.sf_weight_sum = torch.zeros(M, dtype=torch.float64, device=self.device)
+            self._sf_started = np.zeros(M, np.bool_)  # numba path: z holds y of the model's first step
         self._fused = None
         if self.impl == "torch":  # one (M, N) buffer for the whole stack (bench.train.optim_fused), when possible
             from .optim_fused import FusedStep, flatten_params
             flat = flatten_params(self.params)
             if flat is not None:
                 self._fused = FusedStep(self, *flat)
+            elif self._sf_kinds:
+                raise ValueError("BatchedOptimizer: the schedule-free kinds need all parameters in one dtype on one "
+                                 "device (impl='torch' updates them as one buffer)")
 
     def _vector(self, name, value) -> torch.Tensor:
         """Validate on the host, keep the host copy (``_host``, for choosing code paths), return it on the device.
@@ -161,6 +196,80 @@ class BatchedOptimizer:
         for p in self.params:
             p.grad = None
 
+    # ------------------------------------------------------------------------------ schedule-free
+
+    def _sf_beta(self) -> torch.Tensor:
+        """(M,) float64: momentum of sgd_schedulefree models, beta1 of adamw_schedulefree ones, else 0."""
+        beta = torch.zeros(self.n_models, dtype=torch.float64, device=self.device)
+        for k, name in (("sgd_schedulefree", "momentum"), ("adamw_schedulefree", "beta1")):
+            if k in self._sf_kinds:
+                beta = torch.where(self._sf_mask[k], self.hyper[name], beta)
+        return beta
+
+    def _sf_scalars(self, steps: torch.Tensor, act: torch.Tensor | None) -> dict:
+        """The schedulefree package's per-step scalars, per model, in float64 (``steps``: the step counts
+        after this step, ``k + 1``)::
+
+            lr = lr * ((k + 1) / warmup_steps if k < warmup_steps else 1)
+            lr_max = max(lr, lr_max);  weight = (k + 1)**r * lr_max**weight_lr_power
+            weight_sum += weight;  ckp1 = weight / weight_sum (0 when weight_sum == 0)
+            y_coef = lr * (beta * (1 - ckp1) - 1);  bias_correction2 = 1 - beta2**(k + 1)
+
+        ``lr_max`` and ``weight_sum`` advance for active models only."""
+        H = self.hyper
+        steps = steps.clamp_min(1.0)  # a frozen model that never stepped: unused, kept finite
+        warm = H["warmup_steps"]
+        lr = H["lr"] * torch.where(steps <= warm, steps / warm.clamp_min(1.0), 1.0)
+        lr_max = torch.maximum(lr, self.sf_lr_max)
+        weight = steps ** H["r"] * lr_max ** H["weight_lr_power"]
+        wsum = self.sf_weight_sum + weight
+        if act is None:
+            upd = self._sf_any
+        else:
+            upd = self._sf_any & act
+        self.sf_lr_max = torch.where(upd, lr_max, self.sf_lr_max)
+        self.sf_weight_sum = torch.where(upd, wsum, self.sf_weight_sum)
+        ckp1 = torch.where(wsum != 0, weight / torch.where(wsum != 0, wsum, 1.0), 0.0)
+        out = dict(lr=lr, ckp1=ckp1, y_coef=lr * (self._sf_beta() * (1 - ckp1) - 1))
+        if "beta2" in H:
+            out["bc2"] = 1 - H["beta2"] ** steps
+        return out
+
+    @torch.no_grad()
+    def eval(self):
+        """Schedule-free models: parameters y -> x (``p.lerp_(z, 1 - 1/beta)``), as the package's
+        ``optimizer.eval()``; evaluate and save the model in this mode. Other kinds: untouched."""
+        if self._sf_kinds and self.training:
+            self._sf_swap(1 - 1 / self._sf_beta().clamp_min(1e-300))
+        self.training = False
+
+    @torch.no_grad()
+    def train(self):
+        """Back to y (``p.lerp_(z, 1 - beta)``), as the package's ``optimizer.train()``."""
+        if self._sf_kinds and not self.training:
+            self._sf_swap(1 - self._sf_beta())
+        self.training = True
+
+    def _sf_swap(self, weight: torch.Tensor):
+        """``p.lerp_(z, weight)`` for every schedule-free model that has stepped (has a z)."""
+        if self._fused is not None:
+            self._fused.sf_swap(weight)
+            return
+        w = weight.to(self.params[0].dtype).cpu()
+        for kind in self._sf_kinds:
+            rows = self._rows[kind]
+            rows = rows[self._sf_started[rows]]
+            if rows.size == 0:
+                continue
+            r_t, s_t = torch.from_numpy(rows), torch.from_numpy(self._slot[rows])
+            for pi, p in enumerate(self.params):
+                st = self.state.get((kind, pi), {})
+                if "z" not in st:
+                    continue
+                P = p.detach().view(self.n_models, -1)
+                Z = st["z"].view(st["z"].shape[0], -1)
+                P[r_t] = torch.lerp(P[r_t], Z[s_t], w[r_t].view(-1, 1))
+
     @torch.no_grad()
     def step(self, lr=None, momentum=None, beta1=None, active=None, **hyper):
         """One update of every active model with its own gradient (``p.grad``, which may be overwritten).
@@ -173,6 +282,9 @@ class BatchedOptimizer:
             beta1 = momentum
         if momentum is not None and "momentum" not in self.hyper:
             momentum = None
+        if self._sf_kinds and not self.training:
+            raise RuntimeError("BatchedOptimizer.step: the schedule-free models are in eval mode (parameters hold "
+                               "x); call train() before stepping, as with the schedulefree package")
         self.set(lr=lr, momentum=momentum, beta1=beta1, **hyper)
         act = None
         if active is not None:
@@ -199,6 +311,10 @@ class BatchedOptimizer:
         M = self.n_models
         dt = np.dtype(_NP_DTYPES[self.params[0].dtype])
         r = lambda v: np.asarray(v, np.float64).astype(dt)  # float64 scalars rounded as torch rounds them
+        sf = None
+        if self._sf_kinds:
+            sf = {k: v.numpy() for k, v in self._sf_scalars(
+                torch.from_numpy(self._steps_host.copy()), None if act is None else torch.from_numpy(act)).items()}
         for kind, all_rows in self._rows.items():
             rows = all_rows if act is None else all_rows[act[all_rows]]
             if rows.size == 0:
@@ -211,6 +327,11 @@ class BatchedOptimizer:
                 w = r(1.0 - h["alpha"])
                 scalars = (r(-h["lr"]), r(h["alpha"]), w, w - dt.type(1), r(h["eps"]), r(h["weight_decay"]),
                            r(h["momentum"]), h["centered"])
+            elif kind in SCHEDULE_FREE:
+                c = r(sf["ckp1"])
+                scalars = (r(-sf["lr"]), c, c - dt.type(1), r(sf["y_coef"]), r(h["weight_decay"]))
+                if kind == "adamw_schedulefree":
+                    scalars += (r(h["beta2"]), r(1.0 - h["beta2"]), r(sf["bc2"]), r(h["eps"]))
             else:
                 t = np.maximum(self._steps_host, 1.0)  # frozen models that never stepped: unused, kept finite
                 decoupled = kind == "adamw"
@@ -236,6 +357,16 @@ class BatchedOptimizer:
                     K.sgd(P, G, flat("momentum_buffer"), rows, self._slot, first, *scalars)
                     if "_first" in st:
                         st["_first"][rows[h["momentum"][rows] != 0]] = False
+                elif kind in SCHEDULE_FREE:
+                    if "z" not in st:
+                        st["z"] = torch.zeros(shape, dtype=p.dtype)
+                    if kind == "sgd_schedulefree":
+                        K.sgd_schedulefree(P, G, flat("z"), rows, self._slot, ~self._sf_started, *scalars)
+                    else:
+                        if "exp_avg_sq" not in st:
+                            st["exp_avg_sq"] = torch.zeros(shape, dtype=p.dtype)
+                        K.adamw_schedulefree(P, G, flat("z"), flat("exp_avg_sq"), rows, self._slot,
+                                             ~self._sf_started, *scalars)
                 elif kind == "rmsprop":
                     if "square_avg" not in st:
                         st["square_avg"] = torch.zeros(shape, dtype=p.dtype)
@@ -250,6 +381,8 @@ class BatchedOptimizer:
                         st["exp_avg"] = torch.zeros(shape, dtype=p.dtype)
                         st["exp_avg_sq"] = torch.zeros(shape, dtype=p.dtype)
                     K.adam(P, G, flat("exp_avg"), flat("exp_avg_sq"), rows, self._slot, *scalars)
+            if kind in SCHEDULE_FREE:
+                self._sf_started[rows] = True
 
     # ------------------------------------------------------------------------------------ torch path
 

@@ -97,6 +97,11 @@ class FusedStep:
             rows.update(wd=None, eps=None, alpha=1.0, w_rms=0.0, mu_rms=1.0)
         if self.kinds & {"adam", "adamw"}:
             rows.update(wd=None, eps=None, shrink=1.0, w1=0.0, b2=1.0, w2=0.0, c2=None, neg_step=None)
+        if self.kinds & {"sgd_schedulefree", "adamw_schedulefree"}:
+            rows.update(wd=None, z_keep=1.0, z_take=0.0, ckp1=0.0, y_coef=0.0)
+            self.sf_started = torch.zeros(M, dtype=torch.bool, device=dev)  # z holds y of the first step
+        if "adamw_schedulefree" in self.kinds:
+            rows.update(eps=None, b2=1.0, w2=0.0, bc2=None)
         self.rows = {n: i for i, n in enumerate(rows)}
         self.frozen_value = torch.tensor([0.0 if v is None else v for v in rows.values()], dtype=torch.float64,
                                          device=dev).view(-1, 1)
@@ -164,6 +169,18 @@ class FusedStep:
             out["alpha"] = H["alpha"]
             out["w_rms"] = 1.0 - H["alpha"]
             out["mu_rms"] = H["momentum"]
+        if "z_keep" in self.rows:
+            sf = opt._sf_scalars(opt.steps, act)
+            out["neg_lr"] = torch.where(opt._sf_any, -sf["lr"], out["neg_lr"])
+            out["z_keep"] = self.sf_started.to(torch.float64)
+            out["z_take"] = 1.0 - out["z_keep"]
+            out["ckp1"], out["y_coef"] = sf["ckp1"], sf["y_coef"]
+            if "bc2" in self.rows:
+                out["bc2"] = sf["bc2"]
+            self.sf_started |= opt._sf_any if act is None else opt._sf_any & act
+        if "b2" in self.rows:
+            out["b2"] = H["beta2"]
+            out["w2"] = 1.0 - H["beta2"]
         if "wd" in self.rows:
             out["wd"] = H["weight_decay"]
         if "eps" in self.rows:
@@ -173,8 +190,6 @@ class FusedStep:
             t = opt.steps.clamp_min(1.0)  # a model that never stepped: unused, kept finite
             out["shrink"] = 1.0 - lr * H["weight_decay"]
             out["w1"] = 1.0 - b1
-            out["b2"] = b2
-            out["w2"] = 1.0 - b2
             out["c2"] = (1.0 - b2 ** t).sqrt()
             out["neg_step"] = -lr / (1.0 - b1 ** t)
         C = torch.stack([out[n].expand(opt.n_models) for n in self.rows])
@@ -207,6 +222,8 @@ class FusedStep:
                 self._sgd(ri, p, g, col, f, nesterov, off)
             elif kind == "rmsprop":
                 self._rmsprop(ri, p, g, col, f, centered, off)
+            elif kind in ("sgd_schedulefree", "adamw_schedulefree"):
+                self._schedulefree(ri, p, g, col, f, kind)
             else:
                 self._adam(ri, p, g, col, f, kind, off)
 
@@ -275,3 +292,31 @@ class FusedStep:
         if off is not None:
             tmp.masked_fill_(off, 0)
         p.addcmul_(tmp, c["neg_step"])                               # param.addcdiv_(m, denom, value=-lr/bc1)
+
+    def _schedulefree(self, ri, p, g, c, f, kind):
+        """SGDScheduleFree / AdamWScheduleFree (foreach form): p holds y. Frozen models: g = 0 and
+        ckp1 = y_coef = lr = 0, z kept, so y and z stay as they were."""
+        if kind == "adamw_schedulefree":
+            v, tmp = self._state(ri, "exp_avg_sq", g), self._tmp(ri, g)
+            torch.mul(g, c["w2"], out=tmp)
+            v.mul_(c["b2"]).addcmul_(tmp, g)                         # v.mul_(b2).addcmul_(g, g, value=1-b2)
+            torch.div(v, c["bc2"], out=tmp).sqrt_().add_(c["eps"])   # v.div(bc2).sqrt_().add_(eps)
+            g.div_(tmp)                                              # grad.div_(denom)
+        if f["nonzero_weight_decay"]:
+            g.addcmul_(p, c["wd"])                                   # grad.add_(y, alpha=wd)
+        z = self._state(ri, "z", g)
+        z.mul_(c["z_keep"]).addcmul_(p, c["z_take"])                 # first step: z = y.clone()
+        p.lerp_(z, c["ckp1"])                                        # y.lerp_(z, ckp1)
+        p.addcmul_(g, c["y_coef"])                                   # y.add_(grad, alpha=lr*(beta*(1-ckp1)-1))
+        z.addcmul_(g, c["neg_lr"])                                   # z.sub_(grad, alpha=lr)
+
+    @torch.no_grad()
+    def sf_swap(self, weight: torch.Tensor):
+        """``y.lerp_(z, weight)`` for the schedule-free models that have stepped (eval: ``1 - 1/beta``,
+        train: ``1 - beta``; others get weight 0, which leaves them exactly as they are)."""
+        w = torch.where(self.sf_started, weight, 0.0).to(self.flat.dtype).view(self.S, self.P, 1)
+        for ri, ((kind, _, _), a, b) in enumerate(self.runs):
+            if kind in ("sgd_schedulefree", "adamw_schedulefree"):
+                st = self.opt.state.get(self.keys[ri], {})
+                if "z" in st:
+                    self._view(self.flat, a, b).lerp_(st["z"], w[:, a:b])

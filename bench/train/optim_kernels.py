@@ -33,6 +33,15 @@ Adam / AdamW (``t`` the model's own step count, bias corrections in float64 on t
     m = lerp(m, g, 1 - b1);  v = v * b2 + ((1 - b2) * g) * g
     p = p + ((-lr / (1 - b1**t)) * m) / (sqrt(v) / sqrt(1 - b2**t) + eps)
 
+Schedule-Free SGD / AdamW (the ``schedulefree`` package's ``SGDScheduleFree`` / ``AdamWScheduleFree``;
+``y`` the parameters in train mode, ``z`` the base sequence, ``c = ckp1`` the averaging weight and
+``lr`` the warmed-up lr, all per model, computed by the caller)::
+
+    z = y                                         first step of the model
+    AdamW: v = v * b2 + ((1 - b2) * g) * g;  g = g / (sqrt(v / (1 - b2**t)) + eps)
+    g = g + wd * y                                if wd != 0
+    y = lerp(y, z, c);  y = y + (lr * (beta * (1 - c) - 1)) * g;  z = z + (-lr) * g
+
 ``lerp(x, y, w) = x + w * (y - x)`` for ``|w| < 0.5``, else ``y - (y - x) * (1 - w)`` (torch's rule).
 Where torch's vectorised CPU kernels fuse a multiply and an add into one FMA (``add`` with ``alpha``,
 ``addcmul``, ``lerp``), so do these kernels (an explicit ``llvm.fma``); elsewhere each operation is
@@ -45,7 +54,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-__all__ = ["TILE", "sgd", "rmsprop", "adam"]
+__all__ = ["TILE", "sgd", "rmsprop", "adam", "sgd_schedulefree", "adamw_schedulefree"]
 
 TILE = 4096
 _OPTS = dict(cache=True, error_model="numpy", parallel=True)
@@ -179,3 +188,56 @@ def adam(p, g, exp_avg, exp_avg_sq, rows, slot, shrink, weight_decay, one_minus_
             mm[j] = mj
             vv[j] = vj
             pp[j] = pp[j] + (step * mj) / (np.sqrt(vj) / c2 + e)     # param.addcdiv_(m, v.sqrt()/c2 + eps, -step)
+
+
+@njit(**_OPTS)
+def sgd_schedulefree(p, g, z, rows, slot, first, neg_lr, ckp1, ckp1_minus_1, y_coef, weight_decay):
+    """SGDScheduleFree's step on rows ``rows``: ``p`` holds y, ``z`` (K, n) the base sequence (set to y on
+    a model's first step, ``first[m]``); ``y_coef = lr * (momentum * (1 - ckp1) - 1)``."""
+    n = p.shape[1]
+    ntile = (n + TILE - 1) // TILE
+    for job in prange(rows.shape[0] * ntile):
+        m = rows[job // ntile]
+        a = (job % ntile) * TILE
+        b = min(a + TILE, n)
+        pp, gg, zz = p[m, a:b], g[m, a:b], z[slot[m], a:b]
+        if first[m]:
+            for j in range(pp.shape[0]):
+                zz[j] = pp[j]                                        # z = y.clone()
+        wd, c, c1, yc, lr = weight_decay[m], ckp1[m], ckp1_minus_1[m], y_coef[m], neg_lr[m]
+        small = abs(c) < 0.5
+        for j in range(pp.shape[0]):
+            gj = _fma(pp[j], wd, gg[j]) if wd != 0 else gg[j]       # grad.add_(y, alpha=wd)
+            yj = _lerp(pp[j], zz[j], c, c1, small)                  # y.lerp_(z, ckp1)
+            pp[j] = _fma(gj, yc, yj)                                 # y.add_(grad, alpha=y_coef)
+            zz[j] = _fma(gj, lr, zz[j])                              # z.sub_(grad, alpha=lr)
+
+
+@njit(**_OPTS)
+def adamw_schedulefree(p, g, z, exp_avg_sq, rows, slot, first, neg_lr, ckp1, ckp1_minus_1, y_coef, weight_decay,
+                       beta2, one_minus_beta2, bias_correction2, eps):
+    """AdamWScheduleFree's step on rows ``rows`` (see :func:`sgd_schedulefree`; ``y_coef`` with beta1,
+    ``bias_correction2 = 1 - beta2**t``)."""
+    n = p.shape[1]
+    ntile = (n + TILE - 1) // TILE
+    for job in prange(rows.shape[0] * ntile):
+        m = rows[job // ntile]
+        s = slot[m]
+        a = (job % ntile) * TILE
+        b = min(a + TILE, n)
+        pp, gg, zz, vv = p[m, a:b], g[m, a:b], z[s, a:b], exp_avg_sq[s, a:b]
+        if first[m]:
+            for j in range(pp.shape[0]):
+                zz[j] = pp[j]                                        # z = y.clone()
+        wd, c, c1, yc, lr = weight_decay[m], ckp1[m], ckp1_minus_1[m], y_coef[m], neg_lr[m]
+        b2, w2, bc2, e = beta2[m], one_minus_beta2[m], bias_correction2[m], eps[m]
+        small = abs(c) < 0.5
+        for j in range(pp.shape[0]):
+            vj = _fma(w2 * gg[j], gg[j], vv[j] * b2)                 # v.mul_(b2).addcmul_(g, g, value=1-b2)
+            vv[j] = vj
+            gj = gg[j] / (np.sqrt(vj / bc2) + e)                     # grad.div_(v.div(bc2).sqrt_().add_(eps))
+            if wd != 0:
+                gj = _fma(pp[j], wd, gj)                             # grad.add_(y, alpha=wd)
+            yj = _lerp(pp[j], zz[j], c, c1, small)                  # y.lerp_(z, ckp1)
+            pp[j] = _fma(gj, yc, yj)                                 # y.add_(grad, alpha=y_coef)
+            zz[j] = _fma(gj, lr, zz[j])                              # z.sub_(grad, alpha=lr)

@@ -41,6 +41,7 @@ from lrcore.integrations.torch import LrcoreScheduler
 from .batched import batch_permutation
 from .config import _BASE_MOMENTUM, HISTORY_COLUMNS, OPTIMIZERS, SUMMARY_COLUMNS, ChunkResult, TrainConfig, steps_per_epoch
 from .model import forward_flops, step_flops, torch_optimizer, torch_reference_model
+from .optim import SCHEDULE_FREE
 
 __all__ = ["train_sequential", "train_one"]
 
@@ -98,6 +99,7 @@ def train_one(config: TrainConfig, data, *, epochs: int, batch_size: int = 128, 
         es = lrcore.EarlyStopping(1, mode="min", **kw)
     rows, flops = [], 0
     best_acc, best_epoch, best_state = -math.inf, -1, None
+    sf_mode = opt if kind in SCHEDULE_FREE else None  # the schedulefree package's optimizer.train()/.eval()
     es_state = None
     diverged_epoch, stopped_epoch, trained_epochs = -1, -1, 0
     for epoch in range(int(epochs)):
@@ -110,6 +112,8 @@ def train_one(config: TrainConfig, data, *, epochs: int, batch_size: int = 128, 
         _sync(dev)
         t0 = time.perf_counter()
         perm = batch_permutation(config.seed, epoch, N).to(dev)
+        if sf_mode is not None:
+            sf_mode.train()  # schedule-free: back to the gradient point y
         loss_sum = 0.0
         lr_used = mom_used = math.nan
         for k in range(spe):
@@ -128,6 +132,8 @@ def train_one(config: TrainConfig, data, *, epochs: int, batch_size: int = 128, 
             loss_sum += value
             flops += step_flops(widths, len(idx), 1, input_grad=False)
         trained_epochs += 1
+        if sf_mode is not None:
+            sf_mode.eval()  # schedule-free: evaluate (and snapshot) the averaged weights x
         val_loss, val_acc = _evaluate(net, x_val, y_val, eval_batch_size)
         flops += forward_flops(widths, len(x_val))
         _sync(dev)
@@ -151,6 +157,8 @@ def train_one(config: TrainConfig, data, *, epochs: int, batch_size: int = 128, 
                          trained=True, diverged=diverged_epoch >= 0, stopped=stopped_epoch >= 0))
         if progress is not None:
             progress(epoch, [_full_row(config, model_index, rows[-1])])
+    if sf_mode is not None:
+        sf_mode.eval()  # a model that diverged in its first epoch is still in train mode
     if es is not None and es_state is not None:
         net.load_state_dict(es_state)
     x_test, y_test = data.x_test.to(dev), data.y_test.to(dev)
