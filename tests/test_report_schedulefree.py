@@ -272,3 +272,51 @@ def test_twin_that_diverged(results, data):
         assert c["verdict"] == "no comparison" and "no seed where both have a finite test accuracy" in line
     html, md, _ = build_report(d, results)
     assert _table(html, "schedule-free")[2][-1] == "2/2" and "never" in _table(html, "schedule-free")[2]
+
+
+def test_matrix_run_end_to_end(data, tmp_path):
+    """A matrix file with a [schedule_free] table, run by the real runner and reported as ``lrbench run`` does:
+    the twins are found by their optimizer names whatever their schedule is called, and the page opens with
+    the answer."""
+    import textwrap
+
+    from bench.cli import write_run_report
+    from bench.matrix.runner import run_matrix
+    from bench.matrix.spec import load_matrix
+    src = tmp_path / "sf.toml"
+    src.write_text(textwrap.dedent("""
+        name = "sf"
+        epochs = 2
+        seeds = [0, 1]
+        batch_size = 128
+        target_val_acc = 0.7
+        [model]
+        widths = [784, 32, 10]
+        [peak_lr]
+        momentum = 0.01
+        adamw = 0.001
+        sgd_schedulefree = 1.0
+        adamw_schedulefree = 0.0025
+        [schedules]
+        constant = "Constant(lr=peak)"
+        warmup_cosine = "Warmup(Cosine(lr=peak, decay_steps=total - total // 20), steps=total // 20)"
+        [schedule_free]
+        just_warmup = "Warmup(Constant(lr=peak), steps=total // 20)"
+    """))
+    run_dir = run_matrix(load_matrix(src), results_dir=tmp_path, run_id="sf", device="cpu", data=data,
+                         progress=False)
+    write_run_report(run_dir, tmp_path)
+    run = RS.load_run(run_dir)
+    s = run.summary
+    assert set(s[s["optimizer"].isin(TWINS)]["name"]) == {"just_warmup"}
+    comps = RS.schedule_free(run)
+    assert [(c["family"].name, c["best"]["optimizer"], c["twin"]["schedule"]) for c in comps] == [
+        ("SGD-like", "momentum", "just_warmup"), ("Adam-like", "adamw", "just_warmup")]
+    html = (run_dir / "report.html").read_text()
+    lines = _sentences(html, "schedulefree")
+    assert [line.split(" (")[0] for line in lines] == ["schedule-free SGD", "schedule-free AdamW"]
+    assert all(f" {c['verdict']} the best scheduled " in line for c, line in zip(comps, lines))
+    assert html.index('<ul id="schedulefree">') < html.index("<img") < html.index("<table")
+    rows = _table(html, "schedule-free")
+    assert [r[2] for r in rows[1:]] == [f"{c[k]['optimizer']} + {c[k]['schedule']}" for c in comps
+                                        for k in ("best", "twin")]

@@ -155,7 +155,7 @@ def _schedule_free_table(comparisons: list[dict], target: float) -> Table:
             f"(the rule of the paired comparison below). Verdict: beats / loses to when the interval excludes 0, "
             f"matches when it contains 0 (no significant difference at 5%, not proof of equality). Time and epochs "
             f"to {target:.1%} validation accuracy: medians over the seeds that reached it, as in the configurations "
-            f"table. {F.SELECTION_NOTE}")
+            "table.")
     return Table("schedule-free", "Schedule-free vs the best scheduled configuration of its family",
                  ["family", "role", "configuration", "seeds", "test acc %", "twin - best (pp)", "95% t interval (pp)",
                   "verdict", "epochs to target", "time to target", "reached target", "diverged"], rows, note)
