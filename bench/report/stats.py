@@ -1,7 +1,8 @@
 """The numbers of the comparison report: a run folder's tables and the paired statistics over seeds.
 
-``load_run`` reads a run folder; ``config_table``, ``ranking``, ``paired_table``, ``headline`` and
-``performance_profile`` compute what the report shows. Every rule (intervals, pairing, roughness, time to
+``load_run`` reads a run folder; ``config_table``, ``ranking``, ``paired_table``, ``headline``,
+``performance_profile`` and ``schedule_free`` (twin vs the best scheduled configuration of its family)
+compute what the report shows. Every rule (intervals, pairing, roughness, time to
 target): docs/BENCH.md, "bench/report/stats.py".
 """
 from __future__ import annotations
