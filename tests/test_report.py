@@ -102,9 +102,10 @@ def test_report_files_sections_and_images(written, run_dir):
     for tid in ("configurations", "ranking", "paired", "throughput", "conformance", "evaluator-speed", "environment"):
         assert f'<table id="{tid}">' in html
     imgs = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)"', html)
-    assert [a for a, _ in imgs] == ["learning-rate curves of every schedule", "validation loss curves",
-                                    "validation accuracy curves", "test accuracy heatmap, schedule x optimizer",
-                                    "performance profiles", "Training throughput: batched vs sequential"]
+    assert [a for a, _ in imgs] == ["test accuracy heatmap, schedule x optimizer",  # first: the picture
+                                    "learning-rate curves of every schedule", "validation loss curves",
+                                    "validation accuracy curves", "performance profiles",
+                                    "Training throughput: batched vs sequential"]
     for _, b64 in imgs:
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<script" not in html.lower() and "http://" not in html and "https://" not in html  # offline, no code
@@ -365,7 +366,7 @@ def test_report_with_nan_losses(run):
 def test_figures_dpi_styles_heatmap_percent(run_dir, results, figures):
     """Every schedule keeps one line style / marker in every figure; the heatmap's colour bar is in percent."""
     _, _, plots = build_report(run_dir, results)
-    lr, val_loss, val_acc, heat, profile, tput = figures
+    heat, lr, val_loss, val_acc, profile, tput = figures  # in the order of the page: the heatmap first
     for name, fig in zip(("lr.png", "val_loss.png", "heatmap.png"), (lr, val_loss, heat)):
         w, h = _png_size(plots[name])
         assert (w, h) == pytest.approx(tuple(fig.get_size_inches() * RP.DPI), abs=2) and RP.DPI >= 110

@@ -9,6 +9,9 @@ import io
 import math
 
 import matplotlib
+import matplotlib.cm
+import matplotlib.colors
+import matplotlib.patches
 import matplotlib.ticker
 
 matplotlib.use("Agg")
@@ -18,7 +21,7 @@ import pandas as pd  # noqa: E402
 
 from . import stats as RS  # noqa: E402
 
-__all__ = ["png", "style", "lr_curves", "curves", "heatmap", "profile", "throughput", "throughput_title",
+__all__ = ["png", "style", "lr_curves", "curves", "heatmap", "heatmap_layout", "profile", "throughput", "throughput_title",
            "schedule_steps", "DPI"]
 
 DPI = 110
@@ -162,26 +165,78 @@ def curves(run: RS.Run, column: str) -> bytes:
     return png(fig)
 
 
+def heatmap_layout(table: pd.DataFrame) -> tuple[list[str], list[str], np.ndarray, list[tuple[str, float, list[int]]]]:
+    """(optimizer columns, schedule rows, mean test accuracy in % of the scheduled configurations (rows x columns),
+    schedule-free rows): each schedule-free configuration is ``(label, accuracy in %, columns it spans)``, spanning
+    its family's scheduled optimizers (:mod:`bench.report.families`; its own column when the run has none of them).
+    Columns are grouped by family; schedule-free optimizers never become columns of the scheduled block."""
+    from . import families as F
+    free = table["optimizer"].map(F.is_schedule_free)
+    main, sf = table[~free], table[free]
+    cols = F.order_optimizers(dict.fromkeys(main["optimizer"]))
+    spans = []
+    for (opt, sched), g in sf.groupby(["optimizer", "schedule"], sort=False):
+        fam = F.family_of(opt)
+        span = [j for j, c in enumerate(cols) if fam is not None and c in fam.members]
+        if not span:
+            cols.append(opt)
+            span = [len(cols) - 1]
+        label = (fam.twin_label if fam is not None else opt) + f" ({sched})"
+        spans.append((label, 100 * float(g["test_acc"].iloc[0]), span))
+    rows = list(dict.fromkeys(main["schedule"]))
+    wide = main.pivot_table(index="schedule", columns="optimizer", values="test_acc", aggfunc="first", sort=False)
+    wide = wide.reindex(index=rows, columns=cols)
+    return cols, rows, 100 * wide.to_numpy(dtype=float).reshape(len(rows), len(cols)), spans
+
+
 def heatmap(table: pd.DataFrame) -> bytes:
-    """Mean test accuracy in %, rows = schedules, columns = optimizers."""
-    wide = table.pivot_table(index="schedule", columns="optimizer", values="test_acc", aggfunc="first", sort=False)
-    wide = wide.reindex(index=list(dict.fromkeys(table["schedule"])), columns=list(dict.fromkeys(table["optimizer"])))
-    a = 100 * wide.to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(1.3 * a.shape[1] + 3, 0.5 * a.shape[0] + 1.8), layout="constrained")
-    finite = a[np.isfinite(a)]
-    lo = float(finite.min()) if finite.size else 0.0
-    hi = float(finite.max()) if finite.size else 1.0
-    im = ax.imshow(np.ma.masked_invalid(a), cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-7,
-                   aspect="auto")
-    ax.set_xticks(range(a.shape[1]), [_label(c, 16) for c in wide.columns], rotation=30, ha="right")
-    ax.set_yticks(range(a.shape[0]), [_label(r, 28) for r in wide.index])
-    for i in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            v = a[i, j]
-            ax.text(j, i, "n/a" if not np.isfinite(v) else f"{v:.1f}", ha="center", va="center", fontsize=8,
-                    color="white" if not np.isfinite(v) or v < (lo + hi) / 2 else "black")
+    """Mean test accuracy in %, rows = schedules, columns = optimizers; below a line, one row per schedule-free
+    configuration, its cell spanning the columns of its family (see :func:`heatmap_layout`)."""
+    cols, rows, a, spans = heatmap_layout(table)
+    R, C = len(rows), len(cols)
+    gap = 0.5 if spans and R else 0.0
+    ys = [R + gap + k for k in range(len(spans))]
+    bottom = (ys[-1] if ys else R - 1) + 0.5
+    fig, ax = plt.subplots(figsize=(1.3 * C + 3.5, 0.5 * bottom + 2.0), layout="constrained")
+    values = np.r_[a[np.isfinite(a)], [v for _, v, _ in spans if np.isfinite(v)]]
+    lo = float(values.min()) if values.size else 0.0
+    hi = float(values.max()) if values.size else 1.0
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#e6e6e6")
+    norm = matplotlib.colors.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1e-7)
+    mid = (lo + hi) / 2
+
+    def write(x, y, v):
+        ax.text(x, y, "n/a" if not np.isfinite(v) else f"{v:.1f}", ha="center", va="center", fontsize=8,
+                color="#555" if not np.isfinite(v) else ("white" if v < mid else "black"))
+
+    if R:
+        im = ax.imshow(np.ma.masked_invalid(a), cmap=cmap, norm=norm, aspect="auto",
+                       extent=(-0.5, C - 0.5, R - 0.5, -0.5))
+        for i in range(R):
+            for j in range(C):
+                write(j, i, a[i, j])
+    else:
+        im = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+    for y, (label, v, span) in zip(ys, spans):
+        x0, x1 = min(span) - 0.5, max(span) + 0.5
+        ax.add_patch(matplotlib.patches.Rectangle((x0, y - 0.5), x1 - x0, 1.0, facecolor=cmap(norm(v))
+                                                  if np.isfinite(v) else "#e6e6e6", edgecolor="white", lw=1))
+        write((x0 + x1) / 2, y, v)
+    if spans and R:
+        ax.axhline(R - 0.5 + gap / 2, color="black", lw=1.2)
+        ax.text(C - 0.5, R - 0.5 + gap / 2, "schedule-free (warmup only), one cell per family ",
+                ha="right", va="center", fontsize=7, style="italic", backgroundcolor="white")
+    ax.set_xlim(-0.5, C - 0.5)
+    ax.set_ylim(bottom, -0.5)
+    ax.set_xticks(range(C), [_label(c, 16) for c in cols], rotation=30, ha="right")
+    ax.set_yticks(list(range(R)) + ys, [_label(r, 28) for r in rows] + [_label(s[0], 40) for s in spans])
+    for t in ax.get_yticklabels()[R:]:
+        t.set_fontstyle("italic")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
     fig.colorbar(im, ax=ax, label="test accuracy (%)")
-    ax.set_title("test accuracy (%), mean over seeds")
+    ax.set_title("test accuracy (%), mean over seeds" + ("\nbelow the line: schedule-free optimizers, each spanning "
+                                                          "its family's optimizers" if spans else ""))
     return png(fig)
 
 
@@ -202,10 +257,10 @@ def profile(run: RS.Run) -> bytes:
         top = biggest * (1.25 if log else 1.05) if biggest > 1 else 1.1
         # rho steps only at the ratios themselves: evaluate there (and at the ends) to draw it exactly
         taus = np.unique(np.r_[1.0, finite[finite <= top], top])
-        for k, name in enumerate(ratios.columns):
+        for name in ratios.columns:
             r = ratios[name].to_numpy()
             rho = (r[None, :] <= taus[:, None]).mean(axis=1)
-            st = style(k)
+            st = style(run.schedules.index(name))
             ax.step(taus, rho, where="post", label=_label(name), color=st["color"], ls=st["ls"], lw=1.6)
         ax.set_xlim(0.95 if log else 1 - 0.02 * (top - 1), top)  # a small margin keeps jumps at tau = 1 visible
         if log:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..results import atomic_write
+from . import families as F
 from . import stats as RS
 from .stats import ReportError
 
@@ -125,6 +126,62 @@ def _paired_table(paired: pd.DataFrame, base: str) -> Table:
                                                                "mean diff (pp)", "95% t interval (pp)",
                                                                "95% bootstrap interval (pp)",
                                                                "p", "significant", "better/worse seeds"], rows, note)
+
+
+def _schedule_free_table(comparisons: list[dict], target: float) -> Table:
+    """Two rows per comparison: the family's best scheduled configuration, then its schedule-free twin with the
+    paired difference (twin minus best), its interval and the verdict."""
+    def cells(c: dict | None):
+        if c is None:
+            return ["none", "", "n/a", "", "", "", ""]
+        ett = "never" if not c["reached"] else _num(c["epochs_to_target"], "g")
+        ttt = "never" if not c["reached"] else f"{c['time_to_target_s']:.3g} s"
+        return [f"{c['optimizer']} + {c['schedule']}", c["seeds"], _pct(c["test_acc"]), ett, ttt,
+                f"{c['reached']}/{c['seeds']}", f"{c['diverged']}/{c['seeds']}"]
+
+    rows = []
+    for c in comparisons:
+        fam, st = c["family"], c["stats"]
+        best, twin = cells(c["best"]), cells(c["twin"])
+        if st["n"] >= 1:
+            diff = _num(100 * st["mean_diff"], "+.2f")
+            ci = ("n/a (1 seed)" if st["n"] < 2 else
+                  f"[{_num(100 * st['t_low'], '+.2f')}, {_num(100 * st['t_high'], '+.2f')}]")
+        else:
+            diff = ci = "n/a"
+        rows.append([fam.name, f"best scheduled (of {c['candidates']})", *best[:3], "", "", "", *best[3:]])
+        rows.append([fam.name, fam.twin_label, *twin[:3], diff, ci, c["verdict"], *twin[3:]])
+    note = (f"Twin minus best: paired by seed, test accuracy in percentage points, with the 95% paired t interval "
+            f"(the rule of the paired comparison below). Verdict: beats / loses to when the interval excludes 0, "
+            f"matches when it contains 0 (no significant difference at 5%, not proof of equality). Time and epochs "
+            f"to {target:.1%} validation accuracy: medians over the seeds that reached it, as in the configurations "
+            "table.")
+    return Table("schedule-free", "Schedule-free vs the best scheduled configuration of its family",
+                 ["family", "role", "configuration", "seeds", "test acc %", "twin - best (pp)", "95% t interval (pp)",
+                  "verdict", "epochs to target", "time to target", "reached target", "diverged"], rows, note)
+
+
+def _family_notes(run: RS.Run, comparisons: list[dict]) -> list[str]:
+    """What the schedule-free section compares, and what it cannot (families without their twin, rmsprop)."""
+    opts = set(run.optimizers)
+    fams = "; ".join(f"{f.name}: {', '.join(f.members)}, twin {f.twin}" for f in F.FAMILIES)
+    lines = [f"Families (bench/report/families.py): {fams}. {', '.join(F.NO_TWIN)} has no schedule-free twin"
+             + (" and is not compared here." if opts & set(F.NO_TWIN) else ".")]
+    if not comparisons:
+        lines.insert(0, "This run has no schedule-free optimizer (" + ", ".join(f.twin for f in F.FAMILIES)
+                     + "): nothing to compare. A matrix that names them runs each on a warmup-only schedule, on the "
+                       "same seeds as every other configuration.")
+        return lines
+    missing = [f for f in F.FAMILIES if f.twin not in opts and opts & set(f.members)]
+    if missing:
+        lines.append("Not compared: " + "; ".join(f"{f.name} (no {f.twin} in this run)" for f in missing) + ".")
+    other = [o for o in run.optimizers if F.is_schedule_free(o) and F.family_of(o) is None]
+    if other:
+        lines.append(f"Schedule-free optimizers outside every family (not compared): {', '.join(other)}.")
+    if any(c["stats"]["n"] == 1 for c in comparisons):
+        lines.append("One seed: the difference has no interval and no verdict.")
+    lines.append(F.SELECTION_NOTE)
+    return lines
 
 
 def _frame_table(df: pd.DataFrame, id: str, title: str, note: str = "", fmt: dict | None = None) -> Table:
@@ -307,7 +364,8 @@ th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f0f0f0} tbody tr:nth-child(even){background:#fafafa}
 img{max-width:100%;height:auto;display:block;margin:.5em 0 1.5em}
 .note{color:#555;font-size:13px;max-width:60em} h1{font-size:1.6em} h2{border-bottom:1px solid #ddd}
-#headline li{margin-bottom:.4em}
+#headline li,#schedulefree li{margin-bottom:.4em}
+details{margin:.5em 0 1em} summary{cursor:pointer;font-weight:600;margin:.3em 0}
 """
 
 
@@ -322,11 +380,19 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
     paired = RS.paired_table(run)
     single = len(run.seeds) < 2
     run_id = str(run.meta.get("run_id", run_dir.name))
-    sections: list[tuple[str, list]] = []  # (heading, items): items are Table, str (paragraph), ("img", name, alt)
+    # (heading, items): items are Table, str (paragraph), ("img", name, alt), ("list", id, sentences) and
+    # ("details", summary line, [Table, ...]) (collapsible)
+    sections: list[tuple[str, list]] = []
 
     sentences = RS.headline(run, paired)
-    intro = (f"Run {run_id}: {len(run.optimizers)} optimizers x {len(run.schedules)} schedules x "
-             f"{len(run.seeds)} seed(s), {run.epochs} epochs, trainer {run.meta.get('trainer', '?')} on "
+    comparisons = RS.schedule_free(run, table)
+    free = [o for o in run.optimizers if F.is_schedule_free(o)]
+    scheduled = run.summary[~run.summary["optimizer"].map(F.is_schedule_free)]
+    n_opt, n_sched = scheduled["optimizer"].nunique(), scheduled["name"].nunique()
+    intro = (f"Run {run_id}: {n_opt} optimizers x {n_sched} schedules"
+             + (f" + {len(free)} schedule-free optimizer(s) ({', '.join(free)}) on their warmup-only schedule"
+                if free else "")
+             + f" x {len(run.seeds)} seed(s), {run.epochs} epochs, trainer {run.meta.get('trainer', '?')} on "
              f"{run.meta.get('device', '?')}. Baseline: {run.baseline}; contender: {run.contender}; "
              f"target validation accuracy: {run.target:.1%}.")
     found = [k for k, v in (run.matrix.get("peak_lr") or {}).items() if v == "find"]
@@ -335,22 +401,60 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
         intro += " Peak learning rates from the LR range test (lrbench find-lr): " + ", ".join(
             f"{k} {_num(peaks.get(k), '.3g')}" for k in found) + "."
     k = RS.roughness_window(run.epochs)
-    heads = [intro, ("list", "headline", list(sentences.values())),
-             "Wins / ties / loses: the paired t-test below (significant when the 95% interval excludes 0). "
-             "Smoothness: the standard deviation of the epoch-to-epoch changes of the validation loss over the last "
-             f"20% of training, at least 3 changes (here the last {k} of {run.epochs - 1}), mean over seeds; a "
-             "steady downward trend counts as smooth, only the wobble around it as rough; lower is smoother."]
+    plots: dict[str, bytes] = {}
+
+    def fig(name: str, make, alt: str):
+        plots[name] = make()
+        return ("img", name, alt)
+
+    # the first screen: the answer in words, then the heatmap; every table comes after a picture
+    heads = [intro, ("list", "headline", list(sentences.values()))]
+    if comparisons:
+        heads += ["Do you need a schedule? Each schedule-free optimizer against the best scheduled configuration "
+                  "of its family (details below):",
+                  ("list", "schedulefree", [RS.schedule_free_sentence(c, run.target) for c in comparisons])]
+    heads.append(fig("heatmap.png", lambda: RP.heatmap(table),
+                     "test accuracy heatmap, schedule x optimizer" + (", schedule-free rows below" if free else "")))
+    heads.append("Wins / ties / loses: the paired t-test below (significant when the 95% interval excludes 0). "
+                 "Smoothness: the standard deviation of the epoch-to-epoch changes of the validation loss over the "
+                 f"last 20% of training, at least 3 changes (here the last {k} of {run.epochs - 1}), mean over "
+                 "seeds; a steady downward trend counts as smooth, only the wobble around it as rough; lower is "
+                 "smoother.")
     if single:
         heads.append("One seed: accuracies have no interval and the paired comparison has no test.")
     n_div = int(run.summary["diverged"].sum())
     if n_div:
         heads.append(f"{n_div} of {len(run.summary)} models diverged (a NaN/inf training loss; frozen from then on).")
     sections.append(("Summary", heads))
+    sf_items: list = _family_notes(run, comparisons)
+    if comparisons:
+        sf_items.append(_schedule_free_table(comparisons, run.target))
+    sections.append(("Do you need a schedule?", sf_items))
+
+    figures = [fig("lr.png", lambda: RP.lr_curves(run), "learning-rate curves of every schedule"),
+               fig("val_loss.png", lambda: RP.curves(run, "val_loss"), "validation loss curves"),
+               fig("val_acc.png", lambda: RP.curves(run, "val_acc"), "validation accuracy curves"),
+               fig("profile.png", lambda: RP.profile(run), "performance profiles"),
+               "Performance profiles (AlgoPerf style): each (optimizer, seed) pair is a workload; a schedule's "
+               "ratio on it is its time to the target (or its test error) over the best schedule's; the curve "
+               "gives the share of workloads where that ratio is at most tau. Higher and further left is better; "
+               "a schedule that never reaches the target stays at 0 on the left panel."
+               + (" Schedule-free optimizers are left out (each runs only its warmup-only schedule)." if free else "")]
+    range_png = run_dir / "find_lr" / "find_lr.png"
+    if range_png.is_file():  # peak_lr = "find": the range test that chose this run's peaks
+        figures.append(fig("find_lr.png", range_png.read_bytes, "LR range test that chose the peak learning rates"))
+        found_table = _read_csv(run_dir / "find_lr" / "find_lr.csv")
+        if found_table is not None and not found_table.empty:
+            figures.append(_frame_table(found_table, "find-lr", "LR range test suggestions (find_lr/find_lr.csv)"))
+    sections.append(("Figures", figures))
+
     trainers = {str(run.meta.get("trainer", ""))} | (set(run.throughput["trainer"].astype(str))
                                                      if run.throughput is not None and "trainer" in run.throughput
                                                      else set())
-    sections.append(("Results", [_config_table(table, single, run.target, "batched" in trainers),
-                                        _ranking_table(RS.ranking(table))]))
+    sections.append(("Results", [("details", f"Every configuration ({len(table)}): test accuracy, time to target, "
+                                             "divergence, throughput; and the ranking per optimizer",
+                                  [_config_table(table, single, run.target, "batched" in trainers),
+                                   _ranking_table(RS.ranking(table))])]))
     if run.baseline not in run.schedules:
         sections.append(("Paired comparison", [f"No paired comparison: the baseline schedule {run.baseline!r} is not "
                                                f"in this run (schedules: {', '.join(run.schedules)})."]))
@@ -358,31 +462,11 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
         sections.append(("Paired comparison", ["No paired comparison: no other schedule shares a seed and an "
                                                "optimizer with the baseline."]))
     else:
-        sections.append(("Paired comparison", [_paired_table(paired, run.baseline)]))
+        sections.append(("Paired comparison", [("details", f"Each schedule minus {run.baseline}, per optimizer "
+                                                           f"({len(paired)} comparisons)",
+                                                [_paired_table(paired, run.baseline)])]))
 
-    plots: dict[str, bytes] = {}
-
-    def fig(name: str, make, alt: str):
-        plots[name] = make()
-        return ("img", name, alt)
-
-    figures = [fig("lr.png", lambda: RP.lr_curves(run), "learning-rate curves of every schedule"),
-               fig("val_loss.png", lambda: RP.curves(run, "val_loss"), "validation loss curves"),
-               fig("val_acc.png", lambda: RP.curves(run, "val_acc"), "validation accuracy curves"),
-               fig("heatmap.png", lambda: RP.heatmap(table), "test accuracy heatmap, schedule x optimizer"),
-               fig("profile.png", lambda: RP.profile(run), "performance profiles"),
-               "Performance profiles (AlgoPerf style): each (optimizer, seed) pair is a workload; a schedule's "
-               "ratio on it is its time to the target (or its test error) over the best schedule's; the curve "
-               "gives the share of workloads where that ratio is at most tau. Higher and further left is better; "
-               "a schedule that never reaches the target stays at 0 on the left panel."]
-    range_png = run_dir / "find_lr" / "find_lr.png"
-    if range_png.is_file():  # peak_lr = "find": the range test that chose this run's peaks
-        figures.append(fig("find_lr.png", range_png.read_bytes, "LR range test that chose the peak learning rates"))
-        found_table = _read_csv(run_dir / "find_lr" / "find_lr.csv")
-        if found_table is not None and not found_table.empty:
-            figures.append(_frame_table(found_table, "find-lr", "LR range test suggestions (find_lr/find_lr.csv)"))
     bars, speed = _throughput_rows(run, results)
-    sections.append(("Figures", figures))
 
     cross = _read_csv(run_dir / "crossframework.csv")
     if cross is not None and not cross.empty:
@@ -423,35 +507,53 @@ def _html(run_id: str, sections, plots: dict[str, bytes]) -> str:
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              f"<title>lrbench report: {e(run_id)}</title><style>{_CSS}</style></head><body>",
              f"<h1>lrbench report: {e(run_id)}</h1>"]
+    def item(it):
+        if isinstance(it, Table):
+            parts.append(it.html())
+        elif isinstance(it, tuple) and it[0] == "details":  # collapsible: the summary line, then the tables
+            parts.append(f"<details>\n<summary>{e(it[1])}</summary>")
+            for sub in it[2]:
+                item(sub)
+            parts.append("</details>")
+        elif isinstance(it, tuple) and it[0] == "img":
+            data = base64.b64encode(plots[it[1]]).decode("ascii")
+            parts.append(f'<img alt="{e(it[2])}" src="data:image/png;base64,{data}">')
+        elif isinstance(it, tuple) and it[0] == "list":
+            parts.append(f'<ul id="{e(it[1])}">' + "".join(f"<li>{e(s)}</li>" for s in it[2]) + "</ul>")
+        else:
+            parts.append(f"<p>{e(str(it))}</p>")
+
     for heading, items in sections:
         parts.append(f"<h2>{e(heading)}</h2>")
         for it in items:
-            if isinstance(it, Table):
-                parts.append(it.html())
-            elif isinstance(it, tuple) and it[0] == "img":
-                data = base64.b64encode(plots[it[1]]).decode("ascii")
-                parts.append(f'<img alt="{e(it[2])}" src="data:image/png;base64,{data}">')
-            elif isinstance(it, tuple) and it[0] == "list":
-                parts.append(f'<ul id="{e(it[1])}">' + "".join(f"<li>{e(s)}</li>" for s in it[2]) + "</ul>")
-            else:
-                parts.append(f"<p>{e(str(it))}</p>")
+            item(it)
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
 def _markdown(run_id: str, sections) -> str:
     out = [f"# lrbench report: {_md(run_id)}", ""]
+
+    def item(it):
+        nonlocal out
+        if isinstance(it, Table):
+            out.append(it.md())
+        elif isinstance(it, tuple) and it[0] == "details":  # GitHub renders the tables inside, collapsed
+            out += [f"<details><summary>{_md(it[1])}</summary>", ""]
+            for sub in it[2]:
+                item(sub)
+            out += ["</details>", ""]
+        elif isinstance(it, tuple) and it[0] == "img":
+            out += [f"![{_md(it[2])}](plots/{it[1]})", ""]
+        elif isinstance(it, tuple) and it[0] == "list":
+            out += [f"- {_md(s)}" for s in it[2]] + [""]
+        else:
+            out += [_md(str(it)), ""]
+
     for heading, items in sections:
         out += [f"## {_md(heading)}", ""]
         for it in items:
-            if isinstance(it, Table):
-                out.append(it.md())
-            elif isinstance(it, tuple) and it[0] == "img":
-                out += [f"![{_md(it[2])}](plots/{it[1]})", ""]
-            elif isinstance(it, tuple) and it[0] == "list":
-                out += [f"- {_md(s)}" for s in it[2]] + [""]
-            else:
-                out += [_md(str(it)), ""]
+            item(it)
     return "\n".join(out)
 
 

@@ -1,7 +1,8 @@
 """The numbers of the comparison report: a run folder's tables and the paired statistics over seeds.
 
-``load_run`` reads a run folder; ``config_table``, ``ranking``, ``paired_table``, ``headline`` and
-``performance_profile`` compute what the report shows. Every rule (intervals, pairing, roughness, time to
+``load_run`` reads a run folder; ``config_table``, ``ranking``, ``paired_table``, ``headline``,
+``performance_profile`` and ``schedule_free`` (twin vs the best scheduled configuration of its family)
+compute what the report shows. Every rule (intervals, pairing, roughness, time to
 target): docs/BENCH.md, "bench/report/stats.py".
 """
 from __future__ import annotations
@@ -14,9 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import families as F
+
 __all__ = ["Run", "ReportError", "load_run", "t_quantile", "mean_interval", "bootstrap_interval",
-           "sign_flip_p", "time_to_target", "config_table", "ranking", "paired_table", "roughness",
-           "roughness_window", "roughness_table", "headline", "performance_profile", "N_BOOTSTRAP", "ALPHA"]
+           "sign_flip_p", "paired_stats", "time_to_target", "config_table", "ranking", "paired_table", "roughness",
+           "roughness_window", "roughness_table", "headline", "performance_profile", "schedule_free",
+           "schedule_free_sentence", "N_BOOTSTRAP", "ALPHA"]
 
 N_BOOTSTRAP = 10_000
 ALPHA = 0.05
@@ -259,14 +263,24 @@ def paired_table(run: Run) -> pd.DataFrame:
             d, seeds = _paired(s, opt, name, base, "test_acc")
             if len(d) == 0:
                 continue
-            lo, hi = bootstrap_interval(d)
-            p = sign_flip_p(d)
-            _, t_lo, t_hi = mean_interval(d)
-            rows.append(dict(optimizer=opt, schedule=name, baseline=base, n=len(d), mean_diff=float(d.mean()),
-                             ci_low=lo, ci_high=hi, t_low=t_lo, t_high=t_hi, p_value=p,
-                             significant=bool(len(d) >= 2 and (t_lo > 0 or t_hi < 0)),
-                             wins=int((d > 0).sum()), losses=int((d < 0).sum())))
+            rows.append(dict(optimizer=opt, schedule=name, baseline=base, **paired_stats(d)))
     return pd.DataFrame(rows)
+
+
+def paired_stats(d) -> dict:
+    """The paired statistics of differences ``d`` (one per seed): ``n``, ``mean_diff``, the bootstrap interval
+    (``ci_low``, ``ci_high``), the Student-t interval (``t_low``, ``t_high``; NaN below 2 seeds), the sign-flip
+    ``p_value``, ``significant`` (the t interval excludes 0) and how many seeds are better / worse
+    (``wins``, ``losses``). The rule of :func:`paired_table`, for any two configurations paired by seed."""
+    d = np.asarray(d, dtype=np.float64)
+    if len(d) == 0:
+        return dict(n=0, mean_diff=math.nan, ci_low=math.nan, ci_high=math.nan, t_low=math.nan, t_high=math.nan,
+                    p_value=math.nan, significant=False, wins=0, losses=0)
+    lo, hi = bootstrap_interval(d)
+    _, t_lo, t_hi = mean_interval(d)
+    return dict(n=len(d), mean_diff=float(d.mean()), ci_low=lo, ci_high=hi, t_low=t_lo, t_high=t_hi,
+                p_value=sign_flip_p(d), significant=bool(len(d) >= 2 and (t_lo > 0 or t_hi < 0)),
+                wins=int((d > 0).sum()), losses=int((d < 0).sum()))
 
 
 def roughness_window(epochs: int) -> int:
@@ -301,13 +315,16 @@ def _pct(x: float) -> str:
 
 
 def headline(run: Run, paired: pd.DataFrame | None = None) -> dict[str, str]:
-    """optimizer -> one sentence: contender vs baseline (test accuracy) and the end-of-training smoothness."""
+    """optimizer -> one sentence: contender vs baseline (test accuracy) and the end-of-training smoothness.
+    Schedule-free optimizers have no sentence here (they run a warmup-only schedule: :func:`schedule_free`)."""
     paired = paired_table(run) if paired is None else paired
     names = set(run.summary["name"])
     base, cont = run.baseline, run.contender
     out = {}
     rough = roughness_table(run)
     for opt in run.optimizers:
+        if F.is_schedule_free(opt):  # no baseline or contender schedule: see schedule_free
+            continue
         if base not in names or cont not in names:
             absent = [f"{k} schedule {v!r}" for k, v in (("baseline", base), ("contender", cont)) if v not in names]
             out[opt] = f"{opt}: no comparison: this run has no {' and no '.join(absent)}."
@@ -350,15 +367,108 @@ def performance_profile(run: Run, metric: str = "time") -> tuple[pd.DataFrame, i
 
     ``metric="time"``: time to target (``inf`` when not reached); ``metric="error"``: test error
     ``1 - test_acc`` (NaN counted as ``inf``). ``ratios`` has one column per schedule, one row per kept
-    workload; ``kept`` / ``total`` count the workloads.
+    workload; ``kept`` / ``total`` count the workloads. Schedule-free optimizers are left out: each runs only its
+    warmup-only schedule, which would be the best of its own workloads by default.
     """
     s = per_model(run)
+    s = s[~s["optimizer"].map(F.is_schedule_free)]
+    names = [n for n in run.schedules if n in set(s["name"])]
     col = "time_to_target_s" if metric == "time" else "error"
     if metric == "error":
         s["error"] = (1.0 - s["test_acc"]).where(s["test_acc"].notna(), math.inf)
     wide = s.pivot_table(index=["optimizer", "seed"], columns="name", values=col, aggfunc="first")
-    wide = wide.reindex(columns=run.schedules).astype(float).fillna(math.inf)
+    wide = wide.reindex(columns=names).astype(float).fillna(math.inf)
     best = wide.min(axis=1)
     keep = np.isfinite(best) & (best > 0)
     ratios = wide[keep].div(best[keep], axis=0)
     return ratios, int(keep.sum()), len(wide)
+
+
+# ------------------------------------------------------------------------------- do you need a schedule?
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.2f}"
+
+
+def _sf_config(table: pd.DataFrame, opt: str, schedule: str) -> dict:
+    r = table[(table["optimizer"] == opt) & (table["schedule"] == schedule)].iloc[0]
+    return dict(optimizer=opt, schedule=schedule, seeds=int(r["seeds"]), test_acc=float(r["test_acc"]),
+                epochs_to_target=float(r["epochs_to_target"]), time_to_target_s=float(r["time_to_target_s"]),
+                reached=int(r["reached"]), diverged=int(r["diverged"]))
+
+
+def schedule_free(run: Run, table: pd.DataFrame | None = None) -> list[dict]:
+    """One comparison per schedule-free configuration of a family's twin in the run (family order).
+
+    Each: ``family`` (:class:`bench.report.families.Family`), ``twin`` and ``best`` (dicts: optimizer, schedule, seeds, test_acc,
+    epochs_to_target, time_to_target_s, reached, diverged; ``best`` None when the family has no scheduled
+    configuration that kept a seed from diverging), ``candidates`` (how many scheduled configurations the best
+    was picked from), ``stats`` (:func:`paired_stats` of twin minus best test accuracy over
+    the seeds both have with finite accuracies) and ``verdict``: "beats" / "loses to" (the 95% paired t interval
+    excludes 0), "matches" (it contains 0), "no verdict" (one paired seed), "no comparison" (none).
+    The best scheduled configuration: highest mean test accuracy among the family's scheduled configurations
+    not diverged in every seed (the ranking rule of :func:`ranking`)."""
+    table = config_table(run) if table is None else table
+    s = run.summary
+    out = []
+    for fam in F.FAMILIES:
+        twins = table[table["optimizer"] == fam.twin]
+        if twins.empty:
+            continue
+        cands = table[table["optimizer"].isin(fam.members)]
+        ranked = cands[(cands["diverged"] < cands["seeds"]) & np.isfinite(cands["test_acc"].astype(float))]
+        best = None
+        if len(ranked):
+            b = ranked.loc[ranked["test_acc"].astype(float).idxmax()]
+            best = _sf_config(table, b["optimizer"], b["schedule"])
+        for sched in dict.fromkeys(twins["schedule"]):
+            twin = _sf_config(table, fam.twin, sched)
+            d = np.array([])
+            if best is not None:
+                x = s[(s["optimizer"] == fam.twin) & (s["name"] == sched)].set_index("seed")["test_acc"]
+                y = s[(s["optimizer"] == best["optimizer"]) & (s["name"] == best["schedule"])].set_index("seed")[
+                    "test_acc"]
+                seeds = sorted(set(x.index) & set(y.index))
+                d = np.array([float(x[k]) - float(y[k]) for k in seeds], dtype=np.float64)
+                d = d[np.isfinite(d)]
+            st = paired_stats(d)
+            if st["n"] == 0:
+                verdict = "no comparison"
+            elif st["n"] < 2:
+                verdict = "no verdict"
+            elif st["significant"]:
+                verdict = "beats" if st["mean_diff"] > 0 else "loses to"
+            else:
+                verdict = "matches"
+            out.append(dict(family=fam, twin=twin, best=best, candidates=len(cands), stats=st, verdict=verdict))
+    return out
+
+
+def _time_text(c: dict) -> str:
+    """Epochs and seconds to the target (medians over the seeds that reached it), or "never"."""
+    if c["reached"] == 0 or not math.isfinite(c["time_to_target_s"]):
+        return "never" + (f" (0/{c['seeds']} seeds)" if c["seeds"] > 1 else "")
+    e = c["epochs_to_target"]
+    text = f"{e:g} epoch{'s' if e != 1 else ''} / {c['time_to_target_s']:.3g} s"
+    return text + (f" ({c['reached']}/{c['seeds']} seeds)" if c["reached"] < c["seeds"] else "")
+
+
+def schedule_free_sentence(c: dict, target: float) -> str:
+    """The comparison in words and numbers (twin minus best, percentage points of test accuracy)."""
+    fam, twin, best, st = c["family"], c["twin"], c["best"], c["stats"]
+    who = f"{fam.twin_label} ({twin['optimizer']} + {twin['schedule']})"
+    div = (f" {fam.twin_label} diverged in {twin['diverged']} of {twin['seeds']} seeds (its accuracy there is "
+           "that of the weights frozen at divergence)." if twin["diverged"] else "")
+    if best is None:
+        return (f"{who}: no comparison: this run has no scheduled {fam.name} configuration "
+                f"({', '.join(fam.members)}) that kept a seed from diverging.{div}")
+    other = f"the best scheduled {fam.name} configuration ({best['optimizer']} + {best['schedule']}, best of " \
+            f"{c['candidates']})"
+    tt = (f"; time to {100 * target:g}% validation accuracy: {_time_text(twin)} vs {_time_text(best)}.")
+    if c["verdict"] == "no comparison":
+        return f"{who}: no comparison with {other}: no seed where both have a finite test accuracy.{div}"
+    if c["verdict"] == "no verdict":
+        return (f"{who} vs {other}: {_points(st['mean_diff'])} points of test accuracy on 1 seed: no interval, no "
+                f"verdict{tt}{div}")
+    return (f"{who} {c['verdict']} {other}: {_points(st['mean_diff'])} points of test accuracy (twin minus best), 95% "
+            f"paired t interval [{_points(st['t_low'])}, {_points(st['t_high'])}], {st['n']} seeds{tt}{div}")

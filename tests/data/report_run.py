@@ -3,7 +3,9 @@ Fashion-MNIST (2,000 train / 1,000 validation / 1,000 test images, widths (784, 
 run-folder layout of the contract (meta.json, epochs.parquet, summary.csv, throughput.csv).
 
 2 optimizers (sgd, adam) x 4 schedules (constant, warmup_cosine, plateau, hot = 3000 x the peak, which
-diverges for sgd) x 2 seeds x 4 epochs = 16 models in one chunk; a few seconds on the CPU.
+diverges for sgd) x 2 seeds x 4 epochs = 16 models in one chunk; a few seconds on the CPU. ``twins`` adds
+schedule-free optimizers, each on the warmup-only schedule ``warmup_constant`` only (not crossed with the others),
+on the same seeds, as a matrix runs them.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ EPOCHS = 4
 BATCH = 128
 WIDTHS = [784, 64, 10]
 TARGET = 0.78
+TWIN_SCHEDULE = ("warmup_constant", "Warmup(Constant(lr=peak), steps=total // 20)")
 
 
 def small_data():
@@ -38,13 +41,23 @@ def small_data():
 
 
 def make_run(results: Path, data, run_id: str = "20261122-000000-tiny", schedules: dict | None = None,
-             trainer: str = "batched") -> Path:
+             trainer: str = "batched", peaks: dict | None = None, twins: dict | None = None,
+             seeds: list | None = None) -> Path:
     """Train the matrix above (``trainer``: "batched" = bench.train.batched.train_chunk, "sequential" =
-    bench.train.sequential.train_sequential) and write ``results/runs/<run_id>/``; returns the run folder."""
+    bench.train.sequential.train_sequential) and write ``results/runs/<run_id>/``; returns the run folder.
+    ``peaks``: optimizer -> peak (default PEAKS); ``twins``: schedule-free optimizer -> peak, each run on
+    TWIN_SCHEDULE only; ``seeds``: default SEEDS."""
     from bench.train.batched import TrainConfig, train_chunk
     schedules = dict(SCHEDULES if schedules is None else schedules)
+    peaks = dict(PEAKS if peaks is None else peaks)
+    seeds = list(SEEDS if seeds is None else seeds)
     configs = [TrainConfig(name=n, optimizer=o, peak_lr=p, schedule=t, seed=s)
-               for o, p in PEAKS.items() for n, t in schedules.items() for s in SEEDS]
+               for o, p in peaks.items() for n, t in schedules.items() for s in seeds]
+    if twins:
+        configs += [TrainConfig(name=TWIN_SCHEDULE[0], optimizer=o, peak_lr=p, schedule=TWIN_SCHEDULE[1], seed=s)
+                    for o, p in twins.items() for s in seeds]
+        peaks.update(twins)
+        schedules[TWIN_SCHEDULE[0]] = TWIN_SCHEDULE[1]
     if trainer == "batched":
         train = train_chunk
     else:
@@ -71,16 +84,16 @@ def make_run(results: Path, data, run_id: str = "20261122-000000-tiny", schedule
                        samples_per_s=tp["samples_per_s"], model_epochs_per_s=tp["model_epochs_per_s"],
                        flop_per_s=tp["flop_per_s"], flops=tp["flops"], matmul_flop_per_s=1e10)]
                  ).to_csv(run_dir / "throughput.csv", index=False)
-    matrix = dict(name="tiny", description="report test fixture", framework="torch", epochs=EPOCHS, seeds=SEEDS,
+    matrix = dict(name="tiny", description="report test fixture", framework="torch", epochs=EPOCHS, seeds=seeds,
                   batch_size=BATCH, early_stopping=0, target_val_acc=TARGET, baseline="constant",
                   contender="warmup_cosine", model=dict(widths=WIDTHS, activation="relu", dropout=0.0),
-                  peak_lr=PEAKS, schedules=schedules, plateau=dict(factor=0.1, patience=2), source="tests")
+                  peak_lr=peaks, schedules=schedules, plateau=dict(factor=0.1, patience=2), source="tests")
     meta = dict(run_id=run_id, status="complete", command="pytest fixture", matrix=matrix, framework="torch",
                 trainer=trainer, device="cpu", device_name=platform.processor() or "cpu",
                 n_threads=torch.get_num_threads(), git_commit="0" * 40, git_dirty=True,
                 versions=dict(python=platform.python_version(), torch=torch.__version__, pandas=pd.__version__),
                 started_utc="2026-11-22T00:00:00Z", finished_utc="2026-11-22T00:00:10Z", epochs=EPOCHS,
-                seeds=SEEDS, executor="local", n_configs=M, chunks=[list(range(M))], peak_lr=PEAKS,
+                seeds=seeds, executor="local", n_configs=M, chunks=[list(range(M))], peak_lr=peaks,
                 throughput=dict(wall_s=tp["wall_s"], samples_per_s=tp["samples_per_s"],
                                 model_epochs_per_s=tp["model_epochs_per_s"], flop_per_s=tp["flop_per_s"],
                                 matmul_flop_per_s=1e10),
