@@ -27,10 +27,17 @@ not its documented formula, the schedule follows PyTorch:
   the product of their closed forms (``lrcore.Product``, used then). A CosineAnnealingLR in the chain
   is not a factor: it anneals the lr the others left towards eta_min, and past T_max it adds
   ``(lr - eta_min)(1 - cos(pi / T_max)) / 2`` once per period, which drops the product accumulated so
-  far; LambdaLR and CosineAnnealingWarmRestarts set the lr outright. CyclicLR, OneCycleLR and
-  SequentialLR are refused in a chain (they reset the optimizer's initial lr or their children's steps).
+  far; LambdaLR, CosineAnnealingWarmRestarts, CyclicLR and OneCycleLR set the lr outright (CyclicLR and
+  OneCycleLR their momentum too: the last one in the list wins). A SequentialLR in a chain resets the
+  lr to the optimizer's initial lr when built and sets it to its next child's first value at each
+  milestone, dropping what the other schedulers had multiplied in. Built in order, a CyclicLR first
+  makes its base_lr the optimizer's ``initial_lr`` and every OneCycleLR makes it max_lr / div_factor, the
+  base rate of the schedulers built after it; a OneCycleLR reads its rates and momenta from the
+  optimizer, so the last one built (and the last momentum-cycling scheduler) decides them for all.
 """
 from __future__ import annotations
+
+import dataclasses
 
 from .. import _validate as V
 from .. import schedules as S
@@ -176,26 +183,110 @@ _MULTIPLICATIVE = (S.Step, S.MultiStep, S.PiecewiseConstant, S.Constant, S.Linea
 
 def ChainedScheduler(schedulers, lr: float) -> S.Schedule:
     """Every scheduler updates the shared lr in list order at each step (``lrcore.Chain``); when all of
-    them only multiply it (no CosineAnnealingLR, LambdaLR, CosineAnnealingWarmRestarts), that is the
-    product lr * prod_j (schedulers[j](t) / lr) of their closed forms (``lrcore.Product``)."""
+    them only multiply it (no CosineAnnealingLR, LambdaLR, CosineAnnealingWarmRestarts, CyclicLR,
+    OneCycleLR, SequentialLR), that is the product lr * prod_j (schedulers[j](t) / lr) of their closed
+    forms (``lrcore.Product``). Each scheduler is given PyTorch's ``initial_lr`` as it was built (see
+    ``_built_in_order``)."""
     o = "ChainedScheduler"
     lr = _lr(o, lr)
     schedulers = [S._check_schedule(o, f"schedulers[{i}]", x) for i, x in enumerate(V.sequence(o, "schedulers", schedulers))]
     if not schedulers:
         raise ValueError(f"{o}: schedulers must not be empty")
-    if lr == 0.0:
+    schedulers, bases = _built_in_order(schedulers, lr)
+    if lr == 0.0 and all(b == 0.0 for b in _flat(bases)) and not any(_sets_lr(s) for s in schedulers):
         return S.Constant(0.0)
-    if all(isinstance(s, _MULTIPLICATIVE) for s in schedulers):
+    if all(isinstance(s, _MULTIPLICATIVE) for s in schedulers) and all(b == lr for b in bases):
         try:
             scale = lr ** (1 - len(schedulers))
         except (OverflowError, ZeroDivisionError):
             scale = None
         if scale is not None and scale < float("inf"):
             return S.Product(schedulers, scale=scale)
+    if all(b == lr for b in _flat(bases)):
+        bases = ()
     try:
-        return S.Chain(schedulers, lr)
+        return S.Chain(schedulers, lr, bases=bases)
     except ValueError as e:
         raise ValueError(str(e).replace("Chain:", f"{o}:", 1)) from None
+
+
+def _flat(bases):
+    for b in bases:
+        if isinstance(b, tuple):
+            yield from _flat(b)
+        else:
+            yield b
+
+
+def _sets_lr(s) -> bool:
+    """Whether the scheduler sets lr from its own rates (CyclicLR, OneCycleLR), also inside a SequentialLR."""
+    if isinstance(s, S.Sequence):
+        return any(_sets_lr(c) for c in s.schedules)
+    return isinstance(s, (S.Cyclic, S.OneCycle))
+
+
+def _built_in_order(schedulers, lr):
+    """PyTorch's optimizer state while the chained schedulers are built in list order (a SequentialLR's
+    children before it), as ``(schedulers, bases)``. Each scheduler's base rate is ``group["initial_lr"]``
+    when it is built: the lr of the first scheduler built (a CyclicLR first sets it to its base_lr), reset
+    by every OneCycleLR to max_lr / div_factor. The schedulers are given to lrcore with ``lr``, so those
+    built on another initial_lr are rescaled to it. A OneCycleLR reads its rates (and momenta) from the
+    optimizer's param group when it steps, so the last OneCycleLR built (and the last CyclicLR or
+    OneCycleLR that cycles momentum) sets them for every OneCycleLR in the chain."""
+    state = {"initial_lr": None, "onecycle": None, "momentum": None}
+
+    def build(s):
+        if isinstance(s, S.Sequence):
+            kids = [build(c) for c in s.schedules]
+            return S.Sequence([k for k, _ in kids], s.milestones), (state["initial_lr"], *(b for _, b in kids))
+        if isinstance(s, S.Cyclic):
+            if state["initial_lr"] is None:
+                state["initial_lr"] = s.base_lr
+            if s.cycle_momentum:
+                state["momentum"] = (s.base_momentum, s.max_momentum)
+            return s, state["initial_lr"]
+        if isinstance(s, S.OneCycle):
+            state["initial_lr"] = s.max_lr / s.div_factor
+            state["onecycle"] = s
+            if s.cycle_momentum:
+                state["momentum"] = (s.base_momentum, s.max_momentum)
+            return s, state["initial_lr"]
+        if state["initial_lr"] is None:
+            state["initial_lr"] = lr
+        base = state["initial_lr"]
+        return _rescaled(s, base / lr if lr else 1.0), base
+
+    built = [build(s) for s in schedulers]
+
+    def shared(s):  # OneCycleLR's rates from the param group
+        if isinstance(s, S.Sequence):
+            return S.Sequence([shared(c) for c in s.schedules], s.milestones)
+        if isinstance(s, S.OneCycle):
+            last = state["onecycle"]
+            s = dataclasses.replace(s, max_lr=last.max_lr, div_factor=last.div_factor,
+                                    final_div_factor=last.final_div_factor)
+            if s.cycle_momentum:
+                s = dataclasses.replace(s, base_momentum=state["momentum"][0], max_momentum=state["momentum"][1])
+        return s
+
+    return [shared(s) for s, _ in built], tuple(b for _, b in built)
+
+
+def _rescaled(s, f: float):
+    """Schedule ``s`` built on an optimizer lr ``f`` times the one it was given (eta_min stays absolute)."""
+    if f == 1.0:
+        return s
+    R = dataclasses.replace
+    if isinstance(s, (S.Step, S.MultiStep, S.Exponential, S.Constant, S.Lambda, S.Multiplicative, S.Cosine,
+                      S.CosineRestarts)):
+        return R(s, lr=s.lr * f)
+    if isinstance(s, S.Polynomial):
+        return R(s, lr=s.lr * f, end=s.end * f)
+    if isinstance(s, S.PiecewiseConstant):
+        return R(s, values=[v * f for v in s.values])
+    if isinstance(s, S.Linear):
+        return R(s, start=s.start * f, end=s.end * f)
+    return s
 
 
 def LambdaLR(lr: float, lr_lambda) -> S.Schedule:
