@@ -778,7 +778,8 @@ class Chain(Schedule):
     active child's chainable form; at a milestone it sets lr to that child's value at its step 0
     (MultiplicativeLR: multiplies lr by fn(0)). ``bases`` holds PyTorch's ``group["initial_lr"]`` as each
     scheduler was built, one entry per scheduler (a Sequence: ``[reset, base of each child]``); empty
-    means ``lr`` for all. ``lrcore.compat.torch.ChainedScheduler`` computes it (a CyclicLR built first, or
+    means ``lr`` for all. The schedules are given as built on an optimizer of rate ``lr`` and are
+    rescaled to their base (their rates times base / lr; eta_min stays absolute). ``lrcore.compat.torch.ChainedScheduler`` computes it (a CyclicLR built first, or
     a OneCycleLR, changes it for the schedulers built after).
 
     >>> from lrcore import evaluate
@@ -803,7 +804,7 @@ class Chain(Schedule):
         self._set(schedules=s, lr=V.rate(o, "lr", self.lr), bases=bases,
                   quantity=V.choice(o, "quantity", self.quantity, ("lr", "momentum")))
         for i, x in enumerate(s):
-            _chain_rule(x, i, self._base(i))  # refuses what has no chainable form
+            _chain_rule(x, i, self._base(i), self.lr)  # refuses what has no chainable form
         if self.quantity == "momentum" and not any(_cycles_momentum(x) for x in s):
             raise ValueError("Chain: quantity='momentum' needs a scheduler that cycles momentum (CyclicLR, OneCycleLR)")
 
@@ -819,7 +820,7 @@ class Chain(Schedule):
     def _rules(self):
         if self.quantity == "momentum":
             return [_momentum_rule(x) for x in self.schedules]
-        return [_chain_rule(x, i, self._base(i)) for i, x in enumerate(self.schedules)]
+        return [_chain_rule(x, i, self._base(i), self.lr) for i, x in enumerate(self.schedules)]
 
     def _values(self, u):
         if u.size == 0:
@@ -982,14 +983,15 @@ class _SequenceRule(_Rule):
     step t - milestone, except at the milestone itself, where the child's ``_update_lr(0)`` sets lr to
     the child's value at step 0 (MultiplicativeLR, with no closed form: multiplies lr by fn(0))."""
 
-    def __init__(self, s, i, base):
+    def __init__(self, s, i, base, lr):
         super().__init__(s)
         reset, kids = (base[0], base[1:]) if isinstance(base, tuple) else (base, (base,) * len(s.schedules))
         if len(kids) != len(s.schedules):
             raise ValueError(f"Chain: bases[{i}] must be [reset, one base per child of the Sequence], got {list(base)}")
         self.reset = reset
+        self.kids = [c if isinstance(b, tuple) else _rescaled(c, b, lr) for c, b in zip(s.schedules, kids)]
         # a CyclicLR child's first value (SequentialLR steps it again once built) is its own value at 0
-        self.rules = [_CyclicRule(c) if isinstance(c, Cyclic) and c.quantity == "lr" else _chain_rule(c, i, b)
+        self.rules = [_CyclicRule(c) if isinstance(c, Cyclic) and c.quantity == "lr" else _chain_rule(c, i, b, lr)
                       for c, b in zip(s.schedules, kids)]
         self.ms = np.asarray(s.milestones, np.int64)
         self.first = int(np.searchsorted(self.ms, 0, side="right"))
@@ -1001,7 +1003,7 @@ class _SequenceRule(_Rule):
         idx = np.searchsorted(self.ms, t, side="right")
         starts = np.concatenate([[0], self.ms])[idx]
         restart = (idx > 0) & (starts == t)
-        for j, (rule, child) in enumerate(zip(self.rules, self.s.schedules)):
+        for j, (rule, child) in enumerate(zip(self.rules, self.kids)):
             on = idx == j
             r = on & restart
             if r.any():
@@ -1064,13 +1066,33 @@ def _chain_base(owner, name, b):
     return V.rate(owner, name, b)
 
 
-def _chain_rule(s, i, lr) -> _Rule:
-    """The chainable update of schedule ``s`` (schedules[i] of a Chain; ``lr``: the optimizer's
-    ``initial_lr`` when it was built, a tuple for a Sequence), or a ValueError."""
+def _rescaled(s, base, lr):
+    """Schedule ``s``, given as built on an optimizer of initial lr ``lr``, built on one of ``base``
+    instead (its rates times base / lr; CosineAnnealingLR's eta_min stays absolute)."""
+    f = base / lr if lr else 1.0
+    if f == 1.0:
+        return s
+    R = dataclasses.replace
+    if isinstance(s, (Step, MultiStep, Exponential, Constant, Lambda, Multiplicative, Cosine, CosineRestarts)):
+        return R(s, lr=s.lr * f)
+    if isinstance(s, Polynomial):
+        return R(s, lr=s.lr * f, end=s.end * f)
+    if isinstance(s, PiecewiseConstant):
+        return R(s, values=[v * f for v in s.values])
+    if isinstance(s, Linear):
+        return R(s, start=s.start * f, end=s.end * f)
+    return s
+
+
+def _chain_rule(s, i, base, lr) -> _Rule:
+    """The chainable update of schedule ``s`` (schedules[i] of a Chain of initial rate ``lr``; ``base``:
+    the optimizer's ``initial_lr`` when it was built, a tuple for a Sequence), or a ValueError."""
     if isinstance(s, Sequence):
-        return _SequenceRule(s, i, lr)
-    if isinstance(lr, tuple):
-        raise ValueError(f"Chain: bases[{i}] must be a number for a {type(s).__name__}, got {list(lr)}")
+        return _SequenceRule(s, i, base, lr)
+    if isinstance(base, tuple):
+        raise ValueError(f"Chain: bases[{i}] must be a number for a {type(s).__name__}, got {list(base)}")
+    s = _rescaled(s, base, lr)
+    lr = base
     if isinstance(s, Cyclic) and s.quantity == "lr":
         return _CyclicRule(s, lr)
     if isinstance(s, OneCycle) and s.quantity == "lr":

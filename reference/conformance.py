@@ -208,10 +208,12 @@ def _t_multiplicative(d):
     return dict(lr=_lr(d), lr_lambda=d.choice(sorted(MULT_LAMBDAS))), d.integer(1, 120)
 
 
-# children a SequentialLR may hold (schedulers that set their own lr from max_lr/base_lr, CyclicLR and
-# OneCycleLR, are left out: PyTorch shares one ``initial_lr`` between children, so their order matters)
+# children a SequentialLR may hold: every scheduler but ChainedScheduler and SequentialLR (PyTorch cannot
+# restart those at a milestone); CyclicLR and OneCycleLR set the optimizer's lr and initial_lr when built,
+# so the base rate of the children built after them depends on the order
 _SEQ_CHILDREN = ("StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR",
-                 "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "LambdaLR", "MultiplicativeLR")
+                 "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "LambdaLR", "MultiplicativeLR",
+                 "CyclicLR", "OneCycleLR")
 # children a ChainedScheduler may hold (see lrcore.compat.torch.ChainedScheduler): every scheduler; CyclicLR
 # and OneCycleLR set lr (and momentum) outright and change the optimizer's initial_lr for those built after
 _CHAIN_CHILDREN = ("StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR",
@@ -220,20 +222,24 @@ _CHAIN_CHILDREN = ("StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "Exponenti
 _CYCLERS = ("CyclicLR", "OneCycleLR")
 
 
-def _t_sequential(d):
+def _t_sequential(d, cycles_momentum: bool = False):
+    """2-4 children (with ``cycles_momentum``, one of them a CyclicLR or OneCycleLR that does)."""
     lr = _lr(d)
     k = d.integer(2, 4)
+    forced = d.integer(0, k - 1) if cycles_momentum else -1
     children = []
-    for _ in range(k):
-        name = d.choice(_SEQ_CHILDREN)
+    for i in range(k):
+        name = d.choice(_CYCLERS) if i == forced else d.choice(_SEQ_CHILDREN)
         kw, _ = TORCH[name](d)
         kw["lr"] = lr
+        if i == forced:
+            kw["cycle_momentum"] = True
         # total_iters=0 is left out in children: at a milestone PyTorch's closed form divides by it
         # (LinearLR, PolynomialLR: ZeroDivisionError) or gives lr, not lr * factor (ConstantLR; not reproduced)
         if name in ("LinearLR", "PolynomialLR", "ConstantLR"):
             kw["total_iters"] = max(kw["total_iters"], 1)
         children.append([name, kw])
-    ms = sorted(d.integer(1, 40) for _ in range(k - 1))
+    ms = sorted(d.integer(0, 40) if d.integer(0, 5) else 0 for _ in range(k - 1))
     return dict(lr=lr, schedulers=children, milestones=ms), ms[-1] + d.integer(1, 40)
 
 
@@ -265,7 +271,7 @@ def _t_chained(d, cycles_momentum: bool = False):
 
 
 # the torch constructors whose momentum (SGD momentum / Adam beta1) is a schedule too
-MOMENTUM = ("CyclicLR", "OneCycleLR", "ChainedScheduler")
+MOMENTUM = ("CyclicLR", "OneCycleLR", "SequentialLR", "ChainedScheduler")
 
 TORCH: dict[str, Callable] = {
     "StepLR": _t_step, "MultiStepLR": _t_multistep, "ConstantLR": _t_constant, "LinearLR": _t_linear,
@@ -375,7 +381,10 @@ def draw_case(d, framework: str, name: str) -> Case:
 
 
 def draw_momentum_case(d, name: str) -> Case:
-    kw, steps = _t_chained(d, cycles_momentum=True) if name == "ChainedScheduler" else TORCH[name](d)
+    if name in ("ChainedScheduler", "SequentialLR"):
+        kw, steps = {"ChainedScheduler": _t_chained, "SequentialLR": _t_sequential}[name](d, cycles_momentum=True)
+    else:
+        kw, steps = TORCH[name](d)
     return Case("torch", name, kw, max(1, steps), "momentum", d.choice(["sgd", "adam"]))
 
 
@@ -456,8 +465,6 @@ def lrcore_schedule(case: Case):
         kw = _resolve(name, kw)
         if name in ("SequentialLR", "ChainedScheduler"):
             kw["schedulers"] = [build(n, k) for n, k in kw["schedulers"]]
-        if name == "SequentialLR":
-            kw.pop("lr")
         return getattr(T, name)(**kw)
 
     s = build(case.name, case.params)

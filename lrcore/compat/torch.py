@@ -20,7 +20,10 @@ not its documented formula, the schedule follows PyTorch:
   later SequentialLR child PyTorch's closed form gives ``lr`` (ConstantLR) or divides by zero.
 * SequentialLR restarts each child at its milestone, except MultiplicativeLR (no closed form): PyTorch's
   ``_update_lr(0)`` multiplies the optimizer's current lr by ``lr_lambda(0)``, so from a milestone m on
-  it is (previous child's value at m - 1) * prod_{k=0..t-m} lr_lambda(k).
+  it is (previous child's value at m - 1) * prod_{k=0..t-m} lr_lambda(k). With a CyclicLR or OneCycleLR
+  child (which set the optimizer's lr and initial_lr when built, changing the other children's base
+  rate) it is built as a ChainedScheduler of itself alone, in PyTorch's construction order; ``lr`` is
+  then required.
 * ChainedScheduler applies each scheduler's recursive (chainable) form to the lr the ones before it
   left, in list order (``lrcore.Chain``, a recurrence evaluated by a sequential scan). For StepLR,
   MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR and MultiplicativeLR alone that is
@@ -165,6 +168,13 @@ def SequentialLR(schedulers, milestones, lr: float | None = None) -> S.Schedule:
                          f"{len(milestones)} milestones for {len(schedulers)} schedulers")
     schedulers = [S._check_schedule(o, f"schedulers[{i}]", x) for i, x in enumerate(schedulers)]
     milestones = V.sorted_integers(o, "milestones", milestones)
+    if any(_sets_lr(x) for x in schedulers):
+        # a CyclicLR or OneCycleLR child changes the optimizer's lr and initial_lr when built, which the
+        # SequentialLR then restarts from: PyTorch's construction order, as in a chain of this one scheduler
+        if lr is None:
+            raise TypeError(f"{o}: lr (the optimizer's initial learning rate) is required with a CyclicLR or "
+                            "OneCycleLR child")
+        return ChainedScheduler([S.Sequence(schedulers, milestones)], lr)
     for j in range(1, len(schedulers)):
         m = milestones[j - 1]
         if isinstance(schedulers[j], S.Multiplicative) and m > 0:
@@ -229,13 +239,16 @@ def _built_in_order(schedulers, lr):
     """PyTorch's optimizer state while the chained schedulers are built in list order (a SequentialLR's
     children before it), as ``(schedulers, bases)``. Each scheduler's base rate is ``group["initial_lr"]``
     when it is built: the lr of the first scheduler built (a CyclicLR first sets it to its base_lr), reset
-    by every OneCycleLR to max_lr / div_factor. The schedulers are given to lrcore with ``lr``, so those
-    built on another initial_lr are rescaled to it. A OneCycleLR reads its rates (and momenta) from the
-    optimizer's param group when it steps, so the last OneCycleLR built (and the last CyclicLR or
-    OneCycleLR that cycles momentum) sets them for every OneCycleLR in the chain."""
+    by every OneCycleLR to max_lr / div_factor (lrcore.Chain rescales the schedulers given with ``lr`` to
+    it). A OneCycleLR reads its rates (and momenta) from the optimizer's param group when it steps, so
+    the last OneCycleLR built (and the last CyclicLR or OneCycleLR that cycles momentum) sets them for
+    every OneCycleLR in the chain."""
     state = {"initial_lr": None, "onecycle": None, "momentum": None}
 
     def build(s):
+        if isinstance(s, S.Chain) and s.quantity == "lr" and len(s.schedules) == 1 \
+                and isinstance(s.schedules[0], S.Sequence):
+            s = s.schedules[0]  # a SequentialLR with a CyclicLR or OneCycleLR child (see SequentialLR)
         if isinstance(s, S.Sequence):
             kids = [build(c) for c in s.schedules]
             return S.Sequence([k for k, _ in kids], s.milestones), (state["initial_lr"], *(b for _, b in kids))
@@ -253,8 +266,7 @@ def _built_in_order(schedulers, lr):
             return s, state["initial_lr"]
         if state["initial_lr"] is None:
             state["initial_lr"] = lr
-        base = state["initial_lr"]
-        return _rescaled(s, base / lr if lr else 1.0), base
+        return s, state["initial_lr"]
 
     built = [build(s) for s in schedulers]
 
@@ -270,23 +282,6 @@ def _built_in_order(schedulers, lr):
         return s
 
     return [shared(s) for s, _ in built], tuple(b for _, b in built)
-
-
-def _rescaled(s, f: float):
-    """Schedule ``s`` built on an optimizer lr ``f`` times the one it was given (eta_min stays absolute)."""
-    if f == 1.0:
-        return s
-    R = dataclasses.replace
-    if isinstance(s, (S.Step, S.MultiStep, S.Exponential, S.Constant, S.Lambda, S.Multiplicative, S.Cosine,
-                      S.CosineRestarts)):
-        return R(s, lr=s.lr * f)
-    if isinstance(s, S.Polynomial):
-        return R(s, lr=s.lr * f, end=s.end * f)
-    if isinstance(s, S.PiecewiseConstant):
-        return R(s, values=[v * f for v in s.values])
-    if isinstance(s, S.Linear):
-        return R(s, start=s.start * f, end=s.end * f)
-    return s
 
 
 def LambdaLR(lr: float, lr_lambda) -> S.Schedule:
