@@ -103,6 +103,12 @@ def _fraction(d) -> float:
     return d.choice([0.0, 1.0, 0.5]) if d.integer(0, 4) == 0 else d.real(0.0, 1.0)
 
 
+def _total_iters(d) -> int:
+    """ConstantLR / LinearLR / PolynomialLR total_iters: PyTorch checks no sign (a negative one is never
+    reached: the initial value holds, as with 0)."""
+    return -d.integer(1, 3) if d.integer(0, 9) == 0 else d.integer(0, 40)
+
+
 def _gamma(d) -> float:
     """A decay factor: PyTorch takes any gamma (its validation checks none); > 1 grows, 0 drops to 0 at once."""
     return d.choice([0.0, 1.0, d.real(1.0, 1.5)]) if d.integer(0, 4) == 0 else d.real(0.05, 1.0)
@@ -126,18 +132,18 @@ def _t_multistep(d):
 
 
 def _t_constant(d):
-    n = d.integer(0, 40)
+    n = _total_iters(d)
     # factor in [0, 1] (PyTorch's rule); with factor=0 PyTorch divides by zero at total_iters (both refuse then)
     factor = d.choice([0.0, 1.0, 1e-6]) if d.integer(0, 5) == 0 else d.real(0.01, 1.0)
-    return dict(lr=_lr(d), factor=factor, total_iters=n), n + d.integer(1, 30)
+    return dict(lr=_lr(d), factor=factor, total_iters=n), max(n, 0) + d.integer(1, 30)
 
 
 def _t_linear(d):
-    n = d.integer(0, 40)
+    n = _total_iters(d)
     # start_factor in (0, 1], end_factor in [0, 1] (PyTorch's rules), tiny start factors too
     start = d.choice([1.0, 1e-8, _log_uniform(d, 1e-6, 1e-2)]) if d.integer(0, 4) == 0 else d.real(0.01, 1.0)
     return (dict(lr=_lr(d), start_factor=start, end_factor=_fraction(d), total_iters=n),
-            n + d.integer(1, 30))
+            max(n, 0) + d.integer(1, 30))
 
 
 def _t_exponential(d):
@@ -146,9 +152,9 @@ def _t_exponential(d):
 
 
 def _t_polynomial(d):
-    n = d.integer(0, 40)
+    n = _total_iters(d)
     power = d.choice([0.0, 1.0, d.real(0.0, 0.1), d.real(4.0, 10.0)]) if d.integer(0, 4) == 0 else d.real(0.1, 4.0)
-    return dict(lr=_lr(d), total_iters=n, power=power), n + d.integer(1, 30)
+    return dict(lr=_lr(d), total_iters=n, power=power), max(n, 0) + d.integer(1, 30)
 
 
 def _t_cosine(d):

@@ -15,7 +15,7 @@ not its documented formula, the schedule follows PyTorch:
   reach the third (its end comes first); PyTorch refuses to step past ``total_steps``, lrcore holds the
   value of ``total_steps - 1``.
 * CyclicLR with a built-in ``mode`` ignores ``scale_mode`` (PyTorch overrides it per mode).
-* ConstantLR, LinearLR and PolynomialLR with ``total_iters=0`` keep their initial value forever
+* ConstantLR, LinearLR and PolynomialLR with ``total_iters <= 0`` keep their initial value forever
   (PyTorch's recursive ``step()`` form never reaches the closed form's value); not reproduced: as a
   later SequentialLR child PyTorch's closed form gives ``lr`` (ConstantLR) or divides by zero.
 * SequentialLR restarts each child at its milestone, except MultiplicativeLR (no closed form): PyTorch's
@@ -45,6 +45,8 @@ import dataclasses
 from .. import _validate as V
 from .. import schedules as S
 
+MAX_STEP = V.MAX_STEP
+
 __all__ = ["StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR",
            "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR", "OneCycleLR", "SequentialLR",
            "ChainedScheduler", "LambdaLR", "MultiplicativeLR"]
@@ -73,8 +75,8 @@ def ConstantLR(lr: float, factor: float = 1.0 / 3, total_iters: int = 5) -> S.Sc
     """lr * factor for t < total_iters, then lr."""
     o = "ConstantLR"
     lr, factor = _lr(o, lr), V.real(o, "factor", factor, low=0.0, high=1.0)
-    total_iters = V.integer(o, "total_iters", total_iters, low=0)
-    if total_iters == 0:
+    total_iters = V.integer(o, "total_iters", total_iters, low=-MAX_STEP)
+    if total_iters <= 0:  # PyTorch checks no sign: a negative total_iters is never reached, as 0
         return S.Constant(lr * factor)
     return S.PiecewiseConstant([total_iters], [lr * factor, lr])
 
@@ -85,8 +87,8 @@ def LinearLR(lr: float, start_factor: float = 1.0 / 3, end_factor: float = 1.0, 
     lr = _lr(o, lr)
     start_factor = V.real(o, "start_factor", start_factor, low=0.0, low_open=True, high=1.0)
     end_factor = V.real(o, "end_factor", end_factor, low=0.0, high=1.0)
-    total_iters = V.integer(o, "total_iters", total_iters, low=0)
-    if total_iters == 0:
+    total_iters = V.integer(o, "total_iters", total_iters, low=-MAX_STEP)
+    if total_iters <= 0:  # PyTorch checks no sign: a negative total_iters is never reached, as 0
         return S.Constant(lr * start_factor)
     return S.Linear(lr * start_factor, lr * end_factor, total_iters)
 
@@ -100,8 +102,8 @@ def PolynomialLR(lr: float, total_iters: int = 5, power: float = 1.0) -> S.Sched
     """lr * (1 - min(t, total_iters) / total_iters) ** power."""
     o = "PolynomialLR"
     lr, power = _lr(o, lr), V.real(o, "power", power, low=0.0)
-    total_iters = V.integer(o, "total_iters", total_iters, low=0)
-    if total_iters == 0:
+    total_iters = V.integer(o, "total_iters", total_iters, low=-MAX_STEP)
+    if total_iters <= 0:  # PyTorch checks no sign: a negative total_iters is never reached, as 0
         return S.Constant(lr)
     return S.Polynomial(lr, total_iters, end=0.0, power=power)
 
