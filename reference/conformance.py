@@ -427,6 +427,55 @@ EDGE_CASES: list[Case] = [
     Case("torch", "ChainedScheduler", dict(lr=1.0, schedulers=[  # PyTorch's residue on a value 6e-8 of the peak
         ["StepLR", dict(lr=1.0, step_size=1, gamma=1.0)],
         ["LinearLR", dict(lr=1.0, start_factor=0.10992733981159351, end_factor=5.960464477539063e-08, total_iters=1)]]), 2),
+    # configurations lrcore used to refuse (PyTorch / Keras accept them and give defined values)
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
+        ["CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3)], ["ExponentialLR", dict(lr=0.1, gamma=0.9)],
+        ["CosineAnnealingLR", dict(lr=0.1, T_max=7, eta_min=0.001)]]), 40),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[  # CyclicLR's first value: the initial_lr left
+        ["OneCycleLR", dict(max_lr=0.5, total_steps=40, three_phase=True)],
+        ["CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, base_momentum=0.5, max_momentum=0.6)]]), 40),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
+        ["OneCycleLR", dict(max_lr=0.5, total_steps=40, three_phase=True)],
+        ["CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, base_momentum=0.5, max_momentum=0.6)]]), 40,
+         "momentum", "adam"),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[  # the last OneCycleLR's rates for both
+        ["OneCycleLR", dict(max_lr=0.5, total_steps=40)],
+        ["OneCycleLR", dict(max_lr=0.2, total_steps=30, pct_start=0.5, base_momentum=0.6, max_momentum=0.7)]]), 30,
+         "momentum", "sgd"),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
+        ["StepLR", dict(lr=0.1, step_size=5, gamma=0.5)], ["OneCycleLR", dict(max_lr=0.5, total_steps=40)],
+        ["CosineAnnealingLR", dict(lr=0.1, T_max=7)]]), 40),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
+        ["ExponentialLR", dict(lr=0.1, gamma=0.95)], ["SequentialLR", dict(lr=0.1, milestones=[5], schedulers=[
+            ["LinearLR", dict(lr=0.1, start_factor=0.2, total_iters=5)], ["CosineAnnealingLR", dict(lr=0.1, T_max=10)]])]]),
+         40),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
+        ["CyclicLR", dict(base_lr=0.02, max_lr=0.05, step_size_up=4, base_momentum=0.3, max_momentum=0.4)],
+        ["SequentialLR", dict(lr=0.1, milestones=[0, 5], schedulers=[
+            ["ExponentialLR", dict(lr=0.1, gamma=0.9)], ["CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3)],
+            ["OneCycleLR", dict(max_lr=0.5, total_steps=40)]])]]), 30, "momentum", "sgd"),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
+        ["ConstantLR", dict(lr=0.1, factor=0.0, total_iters=8)], ["CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3)]]),
+         8),
+    Case("torch", "SequentialLR", dict(lr=0.1, milestones=[6], schedulers=[
+        ["OneCycleLR", dict(max_lr=0.5, total_steps=20)], ["CosineAnnealingLR", dict(lr=0.1, T_max=10)]]), 30),
+    Case("torch", "SequentialLR", dict(lr=0.1, milestones=[6], schedulers=[
+        ["LinearLR", dict(lr=0.1, start_factor=0.5, total_iters=6)], ["CyclicLR", dict(base_lr=0.01, max_lr=0.1,
+                                                                                     step_size_up=3)]]), 30,
+         "momentum", "sgd"),
+    Case("torch", "CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=5, mode="exp_range", gamma=1.01), 600),
+    Case("torch", "CyclicLR", dict(base_lr=0.1, max_lr=0.01, step_size_up=2.5, mode="triangular2"), 40),
+    Case("torch", "StepLR", dict(lr=0.1, step_size=3, gamma=1.5), 30),
+    Case("torch", "LinearLR", dict(lr=0.1, start_factor=0.3, total_iters=-1), 10),
+    Case("keras", "PiecewiseConstantDecay", dict(boundaries=[10, 44, 13, 52], values=[0.1, 0.2, 0.3, 0.4, 0.5]), 60),
+    Case("keras", "PiecewiseConstantDecay", dict(boundaries=[-0.5, 3.7, 3.2], values=[0.1, 0.2, 0.3, 0.4]), 10),
+    Case("keras", "CosineDecay", dict(initial_learning_rate=0.2, decay_steps=7.5, warmup_target=0.1, warmup_steps=3.7,
+                                      alpha=0.2), 20),
+    Case("keras", "CosineDecay", dict(initial_learning_rate=0.0, decay_steps=10, warmup_target=0.1, warmup_steps=-2.5), 15),
+    Case("keras", "CosineDecay", dict(initial_learning_rate=0.1, decay_steps=20, alpha=2.0), 30),
+    Case("keras", "CosineDecayRestarts", dict(initial_learning_rate=0.05, first_decay_steps=10, alpha=0.1, t_mul=3.0,
+                                              m_mul=4.0), 60),
+    Case("keras", "ExponentialDecay", dict(initial_learning_rate=0.01, decay_steps=3, decay_rate=1.5), 30),
     Case("keras", "PolynomialDecay", dict(initial_learning_rate=1.0, decay_steps=42.031, power=0.5), 43),  # float32
     Case("keras", "CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=10, t_mul=2.0), 160),
     Case("keras", "CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=1, t_mul=1.0), 10),
