@@ -207,7 +207,10 @@ def ChainedScheduler(schedulers, lr: float) -> S.Schedule:
     schedulers, bases = _built_in_order(schedulers, lr)
     if lr == 0.0 and all(b == 0.0 for b in _flat(bases)) and not any(_sets_lr(s) for s in schedulers):
         return S.Constant(0.0)
-    if all(isinstance(s, _MULTIPLICATIVE) for s in schedulers) and all(b == lr for b in bases):
+    # (a ConstantLR with factor=0 is left to the recurrence: PyTorch divides by 0 at its total_iters)
+    zero_factor = any(isinstance(s, S.PiecewiseConstant) and len(s.boundaries) == 1 and s.values[0] == 0.0 < s.values[1]
+                      for s in schedulers)
+    if all(isinstance(s, _MULTIPLICATIVE) for s in schedulers) and all(b == lr for b in bases) and not zero_factor:
         try:
             scale = lr ** (1 - len(schedulers))
         except (OverflowError, ZeroDivisionError):
