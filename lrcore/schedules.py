@@ -463,7 +463,9 @@ class Cyclic(Schedule):
     is 1 (triangular), 1 / 2**(cycle - 1) (triangular2) or gamma**t (exp_range). Momentum runs from
     max_momentum down to base_momentum as lr rises (``.momentum``). With exp_range and gamma > 1 the
     scale grows until gamma**t overflows float64 (PyTorch raises OverflowError there): steps from
-    ``overflow_step()`` on raise ValueError.
+    ``overflow_step()`` on raise ValueError. With ``scale_fn`` (a callable, or an expression string in t,
+    as Lambda's fn) the scale is scale_fn(cycle) or scale_fn(t) by ``scale_mode`` and ``mode`` is ignored
+    (PyTorch's custom scale_fn; evaluated into a table).
 
     >>> Cyclic(base_lr=0.0, max_lr=1.0, step_size_up=4)(2)
     0.5
@@ -479,9 +481,12 @@ class Cyclic(Schedule):
     base_momentum: float = 0.8
     max_momentum: float = 0.9
     quantity: str = "lr"
+    scale_fn: object = None
 
     def __post_init__(self):
         o = "Cyclic"
+        if self.scale_fn is not None:
+            _check_fn(o, self.scale_fn)
         down = self.step_size_up if self.step_size_down is None else self.step_size_down
         self._set(base_lr=V.rate(o, "base_lr", self.base_lr), max_lr=V.rate(o, "max_lr", self.max_lr),
                   step_size_up=_int_if_integral(V.duration(o, "step_size_up", self.step_size_up)),
@@ -503,7 +508,7 @@ class Cyclic(Schedule):
 
     def overflow_step(self) -> int:
         """The first step at which the exp_range scale gamma**arg overflows float64 (NEVER if it cannot)."""
-        if self.mode != "exp_range" or self.gamma <= 1.0:
+        if self.mode != "exp_range" or self.gamma <= 1.0 or self.scale_fn is not None:
             return NEVER
         a = max(1, int(math.log(1.7976931348623157e308) / math.log(self.gamma)) - 2)
         while True:  # the first integer power that Python's float ** (PyTorch's scale) overflows
@@ -542,11 +547,16 @@ class Cyclic(Schedule):
         if t.size and int(np.max(t)) >= self.overflow_step():
             self._overflowed(t[t >= self.overflow_step()])
         arg = cycle if self.scale_mode == "cycle" else uf
+        if self.scale_fn is not None:
+            scale = lambdas.apply(_callable(self.scale_fn), arg.astype(np.int64), "Cyclic")
+            return base + (peak - base) * (factor * scale)
         scale = {"triangular": lambda a: np.ones_like(a), "triangular2": lambda a: 0.5 ** (a - 1.0),
                  "exp_range": lambda a: self.gamma ** a}[self.mode](arg)
         return base + (peak - base) * (factor * scale)
 
     def _leaves(self):
+        if self.scale_fn is not None:
+            return [Leaf(F.TABLE, (), table=self._numpy)]
         base, peak = self._ends()
         ln2 = math.log(2.0)
         c1, c0 = {"triangular": (0.0, 0.0), "triangular2": (-ln2, ln2), "exp_range": (F.safe_log(self.gamma), 0.0)}[self.mode]
@@ -770,7 +780,9 @@ class Chain(Schedule):
     Where it differs from the product of closed forms: a cosine with eta_min != 0 anneals the
     *product* of the other factors towards eta_min (not the cosine times the factors), and past T_max
     the cosine's additive step replaces the product accumulated so far (reference/DIFFERENCES.md).
-    Recursive factors like LinearLR's round differently from the closed form (~1e-16 per step).
+    Recursive factors like LinearLR's round differently from the closed form (~1e-16 per step). A cosine
+    with eta_min above its base lr adds a negative amount past T_max; after the other schedulers shrank
+    the lr that gives a negative rate, in PyTorch as here.
 
     CyclicLR and OneCycleLR (``Cyclic``, ``OneCycle``) set lr outright to their own value at each step
     (and the momentum, when they cycle it: the last one in list order wins, ``.momentum``). A

@@ -38,6 +38,12 @@ LAMBDAS: dict[str, Callable] = {
     "cos50": lambda t: 0.5 * (1 + math.cos(math.pi * min(t, 50) / 50)),
     "step20": lambda t: 1.0 if t < 20 else 0.1,
 }
+# CyclicLR scale_fn (of the cycle number or the step, by scale_mode)
+SCALE_FNS: dict[str, Callable] = {
+    "1/x": lambda x: 1.0 / x if x else 1.0,
+    "0.9**x": lambda x: 0.9 ** x,
+    "1/(1+0.1x)": lambda x: 1 / (1 + 0.1 * x),
+}
 MULT_LAMBDAS: dict[str, Callable] = {
     "0.95": lambda k: 0.95,
     "0.9 until 10": lambda k: 0.9 if k < 10 else 1.0,
@@ -186,6 +192,8 @@ def _t_cyclic(d):
               base_momentum=mom[0], max_momentum=mom[1])
     if d.boolean():  # ignored by PyTorch with a built-in mode
         kw["scale_mode"] = d.choice(["cycle", "iterations"])
+    if d.integer(0, 3) == 0:  # a custom scale function: mode is ignored then, scale_mode ("cycle" by default) used
+        kw["scale_fn"] = d.choice(sorted(SCALE_FNS))
     return kw, d.integer(1, int(6 * (up + (down or up))) + 10)
 
 
@@ -466,6 +474,9 @@ EDGE_CASES: list[Case] = [
     Case("torch", "CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=5, mode="exp_range", gamma=1.01), 600),
     Case("torch", "CyclicLR", dict(base_lr=0.1, max_lr=0.01, step_size_up=2.5, mode="triangular2"), 40),
     Case("torch", "StepLR", dict(lr=0.1, step_size=3, gamma=1.5), 30),
+    Case("torch", "CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, mode="exp_range", gamma=1.5,
+                                   scale_fn="0.9**x", scale_mode="iterations"), 40, "momentum", "adam"),
+    Case("torch", "CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, scale_fn="1/x"), 40),
     Case("torch", "LinearLR", dict(lr=0.1, start_factor=0.3, total_iters=-1), 10),
     Case("keras", "PiecewiseConstantDecay", dict(boundaries=[10, 44, 13, 52], values=[0.1, 0.2, 0.3, 0.4, 0.5]), 60),
     Case("keras", "PiecewiseConstantDecay", dict(boundaries=[-0.5, 3.7, 3.2], values=[0.1, 0.2, 0.3, 0.4]), 10),
@@ -506,6 +517,8 @@ def _resolve(name: str, kw: dict) -> dict:
         kw["lr_lambda"] = LAMBDAS[kw["lr_lambda"]]
     elif name == "MultiplicativeLR":
         kw["lr_lambda"] = MULT_LAMBDAS[kw["lr_lambda"]]
+    elif name == "CyclicLR" and "scale_fn" in kw:
+        kw["scale_fn"] = SCALE_FNS[kw["scale_fn"]]
     return kw
 
 

@@ -24,6 +24,7 @@ from lrcore import (WSD, Chain, Constant, Cosine, CosineRestarts, Cyclic, Expone
 # k; a running product over every step). Small and fixed: each distinct string is compiled by Numba.
 LAMBDA_FNS = ("0.99 ** t", "1 / (1 + 0.01 * t)", "min(1.0, (t + 1) / 100)", "exp(-0.001 * t)",
               "0.5 * (1 + cos(pi * min(t, 1000) / 1000))", "1.0 if t < 50 else 0.1")
+SCALE_FNS = ("0.9 ** t", "1 / (1 + 0.1 * t)")  # Cyclic scale_fn of the cycle number or the step
 MULTIPLICATIVE_FNS = ("0.99", "0.999 if t < 1000 else 1.0", "1 - 0.5 / (t + 10)")
 
 # Largest step drawn for schedules containing Multiplicative (the library allows 1e8, but a running
@@ -158,7 +159,8 @@ def cyclics(draw):
                   step_size_down=draw(st.one_of(st.none(), periods())), mode=mode,
                   gamma=draw(st.one_of(st.floats(0.9, 1.0), st.floats(1.0, 1.01))) if mode == "exp_range" else 1.0,
                   scale_mode=draw(st.sampled_from([None, "cycle", "iterations"])),
-                  cycle_momentum=draw(st.booleans()), base_momentum=base_m, max_momentum=draw(st.floats(base_m, 0.99)))
+                  cycle_momentum=draw(st.booleans()), base_momentum=base_m, max_momentum=draw(st.floats(base_m, 0.99)),
+                  scale_fn=draw(st.sampled_from([None] * 6 + list(SCALE_FNS))))
 
 
 @st.composite
@@ -214,6 +216,7 @@ def chains(draw, children=None):
     chain's lr)."""
     from lrcore.compat import torch as T
     lr = draw(LR)
+    rising = []
     makers = {
         "step": lambda: T.StepLR(lr=lr, step_size=draw(st.integers(1, 50)), gamma=draw(GAMMA)),
         "multistep": lambda: T.MultiStepLR(lr=lr, milestones=draw(milestones(high=200)), gamma=draw(GAMMA)),
@@ -223,7 +226,7 @@ def chains(draw, children=None):
         "exponential": lambda: T.ExponentialLR(lr=lr, gamma=draw(st.floats(0.9, 1.0))),
         "polynomial": lambda: T.PolynomialLR(lr=lr, total_iters=draw(st.integers(0, 50)), power=draw(st.floats(0.1, 3.0))),
         "cosine": lambda: T.CosineAnnealingLR(lr=lr, T_max=draw(st.integers(1, 100)),
-                                              eta_min=draw(st.sampled_from([0.0, 1e-10, lr / 10, 2 * lr]))),
+                                              eta_min=draw(st.sampled_from([0.0, 1e-10, lr / 10] + rising))),
         "restarts": lambda: T.CosineAnnealingWarmRestarts(lr=lr, T_0=draw(st.integers(1, 50)), T_mult=draw(st.integers(1, 3))),
         "lambda": lambda: T.LambdaLR(lr=lr, lr_lambda=draw(st.sampled_from(LAMBDA_FNS))),
         "multiplicative": lambda: T.MultiplicativeLR(lr=lr, lr_lambda=draw(st.sampled_from(MULTIPLICATIVE_FNS))),
@@ -236,6 +239,9 @@ def chains(draw, children=None):
                                              milestones=[draw(st.integers(0, 50))]),
     }
     kinds = draw(st.lists(st.sampled_from(sorted(makers)), min_size=1, max_size=4))
+    # eta_min above lr only alone: chained with others, PyTorch's recursive cosine can add
+    # (lr - eta_min)(1 - cos(pi / T)) / 2 < 0 to an lr they shrank, a negative rate (reference/DIFFERENCES.md)
+    rising.extend([2 * lr] if len(kinds) == 1 else [])
     members = [makers[k]() for k in kinds]
     chain = T.ChainedScheduler(members, lr=lr)  # with PyTorch's bases when a CyclicLR / OneCycleLR is built first
     return chain if isinstance(chain, Chain) else Chain(members, lr=lr)  # (a Product: multiplicative ones only)

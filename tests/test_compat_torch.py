@@ -113,6 +113,13 @@ WIDE = [
      T.CyclicLR(base_lr=0.01, max_lr=0.1, step_size_up=5, mode="exp_range", gamma=1.01), 800),
     ("CyclicLR-max-below-base", lambda o: L.CyclicLR(o, base_lr=0.1, max_lr=0.01, step_size_up=2.5),
      T.CyclicLR(base_lr=0.1, max_lr=0.01, step_size_up=2.5), 30),
+    ("CyclicLR-scale_fn", lambda o: L.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=3, mode="exp_range",
+                                               scale_fn=lambda x: 0.9 ** x, scale_mode="iterations"),
+     T.CyclicLR(base_lr=0.01, max_lr=0.1, step_size_up=3, mode="exp_range", scale_fn="0.9 ** t",
+                scale_mode="iterations"), 40),
+    ("CyclicLR-scale_fn-callable", lambda o: L.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=3,
+                                                        scale_fn=lambda x: 1 / x),
+     T.CyclicLR(base_lr=0.01, max_lr=0.1, step_size_up=3, scale_fn=lambda x: 1 / x), 40),
     ("StepLR-growing", lambda o: L.StepLR(o, step_size=3, gamma=1.5), T.StepLR(lr=LR, step_size=3, gamma=1.5), 30),
     ("LinearLR-negative-total", lambda o: L.LinearLR(o, start_factor=0.3, total_iters=-1),
      T.LinearLR(lr=LR, start_factor=0.3, total_iters=-1), 10),
@@ -134,12 +141,12 @@ def test_matches_pytorch_over_its_whole_range(name, make, schedule, n):
 def test_chained_cyclic_starts_from_the_initial_lr_left_by_earlier_schedulers():
     """CyclicLR computes its first value before it stores its own base_lr: after a OneCycleLR it starts at
     OneCycleLR's initial lr (0.5 / 25 = 0.02), not at its base_lr 0.01."""
-    s = WIDE[2][2]
+    s = {c[0]: c[2] for c in WIDE}["Chained-two-cyclers"]
     assert lrcore.evaluate(s, 2).tolist()[0] == pytest.approx(0.02, rel=1e-15)
 
 
 def test_growing_exp_range_raises_where_pytorch_overflows():
-    make, s = WIDE[6][1], WIDE[6][2]
+    make, s = {c[0]: (c[1], c[2]) for c in WIDE}["CyclicLR-exp-growing"]
     end = s.overflow_step()
     with pytest.raises(OverflowError):
         torch_lrs(make, end + 1, lr=LR)

@@ -14,7 +14,8 @@ not its documented formula, the schedule follows PyTorch:
   ``three_phase=True`` and ``pct_start`` above ~0.5 the steps anneal through the second phase and never
   reach the third (its end comes first); PyTorch refuses to step past ``total_steps``, lrcore holds the
   value of ``total_steps - 1``.
-* CyclicLR with a built-in ``mode`` ignores ``scale_mode`` (PyTorch overrides it per mode).
+* CyclicLR with a built-in ``mode`` ignores ``scale_mode`` (PyTorch overrides it per mode); with a
+  ``scale_fn`` (a callable or an expression string in t) PyTorch ignores ``mode`` and uses ``scale_mode``.
 * ConstantLR, LinearLR and PolynomialLR with ``total_iters <= 0`` keep their initial value forever
   (PyTorch's recursive ``step()`` form never reaches the closed form's value); not reproduced: as a
   later SequentialLR child PyTorch's closed form gives ``lr`` (ConstantLR) or divides by zero.
@@ -127,16 +128,17 @@ def CyclicLR(base_lr: float, max_lr: float, step_size_up: int = 2000, step_size_
              lr: float | None = None) -> S.Schedule:
     """Cyclical learning rate (``lr`` is ignored: PyTorch sets the optimizer's lr to base_lr)."""
     o = "CyclicLR"
-    if scale_fn is not None:
-        raise TypeError(f"{o}: scale_fn (a Python callable) is not supported; use mode='triangular', "
-                        "'triangular2' or 'exp_range'")
-    V.choice(o, "mode", mode, ("triangular", "triangular2", "exp_range"))
     V.choice(o, "scale_mode", scale_mode, ("cycle", "iterations"))
+    if scale_fn is not None:  # PyTorch ignores mode then, and honours scale_mode
+        mode = mode if mode in ("triangular", "triangular2", "exp_range") else "triangular"
+    else:
+        V.choice(o, "mode", mode, ("triangular", "triangular2", "exp_range"))
     return S.Cyclic(V.rate(o, "base_lr", base_lr), V.rate(o, "max_lr", max_lr),
                     V.real(o, "step_size_up", step_size_up, low=0.0, low_open=True),
                     None if step_size_down is None else V.real(o, "step_size_down", step_size_down, low=0.0, low_open=True),
                     mode=mode, gamma=V.real(o, "gamma", gamma, low=0.0),
-                    scale_mode="iterations" if mode == "exp_range" else "cycle",
+                    scale_mode=scale_mode if scale_fn is not None else ("iterations" if mode == "exp_range" else "cycle"),
+                    scale_fn=scale_fn,
                     cycle_momentum=V.flag(o, "cycle_momentum", cycle_momentum),
                     base_momentum=V.rate(o, "base_momentum", base_momentum),
                     max_momentum=V.rate(o, "max_momentum", max_momentum))
