@@ -234,7 +234,8 @@ class Linear(Schedule):
 @_dataclass
 class Cosine(Schedule):
     """floor + (lr - floor) * (1 + cos(pi * min(t, T) / T)) / 2 with T = decay_steps, then floor.
-    With ``periodic`` the cosine goes on past T and rises again (PyTorch CosineAnnealingLR).
+    With ``periodic`` the cosine goes on past T and rises again (PyTorch CosineAnnealingLR; a fractional
+    T, which PyTorch takes too, is evaluated into a table).
     With ``offset`` the cosine is ``offset`` steps further on at every step: min(t + offset, T) (Keras
     CosineDecay after a fractional warmup_steps; not with ``periodic``).
     Computed as floor + (lr - floor) * sin(pi/2 * (T - t') / T)**2 (no cancellation near floor).
@@ -250,8 +251,6 @@ class Cosine(Schedule):
 
     def __post_init__(self):
         T = V.duration("Cosine", "decay_steps", self.decay_steps)
-        if self.periodic and not T.is_integer():
-            raise ValueError(f"Cosine: decay_steps must be an integer when periodic, got {self.decay_steps!r}")
         offset = V.real("Cosine", "offset", self.offset, low=0.0)
         if self.periodic and offset:
             raise ValueError(f"Cosine: offset must be 0 when periodic, got {self.offset!r}")
@@ -271,6 +270,8 @@ class Cosine(Schedule):
         return self.lr + (self.floor - self.lr) * _sin2_half_pi(q)  # rising: no cancellation near lr
 
     def _leaves(self):
+        if self.periodic and not float(self.decay_steps).is_integer():
+            return [Leaf(F.TABLE, (), table=self._numpy)]
         if self.offset:
             # three phases of the one-cycle formula: none reached (it ends at -offset), the cosine from
             # -offset to T - offset, then the floor
@@ -957,6 +958,13 @@ class _MultiplicativeRule(_Rule):
 class _CosineRule(_Rule):
     def coefficients(self, t, a, b):
         T, m, base = self.s.decay_steps, self.s.floor, self.s.lr
+        if not float(T).is_integer():  # no additive step; PyTorch divides by 1 + cos(pi (t - 1) / T) = 0 where
+            # (t - 1) / T is an odd integer (T = 2/3: t = 3)
+            k = (t - 1) / T
+            zero = (np.abs(k - np.round(k)) < 1e-9) & (np.round(k) % 2 == 1)
+            if zero.any():
+                raise ValueError(f"Chain: CosineAnnealingLR(T_max={T}) divides by zero at step {int(t[zero][0])} "
+                                 "(1 + cos(pi (t - 1) / T_max) = 0; PyTorch raises ZeroDivisionError there)")
         add = (t - 1 - T) % (2 * T) == 0
         tf = t.astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):  # r is 0 / 0 at the additive steps, not used there

@@ -164,10 +164,10 @@ def _t_polynomial(d):
 
 
 def _t_cosine(d):
-    T = _period(d)
+    T = _period(d) if d.integer(0, 5) else round(d.real(0.5, 30.0), 3)  # PyTorch takes a fractional T_max too
     lr = _lr(d)
     eta = d.choice([0.0, 0.0, lr * d.real(0.0, 0.5), lr * d.real(1.0, 3.0)])  # eta_min > lr: rising
-    return dict(lr=lr, T_max=T, eta_min=eta), d.integer(1, 5 * T + 10)
+    return dict(lr=lr, T_max=T, eta_min=eta), d.integer(1, int(5 * T) + 10)
 
 
 def _t_warm_restarts(d):
@@ -474,6 +474,9 @@ EDGE_CASES: list[Case] = [
     Case("torch", "CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=5, mode="exp_range", gamma=1.01), 600),
     Case("torch", "CyclicLR", dict(base_lr=0.1, max_lr=0.01, step_size_up=2.5, mode="triangular2"), 40),
     Case("torch", "StepLR", dict(lr=0.1, step_size=3, gamma=1.5), 30),
+    Case("torch", "CosineAnnealingLR", dict(lr=0.1, T_max=2.5, eta_min=0.01), 60),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
+        ["ExponentialLR", dict(lr=0.1, gamma=0.97)], ["CosineAnnealingLR", dict(lr=0.1, T_max=7.3, eta_min=0.01)]]), 80),
     Case("torch", "CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, mode="exp_range", gamma=1.5,
                                    scale_fn="0.9**x", scale_mode="iterations"), 40, "momentum", "adam"),
     Case("torch", "CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, scale_fn="1/x"), 40),

@@ -112,7 +112,7 @@ def cosines(draw):
     lr = draw(lrs())
     periodic = draw(st.booleans())
     offset = 0.0 if periodic else draw(st.one_of(st.just(0.0), st.floats(0.0, 1.0), st.floats(0.0, 10_000.0)))
-    return Cosine(lr=lr, decay_steps=draw(PERIOD if periodic else periods()), floor=draw(_below(lr)),
+    return Cosine(lr=lr, decay_steps=draw(periods()), floor=draw(_below(lr)),
                   periodic=periodic, offset=offset)
 
 

@@ -120,6 +120,8 @@ WIDE = [
     ("CyclicLR-scale_fn-callable", lambda o: L.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=3,
                                                         scale_fn=lambda x: 1 / x),
      T.CyclicLR(base_lr=0.01, max_lr=0.1, step_size_up=3, scale_fn=lambda x: 1 / x), 40),
+    ("CosineAnnealingLR-fractional", lambda o: L.CosineAnnealingLR(o, T_max=2.5, eta_min=0.01),
+     T.CosineAnnealingLR(lr=LR, T_max=2.5, eta_min=0.01), 60),
     ("StepLR-growing", lambda o: L.StepLR(o, step_size=3, gamma=1.5), T.StepLR(lr=LR, step_size=3, gamma=1.5), 30),
     ("LinearLR-negative-total", lambda o: L.LinearLR(o, start_factor=0.3, total_iters=-1),
      T.LinearLR(lr=LR, start_factor=0.3, total_iters=-1), 10),

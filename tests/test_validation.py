@@ -81,8 +81,7 @@ CASES = [
     (Cosine, dict(lr=1.0, decay_steps=10, offset=-1.0), ValueError, r"Cosine: offset must be >= 0, got -1.0"),
     (Cosine, dict(lr=1.0, decay_steps=10, periodic=True, offset=0.5), ValueError,
      r"Cosine: offset must be 0 when periodic, got 0.5"),
-    (Cosine, dict(lr=1.0, decay_steps=10.5, periodic=True), ValueError,
-     r"Cosine: decay_steps must be an integer when periodic, got 10.5"),
+    (Cosine, dict(lr=1.0, decay_steps=-10.5, periodic=True), ValueError, r"Cosine: decay_steps must be > 0, got -10.5"),
     (Cosine, dict(lr=1.0, decay_steps=10, floor=-0.1), ValueError, r"Cosine: floor must be >= 0"),
     (Cosine, dict(lr=1.0, decay_steps=10, periodic=None), TypeError, r"Cosine: periodic must be True or False"),
     # CosineRestarts

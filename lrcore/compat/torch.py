@@ -8,7 +8,8 @@ not its documented formula, the schedule follows PyTorch:
 
 * MultiStepLR switches at the milestone (t >= m); unsorted milestones are sorted and a repeated
   milestone multiplies by gamma once per repeat (PyTorch keeps a Counter).
-* CosineAnnealingLR does not stop at T_max: the cosine rises again (period 2 * T_max).
+* CosineAnnealingLR does not stop at T_max: the cosine rises again (period 2 * T_max); a fractional
+  T_max (PyTorch checks none) gives the same closed form.
 * OneCycleLR's first phase ends at step ``pct_start * total_steps - 1`` (a float), the last one at
   ``total_steps - 1``; a step is in the first phase whose end it does not pass, so with
   ``three_phase=True`` and ``pct_start`` above ~0.5 the steps anneal through the second phase and never
@@ -42,6 +43,8 @@ not its documented formula, the schedule follows PyTorch:
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 
 from .. import _validate as V
 from .. import schedules as S
@@ -112,7 +115,11 @@ def PolynomialLR(lr: float, total_iters: int = 5, power: float = 1.0) -> S.Sched
 def CosineAnnealingLR(lr: float, T_max: int, eta_min: float = 0.0) -> S.Schedule:
     """eta_min + (lr - eta_min) * (1 + cos(pi * t / T_max)) / 2 for every t (rises again past T_max)."""
     o = "CosineAnnealingLR"
-    return S.Cosine(_lr(o, lr), V.integer(o, "T_max", T_max, low=1), floor=V.rate(o, "eta_min", eta_min), periodic=True)
+    # PyTorch takes a fractional T_max too (its recursive form is the closed form, period 2 T_max)
+    whole = isinstance(T_max, numbers.Real) and not isinstance(T_max, bool) and math.isfinite(T_max) \
+        and float(T_max).is_integer()
+    T_max = V.integer(o, "T_max", T_max, low=1) if whole else V.duration(o, "T_max", T_max)
+    return S.Cosine(_lr(o, lr), T_max, floor=V.rate(o, "eta_min", eta_min), periodic=True)
 
 
 def CosineAnnealingWarmRestarts(lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> S.Schedule:
