@@ -134,7 +134,9 @@ def _t_multistep(d):
         ms.append(d.choice(ms))  # a duplicate milestone
     if d.boolean():
         ms = sorted(ms)
-    return dict(lr=_lr(d), milestones=ms, gamma=_gamma(d)), max(ms) + d.integer(1, 30)
+    if d.integer(0, 9) == 0:  # never reached by the (integer) step: PyTorch checks none
+        ms.append(d.choice([-3, 2.5]))
+    return dict(lr=_lr(d), milestones=ms, gamma=_gamma(d)), int(max(ms)) + d.integer(1, 30)
 
 
 def _t_constant(d):
@@ -252,6 +254,9 @@ def _t_sequential(d, cycles_momentum: bool = False):
         # (LinearLR, PolynomialLR: ZeroDivisionError) or gives lr, not lr * factor (ConstantLR; not reproduced)
         if name in ("LinearLR", "PolynomialLR", "ConstantLR"):
             kw["total_iters"] = max(kw["total_iters"], 1)
+        # negative milestones are left out too: PyTorch's closed form (used at a milestone) counts them
+        if name == "MultiStepLR":
+            kw["milestones"] = [m for m in kw["milestones"] if m >= 0 and float(m).is_integer()] or [0]
         children.append([name, kw])
     ms = sorted(d.integer(0, 40) if d.integer(0, 5) else 0 for _ in range(k - 1))
     return dict(lr=lr, schedulers=children, milestones=ms), ms[-1] + d.integer(1, 40)

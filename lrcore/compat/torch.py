@@ -7,7 +7,8 @@ when ``scheduler.step()`` is called once after every optimizer step. Where PyTor
 not its documented formula, the schedule follows PyTorch:
 
 * MultiStepLR switches at the milestone (t >= m); unsorted milestones are sorted and a repeated
-  milestone multiplies by gamma once per repeat (PyTorch keeps a Counter).
+  milestone multiplies by gamma once per repeat (PyTorch keeps a Counter); a negative or fractional
+  milestone is never reached.
 * CosineAnnealingLR does not stop at T_max: the cosine rises again (period 2 * T_max); a fractional
   T_max (PyTorch checks none) gives the same closed form.
 * OneCycleLR's first phase ends at step ``pct_start * total_steps - 1`` (a float), the last one at
@@ -71,7 +72,9 @@ def StepLR(lr: float, step_size: int, gamma: float = 0.1) -> S.Schedule:
 def MultiStepLR(lr: float, milestones, gamma: float = 0.1) -> S.Schedule:
     """lr * gamma ** (number of milestones <= t), repeats counted."""
     o = "MultiStepLR"
-    ms = sorted(V.integer(o, f"milestones[{i}]", m, low=0) for i, m in enumerate(V.sequence(o, "milestones", milestones)))
+    ms = [V.real(o, f"milestones[{i}]", m) for i, m in enumerate(V.sequence(o, "milestones", milestones))]
+    # PyTorch multiplies when the step equals a milestone: a negative or fractional one is never reached
+    ms = sorted(V.integer(o, "milestones", m, low=0) for m in ms if m >= 0 and float(m).is_integer())
     return S.MultiStep(_lr(o, lr), ms, V.real(o, "gamma", gamma, low=0.0))
 
 
