@@ -841,7 +841,7 @@ class Chain(Schedule):
         top = int(u.max())
         if top > MAX_CHAIN_STEP:
             raise ValueError(f"Chain: steps must be <= {MAX_CHAIN_STEP} (a recurrence over every step), got {top}")
-        from .kernels.scan import affine_scan
+        from .kernels.scan import centered_scan
         rules = self._rules()
         x = self.lr if self.quantity == "lr" else 0.0  # (momentum: set by a cycling scheduler when built)
         for rule in rules:
@@ -851,9 +851,10 @@ class Chain(Schedule):
         for lo in range(1, top + 1, _CHUNK):
             t = np.arange(lo, min(top + 1, lo + _CHUNK), dtype=np.int64)
             A, B = np.ones((len(rules), t.size)), np.zeros((len(rules), t.size))
+            C = np.zeros((len(rules), t.size))
             for j, rule in enumerate(rules):
-                rule.coefficients(t, A[j], B[j])
-            x = affine_scan(A, B, x, values[lo:lo + t.size])
+                rule.fill(t, A[j], B[j], C[j])
+            x = centered_scan(A, C, B, x, values[lo:lo + t.size])
         return values[u]
 
     def _numpy(self, t):
@@ -874,6 +875,9 @@ class _Rule:
 
     def coefficients(self, t, a, b):  # a = 1, b = 0 given: the scheduler leaves lr as it is
         pass
+
+    def fill(self, t, a, b, c):  # lr <- a (lr - c) + b; c = 0 given
+        self.coefficients(t, a, b)
 
 
 class _StepRule(_Rule):
@@ -956,6 +960,12 @@ class _MultiplicativeRule(_Rule):
 
 
 class _CosineRule(_Rule):
+    def fill(self, t, a, b, c):  # PyTorch's order: ratio * (lr - eta_min) + eta_min
+        self.coefficients(t, a, b)
+        add = (t - 1 - self.s.decay_steps) % (2 * self.s.decay_steps) == 0
+        c[:] = np.where(add, 0.0, self.s.floor)
+        b[~add] = self.s.floor
+
     def coefficients(self, t, a, b):
         T, m, base = self.s.decay_steps, self.s.floor, self.s.lr
         if not float(T).is_integer():  # no additive step; PyTorch divides by 1 + cos(pi (t - 1) / T) = 0 where
@@ -968,7 +978,11 @@ class _CosineRule(_Rule):
         add = (t - 1 - T) % (2 * T) == 0
         tf = t.astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):  # r is 0 / 0 at the additive steps, not used there
-            r = (1.0 + np.cos(np.pi * tf / T)) / (1.0 + np.cos(np.pi * (tf - 1.0) / T))
+            if float(T).is_integer():
+                r = (1.0 + np.cos(np.pi * tf / T)) / (1.0 + np.cos(np.pi * (tf - 1.0) / T))
+            else:  # math.cos, PyTorch's: near a zero of the denominator an ulp of cos is amplified
+                cos = np.vectorize(math.cos, otypes=[np.float64])
+                r = (1.0 + cos(math.pi * tf / T)) / (1.0 + cos(math.pi * (tf - 1.0) / T))
             a[:] = np.where(add, 1.0, r)
             b[:] = np.where(add, (base - m) * (1.0 - math.cos(math.pi / T)) / 2.0, m - m * r)
 
@@ -1019,7 +1033,7 @@ class _SequenceRule(_Rule):
     def initial(self, x):
         return self.rules[self.first].initial(self.reset)
 
-    def coefficients(self, t, a, b):
+    def fill(self, t, a, b, c):
         idx = np.searchsorted(self.ms, t, side="right")
         starts = np.concatenate([[0], self.ms])[idx]
         restart = (idx > 0) & (starts == t)
@@ -1033,9 +1047,9 @@ class _SequenceRule(_Rule):
                     a[r], b[r] = 0.0, child._numpy(np.zeros(1, np.int64))[0]
             k = on & ~restart
             if k.any():
-                aa, bb = np.ones(int(k.sum())), np.zeros(int(k.sum()))
-                rule.coefficients(t[k] - starts[k], aa, bb)
-                a[k], b[k] = aa, bb
+                aa, bb, cc = np.ones(int(k.sum())), np.zeros(int(k.sum())), np.zeros(int(k.sum()))
+                rule.fill(t[k] - starts[k], aa, bb, cc)
+                a[k], b[k], c[k] = aa, bb, cc
 
 
 def _cycles_momentum(s) -> bool:
@@ -1109,6 +1123,8 @@ def _chain_rule(s, i, base, lr) -> _Rule:
     the optimizer's ``initial_lr`` when it was built, a tuple for a Sequence), or a ValueError."""
     if isinstance(s, Sequence):
         return _SequenceRule(s, i, base, lr)
+    if isinstance(s, Chain) and s.quantity == "lr" and len(s.schedules) == 1 and not s.bases:
+        return _chain_rule(s.schedules[0], i, base, lr)  # a recurrence of one (CosineAnnealingLR, fractional T_max)
     if isinstance(base, tuple):
         raise ValueError(f"Chain: bases[{i}] must be a number for a {type(s).__name__}, got {list(base)}")
     s = _rescaled(s, base, lr)

@@ -10,7 +10,8 @@ not its documented formula, the schedule follows PyTorch:
   milestone multiplies by gamma once per repeat (PyTorch keeps a Counter); a negative or fractional
   milestone is never reached.
 * CosineAnnealingLR does not stop at T_max: the cosine rises again (period 2 * T_max); a fractional
-  T_max (PyTorch checks none) gives the same closed form.
+  T_max (PyTorch checks none) is PyTorch's recursive form (``lrcore.Chain`` of the cosine alone): it
+  drifts from the closed form near an integer T_max, and divides by zero where (t - 1) / T_max is odd.
 * OneCycleLR's first phase ends at step ``pct_start * total_steps - 1`` (a float), the last one at
   ``total_steps - 1``; a step is in the first phase whose end it does not pass, so with
   ``three_phase=True`` and ``pct_start`` above ~0.5 the steps anneal through the second phase and never
@@ -122,7 +123,12 @@ def CosineAnnealingLR(lr: float, T_max: int, eta_min: float = 0.0) -> S.Schedule
     whole = isinstance(T_max, numbers.Real) and not isinstance(T_max, bool) and math.isfinite(T_max) \
         and float(T_max).is_integer()
     T_max = V.integer(o, "T_max", T_max, low=1) if whole else V.duration(o, "T_max", T_max)
-    return S.Cosine(_lr(o, lr), T_max, floor=V.rate(o, "eta_min", eta_min), periodic=True)
+    cosine = S.Cosine(_lr(o, lr), T_max, floor=V.rate(o, "eta_min", eta_min), periodic=True)
+    if whole:
+        return cosine
+    # a fractional T_max: PyTorch's recursive form never reaches eta_min exactly, and near an integer T_max
+    # its ratios amplify the rounding of lr - eta_min beyond 1e-10 of the closed form: the recurrence itself
+    return S.Chain([cosine], cosine.lr)
 
 
 def CosineAnnealingWarmRestarts(lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> S.Schedule:
