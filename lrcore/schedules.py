@@ -1115,6 +1115,8 @@ def _rescaled(s, base, lr):
         return R(s, values=[v * f for v in s.values])
     if isinstance(s, Linear):
         return R(s, start=s.start * f, end=s.end * f)
+    if isinstance(s, Chain) and s.quantity == "lr" and len(s.schedules) == 1 and not s.bases:
+        return R(s, schedules=[_rescaled(s.schedules[0], base, lr)], lr=s.lr * f)  # (fractional T_max cosine)
     return s
 
 

@@ -480,6 +480,10 @@ EDGE_CASES: list[Case] = [
     Case("torch", "CyclicLR", dict(base_lr=0.1, max_lr=0.01, step_size_up=2.5, mode="triangular2"), 40),
     Case("torch", "StepLR", dict(lr=0.1, step_size=3, gamma=1.5), 30),
     Case("torch", "CosineAnnealingLR", dict(lr=0.1, T_max=2.5, eta_min=0.01), 60),
+    Case("torch", "CosineAnnealingLR", dict(lr=0.1, T_max=28.9999, eta_min=0.02), 150),  # PyTorch's rounding
+    Case("torch", "SequentialLR", dict(lr=0.1, milestones=[0, 13], schedulers=[  # base: OneCycleLR's initial lr
+        ["OneCycleLR", dict(max_lr=0.46, total_steps=19, div_factor=1.18, three_phase=True)],
+        ["ExponentialLR", dict(lr=0.1, gamma=0.9)], ["CosineAnnealingLR", dict(lr=0.1, T_max=11.833)]]), 50),
     Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
         ["ExponentialLR", dict(lr=0.1, gamma=0.97)], ["CosineAnnealingLR", dict(lr=0.1, T_max=7.3, eta_min=0.01)]]), 80),
     Case("torch", "CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, mode="exp_range", gamma=1.5,
