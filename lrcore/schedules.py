@@ -234,7 +234,10 @@ class Linear(Schedule):
 @_dataclass
 class Cosine(Schedule):
     """floor + (lr - floor) * (1 + cos(pi * min(t, T) / T)) / 2 with T = decay_steps, then floor.
-    With ``periodic`` the cosine goes on past T and rises again (PyTorch CosineAnnealingLR).
+    With ``periodic`` the cosine goes on past T and rises again (PyTorch CosineAnnealingLR; a fractional
+    T, which PyTorch takes too, is evaluated into a table).
+    With ``offset`` the cosine is ``offset`` steps further on at every step: min(t + offset, T) (Keras
+    CosineDecay after a fractional warmup_steps; not with ``periodic``).
     Computed as floor + (lr - floor) * sin(pi/2 * (T - t') / T)**2 (no cancellation near floor).
 
     >>> round(Cosine(lr=1.0, decay_steps=10)(5), 12)
@@ -244,13 +247,16 @@ class Cosine(Schedule):
     decay_steps: float
     floor: float = 0.0
     periodic: bool = False
+    offset: float = 0.0
 
     def __post_init__(self):
         T = V.duration("Cosine", "decay_steps", self.decay_steps)
-        if self.periodic and not T.is_integer():
-            raise ValueError(f"Cosine: decay_steps must be an integer when periodic, got {self.decay_steps!r}")
+        offset = V.real("Cosine", "offset", self.offset, low=0.0)
+        if self.periodic and offset:
+            raise ValueError(f"Cosine: offset must be 0 when periodic, got {self.offset!r}")
         self._set(lr=V.rate("Cosine", "lr", self.lr), decay_steps=_int_if_integral(T),
-                  floor=V.rate("Cosine", "floor", self.floor), periodic=V.flag("Cosine", "periodic", self.periodic))
+                  floor=V.rate("Cosine", "floor", self.floor), periodic=V.flag("Cosine", "periodic", self.periodic),
+                  offset=_int_if_integral(offset) if offset else 0.0)
 
     def _numpy(self, t):
         T = self.decay_steps
@@ -258,12 +264,20 @@ class Cosine(Schedule):
             d = np.abs(T - t % (2 * T))
             q, r = (T - d) / T, d / T
         else:
-            q, r = _progress(t, T)
+            q, r = _progress(t + self.offset if self.offset else t, T)
         if self.lr >= self.floor:
             return self.floor + (self.lr - self.floor) * _sin2_half_pi(r)
         return self.lr + (self.floor - self.lr) * _sin2_half_pi(q)  # rising: no cancellation near lr
 
     def _leaves(self):
+        if self.periodic and not float(self.decay_steps).is_integer():
+            return [Leaf(F.TABLE, (), table=self._numpy)]
+        if self.offset:
+            # three phases of the one-cycle formula: none reached (it ends at -offset), the cosine from
+            # -offset to T - offset, then the floor
+            T, d = float(self.decay_steps), float(self.offset)
+            return [Leaf(F.PHASES, (3, F.COSINE, -d, self.lr, self.lr, T - d, self.lr, self.floor,
+                                    float(NEVER), self.floor, self.floor))]
         op = F.COSINE_PERIODIC if self.periodic else (F.COSINE if self.lr >= self.floor else F.COSINE_RISING)
         return [Leaf(op, (self.lr, self.floor, self.decay_steps))]
 
@@ -448,7 +462,11 @@ class Cyclic(Schedule):
     x = 1 + t / total - cycle; rise x / (up / total) while x <= up / total, else fall
     (x - 1) / (up / total - 1); lr = base_lr + (max_lr - base_lr) * rise_or_fall * scale, where scale
     is 1 (triangular), 1 / 2**(cycle - 1) (triangular2) or gamma**t (exp_range). Momentum runs from
-    max_momentum down to base_momentum as lr rises (``.momentum``).
+    max_momentum down to base_momentum as lr rises (``.momentum``). With exp_range and gamma > 1 the
+    scale grows until gamma**t overflows float64 (PyTorch raises OverflowError there): steps from
+    ``overflow_step()`` on raise ValueError. With ``scale_fn`` (a callable, or an expression string in t,
+    as Lambda's fn) the scale is scale_fn(cycle) or scale_fn(t) by ``scale_mode`` and ``mode`` is ignored
+    (PyTorch's custom scale_fn; evaluated into a table).
 
     >>> Cyclic(base_lr=0.0, max_lr=1.0, step_size_up=4)(2)
     0.5
@@ -464,9 +482,12 @@ class Cyclic(Schedule):
     base_momentum: float = 0.8
     max_momentum: float = 0.9
     quantity: str = "lr"
+    scale_fn: object = None
 
     def __post_init__(self):
         o = "Cyclic"
+        if self.scale_fn is not None:
+            _check_fn(o, self.scale_fn)
         down = self.step_size_up if self.step_size_down is None else self.step_size_down
         self._set(base_lr=V.rate(o, "base_lr", self.base_lr), max_lr=V.rate(o, "max_lr", self.max_lr),
                   step_size_up=_int_if_integral(V.duration(o, "step_size_up", self.step_size_up)),
@@ -481,12 +502,35 @@ class Cyclic(Schedule):
         self._set(scale_mode=V.choice(o, "scale_mode", self.scale_mode or default_scale, ("cycle", "iterations")))
         if self.quantity == "momentum" and not self.cycle_momentum:
             raise ValueError("Cyclic: quantity='momentum' needs cycle_momentum=True")
-        if self.mode == "exp_range" and self.gamma > 1.0:
-            raise ValueError(f"Cyclic: gamma must be <= 1 with mode='exp_range' (gamma**t overflows), got {self.gamma}")
 
     @property
     def momentum(self):
         return dataclasses.replace(self, quantity="momentum") if self.cycle_momentum and self.quantity == "lr" else None
+
+    def overflow_step(self) -> int:
+        """The first step at which the exp_range scale gamma**arg overflows float64 (NEVER if it cannot)."""
+        if self.mode != "exp_range" or self.gamma <= 1.0 or self.scale_fn is not None:
+            return NEVER
+        a = max(1, int(math.log(1.7976931348623157e308) / math.log(self.gamma)) - 2)
+        while True:  # the first integer power that Python's float ** (PyTorch's scale) overflows
+            try:
+                self.gamma ** a
+            except OverflowError:
+                break
+            a += 1
+        if self.scale_mode == "iterations":
+            return min(a, NEVER)
+        total = float(self.step_size_up) + float(self.step_size_down)
+        t = max(0, math.floor((a - 1) * total) - 2)  # first t with cycle = floor(1 + t / total) >= a
+        while math.floor(1.0 + t / total) < a:
+            t += 1
+        return min(t, NEVER)
+
+    def _overflowed(self, u):
+        if u.size == 0:
+            return np.zeros(0)
+        raise ValueError(f"Cyclic: gamma**t overflows float64 from step {self.overflow_step()} on (mode='exp_range', "
+                         f"gamma={self.gamma}; PyTorch raises OverflowError there), got step {int(np.max(u))}")
 
     def _ends(self):
         if self.quantity == "momentum":
@@ -501,17 +545,26 @@ class Cyclic(Schedule):
         cycle = np.floor(1.0 + uf / total)
         x = 1.0 + uf / total - cycle
         factor = np.where(x <= ratio, x / ratio, (x - 1.0) / (ratio - 1.0))
+        if t.size and int(np.max(t)) >= self.overflow_step():
+            self._overflowed(t[t >= self.overflow_step()])
         arg = cycle if self.scale_mode == "cycle" else uf
+        if self.scale_fn is not None:
+            scale = lambdas.apply(_callable(self.scale_fn), arg.astype(np.int64), "Cyclic")
+            return base + (peak - base) * (factor * scale)
         scale = {"triangular": lambda a: np.ones_like(a), "triangular2": lambda a: 0.5 ** (a - 1.0),
                  "exp_range": lambda a: self.gamma ** a}[self.mode](arg)
         return base + (peak - base) * (factor * scale)
 
     def _leaves(self):
+        if self.scale_fn is not None:
+            return [Leaf(F.TABLE, (), table=self._numpy)]
         base, peak = self._ends()
         ln2 = math.log(2.0)
         c1, c0 = {"triangular": (0.0, 0.0), "triangular2": (-ln2, ln2), "exp_range": (F.safe_log(self.gamma), 0.0)}[self.mode]
         scale = F.SCALE_CYCLE if self.scale_mode == "cycle" else F.SCALE_ITERATIONS
-        return [Leaf(F.CYCLIC, (base, peak, self.step_size_up, self.step_size_down, c1, c0, scale))]
+        end = self.overflow_step()
+        leaf = Leaf(F.CYCLIC, (base, peak, self.step_size_up, self.step_size_down, c1, c0, scale), hi=end)
+        return [leaf] if end >= NEVER else [leaf, Leaf(F.TABLE, (), lo=end, table=self._overflowed)]
 
 
 @_dataclass
@@ -728,7 +781,19 @@ class Chain(Schedule):
     Where it differs from the product of closed forms: a cosine with eta_min != 0 anneals the
     *product* of the other factors towards eta_min (not the cosine times the factors), and past T_max
     the cosine's additive step replaces the product accumulated so far (reference/DIFFERENCES.md).
-    Recursive factors like LinearLR's round differently from the closed form (~1e-16 per step).
+    Recursive factors like LinearLR's round differently from the closed form (~1e-16 per step). A cosine
+    with eta_min above its base lr adds a negative amount past T_max; after the other schedulers shrank
+    the lr that gives a negative rate, in PyTorch as here.
+
+    CyclicLR and OneCycleLR (``Cyclic``, ``OneCycle``) set lr outright to their own value at each step
+    (and the momentum, when they cycle it: the last one in list order wins, ``.momentum``). A
+    SequentialLR (``Sequence``) resets lr to the optimizer's ``initial_lr`` when built, then steps its
+    active child's chainable form; at a milestone it sets lr to that child's value at its step 0
+    (MultiplicativeLR: multiplies lr by fn(0)). ``bases`` holds PyTorch's ``group["initial_lr"]`` as each
+    scheduler was built, one entry per scheduler (a Sequence: ``[reset, base of each child]``); empty
+    means ``lr`` for all. The schedules are given as built on an optimizer of rate ``lr`` and are
+    rescaled to their base (their rates times base / lr; eta_min stays absolute). ``lrcore.compat.torch.ChainedScheduler`` computes it (a CyclicLR built first, or
+    a OneCycleLR, changes it for the schedulers built after).
 
     >>> from lrcore import evaluate
     >>> from lrcore.compat import torch as T
@@ -738,15 +803,37 @@ class Chain(Schedule):
     """
     schedules: tuple
     lr: float
+    bases: tuple = ()
+    quantity: str = "lr"
 
     def __post_init__(self):
         o = "Chain"
         s = tuple(check_schedule(o, f"schedules[{i}]", x) for i, x in enumerate(V.sequence(o, "schedules", self.schedules)))
         if not s:
             raise ValueError("Chain: schedules must not be empty")
-        self._set(schedules=s, lr=V.rate(o, "lr", self.lr))
+        bases = tuple(_chain_base(o, f"bases[{i}]", b) for i, b in enumerate(V.sequence(o, "bases", self.bases)))
+        if bases:
+            V.length(o, "bases", bases, len(s), "one per scheduler, or none")
+        self._set(schedules=s, lr=V.rate(o, "lr", self.lr), bases=bases,
+                  quantity=V.choice(o, "quantity", self.quantity, ("lr", "momentum")))
         for i, x in enumerate(s):
-            _chain_rule(x, i, self.lr)  # refuses what has no chainable form
+            _chain_rule(x, i, self._base(i), self.lr)  # refuses what has no chainable form
+        if self.quantity == "momentum" and not any(_cycles_momentum(x) for x in s):
+            raise ValueError("Chain: quantity='momentum' needs a scheduler that cycles momentum (CyclicLR, OneCycleLR)")
+
+    def _base(self, i):
+        return self.bases[i] if self.bases else self.lr
+
+    @property
+    def momentum(self):
+        if self.quantity == "lr" and any(_cycles_momentum(x) for x in self.schedules):
+            return dataclasses.replace(self, quantity="momentum")
+        return None
+
+    def _rules(self):
+        if self.quantity == "momentum":
+            return [_momentum_rule(x) for x in self.schedules]
+        return [_chain_rule(x, i, self._base(i), self.lr) for i, x in enumerate(self.schedules)]
 
     def _values(self, u):
         if u.size == 0:
@@ -754,9 +841,9 @@ class Chain(Schedule):
         top = int(u.max())
         if top > MAX_CHAIN_STEP:
             raise ValueError(f"Chain: steps must be <= {MAX_CHAIN_STEP} (a recurrence over every step), got {top}")
-        from .kernels.scan import affine_scan
-        rules = [_chain_rule(x, i, self.lr) for i, x in enumerate(self.schedules)]
-        x = self.lr
+        from .kernels.scan import centered_scan
+        rules = self._rules()
+        x = self.lr if self.quantity == "lr" else 0.0  # (momentum: set by a cycling scheduler when built)
         for rule in rules:
             x = rule.initial(x)
         values = np.empty(top + 1)
@@ -764,9 +851,10 @@ class Chain(Schedule):
         for lo in range(1, top + 1, _CHUNK):
             t = np.arange(lo, min(top + 1, lo + _CHUNK), dtype=np.int64)
             A, B = np.ones((len(rules), t.size)), np.zeros((len(rules), t.size))
+            C = np.zeros((len(rules), t.size))
             for j, rule in enumerate(rules):
-                rule.coefficients(t, A[j], B[j])
-            x = affine_scan(A, B, x, values[lo:lo + t.size])
+                rule.fill(t, A[j], B[j], C[j])
+            x = centered_scan(A, C, B, x, values[lo:lo + t.size])
         return values[u]
 
     def _numpy(self, t):
@@ -787,6 +875,9 @@ class _Rule:
 
     def coefficients(self, t, a, b):  # a = 1, b = 0 given: the scheduler leaves lr as it is
         pass
+
+    def fill(self, t, a, b, c):  # lr <- a (lr - c) + b; c = 0 given
+        self.coefficients(t, a, b)
 
 
 class _StepRule(_Rule):
@@ -823,7 +914,11 @@ class _ConstantLRRule(_Rule):
         return x * self.factor
 
     def coefficients(self, t, a, b):
-        a[t == self.s.boundaries[0]] = 1.0 / self.factor
+        hit = t == self.s.boundaries[0]
+        if self.factor == 0.0 and hit.any():
+            raise ValueError(f"Chain: ConstantLR with factor=0 divides by zero at its step total_iters="
+                             f"{self.s.boundaries[0]} (PyTorch raises ZeroDivisionError there)")
+        a[hit] = 1.0 / self.factor if self.factor else 1.0
 
 
 class _ConstantRule(_Rule):
@@ -865,12 +960,29 @@ class _MultiplicativeRule(_Rule):
 
 
 class _CosineRule(_Rule):
+    def fill(self, t, a, b, c):  # PyTorch's order: ratio * (lr - eta_min) + eta_min
+        self.coefficients(t, a, b)
+        add = (t - 1 - self.s.decay_steps) % (2 * self.s.decay_steps) == 0
+        c[:] = np.where(add, 0.0, self.s.floor)
+        b[~add] = self.s.floor
+
     def coefficients(self, t, a, b):
         T, m, base = self.s.decay_steps, self.s.floor, self.s.lr
+        if not float(T).is_integer():  # no additive step; PyTorch divides by 1 + cos(pi (t - 1) / T) = 0 where
+            # (t - 1) / T is an odd integer (T = 2/3: t = 3)
+            k = (t - 1) / T
+            zero = (np.abs(k - np.round(k)) < 1e-9) & (np.round(k) % 2 == 1)
+            if zero.any():
+                raise ValueError(f"Chain: CosineAnnealingLR(T_max={T}) divides by zero at step {int(t[zero][0])} "
+                                 "(1 + cos(pi (t - 1) / T_max) = 0; PyTorch raises ZeroDivisionError there)")
         add = (t - 1 - T) % (2 * T) == 0
         tf = t.astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):  # r is 0 / 0 at the additive steps, not used there
-            r = (1.0 + np.cos(np.pi * tf / T)) / (1.0 + np.cos(np.pi * (tf - 1.0) / T))
+            if float(T).is_integer():
+                r = (1.0 + np.cos(np.pi * tf / T)) / (1.0 + np.cos(np.pi * (tf - 1.0) / T))
+            else:  # math.cos, PyTorch's: near a zero of the denominator an ulp of cos is amplified
+                cos = np.vectorize(math.cos, otypes=[np.float64])
+                r = (1.0 + cos(math.pi * tf / T)) / (1.0 + cos(math.pi * (tf - 1.0) / T))
             a[:] = np.where(add, 1.0, r)
             b[:] = np.where(add, (base - m) * (1.0 - math.cos(math.pi / T)) / 2.0, m - m * r)
 
@@ -886,15 +998,150 @@ class _OutrightRule(_Rule):
         b[:] = self.s._numpy(t)
 
 
-def _chain_rule(s, i, lr) -> _Rule:
-    """The chainable update of schedule ``s`` (schedules[i] of a Chain of initial rate ``lr``), or a ValueError."""
+class _CyclicRule(_OutrightRule):
+    """CyclicLR sets lr to its own value at each step; when built, its first value is computed before it
+    stores its own base_lr, from the optimizer's ``initial_lr`` (``base``): base_lr if it is built first,
+    else the initial_lr an earlier scheduler left (``None``: its own value at step 0)."""
+
+    def __init__(self, s, base=None):
+        super().__init__(s)
+        self.base = base
+
+    def initial(self, x):
+        return super().initial(x) if self.base is None else self.base
+
+
+class _SequenceRule(_Rule):
+    """SequentialLR in a chain: built, it resets lr to ``initial_lr`` (``reset``) and takes the first
+    active child's initial factor; at step t its active child applies its chainable update at its own
+    step t - milestone, except at the milestone itself, where the child's ``_update_lr(0)`` sets lr to
+    the child's value at step 0 (MultiplicativeLR, with no closed form: multiplies lr by fn(0))."""
+
+    def __init__(self, s, i, base, lr):
+        super().__init__(s)
+        reset, kids = (base[0], base[1:]) if isinstance(base, tuple) else (base, (base,) * len(s.schedules))
+        if len(kids) != len(s.schedules):
+            raise ValueError(f"Chain: bases[{i}] must be [reset, one base per child of the Sequence], got {list(base)}")
+        self.reset = reset
+        self.kids = [c if isinstance(b, tuple) else _rescaled(c, b, lr) for c, b in zip(s.schedules, kids)]
+        # a CyclicLR child's first value (SequentialLR steps it again once built) is its own value at 0
+        self.rules = [_CyclicRule(c) if isinstance(c, Cyclic) and c.quantity == "lr" else _chain_rule(c, i, b, lr)
+                      for c, b in zip(s.schedules, kids)]
+        self.ms = np.asarray(s.milestones, np.int64)
+        self.first = int(np.searchsorted(self.ms, 0, side="right"))
+
+    def initial(self, x):
+        return self.rules[self.first].initial(self.reset)
+
+    def fill(self, t, a, b, c):
+        idx = np.searchsorted(self.ms, t, side="right")
+        starts = np.concatenate([[0], self.ms])[idx]
+        restart = (idx > 0) & (starts == t)
+        for j, (rule, child) in enumerate(zip(self.rules, self.kids)):
+            on = idx == j
+            r = on & restart
+            if r.any():
+                if isinstance(child, Multiplicative):
+                    a[r] = lambdas.apply(_callable(child.fn), np.zeros(1, np.int64), "Multiplicative")[0]
+                else:
+                    a[r], b[r] = 0.0, child._numpy(np.zeros(1, np.int64))[0]
+            k = on & ~restart
+            if k.any():
+                aa, bb, cc = np.ones(int(k.sum())), np.zeros(int(k.sum())), np.zeros(int(k.sum()))
+                rule.fill(t[k] - starts[k], aa, bb, cc)
+                a[k], b[k], c[k] = aa, bb, cc
+
+
+def _cycles_momentum(s) -> bool:
+    if isinstance(s, (Cyclic, OneCycle)):
+        return s.cycle_momentum and s.quantity == "lr"
+    return isinstance(s, Sequence) and any(_cycles_momentum(c) for c in s.schedules)
+
+
+class _SequenceMomentumRule(_Rule):
+    """The momentum a SequentialLR in a chain leaves: each child that cycles momentum set it when built
+    (the last one wins), then the first active child again; at step t the active child sets it if it
+    cycles momentum (at its own step t - milestone, 0 at the milestone)."""
+
+    def __init__(self, s):
+        super().__init__(s)
+        self.ms = np.asarray(s.milestones, np.int64)
+        self.first = int(np.searchsorted(self.ms, 0, side="right"))
+
+    def initial(self, x):
+        for c in self.s.schedules:
+            if _cycles_momentum(c):
+                x = float(c.momentum._numpy(np.zeros(1, np.int64))[0])
+        c = self.s.schedules[self.first]
+        return float(c.momentum._numpy(np.zeros(1, np.int64))[0]) if _cycles_momentum(c) else x
+
+    def coefficients(self, t, a, b):
+        idx = np.searchsorted(self.ms, t, side="right")
+        starts = np.concatenate([[0], self.ms])[idx]
+        for j, c in enumerate(self.s.schedules):
+            on = idx == j
+            if on.any() and _cycles_momentum(c):
+                a[on], b[on] = 0.0, c.momentum._numpy(t[on] - starts[on])
+
+
+def _momentum_rule(s) -> _Rule:
+    """How a chained scheduler changes the momentum: CyclicLR / OneCycleLR set it outright, a SequentialLR
+    through its active child, the others leave it."""
+    if isinstance(s, Sequence):
+        return _SequenceMomentumRule(s)
+    if _cycles_momentum(s):
+        return _OutrightRule(s.momentum)
+    return _Rule(s)
+
+
+def _chain_base(owner, name, b):
+    if isinstance(b, (tuple, list)):
+        return tuple(_chain_base(owner, f"{name}[{i}]", x) for i, x in enumerate(b))
+    return V.rate(owner, name, b)
+
+
+def _rescaled(s, base, lr):
+    """Schedule ``s``, given as built on an optimizer of initial lr ``lr``, built on one of ``base``
+    instead (its rates times base / lr; CosineAnnealingLR's eta_min stays absolute)."""
+    f = base / lr if lr else 1.0
+    if f == 1.0:
+        return s
+    R = dataclasses.replace
+    if isinstance(s, (Step, MultiStep, Exponential, Constant, Lambda, Multiplicative, Cosine, CosineRestarts)):
+        return R(s, lr=s.lr * f)
+    if isinstance(s, Polynomial):
+        return R(s, lr=s.lr * f, end=s.end * f)
+    if isinstance(s, PiecewiseConstant):
+        return R(s, values=[v * f for v in s.values])
+    if isinstance(s, Linear):
+        return R(s, start=s.start * f, end=s.end * f)
+    if isinstance(s, Chain) and s.quantity == "lr" and len(s.schedules) == 1 and not s.bases:
+        return R(s, schedules=[_rescaled(s.schedules[0], base, lr)], lr=s.lr * f)  # (fractional T_max cosine)
+    return s
+
+
+def _chain_rule(s, i, base, lr) -> _Rule:
+    """The chainable update of schedule ``s`` (schedules[i] of a Chain of initial rate ``lr``; ``base``:
+    the optimizer's ``initial_lr`` when it was built, a tuple for a Sequence), or a ValueError."""
+    if isinstance(s, Sequence):
+        return _SequenceRule(s, i, base, lr)
+    if isinstance(s, Chain) and s.quantity == "lr" and len(s.schedules) == 1 and not s.bases:
+        return _chain_rule(s.schedules[0], i, base, lr)  # a recurrence of one (CosineAnnealingLR, fractional T_max)
+    if isinstance(base, tuple):
+        raise ValueError(f"Chain: bases[{i}] must be a number for a {type(s).__name__}, got {list(base)}")
+    s = _rescaled(s, base, lr)
+    lr = base
+    if isinstance(s, Cyclic) and s.quantity == "lr":
+        return _CyclicRule(s, lr)
+    if isinstance(s, OneCycle) and s.quantity == "lr":
+        return _OutrightRule(s)
     if isinstance(s, Step):
         return _StepRule(s)
     if isinstance(s, MultiStep):
         return _MultiStepRule(s)
     if type(s) is Exponential and s.decay_steps == 1 and not s.staircase:
         return _ExponentialRule(s)
-    if isinstance(s, PiecewiseConstant) and len(s.boundaries) == 1 and s.values[0] > 0 and s.values[1] > 0:
+    if isinstance(s, PiecewiseConstant) and len(s.boundaries) == 1 and s.values[0] >= 0 and s.values[1] > 0:
         return _ConstantLRRule(s)
     if isinstance(s, Linear) and s.start > 0 and lr > 0:
         return _LinearRule(s, lr)
@@ -910,7 +1157,7 @@ def _chain_rule(s, i, lr) -> _Rule:
         return _ConstantRule(s, lr)
     raise ValueError(f"Chain: schedules[{i}] ({type(s).__name__}) has no chainable (recursive) PyTorch form; chain "
                      "StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR, CosineAnnealingLR, "
-                     "MultiplicativeLR, LambdaLR or CosineAnnealingWarmRestarts")
+                     "MultiplicativeLR, LambdaLR, CosineAnnealingWarmRestarts, CyclicLR, OneCycleLR or SequentialLR")
 
 
 def _check_fn(owner, fn):

@@ -38,6 +38,12 @@ LAMBDAS: dict[str, Callable] = {
     "cos50": lambda t: 0.5 * (1 + math.cos(math.pi * min(t, 50) / 50)),
     "step20": lambda t: 1.0 if t < 20 else 0.1,
 }
+# CyclicLR scale_fn (of the cycle number or the step, by scale_mode)
+SCALE_FNS: dict[str, Callable] = {
+    "1/x": lambda x: 1.0 / x if x else 1.0,
+    "0.9**x": lambda x: 0.9 ** x,
+    "1/(1+0.1x)": lambda x: 1 / (1 + 0.1 * x),
+}
 MULT_LAMBDAS: dict[str, Callable] = {
     "0.95": lambda k: 0.95,
     "0.9 until 10": lambda k: 0.9 if k < 10 else 1.0,
@@ -103,12 +109,23 @@ def _fraction(d) -> float:
     return d.choice([0.0, 1.0, 0.5]) if d.integer(0, 4) == 0 else d.real(0.0, 1.0)
 
 
+def _total_iters(d) -> int:
+    """ConstantLR / LinearLR / PolynomialLR total_iters: PyTorch checks no sign (a negative one is never
+    reached: the initial value holds, as with 0)."""
+    return -d.integer(1, 3) if d.integer(0, 9) == 0 else d.integer(0, 40)
+
+
+def _gamma(d) -> float:
+    """A decay factor: PyTorch takes any gamma (its validation checks none); > 1 grows, 0 drops to 0 at once."""
+    return d.choice([0.0, 1.0, d.real(1.0, 1.5)]) if d.integer(0, 4) == 0 else d.real(0.05, 1.0)
+
+
 # ---------------------------------------------------------------------- torch parameter generators
 # Each returns (kwargs, steps): kwargs in PyTorch's names plus "lr" (the optimizer's initial lr).
 
 def _t_step(d):
     s = _period(d)
-    return dict(lr=_lr(d), step_size=s, gamma=d.real(0.05, 1.0)), d.integer(1, 4 * s + 20)
+    return dict(lr=_lr(d), step_size=s, gamma=_gamma(d)), d.integer(1, 4 * s + 20)
 
 
 def _t_multistep(d):
@@ -117,40 +134,49 @@ def _t_multistep(d):
         ms.append(d.choice(ms))  # a duplicate milestone
     if d.boolean():
         ms = sorted(ms)
-    return dict(lr=_lr(d), milestones=ms, gamma=d.real(0.05, 1.0)), max(ms) + d.integer(1, 30)
+    if d.integer(0, 9) == 0:  # never reached by the (integer) step: PyTorch checks none
+        ms.append(d.choice([-3, 2.5]))
+    return dict(lr=_lr(d), milestones=ms, gamma=_gamma(d)), int(max(ms)) + d.integer(1, 30)
 
 
 def _t_constant(d):
-    n = d.integer(0, 40)
-    return dict(lr=_lr(d), factor=d.real(0.01, 1.0), total_iters=n), n + d.integer(1, 30)
+    n = _total_iters(d)
+    # factor in [0, 1] (PyTorch's rule); with factor=0 PyTorch divides by zero at total_iters (both refuse then)
+    factor = d.choice([0.0, 1.0, 1e-6]) if d.integer(0, 5) == 0 else d.real(0.01, 1.0)
+    return dict(lr=_lr(d), factor=factor, total_iters=n), max(n, 0) + d.integer(1, 30)
 
 
 def _t_linear(d):
-    n = d.integer(0, 40)
-    return (dict(lr=_lr(d), start_factor=d.real(0.01, 1.0), end_factor=_fraction(d), total_iters=n),
-            n + d.integer(1, 30))
+    n = _total_iters(d)
+    # start_factor in (0, 1], end_factor in [0, 1] (PyTorch's rules), tiny start factors too
+    start = d.choice([1.0, 1e-8, _log_uniform(d, 1e-6, 1e-2)]) if d.integer(0, 4) == 0 else d.real(0.01, 1.0)
+    return (dict(lr=_lr(d), start_factor=start, end_factor=_fraction(d), total_iters=n),
+            max(n, 0) + d.integer(1, 30))
 
 
 def _t_exponential(d):
-    return dict(lr=_lr(d), gamma=d.real(0.8, 1.0)), d.integer(1, 200)
+    return dict(lr=_lr(d), gamma=d.choice([0.0, 1.0, d.real(1.0, 1.05)]) if d.integer(0, 4) == 0 else d.real(0.8, 1.0)), \
+        d.integer(1, 200)
 
 
 def _t_polynomial(d):
-    n = d.integer(0, 40)
-    return dict(lr=_lr(d), total_iters=n, power=d.real(0.1, 4.0)), n + d.integer(1, 30)
+    n = _total_iters(d)
+    power = d.choice([0.0, 1.0, d.real(0.0, 0.1), d.real(4.0, 10.0)]) if d.integer(0, 4) == 0 else d.real(0.1, 4.0)
+    return dict(lr=_lr(d), total_iters=n, power=power), max(n, 0) + d.integer(1, 30)
 
 
 def _t_cosine(d):
-    T = _period(d)
+    T = _period(d) if d.integer(0, 5) else round(d.real(0.5, 30.0), 3)  # PyTorch takes a fractional T_max too
     lr = _lr(d)
     eta = d.choice([0.0, 0.0, lr * d.real(0.0, 0.5), lr * d.real(1.0, 3.0)])  # eta_min > lr: rising
-    return dict(lr=lr, T_max=T, eta_min=eta), d.integer(1, 5 * T + 10)
+    return dict(lr=lr, T_max=T, eta_min=eta), d.integer(1, int(5 * T) + 10)
 
 
 def _t_warm_restarts(d):
-    T0, mult = _period(d, 30), d.choice([1, 1, 2, 3])
+    T0, mult = _period(d, 30), d.choice([1, 1, 2, 3, 4])
     lr = _lr(d)
-    return dict(lr=lr, T_0=T0, T_mult=mult, eta_min=d.choice([0.0, lr * d.real(0.0, 0.5)])), d.integer(1, 8 * T0 + 20)
+    eta = d.choice([0.0, lr * d.real(0.0, 0.5), lr * d.real(1.0, 3.0)])  # eta_min > lr: rising
+    return dict(lr=lr, T_0=T0, T_mult=mult, eta_min=eta), d.integer(1, 8 * T0 + 20)
 
 
 def _t_cyclic(d):
@@ -158,9 +184,18 @@ def _t_cyclic(d):
     up = d.choice([_period(d, 30), round(d.real(0.5, 20.0), 3)])
     down = d.choice([None, _period(d, 30), round(d.real(0.5, 20.0), 3)])
     mode = d.choice(["triangular", "triangular2", "exp_range"])
-    kw = dict(base_lr=base, max_lr=base * d.real(1.0, 20.0), step_size_up=up, step_size_down=down, mode=mode,
-              gamma=d.real(0.9, 1.0) if mode == "exp_range" else 1.0,
-              base_momentum=d.real(0.7, 0.85), max_momentum=d.real(0.85, 0.99))
+    # PyTorch checks neither max_lr >= base_lr nor gamma <= 1 nor max_momentum >= base_momentum
+    peak = base * d.choice([d.real(1.0, 20.0), d.real(1.0, 20.0), d.real(0.0, 1.0)])
+    gamma = d.choice([d.real(0.9, 1.0), d.real(0.9, 1.0), d.real(1.0, 1.02)]) if mode == "exp_range" else d.real(0.5, 2.0)
+    mom = sorted([d.real(0.7, 0.99), d.real(0.7, 0.99)])
+    if d.integer(0, 3) == 0:
+        mom.reverse()
+    kw = dict(base_lr=base, max_lr=peak, step_size_up=up, step_size_down=down, mode=mode, gamma=gamma,
+              base_momentum=mom[0], max_momentum=mom[1])
+    if d.boolean():  # ignored by PyTorch with a built-in mode
+        kw["scale_mode"] = d.choice(["cycle", "iterations"])
+    if d.integer(0, 3) == 0:  # a custom scale function: mode is ignored then, scale_mode ("cycle" by default) used
+        kw["scale_fn"] = d.choice(sorted(SCALE_FNS))
     return kw, d.integer(1, int(6 * (up + (down or up))) + 10)
 
 
@@ -172,7 +207,8 @@ def _t_onecycle(d):
     # through the second phase and never reach the third)
     pct = d.choice([0.0, 1.0, 0.5, 1.0 / T, 2.0 / T, 0.5 + 0.5 / T]) if d.integer(0, 4) == 0 else d.real(0.0, 1.0)
     kw = dict(max_lr=_lr(d), total_steps=T, pct_start=pct, anneal_strategy=d.choice(["cos", "linear"]),
-              div_factor=d.real(2.0, 50.0), final_div_factor=_log_uniform(d, 1.0, 1e4), three_phase=three,
+              div_factor=d.choice([d.real(2.0, 50.0), d.real(2.0, 50.0), d.real(0.5, 2.0)]),
+              final_div_factor=_log_uniform(d, 0.5, 1e4), three_phase=three,
               base_momentum=d.real(0.7, 0.85), max_momentum=d.real(0.85, 0.99))
     if d.integer(0, 3) == 0:  # epochs * steps_per_epoch instead of total_steps
         kw.pop("total_steps")
@@ -188,45 +224,73 @@ def _t_multiplicative(d):
     return dict(lr=_lr(d), lr_lambda=d.choice(sorted(MULT_LAMBDAS))), d.integer(1, 120)
 
 
-# children a SequentialLR may hold (schedulers that set their own lr from max_lr/base_lr, CyclicLR and
-# OneCycleLR, are left out: PyTorch shares one ``initial_lr`` between children, so their order matters)
+# children a SequentialLR may hold: every scheduler but ChainedScheduler and SequentialLR (PyTorch cannot
+# restart those at a milestone); CyclicLR and OneCycleLR set the optimizer's lr and initial_lr when built,
+# so the base rate of the children built after them depends on the order
 _SEQ_CHILDREN = ("StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR",
-                 "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "LambdaLR", "MultiplicativeLR")
-# children a ChainedScheduler may hold (see lrcore.compat.torch.ChainedScheduler; CyclicLR, OneCycleLR and
-# SequentialLR are refused in a chain)
+                 "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "LambdaLR", "MultiplicativeLR",
+                 "CyclicLR", "OneCycleLR")
+# children a ChainedScheduler may hold (see lrcore.compat.torch.ChainedScheduler): every scheduler; CyclicLR
+# and OneCycleLR set lr (and momentum) outright and change the optimizer's initial_lr for those built after
 _CHAIN_CHILDREN = ("StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR",
-                   "CosineAnnealingLR", "MultiplicativeLR", "LambdaLR", "CosineAnnealingWarmRestarts")
+                   "CosineAnnealingLR", "MultiplicativeLR", "LambdaLR", "CosineAnnealingWarmRestarts",
+                   "CyclicLR", "OneCycleLR", "SequentialLR")
+_CYCLERS = ("CyclicLR", "OneCycleLR")
 
 
-def _t_sequential(d):
+def _t_sequential(d, cycles_momentum: bool = False):
+    """2-4 children (with ``cycles_momentum``, one of them a CyclicLR or OneCycleLR that does)."""
     lr = _lr(d)
     k = d.integer(2, 4)
+    forced = d.integer(0, k - 1) if cycles_momentum else -1
     children = []
-    for _ in range(k):
-        name = d.choice(_SEQ_CHILDREN)
+    for i in range(k):
+        name = d.choice(_CYCLERS) if i == forced else d.choice(_SEQ_CHILDREN)
         kw, _ = TORCH[name](d)
         kw["lr"] = lr
+        if i == forced:
+            kw["cycle_momentum"] = True
         # total_iters=0 is left out in children: at a milestone PyTorch's closed form divides by it
         # (LinearLR, PolynomialLR: ZeroDivisionError) or gives lr, not lr * factor (ConstantLR; not reproduced)
         if name in ("LinearLR", "PolynomialLR", "ConstantLR"):
             kw["total_iters"] = max(kw["total_iters"], 1)
+        # negative milestones are left out too: PyTorch's closed form (used at a milestone) counts them
+        if name == "MultiStepLR":
+            kw["milestones"] = [m for m in kw["milestones"] if m >= 0 and float(m).is_integer()] or [0]
         children.append([name, kw])
-    ms = sorted(d.integer(1, 40) for _ in range(k - 1))
+    ms = sorted(d.integer(0, 40) if d.integer(0, 5) else 0 for _ in range(k - 1))
     return dict(lr=lr, schedulers=children, milestones=ms), ms[-1] + d.integer(1, 40)
 
 
-def _t_chained(d):
+def _t_chained(d, cycles_momentum: bool = False):
+    """A chain of 2-4 schedulers (with ``cycles_momentum``, one of them a CyclicLR or OneCycleLR that does);
+    steps stop at the shortest OneCycleLR's total_steps (PyTorch raises one step later)."""
     lr = _lr(d)
     children = []
-    for _ in range(d.integer(2, 4)):
-        name = d.choice(_CHAIN_CHILDREN)
-        kw, _ = TORCH[name](d)
-        kw["lr"] = lr
+    k = d.integer(2, 4)
+    forced = d.integer(0, k - 1) if cycles_momentum else -1
+    steps = d.integer(1, 150)
+    for i in range(k):
+        name = d.choice(_CYCLERS) if i == forced else d.choice(_CHAIN_CHILDREN)
+        kw, n = TORCH[name](d)
+        if name not in _CYCLERS:
+            kw["lr"] = lr
+            for _, child in kw.get("schedulers", []):  # a SequentialLR's children: the same optimizer
+                child["lr"] = lr
+        else:
+            kw.pop("lr", None)
+            if i == forced:
+                kw["cycle_momentum"] = True
+        if name == "OneCycleLR":
+            steps = min(steps, n)
         if name == "CosineAnnealingLR" and kw["eta_min"] > 0:  # eta_min as a fraction of lr, as PyTorch's tests
             kw["eta_min"] = d.choice([1e-10, kw["eta_min"]])
         children.append([name, kw])
-    return dict(lr=lr, schedulers=children), d.integer(1, 150)
+    return dict(lr=lr, schedulers=children), steps
 
+
+# the torch constructors whose momentum (SGD momentum / Adam beta1) is a schedule too
+MOMENTUM = ("CyclicLR", "OneCycleLR", "SequentialLR", "ChainedScheduler")
 
 TORCH: dict[str, Callable] = {
     "StepLR": _t_step, "MultiStepLR": _t_multistep, "ConstantLR": _t_constant, "LinearLR": _t_linear,
@@ -246,28 +310,40 @@ def _k_period(d, hi: float = 60) -> float:
 
 def _k_exponential(d):
     ds = _k_period(d)
-    return (dict(initial_learning_rate=_lr(d), decay_steps=ds, decay_rate=d.real(0.05, 1.0), staircase=d.boolean()),
+    # Keras checks only decay_steps > 0: decay_rate 0 (0 from step 1 on), 1, or > 1 (growth) too
+    rate = d.choice([0.0, 1.0, d.real(1.0, 2.0)]) if d.integer(0, 4) == 0 else d.real(0.05, 1.0)
+    return (dict(initial_learning_rate=_lr(d), decay_steps=ds, decay_rate=rate, staircase=d.boolean()),
             d.integer(1, int(6 * ds) + 20))
 
 
 def _k_inverse_time(d):
     ds = _k_period(d)
-    return (dict(initial_learning_rate=_lr(d), decay_steps=ds, decay_rate=d.real(0.0, 5.0), staircase=d.boolean()),
+    rate = d.choice([0.0, d.real(5.0, 100.0)]) if d.integer(0, 4) == 0 else d.real(0.0, 5.0)
+    return (dict(initial_learning_rate=_lr(d), decay_steps=ds, decay_rate=rate, staircase=d.boolean()),
             d.integer(1, int(6 * ds) + 20))
 
 
 def _k_piecewise(d):
+    """Keras checks only len(values) == len(boundaries) + 1: boundaries may repeat, be unsorted (each
+    value then counts where its own interval test holds: a sum, or 0 where none does), fractional (cast
+    to the int64 step: truncated) or negative."""
     b = [d.integer(0, 60) for _ in range(d.integer(1, 5))]
     if d.boolean():
         b.append(d.choice(b))  # a duplicate boundary
-    b = sorted(b)
-    return dict(boundaries=b, values=[_lr(d) for _ in range(len(b) + 1)]), b[-1] + d.integer(1, 30)
+    if d.integer(0, 3):
+        b = sorted(b)
+    if d.integer(0, 4) == 0:
+        b = [x + d.choice([0.0, 0.5, round(d.real(0.0, 1.0), 3), -0.5]) for x in b]
+    if d.integer(0, 6) == 0:
+        b[0] = -d.choice([1, 3.5])
+    return dict(boundaries=b, values=[_lr(d) for _ in range(len(b) + 1)]), int(max(b)) + d.integer(1, 30)
 
 
 def _k_polynomial(d):
     ds = _k_period(d)
     lr = _lr(d)
-    kw = dict(initial_learning_rate=lr, decay_steps=ds, power=d.real(0.1, 4.0), cycle=d.boolean())
+    power = d.choice([0.0, 1.0, d.real(0.0, 0.1), d.real(4.0, 10.0)]) if d.integer(0, 4) == 0 else d.real(0.1, 4.0)
+    kw = dict(initial_learning_rate=lr, decay_steps=ds, power=power, cycle=d.boolean())
     if d.boolean():
         kw["end_learning_rate"] = lr * d.choice([0.0, d.real(0.0, 0.5), d.real(1.0, 2.0)])
     return kw, d.integer(1, int(5 * ds) + 20)
@@ -276,13 +352,14 @@ def _k_polynomial(d):
 def _k_cosine(d):
     ds = _k_period(d)
     lr = _lr(d)
-    kw = dict(initial_learning_rate=lr, decay_steps=ds, alpha=d.choice([0.0, d.real(0.0, 0.5)]))
+    # alpha: Keras takes any; alpha in (0, 1] a floor, alpha > 1 a rise from lr to alpha * lr
+    kw = dict(initial_learning_rate=lr, decay_steps=ds, alpha=d.choice([0.0, d.real(0.0, 0.5), 1.0, d.real(1.0, 3.0)]))
     n = int(2 * ds) + 20
     if d.boolean():  # Keras 3 warmup: target above or below the initial rate, warmup shorter or longer than decay
-        w = d.integer(0, 80)
+        w = d.integer(0, 80) if d.integer(0, 3) else round(d.real(0.0, 40.0), 3)  # fractional warmup_steps too
         kw.update(initial_learning_rate=d.choice([0.0, lr * d.real(0.0, 1.0), lr * d.real(1.0, 3.0)]),
                   warmup_target=lr, warmup_steps=w)
-        n += w
+        n += math.ceil(w)
     return kw, d.integer(1, n)
 
 
@@ -290,7 +367,8 @@ def _k_restarts(d):
     first = _k_period(d, 30)
     kw = dict(initial_learning_rate=_lr(d), first_decay_steps=first,
               t_mul=d.choice([1.0, 2.0, 2.0, 3.0, round(d.real(1.0, 3.0), 3)]),
-              m_mul=d.choice([1.0, 0.5, round(d.real(0.1, 1.0), 3)]), alpha=d.choice([0.0, d.real(0.0, 0.5)]))
+              m_mul=d.choice([1.0, 0.5, 0.0, round(d.real(0.1, 1.0), 3), round(d.real(1.0, 1.5), 3)]),
+              alpha=d.choice([0.0, d.real(0.0, 0.5), 1.0, d.real(1.0, 2.0)]))
     return kw, d.integer(1, int(10 * first) + 40)
 
 
@@ -322,7 +400,10 @@ def draw_case(d, framework: str, name: str) -> Case:
 
 
 def draw_momentum_case(d, name: str) -> Case:
-    kw, steps = TORCH[name](d)
+    if name in ("ChainedScheduler", "SequentialLR"):
+        kw, steps = {"ChainedScheduler": _t_chained, "SequentialLR": _t_sequential}[name](d, cycles_momentum=True)
+    else:
+        kw, steps = TORCH[name](d)
     return Case("torch", name, kw, max(1, steps), "momentum", d.choice(["sgd", "adam"]))
 
 
@@ -359,6 +440,65 @@ EDGE_CASES: list[Case] = [
     Case("torch", "ChainedScheduler", dict(lr=1.0, schedulers=[  # PyTorch's residue on a value 6e-8 of the peak
         ["StepLR", dict(lr=1.0, step_size=1, gamma=1.0)],
         ["LinearLR", dict(lr=1.0, start_factor=0.10992733981159351, end_factor=5.960464477539063e-08, total_iters=1)]]), 2),
+    # configurations lrcore used to refuse (PyTorch / Keras accept them and give defined values)
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
+        ["CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3)], ["ExponentialLR", dict(lr=0.1, gamma=0.9)],
+        ["CosineAnnealingLR", dict(lr=0.1, T_max=7, eta_min=0.001)]]), 40),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[  # CyclicLR's first value: the initial_lr left
+        ["OneCycleLR", dict(max_lr=0.5, total_steps=40, three_phase=True)],
+        ["CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, base_momentum=0.5, max_momentum=0.6)]]), 40),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
+        ["OneCycleLR", dict(max_lr=0.5, total_steps=40, three_phase=True)],
+        ["CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, base_momentum=0.5, max_momentum=0.6)]]), 40,
+         "momentum", "adam"),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[  # the last OneCycleLR's rates for both
+        ["OneCycleLR", dict(max_lr=0.5, total_steps=40)],
+        ["OneCycleLR", dict(max_lr=0.2, total_steps=30, pct_start=0.5, base_momentum=0.6, max_momentum=0.7)]]), 30,
+         "momentum", "sgd"),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
+        ["StepLR", dict(lr=0.1, step_size=5, gamma=0.5)], ["OneCycleLR", dict(max_lr=0.5, total_steps=40)],
+        ["CosineAnnealingLR", dict(lr=0.1, T_max=7)]]), 40),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
+        ["ExponentialLR", dict(lr=0.1, gamma=0.95)], ["SequentialLR", dict(lr=0.1, milestones=[5], schedulers=[
+            ["LinearLR", dict(lr=0.1, start_factor=0.2, total_iters=5)], ["CosineAnnealingLR", dict(lr=0.1, T_max=10)]])]]),
+         40),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
+        ["CyclicLR", dict(base_lr=0.02, max_lr=0.05, step_size_up=4, base_momentum=0.3, max_momentum=0.4)],
+        ["SequentialLR", dict(lr=0.1, milestones=[0, 5], schedulers=[
+            ["ExponentialLR", dict(lr=0.1, gamma=0.9)], ["CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3)],
+            ["OneCycleLR", dict(max_lr=0.5, total_steps=40)]])]]), 30, "momentum", "sgd"),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
+        ["ConstantLR", dict(lr=0.1, factor=0.0, total_iters=8)], ["CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3)]]),
+         8),
+    Case("torch", "SequentialLR", dict(lr=0.1, milestones=[6], schedulers=[
+        ["OneCycleLR", dict(max_lr=0.5, total_steps=20)], ["CosineAnnealingLR", dict(lr=0.1, T_max=10)]]), 30),
+    Case("torch", "SequentialLR", dict(lr=0.1, milestones=[6], schedulers=[
+        ["LinearLR", dict(lr=0.1, start_factor=0.5, total_iters=6)], ["CyclicLR", dict(base_lr=0.01, max_lr=0.1,
+                                                                                     step_size_up=3)]]), 30,
+         "momentum", "sgd"),
+    Case("torch", "CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=5, mode="exp_range", gamma=1.01), 600),
+    Case("torch", "CyclicLR", dict(base_lr=0.1, max_lr=0.01, step_size_up=2.5, mode="triangular2"), 40),
+    Case("torch", "StepLR", dict(lr=0.1, step_size=3, gamma=1.5), 30),
+    Case("torch", "CosineAnnealingLR", dict(lr=0.1, T_max=2.5, eta_min=0.01), 60),
+    Case("torch", "CosineAnnealingLR", dict(lr=0.1, T_max=28.9999, eta_min=0.02), 150),  # PyTorch's rounding
+    Case("torch", "SequentialLR", dict(lr=0.1, milestones=[0, 13], schedulers=[  # base: OneCycleLR's initial lr
+        ["OneCycleLR", dict(max_lr=0.46, total_steps=19, div_factor=1.18, three_phase=True)],
+        ["ExponentialLR", dict(lr=0.1, gamma=0.9)], ["CosineAnnealingLR", dict(lr=0.1, T_max=11.833)]]), 50),
+    Case("torch", "ChainedScheduler", dict(lr=0.1, schedulers=[
+        ["ExponentialLR", dict(lr=0.1, gamma=0.97)], ["CosineAnnealingLR", dict(lr=0.1, T_max=7.3, eta_min=0.01)]]), 80),
+    Case("torch", "CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, mode="exp_range", gamma=1.5,
+                                   scale_fn="0.9**x", scale_mode="iterations"), 40, "momentum", "adam"),
+    Case("torch", "CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=3, scale_fn="1/x"), 40),
+    Case("torch", "LinearLR", dict(lr=0.1, start_factor=0.3, total_iters=-1), 10),
+    Case("keras", "PiecewiseConstantDecay", dict(boundaries=[10, 44, 13, 52], values=[0.1, 0.2, 0.3, 0.4, 0.5]), 60),
+    Case("keras", "PiecewiseConstantDecay", dict(boundaries=[-0.5, 3.7, 3.2], values=[0.1, 0.2, 0.3, 0.4]), 10),
+    Case("keras", "CosineDecay", dict(initial_learning_rate=0.2, decay_steps=7.5, warmup_target=0.1, warmup_steps=3.7,
+                                      alpha=0.2), 20),
+    Case("keras", "CosineDecay", dict(initial_learning_rate=0.0, decay_steps=10, warmup_target=0.1, warmup_steps=-2.5), 15),
+    Case("keras", "CosineDecay", dict(initial_learning_rate=0.1, decay_steps=20, alpha=2.0), 30),
+    Case("keras", "CosineDecayRestarts", dict(initial_learning_rate=0.05, first_decay_steps=10, alpha=0.1, t_mul=3.0,
+                                              m_mul=4.0), 60),
+    Case("keras", "ExponentialDecay", dict(initial_learning_rate=0.01, decay_steps=3, decay_rate=1.5), 30),
     Case("keras", "PolynomialDecay", dict(initial_learning_rate=1.0, decay_steps=42.031, power=0.5), 43),  # float32
     Case("keras", "CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=10, t_mul=2.0), 160),
     Case("keras", "CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=1, t_mul=1.0), 10),
@@ -377,7 +517,7 @@ EDGE_CASES: list[Case] = [
 
 
 def all_labels() -> list[tuple[str, str]]:
-    return ([("torch", n) for n in TORCH] + [("torch", f"{n}.momentum") for n in ("CyclicLR", "OneCycleLR")]
+    return ([("torch", n) for n in TORCH] + [("torch", f"{n}.momentum") for n in MOMENTUM]
             + [("keras", n) for n in KERAS])
 
 
@@ -389,6 +529,8 @@ def _resolve(name: str, kw: dict) -> dict:
         kw["lr_lambda"] = LAMBDAS[kw["lr_lambda"]]
     elif name == "MultiplicativeLR":
         kw["lr_lambda"] = MULT_LAMBDAS[kw["lr_lambda"]]
+    elif name == "CyclicLR" and "scale_fn" in kw:
+        kw["scale_fn"] = SCALE_FNS[kw["scale_fn"]]
     return kw
 
 
@@ -403,8 +545,6 @@ def lrcore_schedule(case: Case):
         kw = _resolve(name, kw)
         if name in ("SequentialLR", "ChainedScheduler"):
             kw["schedulers"] = [build(n, k) for n, k in kw["schedulers"]]
-        if name == "SequentialLR":
-            kw.pop("lr")
         return getattr(T, name)(**kw)
 
     s = build(case.name, case.params)

@@ -24,6 +24,7 @@ from lrcore import (WSD, Chain, Constant, Cosine, CosineRestarts, Cyclic, Expone
 # k; a running product over every step). Small and fixed: each distinct string is compiled by Numba.
 LAMBDA_FNS = ("0.99 ** t", "1 / (1 + 0.01 * t)", "min(1.0, (t + 1) / 100)", "exp(-0.001 * t)",
               "0.5 * (1 + cos(pi * min(t, 1000) / 1000))", "1.0 if t < 50 else 0.1")
+SCALE_FNS = ("0.9 ** t", "1 / (1 + 0.1 * t)")  # Cyclic scale_fn of the cycle number or the step
 MULTIPLICATIVE_FNS = ("0.99", "0.999 if t < 1000 else 1.0", "1 - 0.5 / (t + 10)")
 
 # Largest step drawn for schedules containing Multiplicative (the library allows 1e8, but a running
@@ -110,8 +111,9 @@ def linears(draw):
 def cosines(draw):
     lr = draw(lrs())
     periodic = draw(st.booleans())
-    return Cosine(lr=lr, decay_steps=draw(PERIOD if periodic else periods()), floor=draw(_below(lr)),
-                  periodic=periodic)
+    offset = 0.0 if periodic else draw(st.one_of(st.just(0.0), st.floats(0.0, 1.0), st.floats(0.0, 10_000.0)))
+    return Cosine(lr=lr, decay_steps=draw(periods()), floor=draw(_below(lr)),
+                  periodic=periodic, offset=offset)
 
 
 @st.composite
@@ -150,11 +152,15 @@ def cyclics(draw):
     base = draw(lrs())
     mode = draw(st.sampled_from(["triangular", "triangular2", "exp_range"]))
     base_m = draw(st.floats(0.5, 0.95))
+    # exp_range gamma > 1 grows until gamma**t overflows (see max_step_for). (max_lr < base_lr, which
+    # PyTorch takes too, is left to the conformance suite: base + (max - base) * 1 cancels to ~1e-16 base
+    # at the bottom of each cycle, in PyTorch's formula as in lrcore's, so backends agree only absolutely)
     return Cyclic(base_lr=base, max_lr=base + draw(lrs()), step_size_up=draw(periods()),
                   step_size_down=draw(st.one_of(st.none(), periods())), mode=mode,
-                  gamma=draw(st.floats(0.9, 1.0)) if mode == "exp_range" else 1.0,
+                  gamma=draw(st.one_of(st.floats(0.9, 1.0), st.floats(1.0, 1.01))) if mode == "exp_range" else 1.0,
                   scale_mode=draw(st.sampled_from([None, "cycle", "iterations"])),
-                  cycle_momentum=draw(st.booleans()), base_momentum=base_m, max_momentum=draw(st.floats(base_m, 0.99)))
+                  cycle_momentum=draw(st.booleans()), base_momentum=base_m, max_momentum=draw(st.floats(base_m, 0.99)),
+                  scale_fn=draw(st.sampled_from([None] * 6 + list(SCALE_FNS))))
 
 
 @st.composite
@@ -206,9 +212,11 @@ def products(draw, children):
 @st.composite
 def chains(draw, children=None):
     """PyTorch ChainedScheduler recurrences (``children`` is unused: a chain holds schedulers with a
-    chainable form, built by lrcore.compat.torch with the chain's lr)."""
+    chainable form, CyclicLR, OneCycleLR and SequentialLR included, built by lrcore.compat.torch with the
+    chain's lr)."""
     from lrcore.compat import torch as T
     lr = draw(LR)
+    rising = []
     makers = {
         "step": lambda: T.StepLR(lr=lr, step_size=draw(st.integers(1, 50)), gamma=draw(GAMMA)),
         "multistep": lambda: T.MultiStepLR(lr=lr, milestones=draw(milestones(high=200)), gamma=draw(GAMMA)),
@@ -218,13 +226,25 @@ def chains(draw, children=None):
         "exponential": lambda: T.ExponentialLR(lr=lr, gamma=draw(st.floats(0.9, 1.0))),
         "polynomial": lambda: T.PolynomialLR(lr=lr, total_iters=draw(st.integers(0, 50)), power=draw(st.floats(0.1, 3.0))),
         "cosine": lambda: T.CosineAnnealingLR(lr=lr, T_max=draw(st.integers(1, 100)),
-                                              eta_min=draw(st.sampled_from([0.0, 1e-10, lr / 10, 2 * lr]))),
+                                              eta_min=draw(st.sampled_from([0.0, 1e-10, lr / 10] + rising))),
         "restarts": lambda: T.CosineAnnealingWarmRestarts(lr=lr, T_0=draw(st.integers(1, 50)), T_mult=draw(st.integers(1, 3))),
         "lambda": lambda: T.LambdaLR(lr=lr, lr_lambda=draw(st.sampled_from(LAMBDA_FNS))),
         "multiplicative": lambda: T.MultiplicativeLR(lr=lr, lr_lambda=draw(st.sampled_from(MULTIPLICATIVE_FNS))),
+        "cyclic": lambda: T.CyclicLR(base_lr=draw(LR), max_lr=draw(LR), step_size_up=draw(st.integers(1, 50)),
+                                     mode=draw(st.sampled_from(["triangular", "triangular2"]))),
+        "onecycle": lambda: T.OneCycleLR(max_lr=draw(LR), total_steps=draw(st.integers(20, 500)),
+                                         three_phase=draw(st.booleans())),
+        "sequential": lambda: T.SequentialLR([T.ExponentialLR(lr=lr, gamma=draw(st.floats(0.9, 1.0))),
+                                              T.StepLR(lr=lr, step_size=draw(st.integers(1, 20)))],
+                                             milestones=[draw(st.integers(0, 50))]),
     }
     kinds = draw(st.lists(st.sampled_from(sorted(makers)), min_size=1, max_size=4))
-    return Chain([makers[k]() for k in kinds], lr=lr)
+    # eta_min above lr only alone: chained with others, PyTorch's recursive cosine can add
+    # (lr - eta_min)(1 - cos(pi / T)) / 2 < 0 to an lr they shrank, a negative rate (reference/DIFFERENCES.md)
+    rising.extend([2 * lr] if len(kinds) == 1 else [])
+    members = [makers[k]() for k in kinds]
+    chain = T.ChainedScheduler(members, lr=lr)  # with PyTorch's bases when a CyclicLR / OneCycleLR is built first
+    return chain if isinstance(chain, Chain) else Chain(members, lr=lr)  # (a Product: multiplicative ones only)
 
 
 LEAF_KINDS = {
@@ -298,6 +318,12 @@ def max_step_for(schedule) -> int:
             cap = min(cap, MULTIPLICATIVE_MAX_TEST_STEP)
         if isinstance(s, CosineRestarts) and s.t_mul == 1.0:
             cap = min(cap, int(s.period * 2 ** 52))
+        if isinstance(s, Cyclic) and s.mode == "exp_range" and s.gamma > 1.0:
+            # gamma**t grows: steps from overflow_step() on raise, and the values overflow to inf a little
+            # earlier (as PyTorch's); the random arrays stay where gamma**arg <= 1e250
+            arg = int(math.log(1e250) / math.log(s.gamma))
+            total = float(s.step_size_up) + float(s.step_size_down)
+            cap = min(cap, s.overflow_step() - 1, arg if s.scale_mode == "iterations" else int((arg - 1) * total))
     return cap
 
 

@@ -41,6 +41,7 @@ SECTIONS = _sections()
 FRAMEWORKS = SECTIONS["PyTorch vs Keras"]
 GRAPH = SECTIONS["Keras: eager `schedule(t)` vs a compiled train step"]
 LRCORE = SECTIONS["Where lrcore does not reproduce the framework"]
+SURPRISES = SECTIONS["Surprising framework values that lrcore reproduces"]
 
 
 def _code(cell):
@@ -84,7 +85,7 @@ def _keras_close(got, want):
 
 
 def test_the_page_has_its_tables():
-    assert len(FRAMEWORKS) >= 12 and len(GRAPH) == 2 and len(LRCORE) == 3
+    assert len(FRAMEWORKS) >= 12 and len(GRAPH) == 2 and len(LRCORE) == 3 and len(SURPRISES) >= 8
 
 
 @pytest.mark.parametrize("row", FRAMEWORKS, ids=[r[0] for r in FRAMEWORKS])
@@ -125,3 +126,16 @@ def test_where_lrcore_differs(row):
         assert np.all(np.abs(got - want) > 2e-6 * np.abs(want) + 1e-6 * peak)  # beyond the Keras tolerance
         return
     assert not np.allclose(_numbers(framework_values), _numbers(lrcore_values), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("row", SURPRISES, ids=[r[0] for r in SURPRISES])
+def test_surprising_values_are_the_frameworks_and_lrcores(row):
+    _, _, framework, code, steps, values = row
+    steps = [int(s) for s in _numbers(steps)]
+    code = _code(code)
+    if framework == "torch":
+        _close(_torch(code, steps), _numbers(values))
+        _close(_lrcore_torch(code, steps), _numbers(values))
+    else:
+        _close(_keras(code, steps), _numbers(values))
+        _keras_close(_lrcore_keras(code, steps), _numbers(values))

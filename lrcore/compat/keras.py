@@ -4,9 +4,11 @@ The value at step t is ``schedule(t)``. Keras computes in float32; lrcore in flo
 to float32 rounding (see DESIGN.md). Where Keras differs from PyTorch's same-named idea:
 
 * PiecewiseConstantDecay uses values[k] while b[k-1] < t <= b[k]: it switches one step *after* each
-  boundary (PyTorch's MultiStepLR switches at the milestone).
+  boundary (PyTorch's MultiStepLR switches at the milestone). Boundaries are truncated to integers (Keras
+  casts them to the int64 step); unsorted ones add up the values of every interval test that holds.
 * CosineDecay holds alpha * lr after decay_steps (PyTorch's CosineAnnealingLR rises again); with a
-  warmup, decay_steps counts the steps *after* warmup_steps, and the cosine starts at warmup_target.
+  warmup, decay_steps counts the steps *after* warmup_steps, and the cosine starts at warmup_target
+  (a fractional warmup_steps w: the cosine starts at step ceil(w), already ceil(w) - w steps in).
 * CosineDecayRestarts scales the cosine's amplitude by m_mul**i but not its floor alpha * lr.
 """
 from __future__ import annotations
@@ -43,16 +45,28 @@ def InverseTimeDecay(initial_learning_rate: float, decay_steps: float, decay_rat
 
 
 def PiecewiseConstantDecay(boundaries, values, name: str = "PiecewiseConstant") -> S.Schedule:
-    """values[0] for t <= boundaries[0], values[k] for boundaries[k-1] < t <= boundaries[k], then values[-1]."""
+    """values[0] for t <= boundaries[0], values[k] for boundaries[k-1] < t <= boundaries[k], then values[-1].
+
+    Keras checks only the lengths, and casts each boundary to the int64 step (truncating a fraction
+    towards 0). Unsorted boundaries are taken as Keras computes them: the sum of values[0] * (t <= b[0]),
+    values[-1] * (t > b[-1]) and values[k] * (b[k-1] < t <= b[k]) for each k, so where the intervals
+    overlap their values add up and where none holds the rate is 0."""
     o = "PiecewiseConstantDecay"
     b = [V.real(o, f"boundaries[{i}]", x) for i, x in enumerate(V.sequence(o, "boundaries", boundaries))]
-    v = V.sequence(o, "values", values)
+    v = [V.rate(o, f"values[{i}]", x) for i, x in enumerate(V.sequence(o, "values", values))]
     V.length(o, "values", v, len(b) + 1, "one more than boundaries")
-    if any(y < x for x, y in zip(b, b[1:])):
-        raise ValueError(f"{o}: boundaries must be sorted (non-decreasing), got {list(boundaries)}")
-    # t > b  <=>  t >= floor(b) + 1 for integer steps t >= 0
-    switch = [max(0, math.floor(x) + 1) for x in b]
-    return S.PiecewiseConstant(switch, [V.rate(o, f"values[{i}]", x) for i, x in enumerate(v)])
+    cut = [math.trunc(x) for x in b]  # Keras casts the boundaries to the int64 step
+    # t > c  <=>  t >= c + 1 for integer steps t >= 0
+    switch = [max(0, c + 1) for c in cut]
+    if all(x <= y for x, y in zip(cut, cut[1:])):
+        return S.PiecewiseConstant(switch, v)
+
+    def keras(t):
+        total = v[0] * (t <= cut[0]) + v[-1] * (t > cut[-1])
+        return total + sum(x * (lo < t <= hi) for lo, hi, x in zip(cut, cut[1:], v[1:-1]))
+
+    switch = sorted(set(switch) - {0})
+    return S.PiecewiseConstant(switch, [float(keras(t)) for t in [0, *switch]])
 
 
 def PolynomialDecay(initial_learning_rate: float, decay_steps: float, end_learning_rate: float = 0.0001,
@@ -66,7 +80,7 @@ def PolynomialDecay(initial_learning_rate: float, decay_steps: float, end_learni
 
 
 def CosineDecay(initial_learning_rate: float, decay_steps: float, alpha: float = 0.0, name: str = "CosineDecay",
-                warmup_target: float | None = None, warmup_steps: int = 0) -> S.Schedule:
+                warmup_target: float | None = None, warmup_steps: float = 0) -> S.Schedule:
     """Without warmup_target: initial * ((1 - alpha)(1 + cos(pi min(t, D) / D)) / 2 + alpha), D = decay_steps.
     With it: linear initial -> warmup_target over warmup_steps, then the same cosine from warmup_target."""
     o = "CosineDecay"
@@ -76,11 +90,15 @@ def CosineDecay(initial_learning_rate: float, decay_steps: float, alpha: float =
     if warmup_target is None:
         return S.Cosine(initial, decay_steps, floor=alpha * initial)
     target = V.rate(o, "warmup_target", warmup_target)
-    warmup_steps = V.integer(o, "warmup_steps", warmup_steps, low=0)
-    cosine = S.Cosine(target, decay_steps, floor=alpha * target)
-    if warmup_steps == 0:
-        return cosine
-    return S.Sequence([S.Linear(initial, target, warmup_steps), cosine], [warmup_steps])
+    w = V.real(o, "warmup_steps", warmup_steps)
+    if w <= 0:  # no warmup step (t < w never holds): the cosine at min(t - w, decay_steps)
+        return S.Cosine(target, decay_steps, floor=alpha * target, offset=-w)
+    c = math.ceil(w)  # the first step of the cosine; a fractional w starts it c - w steps in
+    if c == w:
+        return S.Sequence([S.Linear(initial, target, c), S.Cosine(target, decay_steps, floor=alpha * target)], [c])
+    # steps 0..c-1 warm up linearly as initial + (target - initial) t / w (reaching the last one at c - 1)
+    warm = S.Constant(initial) if c == 1 else S.Linear(initial, initial + (target - initial) * (c - 1) / w, c - 1)
+    return S.Sequence([warm, S.Cosine(target, decay_steps, floor=alpha * target, offset=c - w)], [c])
 
 
 def CosineDecayRestarts(initial_learning_rate: float, first_decay_steps: float, t_mul: float = 2.0,

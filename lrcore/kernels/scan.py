@@ -20,3 +20,16 @@ def affine_scan(A, B, x, out):
         out[t] = x
     return x
 
+
+
+@njit(cache=True, error_model="numpy")
+def centered_scan(A, C, B, x, out):
+    """As ``affine_scan`` with x <- A[j, t] (x - C[j, t]) + B[j, t]: PyTorch's recursive cosine computes
+    ratio * (lr - eta_min) + eta_min in that order, and near a zero of its ratio's denominator only that
+    order reproduces its rounding. A, C, B: (J, n); out: (n,)."""
+    J, n = A.shape
+    for t in range(n):
+        for j in range(J):
+            x = A[j, t] * (x - C[j, t]) + B[j, t]
+        out[t] = x
+    return x
