@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from . import formulas as F
 
@@ -272,26 +273,49 @@ def _phases_segments(b, u0, uf, assign, p, P, off):
 
 
 @njit(**_OPTS)
-def _periodic_segments(b, u0, assign, p):
-    """COSINE_PERIODIC on contiguous steps: one segment per period 2T, where w = u mod 2T runs
-    w0, w0 + 1, ... without a division; values as ``f_cosine_periodic``."""
+def _periodic_segments(b, u0, uf, assign, p):
+    """COSINE_PERIODIC on contiguous steps, one half period at a time: w = u mod 2T runs w0, w0 + 1, ...
+    without a division, d = |T - w| is T - w on the falling half (w <= T) and w - T on the rising one, in
+    float (exact integers); values as ``f_cosine_periodic`` with d / T as d * (1 / T)."""
     T = int(p[2])
     period = 2 * T
     w = u0 - F.floor_div(u0, period) * period
     n = b.shape[0]
-    i = 0
+    if not float(u0) + float(n) < _EXACT or not float(period) < _EXACT:
+        _float_steps(uf, u0)
+        for q in range(n):
+            v = F.f_cosine_periodic(u0 + q, p, p, 0)
+            b[q] = v if assign else b[q] * v
+        return
+    fT = p[2]
+    inv = 1.0 / fT
     falling = p[0] >= p[1]
+    lo, hi = (p[1], p[0]) if falling else (p[0], p[1])
+    amp = hi - lo
+    i = 0
     while i < n:
-        stop = min(n, i + period - w)
+        fw = float(w)
+        if w <= T:  # d = T - w
+            stop = min(n, i + T - w + 1)
+            sign, base = -1.0, fT - fw
+        else:       # d = w - T
+            stop = min(n, i + period - w)
+            sign, base = 1.0, fw - fT
         seg = b[i:stop]
-        for q in range(seg.shape[0]):
-            d = abs(T - (w + q))
-            if falling:
-                v = p[1] + (p[0] - p[1]) * F.cos_bump(float(d) / p[2])
-            else:
-                v = p[0] + (p[1] - p[0]) * F.cos_bump(float(T - d) / p[2])
-            seg[q] = v if assign else seg[q] * v
-        i, w = stop, 0
+        if falling:
+            for q in range(seg.shape[0]):
+                d = base + sign * _OFFSETS[q]
+                v = lo + amp * F.cos_bump(d * inv)
+                seg[q] = v if assign else seg[q] * v
+        else:
+            for q in range(seg.shape[0]):
+                d = base + sign * _OFFSETS[q]
+                v = lo + amp * F.cos_bump((fT - d) * inv)
+                seg[q] = v if assign else seg[q] * v
+        w += stop - i
+        if w >= period:
+            w = 0
+        i = stop
 
 
 @njit(**_OPTS)
@@ -412,6 +436,119 @@ def _polynomial_log(b, u0, uf, assign, p, scratch, tt):
             w = (1.0 if power == 0.0 else 0.0) if x == 0.0 else x ** power
         v = (p[0] - p[1]) * w + p[1]
         b[q] = v if assign else b[q] * v
+
+
+# (1 + y) ** power by its binomial series in blocks: on a block of K consecutive steps anchored at an exact
+# value A (one libm pow or sqrt per block), step k's value is A (1 + y_k) ** power with |y_k| <= reach, and
+# (1 + y) ** power = 1 + c1 y + ... + c8 y**8 (c_j = binom(power, j)) to 2**-56 relative: eight fused
+# multiply-adds per step, no pow, no division, no sqrt. ``reach`` bounds the next term |c9| y**9 by 2**-57
+# and |power y| by 1/4 (terms then fall by 4x or more: the tail is under 4/3 of the first dropped term, and
+# the sum stays in [0.7, 1.3], so Horner's rounding is a few ulp).
+SERIES_BLOCK = 256  # the longest block of one anchor
+SERIES_MIN = 16     # a block shorter than this (the series reaches too few steps) is computed exactly
+
+
+@njit(inline="always")
+def _binomial_coefficients(power):
+    c1 = power
+    c2 = c1 * (power - 1.0) / 2.0
+    c3 = c2 * (power - 2.0) / 3.0
+    c4 = c3 * (power - 3.0) / 4.0
+    c5 = c4 * (power - 4.0) / 5.0
+    c6 = c5 * (power - 5.0) / 6.0
+    c7 = c6 * (power - 6.0) / 7.0
+    c8 = c7 * (power - 7.0) / 8.0
+    c9 = c8 * (power - 8.0) / 9.0
+    reach = 0.25 / max(abs(power), 1.0)
+    if c9 != 0.0:
+        reach = min(reach, (2.0 ** -57 / abs(c9)) ** (1.0 / 9.0))
+    return (c1, c2, c3, c4, c5, c6, c7, c8), reach
+
+
+@njit(inline="always")
+def _binomial_series(y, c):
+    """(1 + y) ** power for |y| <= reach (``_binomial_coefficients``)."""
+    return 1.0 + y * (c[0] + y * (c[1] + y * (c[2] + y * (c[3] + y * (c[4] + y * (c[5] + y * (c[6] + y * c[7])))))))
+
+
+@njit(**_OPTS)
+def _polynomial_series(b, u0, uf, assign, p, scratch, tt):
+    """POLYNOMIAL (not cycle) on contiguous steps: x ** power with x = N / D, N = D - s the steps left,
+    in blocks anchored at N_a: x ** power = (N_a / D) ** power (1 - d / N_a) ** power, d = s - s_a,
+    the second factor by ``_binomial_series``. Blocks where x is small (x < 1e-3 max(1, power): numpy's
+    own 1 - s / D there has a relative error above 1e-13 / power, which the exact form would not share),
+    or where the series reaches too few steps, or where A is not a normal float go to
+    ``_polynomial_log``, as do cycle=True and the powers 1, 2 and 1/2 (exact there)."""
+    n = b.shape[0]
+    D, power = p[2], p[3]
+    if p[4] != 0.0 or power == 1.0 or power == 2.0 or power == 0.5 or not float(u0) + float(n) < _EXACT:
+        _float_steps(uf, u0)
+        _polynomial_log(b, u0, uf, assign, p, scratch, tt)
+        return
+    c, reach = _binomial_coefficients(power)
+    xmin = 1e-3 * max(abs(power), 1.0)
+    amp = p[0] - p[1]
+    f0 = float(u0)
+    i = 0
+    while i < n:
+        Na = D - (f0 + float(i))
+        K = min(n - i, SERIES_BLOCK)
+        if Na > 0.0:
+            K = min(K, int(reach * Na) + 1)
+        A = (Na / D) ** power if Na > 0.0 else 0.0
+        if Na < xmin * D or (K < SERIES_MIN and K < n - i) or not A >= 1e-290:
+            _float_steps(uf[i:], u0 + i)  # the rest of the tile, exactly (N only falls)
+            _polynomial_log(b[i:], u0 + i, uf[i:], assign, p, scratch, tt)
+            return
+        m = -1.0 / Na
+        seg = b[i:i + K]
+        for q in range(K):
+            v = amp * (A * _binomial_series(_OFFSETS[q] * m, c)) + p[1]
+            seg[q] = v if assign else seg[q] * v
+        i += K
+
+
+@njit(**_OPTS)
+def _inverse_sqrt_series(b, u0, uf, assign, p, P, off):
+    """INVERSE_SQRT on contiguous steps, s = u + 1: warmup steps (s <= w) lr s / w as s * (1 / w); after it
+    lr sqrt(w / s) (or lr / sqrt(s) for w = 0) as lr sqrt(w) s_a**-1/2 (1 + d / s_a)**-1/2 in blocks anchored
+    at s_a (``_binomial_series``); steps too early for the series (s below ~16 / reach) exactly, as
+    ``f_inverse_sqrt``."""
+    n = b.shape[0]
+    lr, w = p[0], p[1]
+    if not float(u0) + float(n) < _EXACT:
+        _float_steps(uf, u0)
+        _c_inverse_sqrt(b, uf, assign, p, P, off)
+        return
+    c, reach = _binomial_coefficients(-0.5)
+    scale = lr if w <= 0.0 else lr * math.sqrt(w)
+    invw = 1.0 / w if w > 0.0 else 0.0
+    f1 = float(u0) + 1.0
+    i = 0
+    while i < n:
+        sa = f1 + float(i)
+        if w > 0.0 and sa <= w:  # warmup: s = sa, sa + 1, ... <= w
+            K = min(n - i, int(math.floor(w - sa)) + 1)
+            seg = b[i:i + K]
+            for q in range(K):
+                v = lr * ((sa + _OFFSETS[q]) * invw)
+                seg[q] = v if assign else seg[q] * v
+            i += K
+            continue
+        K = min(n - i, SERIES_BLOCK, int(reach * sa) + 1)
+        if K >= SERIES_MIN or K == n - i:
+            A = scale / math.sqrt(sa)
+            m = 1.0 / sa
+            seg = b[i:i + K]
+            for q in range(K):
+                v = A * _binomial_series(_OFFSETS[q] * m, c)
+                seg[q] = v if assign else seg[q] * v
+            i += K
+            continue
+        K = min(n - i, max(1, int(SERIES_MIN / reach - sa)))  # exactly, up to where the series reaches
+        _float_steps(uf[i:i + K], u0 + i)
+        _c_inverse_sqrt(b[i:i + K], uf[i:i + K], assign, p, P, off)
+        i += K
 
 
 @njit(**_OPTS)
@@ -550,7 +687,8 @@ def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch,
         assign = mode == CONTIGUOUS_ASSIGN
         uf = fsteps[:b.shape[0]]
         if not (op == F.CONST or op == F.STEP or op == F.PIECEWISE or op == F.LINEAR or op == F.COSINE
-                or op == F.COSINE_RISING or op == F.ONE_MINUS_SQRT):
+                or op == F.COSINE_RISING or op == F.ONE_MINUS_SQRT or op == F.POLYNOMIAL or op == F.INVERSE_SQRT
+                or op == F.COSINE_PERIODIC):  # these form their float steps themselves
             _float_steps(uf, u0)
         if op == F.LINEAR:
             _c_linear(b, uf, assign, p, u0)
@@ -571,7 +709,7 @@ def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch,
             _c_inverse_time(b, uf, assign, p)
             return
         if op == F.INVERSE_SQRT:
-            _c_inverse_sqrt(b, uf, assign, p, P, off)
+            _inverse_sqrt_series(b, u0, uf, assign, p, P, off)
             return
         if op == F.RESTARTS:
             _restarts_contiguous(b, u0, uf, assign, p)
@@ -589,13 +727,13 @@ def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch,
             _phases_segments(b, u0, uf, assign, p, P, off)
             return
         if op == F.COSINE_PERIODIC:
-            _periodic_segments(b, u0, assign, p)
+            _periodic_segments(b, u0, uf, assign, p)
             return
         if op == F.CYCLIC:
             _cyclic_segments(b, u0, uf, assign, p, scratch)
             return
         if op == F.POLYNOMIAL:
-            _polynomial_log(b, u0, uf, assign, p, scratch, tt)
+            _polynomial_series(b, u0, uf, assign, p, scratch, tt)
             return
         if op == F.EXPONENTIAL and p[3] != 0.0:
             _staircase_runs(b, u0, assign, (p[0], p[1], p[2], p[3], p[4], p[5], p[6], 0.0))
@@ -641,9 +779,8 @@ def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch,
 
 
 @njit(**_OPTS)
-def _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps, out):
-    """Schedule s at the m steps starting at index a, written into out[s, a:a+m]."""
-    buf = out[s, a:a + m]
+def _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps, buf):
+    """Schedule s at the m steps starting at index a, written into the float64 buffer buf (m values)."""
     if contiguous:
         tmin = t0 + a
         tmax = t0 + a + m - 1
@@ -687,9 +824,33 @@ def _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, s
         buf[:] = 1.0
 
 
+def _write_tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps, tbuf, out):
+    """``_tile`` into out[s, a:a+m]: in place for float64 output; for float32 into the float64 tile buffer
+    tbuf, then each value rounded once on its store (no float64 copy of the whole output)."""
+
+
+@overload(_write_tile, jit_options=_OPTS)
+def _write_tile_impl(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps, tbuf,
+                     out):
+    if out.dtype == types.float64:
+        def direct(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps, tbuf, out):
+            _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps,
+                  out[s, a:a + m])
+        return direct
+
+    def rounded(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps, tbuf, out):
+        b = tbuf[:m]
+        _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps, b)
+        row = out[s, a:a + m]
+        for j in range(m):
+            row[j] = b[j]
+    return rounded
+
+
 @njit(parallel=True, cache=True, **_OPTS)
 def evaluate_program(t0, steps, contiguous, sched_leaves, leaves, P, tables, out, threads):
-    """out[s, i] (float64) = product of the active leaves of schedule s at step t_i.
+    """out[s, i] (float64, or float32: the float64 value rounded) = product of the active leaves of
+    schedule s at step t_i.
 
     t_i = t0 + i if ``contiguous`` else steps[i]; schedule s owns leaves
     sched_leaves[s, 0] <= l < sched_leaves[s, 1]; leaves[l] = (op, lo, hi, shift, off);
@@ -703,8 +864,9 @@ def evaluate_program(t0, steps, contiguous, sched_leaves, leaves, P, tables, out
         tt = np.empty(TILE, np.int64)
         scratch = np.empty(TILE)
         fsteps = np.empty(TILE)
+        tbuf = np.empty(TILE)
         for job in range(c * jobs // chunks, (c + 1) * jobs // chunks):
             s = job // ntiles
             a = (job - s * ntiles) * TILE
-            _tile(s, a, min(TILE, n - a), t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps,
-                  out)
+            _write_tile(s, a, min(TILE, n - a), t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch,
+                        fsteps, tbuf, out)
