@@ -179,10 +179,19 @@ _c_linear, _c_cosine, _c_cosine_rising, _c_one_minus_sqrt = (
 
 
 @njit(**_OPTS)
-def _c_inverse_time(b, uf, assign, p):
-    """INVERSE_TIME (not staircase): p0 / (1 + p1 u / p2), u / p2 as u * (1 / p2)."""
+def _c_inverse_time(b, uf, assign, p, u0):
+    """INVERSE_TIME (not staircase): p0 / (1 + p1 u / p2), u / p2 as u * (1 / p2); float(u) as
+    float(u0) + k below 2**53, else from the float steps uf."""
     inv = 1.0 / p[2]
-    for k in range(b.shape[0]):
+    n = b.shape[0]
+    if float(u0) + float(n) < _EXACT:
+        f0 = float(u0)
+        for k in range(n):
+            v = p[0] / (1.0 + p[1] * ((f0 + _OFFSETS[k]) * inv))
+            b[k] = v if assign else b[k] * v
+        return
+    _float_steps(uf, u0)
+    for k in range(n):
         v = p[0] / (1.0 + p[1] * (uf[k] * inv))
         b[k] = v if assign else b[k] * v
 
@@ -237,9 +246,14 @@ def _piecewise_runs(b, u0, assign, p, P, off):
 def _phases_segments(b, u0, uf, assign, p, P, off):
     """PHASES (one-cycle) on contiguous steps: the phase is found once per segment (the steps it holds
     under ``f_phases``'s rule, the first phase whose end is >= u, which only moves forward as u grows),
-    then the segment's values are ``f_phases``'s expressions in a loop without search."""
+    then the segment's values are ``f_phases``'s expressions, each case in a loop of its own without
+    search; float(u) as float(u_i) + q below 2**53 (else read from the float steps uf)."""
     nph = int(p[0])
     n = b.shape[0]
+    small = float(u0) + float(n) < _EXACT
+    if not small:
+        _float_steps(uf, u0)
+    cosine = p[1] == F.COSINE
     i = 0
     while i < n:
         ustart = float(u0 + i)
@@ -254,21 +268,34 @@ def _phases_segments(b, u0, uf, assign, p, P, off):
         if k < nph - 1:  # steps u <= end stay in phase k
             stop = min(n, max(i + 1, int(math.floor(end)) - u0 + 1))
         seg = b[i:stop]
-        span = end - start
-        inv = 1.0 / span
-        cosine = p[1] == F.COSINE
-        xs = uf[i:stop]
-        for q in range(seg.shape[0]):
-            x = xs[q]
-            r = (end - x) * inv
-            qq = (x - start) * inv
+        inv = 1.0 / (end - start)
+        if small:  # x = ustart + q exactly
             if not cosine:
-                v = a * r + bb * qq
+                for q in range(seg.shape[0]):
+                    x = ustart + _OFFSETS[q]
+                    v = a * ((end - x) * inv) + bb * ((x - start) * inv)
+                    seg[q] = v if assign else seg[q] * v
             elif a >= bb:
-                v = bb + (a - bb) * F.cos_bump(r)
+                for q in range(seg.shape[0]):
+                    v = bb + (a - bb) * F.cos_bump((end - (ustart + _OFFSETS[q])) * inv)
+                    seg[q] = v if assign else seg[q] * v
             else:
-                v = a + (bb - a) * F.cos_bump(qq)
-            seg[q] = v if assign else seg[q] * v
+                for q in range(seg.shape[0]):
+                    v = a + (bb - a) * F.cos_bump(((ustart + _OFFSETS[q]) - start) * inv)
+                    seg[q] = v if assign else seg[q] * v
+        else:
+            xs = uf[i:stop]
+            for q in range(seg.shape[0]):
+                x = xs[q]
+                r = (end - x) * inv
+                qq = (x - start) * inv
+                if not cosine:
+                    v = a * r + bb * qq
+                elif a >= bb:
+                    v = bb + (a - bb) * F.cos_bump(r)
+                else:
+                    v = a + (bb - a) * F.cos_bump(qq)
+                seg[q] = v if assign else seg[q] * v
         i = stop
 
 
@@ -329,6 +356,9 @@ def _cyclic_segments(b, u0, uf, assign, p, scratch):
     n = b.shape[0]
     per_cycle = p[6] == F.SCALE_CYCLE
     E = scratch[:ANCHOR]
+    small = float(u0) + float(n) < _EXACT
+    if not small:
+        _float_steps(uf, u0)
     i = 0
     while i < n:
         cycle = math.floor(1.0 + float(u0 + i) / total)
@@ -347,8 +377,10 @@ def _cyclic_segments(b, u0, uf, assign, p, scratch):
             seg = b[j:jstop]
             A = cscale if per_cycle else F.exp_fast(p[4] * float(u0 + j) + p[5])
             ufs = uf[j:jstop]
+            fj = float(u0 + j)
             for q in range(seg.shape[0]):
-                x = 1.0 + ufs[q] / total - cycle  # a quotient, as f_cyclic: x cancels, so no reciprocal here
+                uq = fj + _OFFSETS[q] if small else ufs[q]
+                x = 1.0 + uq / total - cycle  # a quotient, as f_cyclic: x cancels, so no reciprocal here
                 rise = x * inv_rise
                 fall = (x - 1.0) * inv_fall
                 scale = A if per_cycle else A * E[q]
@@ -473,15 +505,17 @@ def _binomial_series(y, c):
 
 @njit(**_OPTS)
 def _polynomial_series(b, u0, uf, assign, p, scratch, tt):
-    """POLYNOMIAL (not cycle) on contiguous steps: x ** power with x = N / D, N = D - s the steps left,
-    in blocks anchored at N_a: x ** power = (N_a / D) ** power (1 - d / N_a) ** power, d = s - s_a,
-    the second factor by ``_binomial_series``. Blocks where x is small (x < 1e-3 max(1, power): numpy's
-    own 1 - s / D there has a relative error above 1e-13 / power, which the exact form would not share),
-    or where the series reaches too few steps, or where A is not a normal float go to
-    ``_polynomial_log``, as do cycle=True and the powers 1, 2 and 1/2 (exact there)."""
+    """POLYNOMIAL on contiguous steps: x ** power with x = N / D, N = D - s the steps left of the decay
+    (with cycle, of the current cycle: D = decay_steps max(1, ceil(s / decay_steps)), as ``f_polynomial``),
+    in blocks anchored at N_a: x ** power = (N_a / D) ** power (1 - d / N_a) ** power, d = s - s_a, the
+    second factor by ``_binomial_series``. Steps where x is small (x < 1e-3 max(1, power): numpy's own
+    1 - s / D there has a relative error above 1e-13 / power, which the exact form would not share), where
+    the series reaches too few steps, or where the anchor is not a normal float go to ``_polynomial_log``
+    (up to the end of the decay or of the cycle)."""
     n = b.shape[0]
-    D, power = p[2], p[3]
-    if p[4] != 0.0 or power == 1.0 or power == 2.0 or power == 0.5 or not float(u0) + float(n) < _EXACT:
+    D0, power = p[2], p[3]
+    cycle = p[4] != 0.0
+    if not float(u0) + float(n) < _EXACT:
         _float_steps(uf, u0)
         _polynomial_log(b, u0, uf, assign, p, scratch, tt)
         return
@@ -491,15 +525,26 @@ def _polynomial_series(b, u0, uf, assign, p, scratch, tt):
     f0 = float(u0)
     i = 0
     while i < n:
-        Na = D - (f0 + float(i))
+        sa = f0 + float(i)
+        D = D0
+        if cycle:
+            D = D0 * max(1.0, math.ceil(sa / D0))
+        Na = D - sa
         K = min(n - i, SERIES_BLOCK)
         if Na > 0.0:
             K = min(K, int(reach * Na) + 1)
         A = (Na / D) ** power if Na > 0.0 else 0.0
-        if Na < xmin * D or (K < SERIES_MIN and K < n - i) or not A >= 1e-290:
-            _float_steps(uf[i:], u0 + i)  # the rest of the tile, exactly (N only falls)
-            _polynomial_log(b[i:], u0 + i, uf[i:], assign, p, scratch, tt)
-            return
+        fast = Na >= xmin * D and (K >= SERIES_MIN or K == n - i) and A >= 1e-290
+        if fast and cycle:  # the whole block in this cycle by f_polynomial's own test
+            fast = D0 * max(1.0, math.ceil((sa + float(K - 1)) / D0)) == D
+        if not fast:  # exactly, to the end of the decay (no cycle) or of this cycle
+            K = n - i
+            if cycle:
+                K = min(K, max(1, int(Na) + 1))
+            _float_steps(uf[i:i + K], u0 + i)
+            _polynomial_log(b[i:i + K], u0 + i, uf[i:i + K], assign, p, scratch, tt)
+            i += K
+            continue
         m = -1.0 / Na
         seg = b[i:i + K]
         for q in range(K):
@@ -554,23 +599,36 @@ def _inverse_sqrt_series(b, u0, uf, assign, p, P, off):
 @njit(**_OPTS)
 def _exponential_anchored(b, u0, assign, p, scratch):
     """EXPONENTIAL (not staircase) on contiguous steps: p0 rate**(u / D) = p0 exp(a) exp(c q) with
-    a the exact exponent at an anchor every ``ANCHOR`` steps and q < ANCHOR the offset from it, the
-    ANCHOR factors exp(c q) computed once per tile: two multiplications per step, no exp. Relative
-    error a few ulp plus |u ln(rate) / D| ulp (the exponent's own rounding, as in any pow)."""
+    a the exact exponent at an anchor every ``ANCHOR`` steps and q < ANCHOR the offset from it: the
+    ANCHOR factors exp(c q) and the tile's anchors p0 exp(a) are computed once per tile (two vectorized
+    passes of ``exp_fast``), then one multiplication per step. Relative error a few ulp plus
+    |u ln(rate) / D| ulp (the exponent's own rounding, as in any pow)."""
     n = b.shape[0]
     c = p[4] / p[2]
     E = scratch[:ANCHOR]
     for q in range(ANCHOR):
         E[q] = F.exp_fast(float(q) * c)
+    nblocks = (n + ANCHOR - 1) // ANCHOR
+    A = scratch[ANCHOR:ANCHOR + nblocks]
+    f0 = float(u0)
+    small = f0 + float(n) < _EXACT
+    for j in range(nblocks):  # float(u0 + j ANCHOR) without a conversion per anchor below 2**53
+        uj = f0 + _OFFSETS[j] * ANCHOR if small else float(u0 + j * ANCHOR)
+        A[j] = p[0] * F.exp_fast(uj / p[2] * p[4])
     i = 0
+    j = 0
     while i < n:
         stop = min(n, i + ANCHOR)
         seg = b[i:stop]
-        A = p[0] * F.exp_fast(float(u0 + i) / p[2] * p[4])
-        for q in range(seg.shape[0]):
-            v = A * E[q]
-            seg[q] = v if assign else seg[q] * v
+        a = A[j]
+        if assign:
+            for q in range(seg.shape[0]):
+                seg[q] = a * E[q]
+        else:
+            for q in range(seg.shape[0]):
+                seg[q] = seg[q] * (a * E[q])
         i = stop
+        j += 1
 
 
 @njit(**_OPTS)
@@ -637,11 +695,15 @@ def _restarts(mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off):
 def _restarts_contiguous(b, u0, uf, assign, p):
     """RESTARTS on contiguous steps, one cycle at a time: the cycle, its length and weight come from
     ``restart_cycle`` once per cycle; the position in the cycle is pos0 + q (t_mul = 1, integer period)
-    or float(u) - start, as ``f_restarts`` computes it, from the float steps uf (no conversion per step)."""
+    or float(u) - start, as ``f_restarts`` computes it, float(u) as float(u_k) + q below 2**53 (else read
+    from the float steps uf): no conversion per step."""
     count = b.shape[0]
     first, t_mul = p[2], p[3]
     exact = t_mul == 1.0 and first == math.floor(first)
     falling = p[0] >= p[1]
+    small = float(u0) + float(count) < _EXACT
+    if not small:
+        _float_steps(uf, u0)
     k = 0
     while k < count:
         i, pos0 = F.restart_cycle(u0 + k, first, t_mul)
@@ -658,9 +720,14 @@ def _restarts_contiguous(b, u0, uf, assign, p):
         start = F.restart_start(i, first, t_mul)
         amp = (p[0] - p[1]) * weight
         inv = 1.0 / length
-        if falling and exact:  # the common case in a loop of its own: nothing but the cosine
+        fk = float(u0 + k)
+        if falling and exact:  # the common cases in loops of their own: nothing but the cosine
             for q in range(seg.shape[0]):
                 v = p[1] + amp * F.cos_bump((length - (pos0 + _OFFSETS[q])) * inv)
+                seg[q] = v if assign else seg[q] * v
+        elif falling and small:
+            for q in range(seg.shape[0]):
+                v = p[1] + amp * F.cos_bump((length - ((fk + _OFFSETS[q]) - start)) * inv)
                 seg[q] = v if assign else seg[q] * v
         elif falling:
             for q in range(seg.shape[0]):
@@ -668,7 +735,7 @@ def _restarts_contiguous(b, u0, uf, assign, p):
                 seg[q] = v if assign else seg[q] * v
         else:
             for q in range(seg.shape[0]):
-                pos = pos0 + _OFFSETS[q] if exact else us[q] - start
+                pos = pos0 + _OFFSETS[q] if exact else ((fk + _OFFSETS[q]) if small else us[q]) - start
                 c = F.cos_bump((length - pos) * inv)
                 rest = F.cos_bump(pos * inv) if weight == 1.0 else 1.0 - weight * c
                 v = p[1] * rest + p[0] * (weight * c)
@@ -686,9 +753,7 @@ def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch,
         u0 = max(tstart + j0 - shift, 0)  # >= 0: the range is clipped to [lo, hi) and lo >= shift
         assign = mode == CONTIGUOUS_ASSIGN
         uf = fsteps[:b.shape[0]]
-        if not (op == F.CONST or op == F.STEP or op == F.PIECEWISE or op == F.LINEAR or op == F.COSINE
-                or op == F.COSINE_RISING or op == F.ONE_MINUS_SQRT or op == F.POLYNOMIAL or op == F.INVERSE_SQRT
-                or op == F.COSINE_PERIODIC):  # these form their float steps themselves
+        if op == F.GEOMETRIC:  # the others form their float steps themselves (or need none)
             _float_steps(uf, u0)
         if op == F.LINEAR:
             _c_linear(b, uf, assign, p, u0)
@@ -706,7 +771,7 @@ def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch,
             _c_geometric(b, uf, assign, p, P, off)
             return
         if op == F.INVERSE_TIME and p[3] == 0.0:
-            _c_inverse_time(b, uf, assign, p)
+            _c_inverse_time(b, uf, assign, p, u0)
             return
         if op == F.INVERSE_SQRT:
             _inverse_sqrt_series(b, u0, uf, assign, p, P, off)
