@@ -88,7 +88,7 @@ def test_restart_cycles_and_one_cycle_phases(data):
     floor = data.draw(st.one_of(st.just(0.0), st.floats(0.0, 0.5).map(lambda f: f * lr), st.floats(1.0, 2.0).map(
         lambda f: f * lr)))
     r = CosineRestarts(lr=lr, period=period, t_mul=t_mul, m_mul=data.draw(st.floats(0.1, 1.0)), floor=floor)
-    check(r, data.draw(st.integers(0, 10 ** 6)), data.draw(LENGTH))
+    check(r, data.draw(st.one_of(st.integers(0, 10 ** 6), st.integers(0, 2 ** 50))), data.draw(LENGTH))
     T = data.draw(st.integers(2, 10 ** 6))
     try:
         o = OneCycle(max_lr=lr, total_steps=T, pct_start=data.draw(st.floats(0.0, 1.0)),

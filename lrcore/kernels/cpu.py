@@ -709,8 +709,10 @@ def _restarts_contiguous(b, u0, uf, assign, p):
         i, pos0 = F.restart_cycle(u0 + k, first, t_mul)
         length = first * t_mul ** i
         weight = p[4] ** i
-        stop = min(count, k + max(1, int(math.ceil(length - pos0))))
-        if not exact:  # float cycle ends: settle the last step of this cycle by the same test
+        rest = length - pos0  # steps left in this cycle, to within rounding
+        stop = min(count, k + max(1, int(math.ceil(rest))))
+        inside = float(count - k) + 2.0 + 1e-12 * float(u0 + count) < rest  # the tile ends well inside it
+        if not exact and not inside:  # float cycle ends: settle the last step of this cycle by the same test
             while stop > k + 1 and F.restart_cycle(u0 + stop - 1, first, t_mul)[0] != i:
                 stop -= 1
             while stop < count and F.restart_cycle(u0 + stop, first, t_mul)[0] == i:
