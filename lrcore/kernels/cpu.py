@@ -13,7 +13,11 @@ offsets (AVX2 has no int64 -> double conversion); per-step divisions become prod
 segment by segment (constant runs of step, multistep, piecewise and staircase schedules filled with one
 value each; one-cycle phases, periodic-cosine periods, cyclic cycles and restart cycles found once per
 segment); exponentials multiply an exact anchor every ``ANCHOR`` steps by a tile's table of factors;
-``x ** power`` comes from the bits of x (``_polynomial_log``) instead of a libm pow per step.
+polynomial decays and inverse-sqrt multiply an exact anchor per block of up to ``SERIES_BLOCK`` steps by a
+binomial series (``_binomial_series``: eight fused multiply-adds per step, no pow, sqrt or division),
+exact near the end of a decay and early in training; elsewhere ``x ** power`` comes from the bits of x
+(``_polynomial_log``) instead of a libm pow per step. float32 output: each tile is computed in float64
+and rounded as it is stored (``_write_tile``), so no float64 copy of the output is made.
 """
 from __future__ import annotations
 
