@@ -93,11 +93,9 @@ def evaluate_many(schedules, steps, *, backend: str = "auto", dtype=np.float64, 
     _threads.ensure_started()  # before numba.get_num_threads(): keeps the caller's OpenMP thread count
     prog = program.build(schedules, arr, t0, n)
     steps_arg = np.zeros(0, np.int64) if arr is None else arr
-    target = out if dt == np.float64 else np.empty(shape)  # the kernel computes and writes float64
+    # the kernel computes in float64; float32 output is written directly, each value rounded once
     cpu.evaluate_program(np.int64(t0), steps_arg, arr is None, prog.sched_leaves, prog.leaves, prog.P,
-                         prog.tables, target, numba.get_num_threads())
-    if target is not out:
-        out[...] = target
+                         prog.tables, out, numba.get_num_threads())
     return out
 
 

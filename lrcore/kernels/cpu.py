@@ -13,14 +13,19 @@ offsets (AVX2 has no int64 -> double conversion); per-step divisions become prod
 segment by segment (constant runs of step, multistep, piecewise and staircase schedules filled with one
 value each; one-cycle phases, periodic-cosine periods, cyclic cycles and restart cycles found once per
 segment); exponentials multiply an exact anchor every ``ANCHOR`` steps by a tile's table of factors;
-``x ** power`` comes from the bits of x (``_polynomial_log``) instead of a libm pow per step.
+polynomial decays and inverse-sqrt multiply an exact anchor per block of up to ``SERIES_BLOCK`` steps by a
+binomial series (``_binomial_series``: eight fused multiply-adds per step, no pow, sqrt or division),
+exact near the end of a decay and early in training; elsewhere ``x ** power`` comes from the bits of x
+(``_polynomial_log``) instead of a libm pow per step. float32 output: each tile is computed in float64
+and rounded as it is stored (``_write_tile``), so no float64 copy of the output is made.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from . import formulas as F
 
@@ -178,10 +183,19 @@ _c_linear, _c_cosine, _c_cosine_rising, _c_one_minus_sqrt = (
 
 
 @njit(**_OPTS)
-def _c_inverse_time(b, uf, assign, p):
-    """INVERSE_TIME (not staircase): p0 / (1 + p1 u / p2), u / p2 as u * (1 / p2)."""
+def _c_inverse_time(b, uf, assign, p, u0):
+    """INVERSE_TIME (not staircase): p0 / (1 + p1 u / p2), u / p2 as u * (1 / p2); float(u) as
+    float(u0) + k below 2**53, else from the float steps uf."""
     inv = 1.0 / p[2]
-    for k in range(b.shape[0]):
+    n = b.shape[0]
+    if float(u0) + float(n) < _EXACT:
+        f0 = float(u0)
+        for k in range(n):
+            v = p[0] / (1.0 + p[1] * ((f0 + _OFFSETS[k]) * inv))
+            b[k] = v if assign else b[k] * v
+        return
+    _float_steps(uf, u0)
+    for k in range(n):
         v = p[0] / (1.0 + p[1] * (uf[k] * inv))
         b[k] = v if assign else b[k] * v
 
@@ -236,9 +250,14 @@ def _piecewise_runs(b, u0, assign, p, P, off):
 def _phases_segments(b, u0, uf, assign, p, P, off):
     """PHASES (one-cycle) on contiguous steps: the phase is found once per segment (the steps it holds
     under ``f_phases``'s rule, the first phase whose end is >= u, which only moves forward as u grows),
-    then the segment's values are ``f_phases``'s expressions in a loop without search."""
+    then the segment's values are ``f_phases``'s expressions, each case in a loop of its own without
+    search; float(u) as float(u_i) + q below 2**53 (else read from the float steps uf)."""
     nph = int(p[0])
     n = b.shape[0]
+    small = float(u0) + float(n) < _EXACT
+    if not small:
+        _float_steps(uf, u0)
+    cosine = p[1] == F.COSINE
     i = 0
     while i < n:
         ustart = float(u0 + i)
@@ -253,45 +272,81 @@ def _phases_segments(b, u0, uf, assign, p, P, off):
         if k < nph - 1:  # steps u <= end stay in phase k
             stop = min(n, max(i + 1, int(math.floor(end)) - u0 + 1))
         seg = b[i:stop]
-        span = end - start
-        inv = 1.0 / span
-        cosine = p[1] == F.COSINE
-        xs = uf[i:stop]
-        for q in range(seg.shape[0]):
-            x = xs[q]
-            r = (end - x) * inv
-            qq = (x - start) * inv
+        inv = 1.0 / (end - start)
+        if small:  # x = ustart + q exactly
             if not cosine:
-                v = a * r + bb * qq
+                for q in range(seg.shape[0]):
+                    x = ustart + _OFFSETS[q]
+                    v = a * ((end - x) * inv) + bb * ((x - start) * inv)
+                    seg[q] = v if assign else seg[q] * v
             elif a >= bb:
-                v = bb + (a - bb) * F.cos_bump(r)
+                for q in range(seg.shape[0]):
+                    v = bb + (a - bb) * F.cos_bump((end - (ustart + _OFFSETS[q])) * inv)
+                    seg[q] = v if assign else seg[q] * v
             else:
-                v = a + (bb - a) * F.cos_bump(qq)
-            seg[q] = v if assign else seg[q] * v
+                for q in range(seg.shape[0]):
+                    v = a + (bb - a) * F.cos_bump(((ustart + _OFFSETS[q]) - start) * inv)
+                    seg[q] = v if assign else seg[q] * v
+        else:
+            xs = uf[i:stop]
+            for q in range(seg.shape[0]):
+                x = xs[q]
+                r = (end - x) * inv
+                qq = (x - start) * inv
+                if not cosine:
+                    v = a * r + bb * qq
+                elif a >= bb:
+                    v = bb + (a - bb) * F.cos_bump(r)
+                else:
+                    v = a + (bb - a) * F.cos_bump(qq)
+                seg[q] = v if assign else seg[q] * v
         i = stop
 
 
 @njit(**_OPTS)
-def _periodic_segments(b, u0, assign, p):
-    """COSINE_PERIODIC on contiguous steps: one segment per period 2T, where w = u mod 2T runs
-    w0, w0 + 1, ... without a division; values as ``f_cosine_periodic``."""
+def _periodic_segments(b, u0, uf, assign, p):
+    """COSINE_PERIODIC on contiguous steps, one half period at a time: w = u mod 2T runs w0, w0 + 1, ...
+    without a division, d = |T - w| is T - w on the falling half (w <= T) and w - T on the rising one, in
+    float (exact integers); values as ``f_cosine_periodic`` with d / T as d * (1 / T)."""
     T = int(p[2])
     period = 2 * T
     w = u0 - F.floor_div(u0, period) * period
     n = b.shape[0]
-    i = 0
+    if not float(u0) + float(n) < _EXACT or not float(period) < _EXACT:
+        _float_steps(uf, u0)
+        for q in range(n):
+            v = F.f_cosine_periodic(u0 + q, p, p, 0)
+            b[q] = v if assign else b[q] * v
+        return
+    fT = p[2]
+    inv = 1.0 / fT
     falling = p[0] >= p[1]
+    lo, hi = (p[1], p[0]) if falling else (p[0], p[1])
+    amp = hi - lo
+    i = 0
     while i < n:
-        stop = min(n, i + period - w)
+        fw = float(w)
+        if w <= T:  # d = T - w
+            stop = min(n, i + T - w + 1)
+            sign, base = -1.0, fT - fw
+        else:       # d = w - T
+            stop = min(n, i + period - w)
+            sign, base = 1.0, fw - fT
         seg = b[i:stop]
-        for q in range(seg.shape[0]):
-            d = abs(T - (w + q))
-            if falling:
-                v = p[1] + (p[0] - p[1]) * F.cos_bump(float(d) / p[2])
-            else:
-                v = p[0] + (p[1] - p[0]) * F.cos_bump(float(T - d) / p[2])
-            seg[q] = v if assign else seg[q] * v
-        i, w = stop, 0
+        if falling:
+            for q in range(seg.shape[0]):
+                d = base + sign * _OFFSETS[q]
+                v = lo + amp * F.cos_bump(d * inv)
+                seg[q] = v if assign else seg[q] * v
+        else:
+            for q in range(seg.shape[0]):
+                d = base + sign * _OFFSETS[q]
+                v = lo + amp * F.cos_bump((fT - d) * inv)
+                seg[q] = v if assign else seg[q] * v
+        w += stop - i
+        if w >= period:
+            w = 0
+        i = stop
 
 
 @njit(**_OPTS)
@@ -305,6 +360,9 @@ def _cyclic_segments(b, u0, uf, assign, p, scratch):
     n = b.shape[0]
     per_cycle = p[6] == F.SCALE_CYCLE
     E = scratch[:ANCHOR]
+    small = float(u0) + float(n) < _EXACT
+    if not small:
+        _float_steps(uf, u0)
     i = 0
     while i < n:
         cycle = math.floor(1.0 + float(u0 + i) / total)
@@ -323,8 +381,10 @@ def _cyclic_segments(b, u0, uf, assign, p, scratch):
             seg = b[j:jstop]
             A = cscale if per_cycle else F.exp_fast(p[4] * float(u0 + j) + p[5])
             ufs = uf[j:jstop]
+            fj = float(u0 + j)
             for q in range(seg.shape[0]):
-                x = 1.0 + ufs[q] / total - cycle  # a quotient, as f_cyclic: x cancels, so no reciprocal here
+                uq = fj + _OFFSETS[q] if small else ufs[q]
+                x = 1.0 + uq / total - cycle  # a quotient, as f_cyclic: x cancels, so no reciprocal here
                 rise = x * inv_rise
                 fall = (x - 1.0) * inv_fall
                 scale = A if per_cycle else A * E[q]
@@ -414,26 +474,165 @@ def _polynomial_log(b, u0, uf, assign, p, scratch, tt):
         b[q] = v if assign else b[q] * v
 
 
+# (1 + y) ** power by its binomial series in blocks: on a block of K consecutive steps anchored at an exact
+# value A (one libm pow or sqrt per block), step k's value is A (1 + y_k) ** power with |y_k| <= reach, and
+# (1 + y) ** power = 1 + c1 y + ... + c8 y**8 (c_j = binom(power, j)) to 2**-56 relative: eight fused
+# multiply-adds per step, no pow, no division, no sqrt. ``reach`` bounds the next term |c9| y**9 by 2**-57
+# and |power y| by 1/4 (terms then fall by 4x or more: the tail is under 4/3 of the first dropped term, and
+# the sum stays in [0.7, 1.3], so Horner's rounding is a few ulp).
+SERIES_BLOCK = 256  # the longest block of one anchor
+SERIES_MIN = 16     # a block shorter than this (the series reaches too few steps) is computed exactly
+
+
+@njit(inline="always")
+def _binomial_coefficients(power):
+    c1 = power
+    c2 = c1 * (power - 1.0) / 2.0
+    c3 = c2 * (power - 2.0) / 3.0
+    c4 = c3 * (power - 3.0) / 4.0
+    c5 = c4 * (power - 4.0) / 5.0
+    c6 = c5 * (power - 5.0) / 6.0
+    c7 = c6 * (power - 6.0) / 7.0
+    c8 = c7 * (power - 7.0) / 8.0
+    c9 = c8 * (power - 8.0) / 9.0
+    reach = 0.25 / max(abs(power), 1.0)
+    if c9 != 0.0:
+        reach = min(reach, (2.0 ** -57 / abs(c9)) ** (1.0 / 9.0))
+    return (c1, c2, c3, c4, c5, c6, c7, c8), reach
+
+
+@njit(inline="always")
+def _binomial_series(y, c):
+    """(1 + y) ** power for |y| <= reach (``_binomial_coefficients``)."""
+    return 1.0 + y * (c[0] + y * (c[1] + y * (c[2] + y * (c[3] + y * (c[4] + y * (c[5] + y * (c[6] + y * c[7])))))))
+
+
+@njit(**_OPTS)
+def _polynomial_series(b, u0, uf, assign, p, scratch, tt):
+    """POLYNOMIAL on contiguous steps: x ** power with x = N / D, N = D - s the steps left of the decay
+    (with cycle, of the current cycle: D = decay_steps max(1, ceil(s / decay_steps)), as ``f_polynomial``),
+    in blocks anchored at N_a: x ** power = (N_a / D) ** power (1 - d / N_a) ** power, d = s - s_a, the
+    second factor by ``_binomial_series``. Steps where x is small (x < 1e-3 max(1, power): numpy's own
+    1 - s / D there has a relative error above 1e-13 / power, which the exact form would not share), where
+    the series reaches too few steps, or where the anchor is not a normal float go to ``_polynomial_log``
+    (up to the end of the decay or of the cycle)."""
+    n = b.shape[0]
+    D0, power = p[2], p[3]
+    cycle = p[4] != 0.0
+    if not float(u0) + float(n) < _EXACT:
+        _float_steps(uf, u0)
+        _polynomial_log(b, u0, uf, assign, p, scratch, tt)
+        return
+    c, reach = _binomial_coefficients(power)
+    xmin = 1e-3 * max(abs(power), 1.0)
+    amp = p[0] - p[1]
+    f0 = float(u0)
+    i = 0
+    while i < n:
+        sa = f0 + float(i)
+        D = D0
+        if cycle:
+            D = D0 * max(1.0, math.ceil(sa / D0))
+        Na = D - sa
+        K = min(n - i, SERIES_BLOCK)
+        if Na > 0.0:
+            K = min(K, int(reach * Na) + 1)
+        A = (Na / D) ** power if Na > 0.0 else 0.0
+        fast = Na >= xmin * D and (K >= SERIES_MIN or K == n - i) and A >= 1e-290
+        if fast and cycle:  # the whole block in this cycle by f_polynomial's own test
+            fast = D0 * max(1.0, math.ceil((sa + float(K - 1)) / D0)) == D
+        if not fast:  # exactly, to the end of the decay (no cycle) or of this cycle
+            K = n - i
+            if cycle:
+                K = min(K, max(1, int(Na) + 1))
+            _float_steps(uf[i:i + K], u0 + i)
+            _polynomial_log(b[i:i + K], u0 + i, uf[i:i + K], assign, p, scratch, tt)
+            i += K
+            continue
+        m = -1.0 / Na
+        seg = b[i:i + K]
+        for q in range(K):
+            v = amp * (A * _binomial_series(_OFFSETS[q] * m, c)) + p[1]
+            seg[q] = v if assign else seg[q] * v
+        i += K
+
+
+@njit(**_OPTS)
+def _inverse_sqrt_series(b, u0, uf, assign, p, P, off):
+    """INVERSE_SQRT on contiguous steps, s = u + 1: warmup steps (s <= w) lr s / w as s * (1 / w); after it
+    lr sqrt(w / s) (or lr / sqrt(s) for w = 0) as lr sqrt(w) s_a**-1/2 (1 + d / s_a)**-1/2 in blocks anchored
+    at s_a (``_binomial_series``); steps too early for the series (s below ~16 / reach) exactly, as
+    ``f_inverse_sqrt``."""
+    n = b.shape[0]
+    lr, w = p[0], p[1]
+    if not float(u0) + float(n) < _EXACT:
+        _float_steps(uf, u0)
+        _c_inverse_sqrt(b, uf, assign, p, P, off)
+        return
+    c, reach = _binomial_coefficients(-0.5)
+    scale = lr if w <= 0.0 else lr * math.sqrt(w)
+    invw = 1.0 / w if w > 0.0 else 0.0
+    f1 = float(u0) + 1.0
+    i = 0
+    while i < n:
+        sa = f1 + float(i)
+        if w > 0.0 and sa <= w:  # warmup: s = sa, sa + 1, ... <= w
+            K = min(n - i, int(math.floor(w - sa)) + 1)
+            seg = b[i:i + K]
+            for q in range(K):
+                v = lr * ((sa + _OFFSETS[q]) * invw)
+                seg[q] = v if assign else seg[q] * v
+            i += K
+            continue
+        K = min(n - i, SERIES_BLOCK, int(reach * sa) + 1)
+        if K >= SERIES_MIN or K == n - i:
+            A = scale / math.sqrt(sa)
+            m = 1.0 / sa
+            seg = b[i:i + K]
+            for q in range(K):
+                v = A * _binomial_series(_OFFSETS[q] * m, c)
+                seg[q] = v if assign else seg[q] * v
+            i += K
+            continue
+        K = min(n - i, max(1, int(SERIES_MIN / reach - sa)))  # exactly, up to where the series reaches
+        _float_steps(uf[i:i + K], u0 + i)
+        _c_inverse_sqrt(b[i:i + K], uf[i:i + K], assign, p, P, off)
+        i += K
+
+
 @njit(**_OPTS)
 def _exponential_anchored(b, u0, assign, p, scratch):
     """EXPONENTIAL (not staircase) on contiguous steps: p0 rate**(u / D) = p0 exp(a) exp(c q) with
-    a the exact exponent at an anchor every ``ANCHOR`` steps and q < ANCHOR the offset from it, the
-    ANCHOR factors exp(c q) computed once per tile: two multiplications per step, no exp. Relative
-    error a few ulp plus |u ln(rate) / D| ulp (the exponent's own rounding, as in any pow)."""
+    a the exact exponent at an anchor every ``ANCHOR`` steps and q < ANCHOR the offset from it: the
+    ANCHOR factors exp(c q) and the tile's anchors p0 exp(a) are computed once per tile (two vectorized
+    passes of ``exp_fast``), then one multiplication per step. Relative error a few ulp plus
+    |u ln(rate) / D| ulp (the exponent's own rounding, as in any pow)."""
     n = b.shape[0]
     c = p[4] / p[2]
     E = scratch[:ANCHOR]
     for q in range(ANCHOR):
         E[q] = F.exp_fast(float(q) * c)
+    nblocks = (n + ANCHOR - 1) // ANCHOR
+    A = scratch[ANCHOR:ANCHOR + nblocks]
+    f0 = float(u0)
+    small = f0 + float(n) < _EXACT
+    for j in range(nblocks):  # float(u0 + j ANCHOR) without a conversion per anchor below 2**53
+        uj = f0 + _OFFSETS[j] * ANCHOR if small else float(u0 + j * ANCHOR)
+        A[j] = p[0] * F.exp_fast(uj / p[2] * p[4])
     i = 0
+    j = 0
     while i < n:
         stop = min(n, i + ANCHOR)
         seg = b[i:stop]
-        A = p[0] * F.exp_fast(float(u0 + i) / p[2] * p[4])
-        for q in range(seg.shape[0]):
-            v = A * E[q]
-            seg[q] = v if assign else seg[q] * v
+        a = A[j]
+        if assign:
+            for q in range(seg.shape[0]):
+                seg[q] = a * E[q]
+        else:
+            for q in range(seg.shape[0]):
+                seg[q] = seg[q] * (a * E[q])
         i = stop
+        j += 1
 
 
 @njit(**_OPTS)
@@ -500,18 +699,24 @@ def _restarts(mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off):
 def _restarts_contiguous(b, u0, uf, assign, p):
     """RESTARTS on contiguous steps, one cycle at a time: the cycle, its length and weight come from
     ``restart_cycle`` once per cycle; the position in the cycle is pos0 + q (t_mul = 1, integer period)
-    or float(u) - start, as ``f_restarts`` computes it, from the float steps uf (no conversion per step)."""
+    or float(u) - start, as ``f_restarts`` computes it, float(u) as float(u_k) + q below 2**53 (else read
+    from the float steps uf): no conversion per step."""
     count = b.shape[0]
     first, t_mul = p[2], p[3]
     exact = t_mul == 1.0 and first == math.floor(first)
     falling = p[0] >= p[1]
+    small = float(u0) + float(count) < _EXACT
+    if not small:
+        _float_steps(uf, u0)
     k = 0
     while k < count:
         i, pos0 = F.restart_cycle(u0 + k, first, t_mul)
         length = first * t_mul ** i
         weight = p[4] ** i
-        stop = min(count, k + max(1, int(math.ceil(length - pos0))))
-        if not exact:  # float cycle ends: settle the last step of this cycle by the same test
+        rest = length - pos0  # steps left in this cycle, to within rounding
+        stop = min(count, k + max(1, int(math.ceil(rest))))
+        inside = float(count - k) + 2.0 + 1e-12 * float(u0 + count) < rest  # the tile ends well inside it
+        if not exact and not inside:  # float cycle ends: settle the last step of this cycle by the same test
             while stop > k + 1 and F.restart_cycle(u0 + stop - 1, first, t_mul)[0] != i:
                 stop -= 1
             while stop < count and F.restart_cycle(u0 + stop, first, t_mul)[0] == i:
@@ -521,9 +726,14 @@ def _restarts_contiguous(b, u0, uf, assign, p):
         start = F.restart_start(i, first, t_mul)
         amp = (p[0] - p[1]) * weight
         inv = 1.0 / length
-        if falling and exact:  # the common case in a loop of its own: nothing but the cosine
+        fk = float(u0 + k)
+        if falling and exact:  # the common cases in loops of their own: nothing but the cosine
             for q in range(seg.shape[0]):
                 v = p[1] + amp * F.cos_bump((length - (pos0 + _OFFSETS[q])) * inv)
+                seg[q] = v if assign else seg[q] * v
+        elif falling and small:
+            for q in range(seg.shape[0]):
+                v = p[1] + amp * F.cos_bump((length - ((fk + _OFFSETS[q]) - start)) * inv)
                 seg[q] = v if assign else seg[q] * v
         elif falling:
             for q in range(seg.shape[0]):
@@ -531,7 +741,7 @@ def _restarts_contiguous(b, u0, uf, assign, p):
                 seg[q] = v if assign else seg[q] * v
         else:
             for q in range(seg.shape[0]):
-                pos = pos0 + _OFFSETS[q] if exact else us[q] - start
+                pos = pos0 + _OFFSETS[q] if exact else ((fk + _OFFSETS[q]) if small else us[q]) - start
                 c = F.cos_bump((length - pos) * inv)
                 rest = F.cos_bump(pos * inv) if weight == 1.0 else 1.0 - weight * c
                 v = p[1] * rest + p[0] * (weight * c)
@@ -549,8 +759,7 @@ def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch,
         u0 = max(tstart + j0 - shift, 0)  # >= 0: the range is clipped to [lo, hi) and lo >= shift
         assign = mode == CONTIGUOUS_ASSIGN
         uf = fsteps[:b.shape[0]]
-        if not (op == F.CONST or op == F.STEP or op == F.PIECEWISE or op == F.LINEAR or op == F.COSINE
-                or op == F.COSINE_RISING or op == F.ONE_MINUS_SQRT):
+        if op == F.GEOMETRIC:  # the others form their float steps themselves (or need none)
             _float_steps(uf, u0)
         if op == F.LINEAR:
             _c_linear(b, uf, assign, p, u0)
@@ -568,10 +777,10 @@ def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch,
             _c_geometric(b, uf, assign, p, P, off)
             return
         if op == F.INVERSE_TIME and p[3] == 0.0:
-            _c_inverse_time(b, uf, assign, p)
+            _c_inverse_time(b, uf, assign, p, u0)
             return
         if op == F.INVERSE_SQRT:
-            _c_inverse_sqrt(b, uf, assign, p, P, off)
+            _inverse_sqrt_series(b, u0, uf, assign, p, P, off)
             return
         if op == F.RESTARTS:
             _restarts_contiguous(b, u0, uf, assign, p)
@@ -589,13 +798,13 @@ def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch,
             _phases_segments(b, u0, uf, assign, p, P, off)
             return
         if op == F.COSINE_PERIODIC:
-            _periodic_segments(b, u0, assign, p)
+            _periodic_segments(b, u0, uf, assign, p)
             return
         if op == F.CYCLIC:
             _cyclic_segments(b, u0, uf, assign, p, scratch)
             return
         if op == F.POLYNOMIAL:
-            _polynomial_log(b, u0, uf, assign, p, scratch, tt)
+            _polynomial_series(b, u0, uf, assign, p, scratch, tt)
             return
         if op == F.EXPONENTIAL and p[3] != 0.0:
             _staircase_runs(b, u0, assign, (p[0], p[1], p[2], p[3], p[4], p[5], p[6], 0.0))
@@ -641,9 +850,8 @@ def _apply(op, mode, buf, tt, j0, j1, tstart, lo, hi, shift, p, P, off, scratch,
 
 
 @njit(**_OPTS)
-def _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps, out):
-    """Schedule s at the m steps starting at index a, written into out[s, a:a+m]."""
-    buf = out[s, a:a + m]
+def _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps, buf):
+    """Schedule s at the m steps starting at index a, written into the float64 buffer buf (m values)."""
     if contiguous:
         tmin = t0 + a
         tmax = t0 + a + m - 1
@@ -687,9 +895,33 @@ def _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, s
         buf[:] = 1.0
 
 
+def _write_tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps, tbuf, out):
+    """``_tile`` into out[s, a:a+m]: in place for float64 output; for float32 into the float64 tile buffer
+    tbuf, then each value rounded once on its store (no float64 copy of the whole output)."""
+
+
+@overload(_write_tile, jit_options=_OPTS)
+def _write_tile_impl(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps, tbuf,
+                     out):
+    if out.dtype == types.float64:
+        def direct(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps, tbuf, out):
+            _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps,
+                  out[s, a:a + m])
+        return direct
+
+    def rounded(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps, tbuf, out):
+        b = tbuf[:m]
+        _tile(s, a, m, t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps, b)
+        row = out[s, a:a + m]
+        for j in range(m):
+            row[j] = b[j]
+    return rounded
+
+
 @njit(parallel=True, cache=True, **_OPTS)
 def evaluate_program(t0, steps, contiguous, sched_leaves, leaves, P, tables, out, threads):
-    """out[s, i] (float64) = product of the active leaves of schedule s at step t_i.
+    """out[s, i] (float64, or float32: the float64 value rounded) = product of the active leaves of
+    schedule s at step t_i.
 
     t_i = t0 + i if ``contiguous`` else steps[i]; schedule s owns leaves
     sched_leaves[s, 0] <= l < sched_leaves[s, 1]; leaves[l] = (op, lo, hi, shift, off);
@@ -703,8 +935,9 @@ def evaluate_program(t0, steps, contiguous, sched_leaves, leaves, P, tables, out
         tt = np.empty(TILE, np.int64)
         scratch = np.empty(TILE)
         fsteps = np.empty(TILE)
+        tbuf = np.empty(TILE)
         for job in range(c * jobs // chunks, (c + 1) * jobs // chunks):
             s = job // ntiles
             a = (job - s * ntiles) * TILE
-            _tile(s, a, min(TILE, n - a), t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch, fsteps,
-                  out)
+            _write_tile(s, a, min(TILE, n - a), t0, steps, contiguous, sched_leaves, leaves, P, tables, tt, scratch,
+                        fsteps, tbuf, out)

@@ -240,6 +240,8 @@ def restart_cycle(u, first, t_mul):
             i -= 1.0
         elif restart_start(i + 1.0, first, t_mul) <= uf:
             i += 1.0
+        else:
+            break  # settled: the further rounds would test the same i and change nothing
     return i, uf - restart_start(i, first, t_mul)
 
 

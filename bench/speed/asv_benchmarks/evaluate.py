@@ -94,7 +94,7 @@ class FamilyShare:
     ``evaluate_many`` of mixed schedules: measured side by side, median of rounds (``bench.speed.families``)."""
     params = (["warmup+cosine", "inverse-time", "cosine restarts", "cyclic exp_range", "exponential",
                "Sequential(linear, cosine)", "step", "multistep", "one-cycle (3 phase)", "polynomial (power 1.7)",
-               "evaluate_many"],)
+               "inverse-sqrt", "cosine periodic", "evaluate_many"],)
     param_names = ["family"]
     unit = "share of the write limit"
     timeout = 300
