@@ -205,7 +205,7 @@ warm_native = "keras-native:keras.CosineDecay(initial_learning_rate=0.0, decay_s
 def test_runner_trains_a_keras_matrix_and_its_torch_half(tmp_path):
     """`lrbench run` of a Keras matrix: trainer keras, the results schema and the report; then the same
     matrix with the PyTorch trainer runs its lrcore half (the cross-framework counterpart)."""
-        import json
+    import json
 
     import pandas as pd
 
