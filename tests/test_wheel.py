@@ -16,6 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.matrix import load_matrix
+
 ROOT = Path(__file__).resolve().parent.parent
 SITE = Path(sysconfig.get_paths()["purelib"])
 
@@ -63,7 +65,11 @@ def test_installed_wheel_runs_the_quick_matrix_from_an_empty_folder(installed, t
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     [run] = (work / "results" / "runs").iterdir()
     summary = pd.read_csv(run / "summary.csv")
-    assert len(summary) == 36 and summary["test_acc"].between(0.5, 1.0).all()
+    quick = load_matrix("quick")  # the checkout's: every (schedule, optimizer) pair, schedule-free ones included
+    pairs = {(c.name, c.optimizer) for c in quick.configs()}
+    assert len(pairs) == 38 and len(summary) == len(pairs)
+    assert set(zip(summary["name"], summary["optimizer"])) == pairs
+    assert summary["test_acc"].between(0.5, 1.0).all()
     for name in ("meta.json", "epochs.parquet", "report.html", "report.md"):
         assert (run / name).is_file(), name
     assert "<img" in (run / "report.html").read_text()

@@ -380,19 +380,26 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
 
     def train(*args):  # looked up at call time (tests replace runner._train)
         return _train(*args, optim_impl=optim_impl)
+    def record_stop(e: BaseException):
+        meta["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        if isinstance(e, ExecutorError):
+            meta["error"] = str(e)
+        write_json(run_dir / "meta.json", meta)
+
     try:
         with bar, _terminate_as_interrupt():
             finished = executor.run(jobs, train=train if local else functools.partial(_train, optim_impl=optim_impl),
                                     trainer=trainer, matrix=matrix,
                                     data=data, device=device, progress=bar)
             with contextlib.closing(finished):  # an interrupt while a part is written still cancels the rest
-                for k, result, info in finished:
-                    _save_chunk(run_dir, k, chunks[k], result, trainer, info)
+                try:
+                    for k, result, info in finished:
+                        _save_chunk(run_dir, k, chunks[k], result, trainer, info)
+                except (KeyboardInterrupt, ExecutorError) as e:
+                    record_stop(e)  # before the executor cancels its tasks: a crash there keeps the status
+                    raise
     except (KeyboardInterrupt, ExecutorError) as e:
-        meta["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-        if isinstance(e, ExecutorError):
-            meta["error"] = str(e)
-        write_json(run_dir / "meta.json", meta)
+        record_stop(e)
         if any(_chunk_done(run_dir, k) for k in range(len(chunks))):
             _assemble(run_dir, len(chunks))
         raise
