@@ -22,12 +22,19 @@ and rounded as it is stored (``_write_tile``), so no float64 copy of the output 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from numba import njit, prange, types
+from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import overload
 
 from . import formulas as F
+
+# Numba's SSA pass flags the inlined exp_fast loops of this file ("variable '...' is not in scope", an internal
+# pedantic check, dozens of lines per compile); the values are checked against numpy by the tests.
+warnings.filterwarnings("ignore", message=r"variable '.*' is not in scope", category=NumbaIRAssumptionWarning,
+                        module=r".*[/\\]lrcore[/\\]kernels[/\\]cpu\Z")
 
 def _drop_stale_cache() -> None:
     """Numba's cache of ``evaluate_program`` is keyed on this file only, yet the kernel inlines
