@@ -260,3 +260,18 @@ def test_bad_requests_fail_clearly(matrix, data, tmp_path):
                progress=False, chunk_size=6)
     with pytest.raises(RunError, match="exists"):
         run_matrix(matrix, results_dir=tmp_path, run_id="x", device="cpu", data=data)
+
+
+@pytest.mark.parametrize("n, size", [(1, 1), (7, 2), (76, 72), (222, 72), (80, 72), (81, 72), (144, 72), (10, 9)])
+def test_plan_chunks_covers_every_config_once_in_order_without_a_tiny_tail(n, size):
+    chunks = runner.plan_chunks(n, size)
+    assert [i for c in chunks for i in c] == list(range(n))
+    assert all(len(c) == size for c in chunks[:-2])
+    assert len(chunks[-1]) >= min(n, size // 8)
+    assert len(chunks) == max(1, n // size + (n % size >= size // 8 and n % size > 0))
+
+
+def test_quick_matrix_is_one_chunk_on_the_cpu():
+    quick = load_matrix("quick")
+    assert quick.n_configs == 76 and len(runner.plan_chunks(quick.n_configs, runner.CPU_CHUNK)) == 1
+    assert [len(c) for c in runner.plan_chunks(load_matrix("default").n_configs, runner.CPU_CHUNK)] == [72, 72, 78]
