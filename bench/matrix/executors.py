@@ -310,7 +310,7 @@ class RayExecutor:
             # cancel only what is still running: force-cancelling a task whose reply is arriving trips a Ray
             # core-worker check (observed: "Tried to complete task that was not pending", then abort)
             if pending:
-                done, running = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+                _, running = ray.wait(list(pending), num_returns=len(pending), timeout=0)
                 for ref in running:
                     ray.cancel(ref, force=True)
             ray.kill(sink)

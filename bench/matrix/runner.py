@@ -22,7 +22,8 @@
 Every file is written to a temporary name in the same folder and renamed (``os.replace``): a reader
 never sees half a file. Chunks: configurations in matrix order, ``chunk_size`` at a time (default: the
 whole matrix on CUDA; 72 models on the CPU, about 3 GB, a tail under 9 models joining the last chunk; 6 for
-the one-at-a-time trainers). Where chunks train is the executor's business (:mod:`bench.matrix.executors`: this process, or Ray tasks on many machines).
+the one-at-a-time trainers). Where chunks train is the executor's business (:mod:`bench.matrix.executors`:
+this process, or Ray tasks on many machines).
 """
 from __future__ import annotations
 
@@ -386,6 +387,7 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
 
     def train(*args):  # looked up at call time (tests replace runner._train)
         return _train(*args, optim_impl=optim_impl)
+
     def record_stop(e: BaseException):
         meta["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         if isinstance(e, ExecutorError):

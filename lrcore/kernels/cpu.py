@@ -36,6 +36,7 @@ from . import formulas as F
 warnings.filterwarnings("ignore", message=r"variable '.*' is not in scope", category=NumbaIRAssumptionWarning,
                         module=r".*[/\\]lrcore[/\\]kernels[/\\]cpu\Z")
 
+
 def _drop_stale_cache() -> None:
     """Numba's cache of ``evaluate_program`` is keyed on this file only, yet the kernel inlines
     ``formulas.py``: drop the cached machine code when that file changed since it was written."""
