@@ -222,9 +222,11 @@ def summary_table(summary, title: str):
                    "auto: numba on the CPU, torch elsewhere.")
 @click.option("--no-tuning", is_flag=True, help="Drop the matrix's [tuning] table: every configuration at its "
               "optimizer's hand-set peak_lr, on the evaluation seeds only.")
+@click.option("--no-step-cost", is_flag=True, help="Skip measuring each optimizer's cost per step after training "
+              "(step_cost.csv; the report then gives times to target in epochs only).")
 def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framework, chunk_size, data_dir,
         results_dir, threads, no_report, no_progress, executor, address, cpus_per_task, gpus_per_task, max_retries,
-        optim_impl, no_tuning):
+        optim_impl, no_tuning, no_step_cost):
     """Train a schedules x optimizers x seeds matrix on Fashion-MNIST; write results/runs/<run-id>/.
 
     --resume continues a run with either executor, whichever trained its first chunks.
@@ -289,9 +291,36 @@ def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framewor
         console.print("[yellow]interrupted[/yellow]: finished chunks are saved; continue with "
                       "lrbench run --resume <run-id> (see results/runs/)")
         raise SystemExit(130)
+    if not no_step_cost and executor == "local":  # Ray workers' machines are not this one: measure there
+        measure_step_cost(run_dir, console)
     if not no_report:
         write_run_report(run_dir, results_root(results_dir))
     _print_run(run_dir, console)
+
+
+def measure_step_cost(run_dir: Path, console, device: str | None = None) -> Path | None:
+    """step_cost.csv for a complete, whole run of the batched trainer (bench.speed.step_cost); None, with the
+    reason printed, for any other run. Where the run's device is not here (a Ray run's GPUs), nothing is measured."""
+    import json
+
+    from .speed import step_cost
+    meta = json.loads((Path(run_dir) / "meta.json").read_text())
+    if meta.get("status") != "complete" or meta.get("shard", "1/1") != "1/1":
+        console.print(f"step cost: not measured: run {meta.get('run_id')} is not complete (status "
+                      f"{meta.get('status')!r})", soft_wrap=True)
+        return None
+    try:
+        with console.status("measuring each optimizer's cost per step (step_cost.csv)"):
+            rows = step_cost.measure(run_dir, device=device)
+    except step_cost.StepCostError as e:
+        console.print(f"step cost: not measured: {e}", soft_wrap=True)
+        return None
+    path = step_cost.write(run_dir, rows)
+    console.print("step cost per model-step: " + ", ".join(f"{r['optimizer']} {1e3 * r['model_step_s']:.3g} ms"
+                                                          for r in rows)
+                  + f" ({rows[0]['n_models']} models per stack, {rows[0]['device_name']}); written: {path}",
+                  soft_wrap=True)
+    return path
 
 
 def _matrix_banner(matrix) -> str:
@@ -425,10 +454,21 @@ def resolve_run_dir(run: str, results: Path | None = None) -> Path:
 @main.command("report")
 @click.argument("run")
 @_root_option()
-def report_cmd(run, results_dir):
+@click.option("--measure-step-cost", "measure", is_flag=True, help="First (re)measure each optimizer's cost per step on this "
+              "machine, on the run's chunk shape, into the run's step_cost.csv (needs torch; lrbench run does it "
+              "after training). The report turns epochs to target into seconds only with it.")
+@click.option("--device", default=None, help="With --measure-step-cost: cpu | cuda[:N] [default: the run's device].")
+def report_cmd(run, results_dir, measure, device):
     """Write report.html and report.md for RUN (a run id under results/runs/, or a run folder)."""
     from .report import ReportError, write_report
     run_dir = resolve_run_dir(run, results_root(results_dir))
+    if measure:
+        msg = missing_message("run")
+        if msg:
+            raise click.ClickException(msg.replace("lrbench run", "lrbench report --measure-step-cost"))
+        from rich.console import Console
+        if measure_step_cost(run_dir, Console(stderr=True), device) is None:
+            raise click.ClickException(f"{run_dir}: step cost not measured (see above)")
     try:
         html_path, md_path = write_report(run_dir, results_root(results_dir))
     except ReportError as e:

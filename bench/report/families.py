@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["Family", "FAMILIES", "NO_TWIN", "is_schedule_free", "family_of", "order_optimizers", "SELECTION_NOTE"]
+__all__ = ["Family", "FAMILIES", "NO_TWIN", "is_schedule_free", "family_of", "order_optimizers", "SELECTION_NOTE",
+           "TUNED_SELECTION_NOTE"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,11 @@ NO_TWIN: tuple[str, ...] = ("rmsprop",)
 SELECTION_NOTE = ("The best scheduled configuration is picked after looking at these same test accuracies (the "
                   "best of the family's scheduled configurations on these seeds), so selection bias favours it: a "
                   "schedule-free twin that matches it matches a choice made with hindsight.")
+#: The same in a tuned run, where the choice is made on the tuning seeds (bench.report.stats.schedule_free).
+TUNED_SELECTION_NOTE = ("The best scheduled configuration of each family is picked on the tuning seeds (the highest "
+                        "tuning metric at each configuration's selected learning rate), before the evaluation seeds "
+                        "are looked at: no hindsight, so it is not favoured by selection bias on these test "
+                        "accuracies (its rank among the family's configurations on the evaluation seeds is given).")
 
 
 def is_schedule_free(optimizer: str) -> bool:

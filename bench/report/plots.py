@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 
 from . import stats as RS  # noqa: E402
 
-__all__ = ["png", "style", "lr_curves", "curves", "heatmap", "heatmap_layout", "profile", "throughput", "throughput_title",
+__all__ = ["png", "style", "lr_curves", "curves", "heatmap", "heatmap_layout", "profile", "sensitivity", "throughput", "throughput_title",
            "schedule_steps", "DPI"]
 
 DPI = 110
@@ -60,10 +60,7 @@ def _label(name: str, limit: int = 40) -> str:
 
 def schedule_steps(run: RS.Run) -> tuple[int, int]:
     """(total steps, steps per epoch) of the run: ``ceil(n_train / batch_size)`` per epoch."""
-    bs = int(run.matrix.get("batch_size") or (run.throughput["batch_size"].iloc[0] if run.throughput is not None
-                                               and "batch_size" in run.throughput else 128))
-    n = run.n_train or 0
-    spe = max(1, -(-n // bs))
+    spe = run.steps_per_epoch
     return run.epochs * spe, spe
 
 
@@ -81,7 +78,17 @@ def _schedule_values(text: str, peak: float, total: int, spe: int, epochs: int):
         return None
 
 
+def _config_peak(rows: pd.DataFrame, name: str, default: float) -> float:
+    """The peak learning rate a configuration ran at (its summary rows: a tuned run's selected peak)."""
+    sub = rows[rows["name"] == name]
+    if len(sub) and "peak_lr" in sub and np.isfinite(float(sub["peak_lr"].iloc[0])):
+        return float(sub["peak_lr"].iloc[0])
+    return default
+
+
 def lr_curves(run: RS.Run) -> bytes:
+    """Every schedule at its own peak (its evaluation models' ``peak_lr``: in a tuned run, each configuration's
+    selected peak; the legend names it when the peaks of a panel differ), one panel per optimizer."""
     total, spe = schedule_steps(run)
     texts = (run.matrix.get("schedules") or {})
     if not texts:
@@ -94,23 +101,30 @@ def lr_curves(run: RS.Run) -> bytes:
         peak = peaks.get(opt)
         if not isinstance(peak, (int, float)):
             peak = float(rows["peak_lr"].iloc[0]) if "peak_lr" in rows else math.nan
+        own = {name: _config_peak(rows, name, peak) for name in run.schedules if (rows["name"] == name).any()}
+        several = len({round(math.log10(v), 6) for v in own.values() if v > 0}) > 1
         for k, name in enumerate(run.schedules):
             st = style(k)
+            if name not in own:
+                continue
             text = texts.get(name)
             if text is None:
                 sub = rows[rows["name"] == name]
                 text = str(sub["schedule"].iloc[0]) if len(sub) and "schedule" in sub else ""
-            v = _schedule_values(text, peak, total, spe, run.epochs) if total > run.epochs else None
+            label = _label(name) + (f" ({own[name]:.2g})" if several else "")
+            v = _schedule_values(text, own[name], total, spe, run.epochs) if total > run.epochs else None
             if v is not None:  # markers spread along the curve, staggered so twins do not cover each other
-                ax.plot(np.arange(total) / spe, v, label=_label(name), lw=1.4, ms=4,
+                ax.plot(np.arange(total) / spe, v, label=label, lw=1.4, ms=4,
                         markevery=(0.013 * k % 0.1, 0.1), **st)
             else:
                 h = run.history[(run.history["optimizer"] == opt) & (run.history["name"] == name)
                                 & (run.history["seed"] == seed0)].sort_values("epoch")
                 if len(h):
                     ax.step(h["epoch"].to_numpy(), h["lr"].to_numpy(), where="post", lw=1.4, ms=4,
-                            label=_label(name) + " (recorded)", **st)
-        ax.set_title(f"{opt} (peak {peak:.3g})")
+                            label=label + " (recorded)", **st)
+        pk = [v for v in own.values() if v > 0]
+        ax.set_title(f"{opt} (tuned peaks {min(pk):.2g} to {max(pk):.2g})" if several else
+                     f"{opt} ({'tuned peak' if run.tuned else 'peak'} {pk[0] if pk else peak:.3g})")
         ax.set_xlabel("epoch")
         ax.set_ylabel("learning rate")
         tops = np.array([np.nanmax(np.asarray(ln.get_ydata(), float)) for ln in ax.get_lines()] or [1.0])
@@ -189,10 +203,14 @@ def heatmap_layout(table: pd.DataFrame) -> tuple[list[str], list[str], np.ndarra
     return cols, rows, 100 * wide.to_numpy(dtype=float).reshape(len(rows), len(cols)), spans
 
 
-def heatmap(table: pd.DataFrame) -> bytes:
+def heatmap(table: pd.DataFrame, untuned=frozenset()) -> bytes:
     """Mean test accuracy in %, rows = schedules, columns = optimizers; below a line, one row per schedule-free
-    configuration, its cell spanning the columns of its family (see :func:`heatmap_layout`)."""
+    configuration, its cell spanning the columns of its family (see :func:`heatmap_layout`). ``untuned``:
+    (optimizer, schedule) pairs whose tuned learning rate sits on the grid's edge; their numbers get a star."""
+    from . import families as F
     cols, rows, a, spans = heatmap_layout(table)
+    sf = table[table["optimizer"].map(F.is_schedule_free)]
+    span_keys = list(sf.groupby(["optimizer", "schedule"], sort=False).groups)  # heatmap_layout's order
     R, C = len(rows), len(cols)
     gap = 0.5 if spans and R else 0.0
     ys = [R + gap + k for k in range(len(spans))]
@@ -205,23 +223,23 @@ def heatmap(table: pd.DataFrame) -> bytes:
     norm = matplotlib.colors.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1e-7)
     mid = (lo + hi) / 2
 
-    def write(x, y, v):
-        ax.text(x, y, "n/a" if not np.isfinite(v) else f"{v:.1f}", ha="center", va="center", fontsize=8,
-                color="#555" if not np.isfinite(v) else ("white" if v < mid else "black"))
+    def write(x, y, v, star=False):
+        ax.text(x, y, "n/a" if not np.isfinite(v) else f"{v:.1f}" + ("*" if star else ""), ha="center",
+                va="center", fontsize=8, color="#555" if not np.isfinite(v) else ("white" if v < mid else "black"))
 
     if R:
         im = ax.imshow(np.ma.masked_invalid(a), cmap=cmap, norm=norm, aspect="auto",
                        extent=(-0.5, C - 0.5, R - 0.5, -0.5))
         for i in range(R):
             for j in range(C):
-                write(j, i, a[i, j])
+                write(j, i, a[i, j], (cols[j], rows[i]) in untuned)
     else:
         im = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
-    for y, (label, v, span) in zip(ys, spans):
+    for y, (label, v, span), key in zip(ys, spans, span_keys):
         x0, x1 = min(span) - 0.5, max(span) + 0.5
         ax.add_patch(matplotlib.patches.Rectangle((x0, y - 0.5), x1 - x0, 1.0, facecolor=cmap(norm(v))
                                                   if np.isfinite(v) else "#e6e6e6", edgecolor="white", lw=1))
-        write((x0 + x1) / 2, y, v)
+        write((x0 + x1) / 2, y, v, key in untuned)
     if spans and R:
         ax.axhline(R - 0.5 + gap / 2, color="black", lw=1.2)
         ax.text(C - 0.5, R - 0.5 + gap / 2, "schedule-free (warmup only), one cell per family ",
@@ -236,13 +254,16 @@ def heatmap(table: pd.DataFrame) -> bytes:
         ax.spines[side].set_visible(False)
     fig.colorbar(im, ax=ax, label="test accuracy (%)")
     ax.set_title("test accuracy (%), mean over seeds" + ("\nbelow the line: schedule-free optimizers, each spanning "
-                                                          "its family's optimizers" if spans else ""))
+                                                          "its family's optimizers" if spans else "")
+                 + ("\n* untuned: its tuned learning rate sits on the grid's edge" if untuned else ""))
     return png(fig)
 
 
 def profile(run: RS.Run) -> bytes:
+    """Performance profiles (:func:`bench.report.stats.performance_profile`): epochs to target (within a workload,
+    one optimizer, the ratio of times at its measured cost per step) and test error."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
-    for ax, metric, title in ((axes[0], "time", f"time to {100 * run.target:g}% validation accuracy"),
+    for ax, metric, title in ((axes[0], "time", f"epochs (= time) to {100 * run.target:g}% val. accuracy"),
                               (axes[1], "error", "test error")):
         ratios, kept, total = RS.performance_profile(run, metric)
         if kept == 0:
@@ -304,4 +325,67 @@ def throughput(rows: pd.DataFrame) -> bytes:
     ax.set_title(throughput_title(rows) + ("\n(orange: this run)" if "this run" in set(rows["source"]) else ""),
                  fontsize="medium")
     ax.grid(alpha=0.3, axis="x")
+    return png(fig)
+
+
+def sensitivity(run: RS.Run) -> bytes:
+    """LR sensitivity of a tuned run: the tuning metric (mean over the tuning seeds, %) against the peak learning
+    rate (log axis), a panel per optimizer, a line per schedule (tuning.csv, edge extensions included). Ringed:
+    each configuration's selected point (a red square: selected on the edge of what it tried, i.e. untuned);
+    crosses on the panel's floor: diverged points; points below the floor are drawn on it as triangles; dashed
+    vertical line: the LR range test's suggestion for that optimizer (find_lr.csv)."""
+    from matplotlib.lines import Line2D
+
+    from . import tuning as RT
+    t = RT.grid(run)
+    opts = [o for o in run.optimizers if o in set(t["optimizer"])] + [o for o in dict.fromkeys(t["optimizer"])
+                                                                      if o not in run.optimizers]
+    names = run.schedules + [n for n in dict.fromkeys(t["schedule"]) if n not in run.schedules]
+    sugg = {}
+    if run.find_lr is not None and {"optimizer", "suggested"} <= set(run.find_lr.columns):
+        sugg = {str(o): float(v) for o, v in zip(run.find_lr["optimizer"], run.find_lr["suggested"])}
+    metric = str(run.tuning_spec.get("metric") or "final_val_acc").replace("_", " ")
+    fig, axes = _panels(len(opts), 4.4, 3.3)
+    for ax, opt in zip(axes, opts):
+        g = t[t["optimizer"] == opt]
+        ok = g[(g["diverged"] == 0) & np.isfinite(g["mean"].astype(float))]
+        top = 100 * float(ok["mean"].max()) if len(ok) else 100.0
+        low = 100 * float(ok["mean"].min()) if len(ok) else 0.0
+        floor = max(low - 1.0, top - 15.0)  # a flat floor: the interesting part is near the best
+        for name, h in g.groupby("schedule", sort=False):
+            st = style(names.index(name))
+            h = h.sort_values("lr")
+            x, y = h["lr"].to_numpy(float), 100 * h["mean"].to_numpy(float)
+            bad = (h["diverged"].to_numpy() > 0) | ~np.isfinite(y)
+            shown = np.where(bad, np.nan, np.maximum(y, floor))
+            ax.plot(x, shown, color=st["color"], ls=st["ls"], lw=1.3, marker=st["marker"], ms=4,
+                    label=_label(name))
+            under = ~bad & (y < floor)
+            ax.plot(x[under], np.full(under.sum(), floor), ls="none", marker="v", ms=6, color=st["color"])
+            ax.plot(x[bad], np.full(bad.sum(), floor), ls="none", marker="x", ms=7, mew=1.6, color=st["color"])
+            for r in h[h["selected"]].itertuples():
+                edge = bool(r.on_edge)
+                ax.plot([r.lr], [max(100 * r.mean, floor)], ls="none", marker="s" if edge else "o", ms=11,
+                        mfc="none", mec="red" if edge else "black", mew=1.4)
+        if opt in sugg and np.isfinite(sugg[opt]):
+            ax.axvline(sugg[opt], color="0.35", ls="--", lw=1.1)
+            ax.text(sugg[opt], 0.02, f" find-lr {sugg[opt]:.2g}", rotation=90, fontsize=7, color="0.3",
+                    va="bottom", ha="right", transform=ax.get_xaxis_transform())
+        ax.set_xscale("log")
+        ax.set_ylim(floor - 0.4, top + 0.6 + 0.05 * (top - floor))
+        ax.set_title(opt)
+        ax.set_xlabel("peak learning rate")
+        ax.set_ylabel(f"{metric} (%)")
+        ax.grid(alpha=0.3, which="both", lw=0.5)
+    handles = [Line2D([], [], **{k: v for k, v in style(names.index(n)).items()}, lw=1.3, ms=4, label=_label(n))
+               for n in names if n in set(t["schedule"])]
+    handles += [Line2D([], [], ls="none", marker="o", ms=10, mfc="none", mec="black", label="selected"),
+                Line2D([], [], ls="none", marker="s", ms=10, mfc="none", mec="red",
+                       label="selected on the edge (untuned)"),
+                Line2D([], [], ls="none", marker="x", ms=7, mew=1.6, color="0.3", label="diverged"),
+                Line2D([], [], ls="none", marker="v", ms=6, color="0.3", label="below the panel"),
+                Line2D([], [], color="0.35", ls="--", label="LR range test suggestion")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(6, len(handles)), fontsize=8, frameon=False)
+    seeds = run.tuning_spec.get("tuning_seeds") or sorted({int(s) for s in run.tuning_summary.get("seed", [])})
+    fig.suptitle(f"LR sensitivity: {metric} vs peak learning rate, mean over tuning seeds {list(seeds)}")
     return png(fig)

@@ -17,6 +17,7 @@ import pandas as pd
 from ..results import atomic_write
 from . import families as F
 from . import stats as RS
+from . import tuning as RT
 from .stats import ReportError
 
 __all__ = ["write_report", "build_report", "ReportError"]
@@ -77,26 +78,39 @@ def _md(text: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ tables
 
-def _config_table(table: pd.DataFrame, single_seed: bool, target: float, batched: bool) -> Table:
+def _config_table(table: pd.DataFrame, single_seed: bool, target: float, run: RS.Run) -> Table:
+    timed = bool(RS.step_costs(run))
     rows = []
     for r in table.itertuples():
         ci = "n/a (1 seed)" if r.seeds < 2 else f"[{_pct(r.ci_low)}, {_pct(r.ci_high)}]"
-        ttt = "never" if not np.isfinite(r.time_to_target_s) else f"{r.time_to_target_s:.3g} s"
-        ett = "never" if not np.isfinite(r.epochs_to_target) else _num(r.epochs_to_target, "g")
-        rows.append([r.optimizer, r.schedule, r.seeds, _pct(r.test_acc), ci, _pct(r.best_val_acc),
-                     _num(r.best_epoch, ".0f"), ttt, ett, f"{r.reached}/{r.seeds}", f"{r.diverged}/{r.seeds}",
-                     _num(r.samples_per_s, ".3g")])
+        ett = "never" if not r.reached else _num(r.epochs_to_target, "g")
+        ttt = "never" if not r.reached else _num(r.time_to_target_s, ".3g") + " s"
+        rows.append([r.optimizer, r.schedule, _num(r.peak_lr, ".3g"), r.seeds, _pct(r.test_acc), ci,
+                     _pct(r.best_val_acc), _num(r.best_epoch, ".0f"), ett] + ([ttt] if timed else [])
+                    + [f"{r.reached}/{r.seeds}", f"{r.diverged}/{r.seeds}"])
     note = ("Test accuracy of the final weights, in %. 95% interval: Student t over seeds, clipped to [0, 100]"
             + (" (one seed: no interval)." if single_seed else ".")
-            + f" Epoch of best: median over seeds, 1-based. Time and epochs to target: medians over the seeds that "
-            f"reached {target:.1%} validation accuracy; time on the time-to-result clock (the model's share of the "
-            "wall time, summed over epochs), epochs 1-based. Throughput: training samples per second of that clock."
-            + (" Batched trainer: a chunk's wall time is shared equally by its models, so time to target "
-               "separates configurations only through their epochs to target." if batched else ""))
-    return Table("configurations", "Configurations", ["optimizer", "schedule", "seeds", "test acc %", "95% interval",
-                                                      "best val acc %", "epoch of best", "time to target",
-                                                      "epochs to target", "reached target", "diverged", "samples/s"],
-                 rows, note)
+            + (" Peak lr: each configuration's selected peak learning rate (tuned on the tuning seeds)."
+               if run.tuned else " Peak lr: the matrix's peak learning rate.")
+            + f" Epoch of best: median over seeds, 1-based. Epochs to target: median over the seeds that reached "
+            f"{target:.1%} validation accuracy, 1-based. " + _time_rule(run))
+    return Table("configurations", "Configurations",
+                 ["optimizer", "schedule", "peak lr", "seeds", "test acc %", "95% interval", "best val acc %",
+                  "epoch of best", "epochs to target"] + (["time to target"] if timed else [])
+                 + ["reached target", "diverged"], rows, note)
+
+
+def _time_rule(run: RS.Run) -> str:
+    """How the report turns epochs into seconds (or why it does not)."""
+    cost = RS.step_costs(run)
+    if not cost:
+        return ("No step_cost.csv in the run folder: times are given in epochs only (a chunk's wall time shared by "
+                "its models depends on what else the chunk held; lrbench report RUN --measure-step-cost measures "
+                "each optimizer's cost per step).")
+    sc = run.step_cost
+    return (f"Time to target = epochs x {run.steps_per_epoch} steps per epoch x the optimizer's measured cost per "
+            f"model-step (step_cost.csv: stacks of {int(sc['n_models'].iloc[0])} models, one optimizer each, timed "
+            f"side by side on {sc['device_name'].iloc[0]}); validation passes are not counted.")
 
 
 def _ranking_table(rank: pd.DataFrame) -> Table:
@@ -111,17 +125,28 @@ def _ranking_table(rank: pd.DataFrame) -> Table:
                  note)
 
 
+def _p_cell(p, n) -> str:
+    """A sign-flip p, or why it is not shown: with ``n`` pairs it cannot go below 2/2^n, which over 0.05 is no
+    evidence either way (:func:`bench.report.stats.sign_flip_can_decide`)."""
+    n = int(n)
+    if n < 2 or not RS.sign_flip_can_decide(n):
+        return f"n/a (>= {RS.sign_flip_floor(n):.3g})" if n >= 1 else "n/a"
+    return _num(p, ".3g")
+
+
 def _paired_table(paired: pd.DataFrame, base: str) -> Table:
     rows = []
     for r in paired.itertuples():
         ci = "n/a" if r.n < 2 else f"[{_num(100 * r.ci_low, '+.2f')}, {_num(100 * r.ci_high, '+.2f')}]"
         ti = "n/a" if r.n < 2 else f"[{_num(100 * r.t_low, '+.2f')}, {_num(100 * r.t_high, '+.2f')}]"
         rows.append([r.optimizer, r.schedule, r.baseline, r.n, _num(100 * r.mean_diff, "+.2f"), ti, ci,
-                     _num(r.p_value, ".3g"), "yes" if r.significant else "no", f"{r.wins}/{r.losses}"])
+                     _p_cell(r.p_value, r.n), "yes" if r.significant else "no", f"{r.wins}/{r.losses}"])
     note = (f"Paired by optimizer and seed: difference of test accuracy (percentage points) of each schedule minus "
             f"{base!r}. Significant when the 95% paired t interval of the mean difference excludes 0 (the paired "
             f"t-test at 5%). Also shown: the percentile bootstrap interval ({RS.N_BOOTSTRAP:,} resamples) and the "
-            f"two-sided exact sign-flip permutation p (distribution-free; it cannot go below 2/2^seeds).")
+            f"two-sided exact sign-flip permutation p (distribution-free), only where it can reach 0.05: it cannot go "
+            f"below 2/2^seeds" + (f" ({RS.sign_flip_note(int(paired['n'].max()))})" if len(paired) and not
+                                   RS.sign_flip_can_decide(int(paired["n"].max())) else "."))
     return Table("paired", f"Paired comparison with {base}", ["optimizer", "schedule", "baseline", "seeds",
                                                                "mean diff (pp)", "95% t interval (pp)",
                                                                "95% bootstrap interval (pp)",
@@ -135,7 +160,8 @@ def _schedule_free_table(comparisons: list[dict], target: float) -> Table:
         if c is None:
             return ["none", "", "n/a", "", "", "", ""]
         ett = "never" if not c["reached"] else _num(c["epochs_to_target"], "g")
-        ttt = "never" if not c["reached"] else f"{c['time_to_target_s']:.3g} s"
+        ttt = "never" if not c["reached"] else _num(c["time_to_target_s"], ".3g", "n/a (no step cost)") + (
+            " s" if math.isfinite(c["time_to_target_s"]) else "")
         return [f"{c['optimizer']} + {c['schedule']}", c["seeds"], _pct(c["test_acc"]), ett, ttt,
                 f"{c['reached']}/{c['seeds']}", f"{c['diverged']}/{c['seeds']}"]
 
@@ -149,13 +175,15 @@ def _schedule_free_table(comparisons: list[dict], target: float) -> Table:
                   f"[{_num(100 * st['t_low'], '+.2f')}, {_num(100 * st['t_high'], '+.2f')}]")
         else:
             diff = ci = "n/a"
-        rows.append([fam.name, f"best scheduled (of {c['candidates']})", *best[:3], "", "", "", *best[3:]])
+        role = (f"best scheduled on tuning seeds (of {c['candidates']})" if c.get("picked_on") == "tuning" else
+                f"best scheduled (of {c['candidates']})")
+        rows.append([fam.name, role, *best[:3], "", "", "", *best[3:]])
         rows.append([fam.name, fam.twin_label, *twin[:3], diff, ci, c["verdict"], *twin[3:]])
     note = (f"Twin minus best: paired by seed, test accuracy in percentage points, with the 95% paired t interval "
             f"(the rule of the paired comparison below). Verdict: beats / loses to when the interval excludes 0, "
             f"matches when it contains 0 (no significant difference at 5%, not proof of equality). Time and epochs "
             f"to {target:.1%} validation accuracy: medians over the seeds that reached it, as in the configurations "
-            "table.")
+            "table; seconds = epochs x steps per epoch x each optimizer's measured cost per model-step.")
     return Table("schedule-free", "Schedule-free vs the best scheduled configuration of its family",
                  ["family", "role", "configuration", "seeds", "test acc %", "twin - best (pp)", "95% t interval (pp)",
                   "verdict", "epochs to target", "time to target", "reached target", "diverged"], rows, note)
@@ -180,7 +208,8 @@ def _family_notes(run: RS.Run, comparisons: list[dict]) -> list[str]:
         lines.append(f"Schedule-free optimizers outside every family (not compared): {', '.join(other)}.")
     if any(c["stats"]["n"] == 1 for c in comparisons):
         lines.append("One seed: the difference has no interval and no verdict.")
-    lines.append(F.SELECTION_NOTE)
+    lines.append(F.TUNED_SELECTION_NOTE if any(c.get("picked_on") == "tuning" for c in comparisons)
+                 else F.SELECTION_NOTE)
     return lines
 
 
@@ -314,14 +343,15 @@ def _crossframework(cross: pd.DataFrame) -> list:
                      int(r["n_pairs"]), _num(scale * r["mean_diff"], fmt),
                      interval(r["t_low"], r["t_high"], scale, fmt),
                      interval(r.get("ci_low", math.nan), r.get("ci_high", math.nan), scale, fmt),
-                     _num(r.get("p_value", math.nan), ".3g"), "yes" if CF.is_significant(r) else "no"])
+                     _p_cell(r.get("p_value", math.nan), r["n_pairs"]), "yes" if CF.is_significant(r) else "no"])
     items.append(Table("crossframework", "PyTorch vs Keras",
                        ["configuration", "metric", "pairs", "PyTorch - Keras", "95% t interval",
                         "95% bootstrap interval", "sign-flip p", "significant"], rows,
                        "From crossframework.csv in the run folder (lrbench cross-check): PyTorch minus Keras, paired "
                        "by configuration and seed; test accuracy in percentage points, loss in its own units. "
                        "Significant when the 95% paired t interval excludes 0, as in the paired comparison above; the "
-                       "sign-flip p (distribution-free) cannot go below 2/2^pairs. 'all' pools every pair."))
+                       "sign-flip p (distribution-free) cannot go below 2/2^pairs and is shown only where that is "
+                       "at most 0.05. 'all' pools every pair."))
     return items
 
 
@@ -352,6 +382,192 @@ def _environment(run: RS.Run) -> Table:
         ("versions", versions),
     ]
     return Table("environment", "Environment", ["item", "value"], [[k, str(v)] for k, v in pairs])
+
+
+# ------------------------------------------------------------------------------------------ tuned runs
+
+def _lr(v) -> str:
+    return _num(v, ".3g")
+
+
+def _tuning_intro(run: RS.Run) -> str:
+    """One sentence: how the tuned learning rates were chosen, and on which seeds the verdicts are judged."""
+    spec, a = run.tuning_spec, RT.audit(run)
+    factors = ", ".join(f"{f:g}" for f in spec.get("lr_factors") or [])
+    return (f"Every configuration runs at its own tuned peak learning rate: the optimizer's peak_lr x [{factors}]"
+            + (f" (and up to {spec['extend']} factor(s) further out where the best sat on the grid's edge)"
+               if spec.get("extend") else "")
+            + f" on tuning seeds {a['tuning_seeds']}, the factor with the highest mean {a['metric']} selected "
+            f"(validation only); every verdict below is judged on the evaluation seeds {a['eval_seeds']}.")
+
+
+def _range_test_lines(run: RS.Run) -> list[str]:
+    """Per optimizer: the LR range test's suggestion against the tuned peaks, as ratios tuned / suggested."""
+    lines = []
+    for r in RT.range_test(run):
+        where = ("inside the range of the tuned peaks" if r["inside"] else
+                 "the suggestion is below every tuned peak" if r["suggested"] < min(r["lrs"]) else
+                 "the suggestion is above every tuned peak")
+        n = len(r["ratios"])
+        near = sum(abs(math.log10(x)) <= 0.5 for x in r["ratios"])
+        if math.isclose(min(r["lrs"]), max(r["lrs"]), rel_tol=1e-9):
+            peaks = (f"the tuned peak of {'its schedule' if n == 1 else f'all {n} schedules'} is "
+                     f"{_lr(r['lrs'][0])}, {r['low']:.2g}x the suggestion")
+        else:
+            peaks = (f"the tuned peaks of its {n} schedules are {_lr(min(r['lrs']))} to {_lr(max(r['lrs']))}, "
+                     f"{r['low']:.2g}x to {r['high']:.2g}x the suggestion (geometric mean {r['typical']:.2g}x)")
+        text = (f"{r['optimizer']}: the LR range test suggests {_lr(r['suggested'])}; {peaks}, {where}; within a "
+                f"factor of 3.16 of it: {near} of {n}")
+        if r["edge"]:
+            text += f"; untuned (selected on the grid's edge): {', '.join(r['edge'])}"
+        lines.append(text + ".")
+    return lines
+
+
+def _audit_lines(run: RS.Run) -> list[str]:
+    """The selection checked again from the tuning models, the seeds, the untuned and the diverged points."""
+    a = RT.audit(run)
+    n_cfg = len(a["recomputed"])
+    lines = []
+    if a["mismatches"]:
+        lines.append(f"Selection check FAILED: recomputed from the {a['models']} tuning models' {a['metric']}, "
+                     + "; ".join(f"{o} + {n}: tuning.csv {f1}, recomputed {f2}" for (o, n), f1, f2 in a["mismatches"])
+                     + ".")
+    else:
+        lines.append(f"Selection check: recomputed from the {a['models']} tuning models' {a['metric']} alone "
+                     f"(summary.csv), the selected factor agrees with tuning.csv for all {n_cfg} configurations.")
+    if a["eval_mismatches"]:
+        lines.append("Evaluation models NOT at their selected factor: "
+                     + ", ".join(f"{o} + {n}" for o, n in a["eval_mismatches"]) + ".")
+    lines.append(f"Tuning seeds {a['tuning_seeds']} and evaluation seeds {a['eval_seeds']} "
+                 + ("are disjoint." if not a["shared_seeds"] else f"SHARE {a['shared_seeds']}: the verdicts are "
+                                                                  "judged on seeds the learning rate was chosen on."))
+    if a["on_edge"]:
+        lines.append(f"Untuned: {len(a['on_edge'])} configuration(s) selected on the edge of every factor they tried "
+                     f"(extensions spent), so their best learning rate may lie beyond it: "
+                     + ", ".join(f"{o} + {n}" for o, n in a["on_edge"]) + " (starred in the heatmap, red squares "
+                     "in the sensitivity figure).")
+    else:
+        lines.append("No configuration's selected learning rate sits on the edge of the factors it tried.")
+    if a["unselected"]:
+        lines.append("No factor selected (every tuning model diverged): "
+                     + ", ".join(f"{o} + {n}" for o, n in a["unselected"]) + ".")
+    if a["diverged_points"]:
+        lines.append(f"{a['diverged_points']} grid point(s) diverged in tuning (crosses in the sensitivity "
+                     "figure); a diverged point is never selected.")
+    return lines
+
+
+def _cost_line(cost: pd.DataFrame) -> str:
+    """Tuning vs evaluation in models, model-epochs and wall time."""
+    if cost.empty:
+        return "Cost: meta.json lists no stages."
+    tune, ev = cost[cost["tuning"]], cost[~cost["tuning"]]
+    tm, em = int(tune["model_epochs"].sum()), int(ev["model_epochs"].sum())
+    text = (f"Cost: tuning trained {int(tune['models'].sum())} models ({tm:,} model-epochs, {len(tune)} stage(s)), "
+            f"evaluation {int(ev['models'].sum())} models ({em:,} model-epochs): tuning is "
+            f"{tm / max(1, tm + em):.0%} of the run's model-epochs")
+    if np.isfinite(cost["wall_s"]).all():
+        tw, ew = float(tune["wall_s"].sum()), float(ev["wall_s"].sum())
+        text += f"; wall time {tw / 3600:.2f} h tuning, {ew / 3600:.2f} h evaluation (throughput.csv)"
+    return text + "."
+
+
+def _band_table(band: pd.DataFrame) -> Table:
+    rows = [[r.optimizer, r.schedule, _pct(r.best), _lr(r.best_lr),
+             ("<= " if r.open_low else "") + _lr(r.low), (">= " if r.open_high else "") + _lr(r.high),
+             _num(r.decades, ".2f"), f"{r.points}/{r.tried}", "untuned (edge)" if r.untuned else ""]
+            for r in band.itertuples()]
+    return Table("tuning-band", f"Learning-rate band within {100 * RT.BAND:g} pp of the best (robustness)",
+                 ["optimizer", "schedule", "best (tuning) %", "selected lr", "band low", "band high", "decades",
+                  "points in band", "note"], rows,
+                 f"The learning rates tried whose mean tuning metric is within {100 * RT.BAND:g} percentage points of "
+                 "the configuration's best (diverged points excluded); decades = log10(high / low): wider is more "
+                 "robust to a mis-set learning rate. <= / >=: the band reaches the smallest / largest lr tried and "
+                 "may go on beyond it. With one tuning seed a 0.5 pp band is close to seed noise.")
+
+
+def _expected_max_table(em: pd.DataFrame, metric: str) -> Table:
+    ks = [c for c in em.columns if c.startswith("E")]
+    rows = [[r["optimizer"], r["schedule"], int(r["N"])] + [_pct(r[k]) if k in r and pd.notna(r[k]) else ""
+                                                             for k in ks] for _, r in em.iterrows()]
+    return Table("expected-max", f"Expected best {metric} after k random grid picks (%)",
+                 ["optimizer", "schedule", "N"] + [f"k={k[1:]}" for k in ks], rows,
+                 "E[max of k picks with replacement] from the N base-grid values sorted v(1) <= ... <= v(N): "
+                 "E = sum_i v(i) [(i/N)^k - ((i-1)/N)^k] (Dodge et al. 2019, \"Show Your Work\"). Base grid only "
+                 "(the matrix's lr_factors): every configuration has the same N; edge extensions are left out. A "
+                 "diverged point counts with its recorded metric (frozen weights), a missing one as 0. k=1 is the "
+                 "grid's mean; k=N is close to, but below, the best point.")
+
+
+def _cost_table(cost: pd.DataFrame) -> Table:
+    rows = [[r.stage, r.configurations, r.seeds, r.models, f"{r.model_epochs:,}",
+             _num(r.wall_s, ".4g") if np.isfinite(r.wall_s) else "n/a"] for r in cost.itertuples()]
+    return Table("tuning-cost", "Cost per stage", ["stage", "configurations", "seeds", "models", "model-epochs",
+                                                   "wall time (s)"], rows,
+                 "From meta.json's stages, summary.csv's rows per stage and throughput.csv's chunk wall times. "
+                 "Model-epochs count a diverged (frozen) model's epochs too: the batched stack computes them.")
+
+
+def _grid_table(grid: pd.DataFrame) -> Table:
+    rows = [[r.optimizer, r.schedule, _num(r.factor, "g"), _lr(r.lr), _pct(r.mean), _pct(r.sd) if pd.notna(r.sd)
+             else "n/a", int(r.n_seeds) if "n_seeds" in grid else "", int(r.diverged), str(r.stage),
+             ("yes" if r.selected else "") + (" (edge)" if r.selected and r.on_edge else ""),
+             "" if r.base else "extension"] for r in grid.itertuples()]
+    return Table("tuning-grid", "Tuning grid (tuning.csv)",
+                 ["optimizer", "schedule", "factor", "lr", "mean %", "sd %", "tuning seeds", "diverged", "stage",
+                  "selected", "grid"], rows,
+                 "Every (optimizer, schedule, factor) trained on the tuning seeds: mean and sd of the tuning metric "
+                 "over them. Selected: the highest mean among factors with no diverged model (ties: the smaller "
+                 "factor); edge: the smallest or largest factor that configuration tried.")
+
+
+def _tuning_section(run: RS.Run) -> list:
+    """A tuned run's learning rates in words (range test vs tuned peaks, the selection check, the untuned, the cost),
+    then its tables collapsed: the robustness band, the expected best after k picks, the cost, the grid."""
+    grid = RT.grid(run)
+    if grid is None:
+        return ["This tuned run has no tuning.csv: its selection cannot be shown (the runner writes it when the "
+                "tuning stages end)."]
+    items: list = []
+    lines = _range_test_lines(run)
+    if lines:
+        ratios = [x for r in RT.range_test(run) for x in r["ratios"]]
+        near = sum(abs(math.log10(x)) <= 0.5 for x in ratios)
+        items.append(f"Does the LR range test (find_lr/find_lr.csv, 'suggested') find the tuned learning rate? In "
+                     f"{near} of {len(ratios)} configurations the tuned peak is within a factor of 3.16 (half a "
+                     "decade, one grid step) of its optimizer's suggestion:")
+        items.append(("list", "range-test", lines))
+    else:
+        items.append("No LR range test in this run (find_lr/find_lr.csv): the sensitivity figure has no suggestion.")
+    items += _audit_lines(run)
+    cost = RT.cost(run)
+    items.append(_cost_line(cost))
+    metric = str(run.tuning_spec.get("metric") or "final_val_acc")
+    band, em = RT.band(run), RT.expected_max_table(run)
+    items.append(("details", "Tuning tables: the learning-rate band within 0.5 pp of each best, the expected best "
+                             "after k random grid picks, the cost per stage, the whole grid",
+                  [_band_table(band), _expected_max_table(em, metric), _cost_table(cost), _grid_table(grid)]))
+    return items
+
+
+def _step_cost_table(run: RS.Run) -> Table | None:
+    """step_cost.csv: each optimizer's cost per step, measured side by side on the run's chunk shape."""
+    sc = run.step_cost
+    if sc is None or sc.empty:
+        return None
+    cols = [c for c in ("optimizer", "n_models", "seed_groups", "batch_size", "model_step_s", "step_s", "step_s_min",
+                        "step_s_max", "rounds", "steps_per_round", "device", "device_name", "n_threads",
+                        "measured_utc") if c in sc.columns]
+    note = ("Each optimizer's cost per training step (forward, backward, update), measured after training on "
+            "stacks of the run's chunk size, one optimizer per stack, round-robin and interleaved; median over the "
+            "rounds. model_step_s = step_s / models: the seconds behind every time to target in this report.")
+    dev = str(sc["device_name"].iloc[0]) if "device_name" in sc else ""
+    run_dev = str(run.meta.get("device_name", ""))
+    if dev and run_dev and dev != run_dev:
+        note += f" Measured on {dev}; the run trained on {run_dev}."
+    return _frame_table(sc[cols], "step-cost", "Cost per step (step_cost.csv)", note,
+                        {c: (lambda v: _num(v, ".3g")) for c in ("model_step_s", "step_s", "step_s_min", "step_s_max")})
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -400,6 +616,8 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
         peaks = run.meta.get("peak_lr") or {}
         intro += " Peak learning rates from the LR range test (lrbench find-lr): " + ", ".join(
             f"{k} {_num(peaks.get(k), '.3g')}" for k in found) + "."
+    if run.tuned:
+        intro += " " + _tuning_intro(run)
     k = RS.roughness_window(run.epochs)
     plots: dict[str, bytes] = {}
 
@@ -413,8 +631,12 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
         heads += ["Do you need a schedule? Each schedule-free optimizer against the best scheduled configuration "
                   "of its family (details below):",
                   ("list", "schedulefree", [RS.schedule_free_sentence(c, run.target) for c in comparisons])]
-    heads.append(fig("heatmap.png", lambda: RP.heatmap(table),
+    untuned = set(RT.audit(run)["on_edge"]) if run.tuned else set()
+    heads.append(fig("heatmap.png", lambda: RP.heatmap(table, untuned),
                      "test accuracy heatmap, schedule x optimizer" + (", schedule-free rows below" if free else "")))
+    if RT.grid(run) is not None:  # a tuned run: does the range test find the tuned learning rate?
+        heads.append(fig("sensitivity.png", lambda: RP.sensitivity(run),
+                         "LR sensitivity: validation accuracy vs peak learning rate, per optimizer"))
     heads.append("Wins / ties / loses: the paired t-test below (significant when the 95% interval excludes 0). "
                  "Smoothness: the standard deviation of the epoch-to-epoch changes of the validation loss over the "
                  f"last 20% of training, at least 3 changes (here the last {k} of {run.epochs - 1}), mean over "
@@ -422,10 +644,14 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
                  "smoother.")
     if single:
         heads.append("One seed: accuracies have no interval and the paired comparison has no test.")
+    elif not RS.sign_flip_can_decide(len(run.seeds)):
+        heads.append(RS.sign_flip_note(len(run.seeds)))
     n_div = int(run.summary["diverged"].sum())
     if n_div:
         heads.append(f"{n_div} of {len(run.summary)} models diverged (a NaN/inf training loss; frozen from then on).")
     sections.append(("Summary", heads))
+    if run.tuned:
+        sections.append(("Learning-rate tuning", _tuning_section(run)))
     sf_items: list = _family_notes(run, comparisons)
     if comparisons:
         sf_items.append(_schedule_free_table(comparisons, run.target))
@@ -436,24 +662,24 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
                fig("val_acc.png", lambda: RP.curves(run, "val_acc"), "validation accuracy curves"),
                fig("profile.png", lambda: RP.profile(run), "performance profiles"),
                "Performance profiles (AlgoPerf style): each (optimizer, seed) pair is a workload; a schedule's "
-               "ratio on it is its time to the target (or its test error) over the best schedule's; the curve "
+               "ratio on it is its epochs to the target (or its test error) over the best schedule's (one optimizer "
+               "per workload: at its measured cost per step, the ratio of times is the same); the curve "
                "gives the share of workloads where that ratio is at most tau. Higher and further left is better; "
                "a schedule that never reaches the target stays at 0 on the left panel."
                + (" Schedule-free optimizers are left out (each runs only its warmup-only schedule)." if free else "")]
     range_png = run_dir / "find_lr" / "find_lr.png"
     if range_png.is_file():  # peak_lr = "find": the range test that chose this run's peaks
-        figures.append(fig("find_lr.png", range_png.read_bytes, "LR range test that chose the peak learning rates"))
+        figures.append(fig("find_lr.png", range_png.read_bytes, "LR range test, its suggestions drawn in the "
+                           "sensitivity figure" if run.tuned else "LR range test that chose the peak learning rates"))
         found_table = _read_csv(run_dir / "find_lr" / "find_lr.csv")
         if found_table is not None and not found_table.empty:
             figures.append(_frame_table(found_table, "find-lr", "LR range test suggestions (find_lr/find_lr.csv)"))
     sections.append(("Figures", figures))
 
-    trainers = {str(run.meta.get("trainer", ""))} | (set(run.throughput["trainer"].astype(str))
-                                                     if run.throughput is not None and "trainer" in run.throughput
-                                                     else set())
-    sections.append(("Results", [("details", f"Every configuration ({len(table)}): test accuracy, time to target, "
-                                             "divergence, throughput; and the ranking per optimizer",
-                                  [_config_table(table, single, run.target, "batched" in trainers),
+    sections.append(("Results", [("details", f"Every configuration ({len(table)}): peak learning rate, test "
+                                             "accuracy, epochs (and time) to target, divergence; and the ranking per "
+                                             "optimizer",
+                                  [_config_table(table, single, run.target, run),
                                    _ranking_table(RS.ranking(table))])]))
     if run.baseline not in run.schedules:
         sections.append(("Paired comparison", [f"No paired comparison: the baseline schedule {run.baseline!r} is not "
@@ -487,6 +713,9 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
         tp_items.append(_frame_table(run.throughput[cols], "throughput", "This run's chunks (throughput.csv)",
                                      "No trainer speed table in results/speed/ (the batched vs sequential "
                                      "comparison): only this run is shown."))
+    step_cost = _step_cost_table(run)
+    if step_cost is not None:
+        tp_items.append(step_cost)
     if tp_items:
         sections.append(("Throughput", tp_items))
     conf = _conformance(results)

@@ -1,9 +1,9 @@
 """The numbers of the comparison report: a run folder's tables and the paired statistics over seeds.
 
-``load_run`` reads a run folder; ``config_table``, ``ranking``, ``paired_table``, ``headline``,
-``performance_profile`` and ``schedule_free`` (twin vs the best scheduled configuration of its family)
-compute what the report shows. Every rule (intervals, pairing, roughness, time to
-target): docs/BENCH.md, "bench/report/stats.py".
+``load_run`` reads a run folder (a tuned run's evaluation models as ``summary`` / ``history``, its tuning
+models apart); ``config_table``, ``ranking``, ``paired_table``, ``headline``, ``performance_profile`` and
+``schedule_free`` (twin vs the best scheduled configuration of its family) compute what the report shows.
+Every rule (intervals, pairing, roughness, epochs and time to target): docs/BENCH.md, "bench/report/stats.py".
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import pandas as pd
 from . import families as F
 
 __all__ = ["Run", "ReportError", "load_run", "t_quantile", "mean_interval", "bootstrap_interval",
-           "sign_flip_p", "paired_stats", "time_to_target", "config_table", "ranking", "paired_table", "roughness",
+           "sign_flip_p", "sign_flip_floor", "sign_flip_can_decide", "sign_flip_note", "paired_stats",
+           "step_costs", "time_to_target", "config_table", "ranking", "paired_table", "roughness",
            "roughness_window", "roughness_table", "headline", "performance_profile", "schedule_free",
            "schedule_free_sentence", "N_BOOTSTRAP", "ALPHA"]
 
@@ -36,12 +37,38 @@ class ReportError(ValueError):
 
 @dataclasses.dataclass
 class Run:
-    """A run folder's contents (``history`` = epochs.parquet, ``summary`` = summary.csv)."""
+    """A run folder's contents. ``summary`` / ``history`` (summary.csv / epochs.parquet): the evaluation models
+    (stage "eval", or "main" in an untuned run); ``tuning_summary`` / ``tuning_history``: a tuned run's tuning
+    models (stages "tune", "tune+1", ...); ``tuning`` (tuning.csv), ``find_lr`` (find_lr/find_lr.csv) and
+    ``step_cost`` (step_cost.csv): None when the run has no such file."""
     path: Path
     meta: dict
     history: pd.DataFrame
     summary: pd.DataFrame
     throughput: pd.DataFrame | None
+    tuning_summary: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    tuning_history: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    tuning: pd.DataFrame | None = None
+    find_lr: pd.DataFrame | None = None
+    step_cost: pd.DataFrame | None = None
+
+    @property
+    def tuned(self) -> bool:
+        """Whether the run tuned each configuration's learning rate (a ``[tuning]`` matrix)."""
+        return self.tuning is not None or len(self.tuning_summary) > 0
+
+    @property
+    def tuning_spec(self) -> dict:
+        """The run's ``[tuning]`` table (lr_factors, tuning_seeds, metric, extend) and, once selected, meta.json's
+        ``tuning`` entry (selected, on_edge, models, ...); {} for an untuned run."""
+        return {**(self.matrix.get("tuning") or {}), **(self.meta.get("tuning") or {})}
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """``ceil(n_train / batch_size)``: the optimizer steps of one epoch."""
+        bs = int(self.matrix.get("batch_size") or (self.throughput["batch_size"].iloc[0] if self.throughput is not None
+                                                    and "batch_size" in self.throughput else 128))
+        return max(1, -(-(self.n_train or 0) // bs))
 
     @property
     def matrix(self) -> dict:
@@ -119,12 +146,45 @@ def load_run(run_dir: Path) -> Run:
     for frame in (summary, history):
         frame["name"] = frame["name"].astype(str)
         frame["optimizer"] = frame["optimizer"].astype(str)
+        frame["stage"] = frame["stage"].astype(str) if "stage" in frame else "main"  # runs before stages: "main"
+    _one_precision(run_dir, summary, history)
     summary["diverged"] = summary["diverged"].map(lambda v: str(v).strip().lower() in ("true", "1"))
     if "model_time_s" not in history:  # older runs: the whole epoch time
         history["model_time_s"] = history.get("epoch_time_s", np.nan)
     tp_path = run_dir / "throughput.csv"
     throughput = pd.read_csv(tp_path) if tp_path.is_file() else None
-    return Run(run_dir, meta, history, summary, throughput)
+    tune_s, tune_h = summary["stage"].str.startswith("tune"), history["stage"].str.startswith("tune")
+    if tune_s.all():
+        raise ReportError(f"{need['summary.csv']}: a tuned run with tuning models only (stages "
+                          f"{', '.join(dict.fromkeys(summary['stage']))}): the report answers from the evaluation "
+                          "stage; finish the run first (lrbench run --resume <run-id>)")
+    return Run(run_dir, meta, history[~tune_h].reset_index(drop=True), summary[~tune_s].reset_index(drop=True),
+               throughput, tuning_summary=summary[tune_s].reset_index(drop=True),
+               tuning_history=history[tune_h].reset_index(drop=True),
+               tuning=_optional_csv(run_dir / "tuning.csv"), find_lr=_optional_csv(run_dir / "find_lr" / "find_lr.csv"),
+               step_cost=_optional_csv(run_dir / "step_cost.csv"))
+
+
+def _one_precision(run_dir: Path, summary: pd.DataFrame, history: pd.DataFrame) -> None:
+    """Refuse a run whose rows were trained in more than one precision: runs of different precision are never
+    pooled (DESIGN.md), and neither are the models inside one run."""
+    for frame, name in ((summary, "summary.csv"), (history, "epochs.parquet")):
+        if "precision" in frame:
+            found = sorted(set(frame["precision"].astype(str)))
+            if len(found) > 1:
+                raise ReportError(f"{run_dir / name}: rows of precisions {', '.join(found)} in one run; runs (and "
+                                  "models) of different precision are never pooled: report each precision's run "
+                                  "on its own")
+
+
+def _optional_csv(path: Path) -> pd.DataFrame | None:
+    """A CSV the run may or may not have; a malformed one is a :class:`ReportError` naming it."""
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path)
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        raise ReportError(f"{path}: unreadable ({type(e).__name__}: {e})") from None
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -178,30 +238,56 @@ def sign_flip_p(d, seed: int = 0) -> float:
     return float(np.mean(stat >= obs - 1e-12 * max(1.0, obs)))
 
 
+def sign_flip_floor(n: int) -> float:
+    """The smallest p the exact two-sided sign-flip test can give with ``n`` paired values: ``2 / 2**n`` (the
+    two sign vectors all + and all -); 1 for none."""
+    return 1.0 if n < 1 else min(1.0, 2.0 / 2.0 ** n)
+
+
+def sign_flip_can_decide(n: int) -> bool:
+    """Whether the sign-flip p of ``n`` pairs can reach :data:`ALPHA` at all (``n >= 6``); a p that cannot is not
+    printed as evidence."""
+    return sign_flip_floor(n) <= ALPHA
+
+
+def sign_flip_note(n: int, unit: str = "seeds") -> str:
+    """The one sentence printed instead of sign-flip p-values that cannot reach :data:`ALPHA` with ``n`` pairs."""
+    return (f"With {n} {unit} the sign-flip test cannot go below p = {sign_flip_floor(n):.3g}; its p-values are not "
+            f"shown, and verdicts rest on the paired t interval.")
+
+
 # --------------------------------------------------------------------------------------------- per model
 
+def step_costs(run: Run) -> dict[str, float]:
+    """optimizer -> seconds per model-step measured side by side (step_cost.csv's ``model_step_s``: one step of
+    a stack of the run's chunk size, every model with that optimizer, divided by the models); {} without the file."""
+    sc = run.step_cost
+    if sc is None or not {"optimizer", "model_step_s"} <= set(sc.columns):
+        return {}
+    return {str(o): float(v) for o, v in zip(sc["optimizer"], sc["model_step_s"]) if np.isfinite(float(v)) and v > 0}
+
+
 def time_to_target(run: Run) -> pd.DataFrame:
-    """Per model: ``time_to_target_s`` / ``epochs_to_target`` (1-based), ``inf`` / NaN when never reached."""
+    """Per model: ``epochs_to_target`` (1-based; NaN when never reached or diverged first) and
+    ``time_to_target_s = epochs_to_target * steps_per_epoch * model_step_s[optimizer]`` (:func:`step_costs`;
+    ``inf`` when never reached, NaN when the run has no measured step cost). A chunk's wall time never enters:
+    its share per model depends on what else the chunk held."""
+    cost, spe = step_costs(run), run.steps_per_epoch
     h = run.history.sort_values(["model", "epoch"])
     rows = []
-    for m, g in h.groupby("model", sort=True):
-        clock = g["model_time_s"].fillna(0.0).cumsum().to_numpy()
+    for (m, opt), g in h.groupby(["model", "optimizer"], sort=True):
         ok = (g["val_acc"].to_numpy() >= run.target) & np.isfinite(g["val_loss"].to_numpy())
         if "diverged" in g:
             ok &= ~g["diverged"].astype(bool).to_numpy()
-        i = int(np.argmax(ok)) if ok.any() else -1
-        rows.append(dict(model=m, time_to_target_s=float(clock[i]) if i >= 0 else math.inf,
-                         epochs_to_target=int(g["epoch"].iloc[i]) + 1 if i >= 0 else math.nan,
-                         train_time_s=float(clock[-1]) if len(clock) else math.nan, epochs_run=len(g)))
-    return pd.DataFrame(rows, columns=["model", "time_to_target_s", "epochs_to_target", "train_time_s", "epochs_run"])
+        e = int(g["epoch"].iloc[int(np.argmax(ok))]) + 1 if ok.any() else math.nan
+        t = math.inf if not ok.any() else (e * spe * cost[opt] if opt in cost else math.nan)
+        rows.append(dict(model=m, epochs_to_target=e, time_to_target_s=t, reached=bool(ok.any()), epochs_run=len(g)))
+    return pd.DataFrame(rows, columns=["model", "epochs_to_target", "time_to_target_s", "reached", "epochs_run"])
 
 
 def per_model(run: Run) -> pd.DataFrame:
-    """summary.csv joined with the time to target and the per-model throughput."""
-    s = run.summary.merge(time_to_target(run), on="model", how="left")
-    n = run.n_train
-    s["samples_per_s"] = (n * s["epochs_run"] / s["train_time_s"]) if n else math.nan
-    return s
+    """summary.csv joined with the epochs and time to target."""
+    return run.summary.merge(time_to_target(run), on="model", how="left")
 
 
 def config_table(run: Run) -> pd.DataFrame:
@@ -211,16 +297,16 @@ def config_table(run: Run) -> pd.DataFrame:
     for (opt, name), g in s.groupby(["optimizer", "name"], sort=False):
         mean, lo, hi = mean_interval(g["test_acc"])
         lo, hi = max(lo, 0.0) if np.isfinite(lo) else lo, min(hi, 1.0) if np.isfinite(hi) else hi
-        hit = np.isfinite(g["time_to_target_s"])
-        reached = g["time_to_target_s"][hit]
-        rows.append(dict(optimizer=opt, schedule=name, seeds=len(g), test_acc=mean, ci_low=lo, ci_high=hi,
+        hit = g["reached"].fillna(False).astype(bool)
+        n_hit = int(hit.sum())
+        rows.append(dict(optimizer=opt, schedule=name, seeds=len(g), peak_lr=float(g["peak_lr"].iloc[0]),
+                         test_acc=mean, ci_low=lo, ci_high=hi,
                          best_val_acc=float(g["best_val_acc"].mean()),
                          best_epoch=float((g["best_val_epoch"][g["best_val_epoch"] >= 0] + 1).median())
                          if (g["best_val_epoch"] >= 0).any() else math.nan,
-                         time_to_target_s=float(reached.median()) if len(reached) else math.inf,
-                         epochs_to_target=float(g["epochs_to_target"][hit].median()) if len(reached) else math.nan,
-                         reached=len(reached), diverged=int(g["diverged"].sum()),
-                         samples_per_s=float(g["samples_per_s"].mean())))
+                         epochs_to_target=float(g["epochs_to_target"][hit].median()) if n_hit else math.nan,
+                         time_to_target_s=float(g["time_to_target_s"][hit].median()) if n_hit else math.inf,
+                         reached=n_hit, diverged=int(g["diverged"].sum())))
     return pd.DataFrame(rows)
 
 
@@ -339,10 +425,11 @@ def headline(run: Run, paired: pd.DataFrame | None = None) -> dict[str, str]:
             verdict = "ties with"
         else:
             verdict = "wins against" if r["mean_diff"] > 0 else "loses against"
-        if n >= 2:
+        if n >= 2:  # a sign-flip p that cannot reach ALPHA with n seeds is no evidence: not printed
+            flip = f", sign-flip p = {r['p_value']:.3g}" if sign_flip_can_decide(n) else ""
             stat = (f"mean paired difference {_pct(r['mean_diff'])}, 95% paired t interval "
                     f"[{_pct(r['t_low'])}, {_pct(r['t_high'])}], bootstrap [{_pct(r['ci_low'])}, "
-                    f"{_pct(r['ci_high'])}], sign-flip p = {r['p_value']:.3g}, {n} seeds")
+                    f"{_pct(r['ci_high'])}]{flip}, {n} seeds")
         else:
             stat = f"difference {_pct(r['mean_diff'])} on 1 seed: no interval, no test"
         sentence = f"{opt}: {cont} {verdict} {base} on test accuracy ({stat})"
@@ -365,18 +452,21 @@ def headline(run: Run, paired: pd.DataFrame | None = None) -> dict[str, str]:
 def performance_profile(run: Run, metric: str = "time") -> tuple[pd.DataFrame, int, int]:
     """(ratios, kept, total): ratio to the best schedule per (optimizer, seed) workload.
 
-    ``metric="time"``: time to target (``inf`` when not reached); ``metric="error"``: test error
-    ``1 - test_acc`` (NaN counted as ``inf``). ``ratios`` has one column per schedule, one row per kept
-    workload; ``kept`` / ``total`` count the workloads. Schedule-free optimizers are left out: each runs only its
-    warmup-only schedule, which would be the best of its own workloads by default.
+    ``metric="time"``: epochs to target (``inf`` when not reached). A workload is one optimizer, so its cost per
+    step is the same for every schedule and the ratio of times equals the ratio of epochs: the measured step
+    cost cancels, and a chunk's wall time never enters. ``metric="error"``: test error ``1 - test_acc`` (NaN
+    counted as ``inf``). ``ratios`` has one column per schedule, one row per kept workload; ``kept`` / ``total``
+    count the workloads. Schedule-free optimizers are left out: each runs only its warmup-only schedule, which
+    would be the best of its own workloads by default.
     """
     s = per_model(run)
     s = s[~s["optimizer"].map(F.is_schedule_free)]
     names = [n for n in run.schedules if n in set(s["name"])]
-    col = "time_to_target_s" if metric == "time" else "error"
-    if metric == "error":
-        s["error"] = (1.0 - s["test_acc"]).where(s["test_acc"].notna(), math.inf)
-    wide = s.pivot_table(index=["optimizer", "seed"], columns="name", values=col, aggfunc="first")
+    if metric == "time":
+        s["value"] = s["epochs_to_target"].astype(float).fillna(math.inf)
+    else:
+        s["value"] = (1.0 - s["test_acc"]).where(s["test_acc"].notna(), math.inf)
+    wide = s.pivot_table(index=["optimizer", "seed"], columns="name", values="value", aggfunc="first")
     wide = wide.reindex(columns=names).astype(float).fillna(math.inf)
     best = wide.min(axis=1)
     keep = np.isfinite(best) & (best > 0)
@@ -406,8 +496,11 @@ def schedule_free(run: Run, table: pd.DataFrame | None = None) -> list[dict]:
     was picked from), ``stats`` (:func:`paired_stats` of twin minus best test accuracy over
     the seeds both have with finite accuracies) and ``verdict``: "beats" / "loses to" (the 95% paired t interval
     excludes 0), "matches" (it contains 0), "no verdict" (one paired seed), "no comparison" (none).
-    The best scheduled configuration: highest mean test accuracy among the family's scheduled configurations
-    not diverged in every seed (the ranking rule of :func:`ranking`)."""
+    The best scheduled configuration (:func:`_pick_best`): in a tuned run, the one whose selected learning rate
+    has the highest tuning metric on the tuning seeds (chosen before the evaluation seeds are looked at;
+    ``picked_on`` "tuning"); in an untuned run, the highest mean test accuracy among the family's scheduled
+    configurations not diverged in every seed (the ranking rule of :func:`ranking`; ``picked_on`` "hindsight").
+    ``eval_rank``: the best's rank by mean test accuracy among the candidates on the evaluation seeds."""
     table = config_table(run) if table is None else table
     s = run.summary
     out = []
@@ -416,11 +509,12 @@ def schedule_free(run: Run, table: pd.DataFrame | None = None) -> list[dict]:
         if twins.empty:
             continue
         cands = table[table["optimizer"].isin(fam.members)]
-        ranked = cands[(cands["diverged"] < cands["seeds"]) & np.isfinite(cands["test_acc"].astype(float))]
-        best = None
-        if len(ranked):
-            b = ranked.loc[ranked["test_acc"].astype(float).idxmax()]
-            best = _sf_config(table, b["optimizer"], b["schedule"])
+        best, picked_on, n_cands = _pick_best(run, cands)
+        rank = None
+        if best is not None:
+            acc = cands["test_acc"].astype(float).fillna(-math.inf)
+            rank = 1 + int((acc > best["test_acc"]).sum())
+            best = {**best, "eval_rank": rank}
         for sched in dict.fromkeys(twins["schedule"]):
             twin = _sf_config(table, fam.twin, sched)
             d = np.array([])
@@ -440,16 +534,46 @@ def schedule_free(run: Run, table: pd.DataFrame | None = None) -> list[dict]:
                 verdict = "beats" if st["mean_diff"] > 0 else "loses to"
             else:
                 verdict = "matches"
-            out.append(dict(family=fam, twin=twin, best=best, candidates=len(cands), stats=st, verdict=verdict))
+            out.append(dict(family=fam, twin=twin, best=best, candidates=n_cands, stats=st, verdict=verdict,
+                            picked_on=picked_on))
     return out
 
 
+def _pick_best(run: Run, cands: pd.DataFrame) -> tuple[dict | None, str, int]:
+    """(the family's best scheduled configuration or None, "tuning" | "hindsight", candidates).
+
+    Tuned run: among the candidates with a selected factor in tuning.csv, the highest ``mean`` of the tuning
+    metric at that factor (the tuning seeds only; ties: the first in run order), with ``tuning_metric`` and
+    ``tuning_mean`` added. Untuned run: the highest mean test accuracy among candidates not diverged in every
+    seed (this is hindsight: chosen on the seeds it is then judged on)."""
+    t = run.tuning
+    if run.tuned and t is not None and {"optimizer", "schedule", "selected", "mean"} <= set(t.columns):
+        sel = t[t["selected"].map(lambda v: str(v).strip().lower() in ("true", "1"))]
+        sel = sel.set_index(["optimizer", "schedule"])["mean"].astype(float)
+        keys = [(o, n) for o, n in zip(cands["optimizer"], cands["schedule"]) if (o, n) in sel.index
+                and np.isfinite(sel[(o, n)])]
+        if not keys:
+            return None, "tuning", 0
+        o, n = max(keys, key=lambda k: sel[k])  # max keeps the first of equal values: run order
+        metric = str(run.tuning_spec.get("metric") or (t["metric"].iloc[0] if "metric" in t else "metric"))
+        return ({**_sf_config(cands, o, n), "tuning_metric": metric, "tuning_mean": float(sel[(o, n)])},
+                "tuning", len(keys))
+    ranked = cands[(cands["diverged"] < cands["seeds"]) & np.isfinite(cands["test_acc"].astype(float))]
+    if ranked.empty:
+        return None, "hindsight", len(cands)
+    b = ranked.loc[ranked["test_acc"].astype(float).idxmax()]
+    return _sf_config(cands, b["optimizer"], b["schedule"]), "hindsight", len(cands)
+
+
 def _time_text(c: dict) -> str:
-    """Epochs and seconds to the target (medians over the seeds that reached it), or "never"."""
-    if c["reached"] == 0 or not math.isfinite(c["time_to_target_s"]):
+    """Epochs to the target (median over the seeds that reached it), with seconds when the run's step cost was
+    measured (epochs x steps per epoch x the optimizer's cost per model-step), or "never"."""
+    if c["reached"] == 0:
         return "never" + (f" (0/{c['seeds']} seeds)" if c["seeds"] > 1 else "")
     e = c["epochs_to_target"]
-    text = f"{e:g} epoch{'s' if e != 1 else ''} / {c['time_to_target_s']:.3g} s"
+    text = f"{e:g} epoch{'s' if e != 1 else ''}"
+    if math.isfinite(c["time_to_target_s"]):
+        text += f" = {c['time_to_target_s']:.3g} s"
     return text + (f" ({c['reached']}/{c['seeds']} seeds)" if c["reached"] < c["seeds"] else "")
 
 
@@ -461,9 +585,15 @@ def schedule_free_sentence(c: dict, target: float) -> str:
            "that of the weights frozen at divergence)." if twin["diverged"] else "")
     if best is None:
         return (f"{who}: no comparison: this run has no scheduled {fam.name} configuration "
-                f"({', '.join(fam.members)}) that kept a seed from diverging.{div}")
-    other = f"the best scheduled {fam.name} configuration ({best['optimizer']} + {best['schedule']}, best of " \
-            f"{c['candidates']})"
+                f"({', '.join(fam.members)}) that " + ("was selected in tuning." if c.get("picked_on") == "tuning"
+                                                       else "kept a seed from diverging.") + div)
+    if c.get("picked_on") == "tuning":
+        how = (f"chosen on the tuning seeds: the highest {best['tuning_metric']} at its selected learning rate "
+               f"({100 * best['tuning_mean']:.2f}%) of {c['candidates']}; rank {best['eval_rank']} of "
+               f"{c['candidates']} on the evaluation seeds")
+    else:
+        how = f"best of {c['candidates']}"
+    other = f"the best scheduled {fam.name} configuration ({best['optimizer']} + {best['schedule']}, {how})"
     tt = (f"; time to {100 * target:g}% validation accuracy: {_time_text(twin)} vs {_time_text(best)}.")
     if c["verdict"] == "no comparison":
         return f"{who}: no comparison with {other}: no seed where both have a finite test accuracy.{div}"

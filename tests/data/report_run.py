@@ -119,3 +119,61 @@ def write_speed_table(results: Path, runs: list[Path]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path, index=False)
     return path
+
+
+TUNED_MATRIX = """
+name = "tinytuned"
+epochs = 3
+seeds = [0, 1, 2]
+batch_size = 100
+target_val_acc = 0.74
+baseline = "constant"
+contender = "warmup_cosine"
+[model]
+widths = [784, 32, 10]
+[tuning]
+lr_factors = [0.1, 1.0, 10.0]
+tuning_seeds = [7]
+extend = 1
+[peak_lr]
+sgd = 0.3
+adam = 0.002
+sgd_schedulefree = 1.0
+[schedules]
+constant = "Constant(lr=peak)"
+warmup_cosine = "Warmup(Cosine(lr=peak, decay_steps=total - total // 20), steps=total // 20)"
+[schedule_free]
+warmup_constant = "Warmup(Constant(lr=peak), steps=total // 20)"
+"""
+
+
+def tuned_data():
+    """The Fashion-MNIST slice of the tuned fixture (3,000 train / 1,000 validation / 1,000 test images)."""
+    from bench.train.data import load_fashion_mnist
+    return load_fashion_mnist("cpu").head(3000, 1000, 1000)
+
+
+def make_tuned_run(results: Path, data, run_id: str = "20261206-000000-tinytuned", matrix_text: str = TUNED_MATRIX,
+                   step_cost: bool = True) -> Path:
+    """A real tuned run by the runner (bench.matrix.runner.run_matrix): sgd, adam x (constant, warmup_cosine) +
+    sgd_schedulefree on its warmup-only schedule, each tuned over peak_lr x [0.1, 1, 10] (sgd at 3.0 diverges) on
+    tuning seed 7, one step outward where the best sits on the edge, then evaluated on seeds 0, 1, 2; with its
+    LR range test and (``step_cost``) step_cost.csv measured as ``lrbench run`` does (2 short rounds)."""
+    import textwrap
+
+    from bench.matrix.runner import run_matrix
+    from bench.matrix.spec import load_matrix
+    src = Path(results) / f"{run_id}.toml"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.write_text(textwrap.dedent(matrix_text))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_dir = run_matrix(load_matrix(src), results_dir=Path(results), run_id=run_id, device="cpu", data=data,
+                             progress=False)
+        if step_cost:
+            from bench.speed import step_cost as SC
+            SC.write(run_dir, SC.measure(run_dir, rounds=2, steps=3, warmup=1))
+    finally:
+        torch.set_num_threads(threads)
+    return run_dir
