@@ -454,9 +454,10 @@ def resolve_run_dir(run: str, results: Path | None = None) -> Path:
 @main.command("report")
 @click.argument("run")
 @_root_option()
-@click.option("--measure-step-cost", "measure", is_flag=True, help="First (re)measure each optimizer's cost per step on this "
-              "machine, on the run's chunk shape, into the run's step_cost.csv (needs torch; lrbench run does it "
-              "after training). The report turns epochs to target into seconds only with it.")
+@click.option("--measure-step-cost", "measure", is_flag=True,
+              help="First (re)measure each optimizer's cost per step on this machine, on the run's chunk shape, "
+                   "into the run's step_cost.csv (needs torch; lrbench run does it after training). The report "
+                   "turns epochs to target into seconds only with it.")
 @click.option("--device", default=None, help="With --measure-step-cost: cpu | cuda[:N] [default: the run's device].")
 def report_cmd(run, results_dir, measure, device):
     """Write report.html and report.md for RUN (a run id under results/runs/, or a run folder)."""

@@ -28,3 +28,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "benchmark" in getattr(item, "fixturenames", ()):
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tuned_report_run(tmp_path_factory):
+    """A small real tuned run (tests/data/report_run.py ``make_tuned_run``) with its step_cost.csv, trained once per
+    session for the report's tests (test_report_tuned.py, the browser test); copy it before changing it."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("report_run", Path(__file__).parent / "data" / "report_run.py")
+    rr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rr)
+    return rr.make_tuned_run(tmp_path_factory.mktemp("tuned-results"), rr.tuned_data())

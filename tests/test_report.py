@@ -131,20 +131,22 @@ def test_config_table_matches_summary(run, written):
     assert hot.diverged == 2 and hot.reached == 0 and math.isinf(hot.time_to_target_s)  # lr 300 blows up
     html = written[0].read_text()
     rows = _table(html, "configurations")
-    assert rows[0] == ["optimizer", "schedule", "seeds", "test acc %", "95% interval", "best val acc %",
-                       "epoch of best", "time to target", "epochs to target", "reached target", "diverged", "samples/s"]
-    assert ["sgd", "hot", "2"] == rows[1 + 3][:3] and rows[1 + 3][10] == "2/2" and rows[1 + 3][7:9] == ["never"] * 2
+    # no step_cost.csv in this run: epochs to target only, no seconds column
+    assert rows[0] == ["optimizer", "schedule", "peak lr", "seeds", "test acc %", "95% interval", "best val acc %",
+                       "epoch of best", "epochs to target", "reached target", "diverged"]
+    assert ["sgd", "hot", "0.1", "2"] == rows[1 + 3][:4] and rows[1 + 3][10] == "2/2" and rows[1 + 3][8] == "never"
     per = RS.time_to_target(run).merge(s, on="model")
     for r, cells in zip(table.itertuples(), rows[1:]):
         g = per[(per["optimizer"] == r.optimizer) & (per["name"] == r.schedule)]
-        hit = g[np.isfinite(g["time_to_target_s"])]
-        assert r.reached == len(hit)
+        hit = g[g["epochs_to_target"].notna()]
+        assert r.reached == len(hit) and cells[2] == f"{rr.PEAKS[r.optimizer]:.3g}"
         if len(hit):
             assert r.epochs_to_target == hit["epochs_to_target"].median()
             assert cells[8] == f"{hit['epochs_to_target'].median():g}"
+            assert math.isnan(r.time_to_target_s)  # no measured step cost: no seconds
         else:
-            assert math.isnan(r.epochs_to_target) and cells[8] == "never"
-    assert "Batched trainer: a chunk&#x27;s wall time is shared equally by its models" in html
+            assert math.isnan(r.epochs_to_target) and cells[8] == "never" and math.isinf(r.time_to_target_s)
+    assert "No step_cost.csv in the run folder: times are given in epochs only" in html
 
 
 def test_ranking_leaves_out_configurations_whose_every_seed_diverged(run, written):
@@ -167,20 +169,34 @@ def test_ranking_leaves_out_configurations_whose_every_seed_diverged(run, writte
     assert "Not ranked (listed last): configurations whose every seed diverged" in html
 
 
-def test_time_to_target_from_history(run):
+def test_time_to_target_from_history(run, run_dir, tmp_path):
+    """Epochs to target from the history; seconds only as epochs x steps per epoch x the optimizer's measured cost
+    per model-step (step_cost.csv), never the chunk's wall time shared by its models."""
     ttt = RS.time_to_target(run).set_index("model")
     h = run.history
     reached = 0
     for m, g in h.sort_values("epoch").groupby("model"):
-        clock = np.cumsum(g["model_time_s"].to_numpy())
         hit = np.flatnonzero((g["val_acc"].to_numpy() >= rr.TARGET) & ~g["diverged"].to_numpy())
         if len(hit):
             reached += 1
-            assert ttt.loc[m, "time_to_target_s"] == pytest.approx(clock[hit[0]])
-            assert ttt.loc[m, "epochs_to_target"] == hit[0] + 1
+            assert ttt.loc[m, "epochs_to_target"] == hit[0] + 1 and math.isnan(ttt.loc[m, "time_to_target_s"])
         else:
-            assert math.isinf(ttt.loc[m, "time_to_target_s"])
+            assert math.isinf(ttt.loc[m, "time_to_target_s"]) and math.isnan(ttt.loc[m, "epochs_to_target"])
     assert 0 < reached < len(ttt)  # the fixture's target splits the models
+    d = _variant(run_dir, tmp_path / "costed")
+    pd.DataFrame(dict(optimizer=["sgd", "adam"], n_models=16, model_step_s=[0.002, 0.003],
+                      device_name="x")).to_csv(d / "step_cost.csv", index=False)
+    costed = RS.load_run(d)
+    spe = math.ceil(2000 / rr.BATCH)
+    assert costed.steps_per_epoch == spe
+    t2 = RS.time_to_target(costed).merge(costed.summary[["model", "optimizer"]], on="model").set_index("model")
+    for m, r in t2.iterrows():
+        want = r["epochs_to_target"] * spe * {"sgd": 0.002, "adam": 0.003}[r["optimizer"]]
+        assert (r["time_to_target_s"] == pytest.approx(want)) if r["reached"] else math.isinf(r["time_to_target_s"])
+    html = build_report(d, tmp_path)[0]
+    assert _table(html, "configurations")[0][9] == "time to target"
+    assert (f"Time to target = epochs x {spe} steps per epoch x the optimizer&#x27;s measured cost per "
+            "model-step") in html
 
 
 def test_paired_table_and_headline(run, written):
@@ -202,7 +218,7 @@ def test_paired_table_and_headline(run, written):
         r = paired[(paired["optimizer"] == opt) & (paired["schedule"] == "warmup_cosine")].iloc[0]
         verdict = "ties with" if not r.significant else ("wins against" if r.mean_diff > 0 else "loses against")
         assert text.startswith(f"{opt}: warmup_cosine {verdict} constant on test accuracy")
-        assert "95% paired t interval" in text and "sign-flip p = " in text
+        assert "95% paired t interval" in text and "sign-flip p" not in text  # 2 seeds: p >= 0.5, no evidence
         rough = RS.roughness_table(run)
         a = rough[(rough["optimizer"] == opt) & (rough["name"] == "warmup_cosine")]["roughness"].mean()
         b = rough[(rough["optimizer"] == opt) & (rough["name"] == "constant")]["roughness"].mean()
@@ -210,6 +226,7 @@ def test_paired_table_and_headline(run, written):
         assert ("is smoother" in text) == (a < b)
     html = written[0].read_text()
     assert all(t.replace("'", "&#x27;") in html for t in sentences.values())
+    assert RS.sign_flip_note(2) in html and all(r[7] == "n/a (>= 0.5)" for r in _table(html, "paired")[1:])
 
 
 def test_statistics_primitives():
@@ -306,6 +323,7 @@ def test_keras_run_with_crossframework_table(run_dir, tmp_path, results, run):
         rows.append(dict(config="all", metric=m, **CF.paired_stats(
             [x for (c, mm), v in diffs.items() if mm == m for x in v])))
     cross = pd.DataFrame(rows, columns=CF.COLUMNS)
+    pooled_p = float(cross[(cross["config"] == "all") & (cross["metric"] == "test_acc")]["p_value"].iloc[0])
     cross.to_csv(d / "crossframework.csv", index=False)
     html = write_report(d, results)[0].read_text()
     table = _table(html, "crossframework")
@@ -315,7 +333,8 @@ def test_keras_run_with_crossframework_table(run_dir, tmp_path, results, run):
     m, lo, hi = RS.mean_interval(diffs[("a / adam", "test_acc")])
     assert a_acc[:4] == ["a / adam", "test accuracy (pp)", "3", f"{100 * m:+.2f}"]
     assert a_acc[4] == f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" and hi < 0 and a_acc[7] == "yes"
-    assert a_acc[6] == "0.25"  # the sign-flip p of 3 pairs cannot go lower: the t interval decides
+    assert a_acc[6] == "n/a (>= 0.25)"  # 3 pairs: the sign-flip p cannot reach 0.05, not shown; the t interval decides
+    assert table[5][0] == "all" and table[5][2] == "6" and table[5][6] == f"{pooled_p:.3g}"  # 6 pairs: shown
     assert table[2][1] == "final validation loss" and table[2][7] == "no"
     assert table[3][0] == "b / adam" and table[3][7] == "no"
     sentence = (f"a / adam (3 pairs): PyTorch - Keras test accuracy: {100 * m:+.2f} pp, 95% t-interval "
@@ -383,20 +402,22 @@ def test_figures_dpi_styles_heatmap_percent(run_dir, results, figures):
     assert 10 <= lo < hi <= 100  # in percent, like the cells
 
 
-def test_profile_axis(run_dir, tmp_path, results, figures):
+def test_profile_axis(run_dir, tmp_path, results, figures, monkeypatch):
     """Linear tau axis while every finite ratio is below 10; log with labelled minor ticks beyond."""
-    RP.profile(RS.load_run(run_dir))
+    run = RS.load_run(run_dir)
+    RP.profile(run)
     for ax in figures[-1].axes:
         if ax.axison:
             assert ax.get_xscale() == "linear" and ax.get_xlim()[0] < 1.0 + 1e-9
             labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
             assert len(labels) >= 3, labels
+    # ratios past 10 (epochs to target cannot get there in 4 epochs): the profile's own ratios, scaled
+    real = RS.performance_profile
 
-    def slow(h):  # constant's time clock x 40: its time-to-target ratios pass 10
-        h.loc[h["name"] == "constant", "model_time_s"] *= 40
-        return h
-    d = _variant(run_dir, tmp_path / "slow", history=slow)
-    run = RS.load_run(d)
+    def wide(r, metric="time"):
+        ratios, kept, total = real(r, metric)
+        return ratios.where(ratios <= 1, ratios * 40), kept, total
+    monkeypatch.setattr(RS, "performance_profile", wide)
     ratios, kept, _ = RS.performance_profile(run, "time")
     assert kept and np.nanmax(ratios.to_numpy()[np.isfinite(ratios.to_numpy())]) >= 10
     RP.profile(run)
@@ -408,6 +429,17 @@ def test_profile_axis(run_dir, tmp_path, results, figures):
              if t.get_text() and lo <= t.get_position()[0] <= hi]
     assert len(minor) >= 2, minor  # e.g. 2, 3, 5, 20, ...
     assert all(float(x) > 0 for x in minor)
+
+
+def test_time_profile_is_epochs_to_target(run):
+    """The time panel compares schedules of one optimizer: the ratio of epochs to target (a measured cost per step,
+    the same for every schedule of an optimizer, cancels)."""
+    ratios, kept, total = RS.performance_profile(run, "time")
+    e = RS.time_to_target(run).merge(run.summary, on="model")
+    for (opt, seed), row in ratios.iterrows():
+        g = e[(e["optimizer"] == opt) & (e["seed"] == seed)].set_index("name")["epochs_to_target"].fillna(math.inf)
+        for name in ratios.columns:
+            assert row[name] == pytest.approx(g[name] / g.min())
 
 
 def test_throughput_all_trainers_linear(run_dir, tmp_path, results, figures):

@@ -209,17 +209,17 @@ def test_tables_in_dom(page):
     for tid in ("configurations", "ranking", "paired", "throughput", "environment", "conformance", "evaluator-speed"):
         assert tid in t, f"table {tid} missing; tables: {sorted(t)}"
     conf = t["configurations"]
-    assert conf[0] == ["optimizer", "schedule", "seeds", "test acc %", "95% interval", "best val acc %",
-                       "epoch of best", "time to target", "epochs to target", "reached target", "diverged", "samples/s"]
+    assert conf[0] == ["optimizer", "schedule", "peak lr", "seeds", "test acc %", "95% interval", "best val acc %",
+                       "epoch of best", "epochs to target", "reached target", "diverged"]
     assert len(conf) == 1 + 2 * 3 and {r[0] for r in conf[1:]} == {"sgd", "adam"}
-    assert all(float(r[3]) > 10 for r in conf[1:])  # accuracies in percent, read back from the DOM
+    assert all(float(r[4]) > 10 for r in conf[1:])  # accuracies in percent, read back from the DOM
     for r in conf[1:]:
-        lo, hi = (float(x) for x in r[4].strip("[]").split(", "))
-        assert 0 <= lo <= float(r[3]) <= hi <= 100  # the 95% interval brackets the mean, in percent
-        assert 0 < float(r[5]) <= 100 and 1 <= int(r[6]) <= rr.EPOCHS
-        assert r[7] == "never" or r[7].endswith(" s")
+        lo, hi = (float(x) for x in r[5].strip("[]").split(", "))
+        assert float(r[2]) == rr.PEAKS[r[0]]
+        assert 0 <= lo <= float(r[4]) <= hi <= 100  # the 95% interval brackets the mean, in percent
+        assert 0 < float(r[6]) <= 100 and 1 <= int(r[7]) <= rr.EPOCHS
         assert r[8] == "never" or 1 <= float(r[8]) <= rr.EPOCHS
-        assert r[10] in ("0/2", "1/2", "2/2") and float(r[11]) > 0
+        assert r[10] in ("0/2", "1/2", "2/2")
     assert t["paired"][0] == ["optimizer", "schedule", "baseline", "seeds", "mean diff (pp)", "95% t interval (pp)",
                               "95% bootstrap interval (pp)", "p", "significant", "better/worse seeds"]
     assert [r[1] for r in t["paired"][1:]] == ["warmup_cosine", EVIL, "warmup_cosine", EVIL]
@@ -239,6 +239,38 @@ def test_script_named_schedule_is_text(page):
     assert not [e for e in events if e.get("method") == "Page.javascriptDialogOpening"]
     names = [r[1] for r in state["tables"]["configurations"][1:]]
     assert names.count(EVIL) == 2  # shown literally, once per optimizer
+
+
+@pytest.fixture(scope="module")
+def tuned_page(tuned_report_run, tmp_path_factory):
+    """The report of a small real tuned run (the session's, copied), with its step cost, opened in Chromium."""
+    from bench.report.render import write_report
+    tmp = tmp_path_factory.mktemp("browser-tuned")
+    run_dir = tmp / "runs" / tuned_report_run.name
+    shutil.copytree(tuned_report_run, run_dir)
+    html_path, _ = write_report(run_dir, tmp)
+    return open_page(html_path, tmp)
+
+
+def test_tuned_page(tuned_page):
+    """The tuned run's page: every image decodes (the sensitivity figure among them), no console error, the tuning
+    tables and the step cost in the DOM, each configuration with its selected peak and a time to target."""
+    state, events = tuned_page
+    assert console_errors(events) == []
+    alts = [i["alt"] for i in state["images"]]
+    assert alts[:2] == ["test accuracy heatmap, schedule x optimizer, schedule-free rows below",
+                        "LR sensitivity: validation accuracy vs peak learning rate, per optimizer"]
+    for img in state["images"]:
+        assert img["complete"] and img["width"] > 100 and img["height"] > 100, img
+    t = state["tables"]
+    for tid in ("tuning-band", "expected-max", "tuning-cost", "tuning-grid", "step-cost", "configurations",
+                "schedule-free", "paired", "environment"):
+        assert tid in t, f"table {tid} missing; tables: {sorted(t)}"
+    conf = t["configurations"]
+    assert conf[0][2] == "peak lr" and conf[0][9] == "time to target"
+    assert all(r[9] == "never" or r[9].endswith(" s") for r in conf[1:])
+    assert [r[0] for r in t["tuning-cost"][1:]][0] == "tune" and t["tuning-cost"][-1][0] == "eval"
+    assert len(state["headline"]) == 2 and state["scripts"] == 0
 
 
 def test_harness_sees_broken_images_and_errors(tmp_path):

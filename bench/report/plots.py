@@ -21,8 +21,8 @@ import pandas as pd  # noqa: E402
 
 from . import stats as RS  # noqa: E402
 
-__all__ = ["png", "style", "lr_curves", "curves", "heatmap", "heatmap_layout", "profile", "sensitivity", "throughput", "throughput_title",
-           "schedule_steps", "DPI"]
+__all__ = ["png", "style", "lr_curves", "curves", "heatmap", "heatmap_layout", "profile", "sensitivity", "throughput",
+           "throughput_title", "schedule_steps", "DPI"]
 
 DPI = 110
 _LINESTYLES = ["-", "--", ":", "-."]

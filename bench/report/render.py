@@ -153,17 +153,17 @@ def _paired_table(paired: pd.DataFrame, base: str) -> Table:
                                                                "p", "significant", "better/worse seeds"], rows, note)
 
 
-def _schedule_free_table(comparisons: list[dict], target: float) -> Table:
+def _schedule_free_table(comparisons: list[dict], target: float, timed: bool = True) -> Table:
     """Two rows per comparison: the family's best scheduled configuration, then its schedule-free twin with the
-    paired difference (twin minus best), its interval and the verdict."""
+    paired difference (twin minus best), its interval and the verdict. ``timed``: the run has a measured step
+    cost (else the time column is left out: epochs only)."""
     def cells(c: dict | None):
         if c is None:
-            return ["none", "", "n/a", "", "", "", ""]
+            return ["none", "", "n/a", "", "", "", ""][:7 if timed else 6]
         ett = "never" if not c["reached"] else _num(c["epochs_to_target"], "g")
-        ttt = "never" if not c["reached"] else _num(c["time_to_target_s"], ".3g", "n/a (no step cost)") + (
-            " s" if math.isfinite(c["time_to_target_s"]) else "")
-        return [f"{c['optimizer']} + {c['schedule']}", c["seeds"], _pct(c["test_acc"]), ett, ttt,
-                f"{c['reached']}/{c['seeds']}", f"{c['diverged']}/{c['seeds']}"]
+        ttt = "never" if not c["reached"] else _num(c["time_to_target_s"], ".3g") + " s"
+        return [f"{c['optimizer']} + {c['schedule']}", c["seeds"], _pct(c["test_acc"]), ett] + (
+            [ttt] if timed else []) + [f"{c['reached']}/{c['seeds']}", f"{c['diverged']}/{c['seeds']}"]
 
     rows = []
     for c in comparisons:
@@ -181,12 +181,14 @@ def _schedule_free_table(comparisons: list[dict], target: float) -> Table:
         rows.append([fam.name, fam.twin_label, *twin[:3], diff, ci, c["verdict"], *twin[3:]])
     note = (f"Twin minus best: paired by seed, test accuracy in percentage points, with the 95% paired t interval "
             f"(the rule of the paired comparison below). Verdict: beats / loses to when the interval excludes 0, "
-            f"matches when it contains 0 (no significant difference at 5%, not proof of equality). Time and epochs "
-            f"to {target:.1%} validation accuracy: medians over the seeds that reached it, as in the configurations "
-            "table; seconds = epochs x steps per epoch x each optimizer's measured cost per model-step.")
+            f"matches when it contains 0 (no significant difference at 5%, not proof of equality). Epochs to "
+            f"{target:.1%} validation accuracy: medians over the seeds that reached it, as in the configurations "
+            "table" + ("; seconds = epochs x steps per epoch x each optimizer's measured cost per model-step "
+                       "(step_cost.csv)." if timed else "; no step_cost.csv: no seconds."))
     return Table("schedule-free", "Schedule-free vs the best scheduled configuration of its family",
                  ["family", "role", "configuration", "seeds", "test acc %", "twin - best (pp)", "95% t interval (pp)",
-                  "verdict", "epochs to target", "time to target", "reached target", "diverged"], rows, note)
+                  "verdict", "epochs to target"] + (["time to target"] if timed else [])
+                 + ["reached target", "diverged"], rows, note)
 
 
 def _family_notes(run: RS.Run, comparisons: list[dict]) -> list[str]:
@@ -654,7 +656,7 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
         sections.append(("Learning-rate tuning", _tuning_section(run)))
     sf_items: list = _family_notes(run, comparisons)
     if comparisons:
-        sf_items.append(_schedule_free_table(comparisons, run.target))
+        sf_items.append(_schedule_free_table(comparisons, run.target, bool(RS.step_costs(run))))
     sections.append(("Do you need a schedule?", sf_items))
 
     figures = [fig("lr.png", lambda: RP.lr_curves(run), "learning-rate curves of every schedule"),

@@ -38,7 +38,7 @@ def chunk_shape(meta: dict) -> tuple[int, int]:
     return max(sizes), max(1, min(len(meta.get("seeds") or [0]), max(sizes)))
 
 
-def measure(run_dir: Path, *, device: str | None = None, rounds: int = 5, steps: int = 10, warmup: int = 3,
+def measure(run_dir: Path, *, device: str | None = None, rounds: int = 5, steps: int = 5, warmup: int = 2,
             log=None) -> list[dict]:
     """Rows of step_cost.csv for the run in ``run_dir`` (see the module docstring); ``device``: default the run's."""
     import numpy as np

@@ -136,8 +136,8 @@ lr_factors = [0.1, 1.0, 10.0]
 tuning_seeds = [7]
 extend = 1
 [peak_lr]
-sgd = 0.3
-adam = 0.002
+sgd = 1.0
+adam = 0.0002
 sgd_schedulefree = 1.0
 [schedules]
 constant = "Constant(lr=peak)"
@@ -156,9 +156,10 @@ def tuned_data():
 def make_tuned_run(results: Path, data, run_id: str = "20261206-000000-tinytuned", matrix_text: str = TUNED_MATRIX,
                    step_cost: bool = True) -> Path:
     """A real tuned run by the runner (bench.matrix.runner.run_matrix): sgd, adam x (constant, warmup_cosine) +
-    sgd_schedulefree on its warmup-only schedule, each tuned over peak_lr x [0.1, 1, 10] (sgd at 3.0 diverges) on
-    tuning seed 7, one step outward where the best sits on the edge, then evaluated on seeds 0, 1, 2; with its
-    LR range test and (``step_cost``) step_cost.csv measured as ``lrbench run`` does (2 short rounds)."""
+    sgd_schedulefree on its warmup-only schedule, each tuned over peak_lr x [0.1, 1, 10] on tuning seed 7 (sgd and
+    sgd_schedulefree at 10 fail; adam's grid, centred low, pushes some optimum to the edge), one step outward where
+    the best sits on the edge, then evaluated on seeds 0, 1, 2; with its LR range test and (``step_cost``)
+    step_cost.csv measured as ``lrbench run`` does (2 short rounds)."""
     import textwrap
 
     from bench.matrix.runner import run_matrix
