@@ -30,13 +30,32 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+#: A folder where ``tuned_report_run`` keeps its run between sessions (unset: a fresh one per session).
+TUNED_RUN_ENV = "LRBENCH_TEST_TUNED_RUN_CACHE"
+
+
 @pytest.fixture(scope="session")
 def tuned_report_run(tmp_path_factory):
     """A small real tuned run (tests/data/report_run.py ``make_tuned_run``) with its step_cost.csv, trained once per
-    session for the report's tests (test_report_tuned.py, the browser test); copy it before changing it."""
+    session for the report's tests (test_report_tuned.py, the browser test); copy it before changing it. With
+    $LRBENCH_TEST_TUNED_RUN_CACHE set, trained once into that folder and reused while its fixture is unchanged."""
+    import hashlib
     import importlib.util
+    import json
     from pathlib import Path
-    spec = importlib.util.spec_from_file_location("report_run", Path(__file__).parent / "data" / "report_run.py")
+    src = Path(__file__).parent / "data" / "report_run.py"
+    spec = importlib.util.spec_from_file_location("report_run", src)
     rr = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(rr)
-    return rr.make_tuned_run(tmp_path_factory.mktemp("tuned-results"), rr.tuned_data())
+    cache = os.environ.get(TUNED_RUN_ENV)
+    if not cache:
+        return rr.make_tuned_run(tmp_path_factory.mktemp("tuned-results"), rr.tuned_data())
+    root = Path(cache) / hashlib.sha256(src.read_bytes()).hexdigest()[:12]
+    run_dir = root / "runs" / "20261206-000000-tinytuned"
+    meta = run_dir / "meta.json"
+    if not (meta.is_file() and json.loads(meta.read_text()).get("status") == "complete"
+            and (run_dir / "step_cost.csv").is_file()):
+        import shutil
+        shutil.rmtree(root, ignore_errors=True)
+        rr.make_tuned_run(root, rr.tuned_data())
+    return run_dir

@@ -275,9 +275,11 @@ def test_selection_check_seeds_and_untuned(run, files, page, run_dir, tmp_path):
     # a tuning.csv whose selection the tuning models do not support, seeds shared, an untuned configuration
     first = _selected(files).index[0]
 
-    def tamper(t):
+    def tamper(t):  # select another factor of that configuration, on its edge
         g = (t["optimizer"] == first[0]) & (t["schedule"] == first[1])
-        t.loc[g, "selected"] = ~t.loc[g, "selected"].astype(bool) & (t.loc[g, "factor"] == t.loc[g, "factor"].min())
+        was = float(t.loc[g & t["selected"].astype(bool), "factor"].iloc[0])
+        other = t.loc[g, "factor"].min() if t.loc[g, "factor"].min() != was else t.loc[g, "factor"].max()
+        t.loc[g, "selected"] = t.loc[g, "factor"] == other
         t.loc[g, "on_edge"] = t.loc[g, "selected"]
         return t
 
@@ -301,10 +303,14 @@ def test_heatmap_stars_the_untuned(run, run_dir, tmp_path, figures):
         t.loc[(t["optimizer"] == first[0]) & (t["schedule"] == first[1]) & t["selected"], "on_edge"] = True
         return t
     d = _variant(run_dir, tmp_path / "edge", tuning=edge)
+    untuned = RT.audit(RS.load_run(d))["on_edge"]
+    assert first in untuned
     build_report(d, tmp_path)
     heat = figures[0]
     texts = [x.get_text() for x in heat.axes[0].texts if x.get_text().endswith("*")]
-    assert len(texts) == 1 and "untuned" in heat.axes[0].get_title()
+    assert len(texts) == len(untuned) and "untuned" in heat.axes[0].get_title()
+    t = RS.config_table(RS.load_run(d)).set_index(["optimizer", "schedule"])["test_acc"]
+    assert f"{100 * t[first]:.1f}*" in texts
 
 
 def _selected_keys(run) -> list[tuple[str, str]]:
