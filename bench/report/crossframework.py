@@ -83,7 +83,10 @@ def _summary(run) -> pd.DataFrame:
     path = d / "summary.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{d}: no summary.csv (is the run finished?)")
-    return pd.read_csv(path)
+    s = pd.read_csv(path)
+    if "stage" in s:  # a tuned run: its evaluation models only (each configuration at its selected peak)
+        s = s[~s["stage"].astype(str).str.startswith("tune")]
+    return s
 
 
 def compare(torch_run_dir, keras_run_dir, out_csv=None, *, metrics=METRICS, alpha: float = 0.05,
