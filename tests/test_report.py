@@ -226,7 +226,7 @@ def test_paired_table_and_headline(run, written):
         assert ("is smoother" in text) == (a < b)
     html = written[0].read_text()
     assert all(t.replace("'", "&#x27;") in html for t in sentences.values())
-    assert RS.sign_flip_note(2) in html and all(r[7] == "n/a (>= 0.5)" for r in _table(html, "paired")[1:])
+    assert RS.sign_flip_note(2) in html and all(r[7] == "n/a (&gt;= 0.5)" for r in _table(html, "paired")[1:])
 
 
 def test_statistics_primitives():
@@ -281,7 +281,7 @@ def test_single_seed(run_dir, tmp_path, results):
     html = write_report(d, results)[0].read_text()
     assert "One seed: accuracies have no interval" in html
     rows = _table(html, "configurations")
-    assert all(r[4] == "n/a (1 seed)" for r in rows[1:])
+    assert all(r[5] == "n/a (1 seed)" for r in rows[1:])
     assert "difference" in html and "on 1 seed: no interval, no test" in html
 
 
@@ -333,7 +333,7 @@ def test_keras_run_with_crossframework_table(run_dir, tmp_path, results, run):
     m, lo, hi = RS.mean_interval(diffs[("a / adam", "test_acc")])
     assert a_acc[:4] == ["a / adam", "test accuracy (pp)", "3", f"{100 * m:+.2f}"]
     assert a_acc[4] == f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" and hi < 0 and a_acc[7] == "yes"
-    assert a_acc[6] == "n/a (>= 0.25)"  # 3 pairs: the sign-flip p cannot reach 0.05, not shown; the t interval decides
+    assert a_acc[6] == "n/a (&gt;= 0.25)"  # 3 pairs: the sign-flip p cannot reach 0.05, not shown; the t interval decides
     assert table[5][0] == "all" and table[5][2] == "6" and table[5][6] == f"{pooled_p:.3g}"  # 6 pairs: shown
     assert table[2][1] == "final validation loss" and table[2][7] == "no"
     assert table[3][0] == "b / adam" and table[3][7] == "no"
