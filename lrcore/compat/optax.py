@@ -136,7 +136,8 @@ def _crossing(init, rate, steps, begin, staircase, end) -> int:
     the monotone decay), or MAX_STEP - 1 if it never does below 2**62."""
     def binds(t):
         e = (t - begin) / steps
-        v = init * float(np.power(rate, math.floor(e) if staircase else e))
+        with np.errstate(over="ignore", under="ignore"):
+            v = init * float(np.power(rate, math.floor(e) if staircase else e))
         return v <= end if rate < 1.0 else v >= end
 
     lo, hi = begin, V.MAX_STEP - 1
