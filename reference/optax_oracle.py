@@ -32,8 +32,13 @@ def build(name: str, kwargs: dict):
 def optax_lrs(name: str, kwargs: dict, n: int) -> np.ndarray:
     """schedule(steps) on the int64 array of steps 0..n-1, eagerly (optax's schedules are elementwise), or
     ``schedule(t)`` step by step where a schedule needs a scalar (piecewise_interpolate_schedule's dot product)."""
+    return schedule_values(build(name, kwargs), n)
+
+
+def schedule_values(schedule, n: int) -> np.ndarray:
+    """``schedule(t)`` for t = 0..n-1 in float64 (see ``optax_lrs``)."""
     import jax.numpy as jnp
-    schedule = build(name, kwargs)
+    import_optax()
     size = 1 << max(6, (n - 1).bit_length())  # a few array shapes, so that jax's eager ops compile once each
     steps = jnp.arange(size, dtype=jnp.int64)
     def one(t):

@@ -7,6 +7,7 @@ bounded number of examples here (``HYPOTHESIS_PROFILE=thorough`` runs the profil
 runs more. Tolerances: PyTorch relative error <= 1e-10 per step; Keras |diff| <= 2e-6 |ref| + 1e-6 max|ref|;
 steps that differ for a documented framework reason are identified exactly (``conformance.EXPLAINED``).
 """
+import importlib.util
 import os
 
 import numpy as np
@@ -56,8 +57,9 @@ PACKAGES = {"hf": "transformers", "timm": "timm", "optax": "optax"}
 
 
 def _needs(framework):
-    if framework in PACKAGES:
-        pytest.importorskip(PACKAGES[framework])
+    """Skip where the package is missing (found, not imported: timm's __init__ needs torchvision)."""
+    if framework in PACKAGES and importlib.util.find_spec(PACKAGES[framework]) is None:
+        pytest.skip(f"{PACKAGES[framework]} is not installed (pip install 'lrbench[{framework}]')")
 
 
 @pytest.mark.parametrize("framework,name", [(fw, n) for fw, gen in C.GENERATORS.items() for n in gen],
