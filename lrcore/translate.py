@@ -301,6 +301,9 @@ def _optax(s) -> str:
                          decay_steps=w + int(rest.decay_steps), end_value=rest.floor)
         kids = ", ".join(_optax(c) for c in s.schedules)
         return _call("optax", "join_schedules", f"schedules=[{kids}]", boundaries=list(s.milestones))
+    if isinstance(s, S.Cosine) and s.periodic:
+        raise _NoForm("a cosine that rises again after its decay_steps (PyTorch's CosineAnnealingLR, transformers's "
+                      "cosine past num_training_steps) has no optax counterpart: cosine_decay_schedule holds its floor")
     raise _NoForm(f"{type(s).__name__} has no optax.schedules counterpart")
 
 

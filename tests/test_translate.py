@@ -147,3 +147,17 @@ def test_to_code_rejects_bad_input():
         lrcore.to_code(lrcore.Constant(0.1), "jax")
     with pytest.raises(TypeError, match="schedule must be an lrcore schedule"):
         lrcore.to_code("Constant(0.1)", "optax")
+
+
+def test_translate_command():
+    from click.testing import CliRunner
+
+    from bench.cli import main
+    r = CliRunner().invoke(main, ["translate", "timm.scheduler.CosineLRScheduler(optimizer, t_initial=900, warmup_t=100,"
+                                  " warmup_prefix=True)", "--from", "timm", "--lr", "3e-4", "--to", "optax"])
+    assert r.exit_code == 0, r.output
+    assert r.output.strip() == ("optax.warmup_cosine_decay_schedule(init_value=0.0, peak_value=0.0003, warmup_steps=100, "
+                                "decay_steps=1000, end_value=0.0)")
+    r = CliRunner().invoke(main, ["translate", "get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=100, "
+                                  "num_training_steps=1000)", "--from", "hf", "--lr", "3e-4", "--to", "optax"])
+    assert r.exit_code == 1 and "rises again" in r.output and "closest exact alternative" in r.output
