@@ -111,10 +111,18 @@ def CosineLRScheduler(lr: float, t_initial: int, lr_min: float = 0., cycle_mul: 
             return S.Constant(lr_min)
         if L == 1:
             return S.Cosine(lr, T, floor=lr_min, offset=off)
-        if off == 0 and (D == 1.0 or lr_min == 0.0):  # the restarts' peak lr D**i and floor lr_min
-            restarts = S.CosineRestarts(lr, T, m_mul=D, floor=lr_min)
-            end = math.ceil(L) * T
-            return S.Sequence([restarts, S.Constant(lr_min)], [end]) if end < V.MAX_STEP else restarts
+        if D == 1.0 or lr_min == 0.0:  # the restarts' peak lr D**i and floor lr_min
+            k0, r = divmod(off, T)  # cycles already run at the first step, and the position in the current one
+            if k0 >= math.ceil(L):
+                return S.Constant(lr_min)
+            peak = lr * D ** k0
+            parts, starts = [S.CosineRestarts(peak * D if r else peak, T, m_mul=D, floor=lr_min)], []
+            if r:  # the rest of the current cycle first
+                parts, starts = [S.Cosine(peak, T, floor=lr_min, offset=r)] + parts, [T - r]
+            end = math.ceil(L) * T - off
+            if end < V.MAX_STEP:
+                parts, starts = parts + [S.Constant(lr_min)], starts + [end]
+            return S.Sequence(parts, starts) if starts else parts[0]
         return None
 
     def shape(peak, low, t_curr, t_i):
