@@ -301,10 +301,12 @@ def _optax(s) -> str:
                          decay_steps=w + int(rest.decay_steps), end_value=rest.floor)
         kids = ", ".join(_optax(c) for c in s.schedules)
         return _call("optax", "join_schedules", f"schedules=[{kids}]", boundaries=list(s.milestones))
-    if isinstance(s, S.Cosine) and s.periodic:
-        raise _NoForm("a cosine that rises again after its decay_steps (PyTorch's CosineAnnealingLR, transformers's "
-                      "cosine past num_training_steps) has no optax counterpart: cosine_decay_schedule holds its floor")
     raise _NoForm(f"{type(s).__name__} has no optax.schedules counterpart")
+
+
+def _rising_cosine(s) -> bool:
+    return (isinstance(s, S.Cosine) and s.periodic) or \
+        (isinstance(s, S.Sequence) and any(_rising_cosine(c) for c in s.schedules))
 
 
 def _alternative(s, fw) -> str:
@@ -327,6 +329,10 @@ def to_code(schedule, framework: str) -> str:
         if framework == "torch":
             base = _natural_base(schedule)
             return _torch(schedule, base) + f"  # optimizer lr={_lit(base)}"
+        if framework in ("keras", "timm", "optax") and _rising_cosine(schedule):
+            raise _NoForm("a cosine that rises again after its decay steps (PyTorch's CosineAnnealingLR, "
+                          f"transformers's cosine past num_training_steps) has no {framework} counterpart: its "
+                          "cosines hold their floor or restart")
         return {"keras": _keras, "hf": _hf, "timm": _timm, "optax": _optax}[framework](schedule)
     except _NoForm as e:
         raise ValueError(f"to_code: {schedule} cannot be written exactly in {framework}: {e}; closest exact "
