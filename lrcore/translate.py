@@ -267,6 +267,10 @@ def _timm(s) -> str:
                      decay_rate=rest.gamma, **warm) + opt
     if isinstance(rest, S.Constant):
         return _call("timm", "StepLRScheduler", "optimizer", decay_t=1, decay_rate=1.0, **warm) + opt
+    if isinstance(s, S.WSD):
+        return _call("timm", "WSDLRScheduler", "optimizer", t_initial=s.total_steps - s.warmup_steps,
+                     decay_t=s.decay_steps, lr_min=s.floor, decay_fn=s.cooldown, warmup_t=s.warmup_steps,
+                     warmup_lr_init=0.0) + f"  # optimizer lr={_lit(s.lr)}"
     raise _NoForm("timm's schedulers are a linear warmup followed by cosine, polynomial or tanh cycles or steps")
 
 

@@ -593,9 +593,33 @@ def _t_multistep_timm(d):
     return kw, kw.get("warmup_t", 0) + max(ms) + d.integer(1, 30)
 
 
+def _t_wsd_timm(d):
+    T = _period(d, 80)
+    lr = _lr(d)
+    kw = dict(lr=lr, t_initial=T, decay_t=d.integer(1, T), decay_fn=d.choice(["1-sqrt", "linear", "cosine", "power", "exp"]))
+    if d.boolean():
+        kw["lr_min"] = d.choice([0.0, lr * d.real(0.0, 0.5), lr * d.real(1.0, 2.0)])
+    if d.integer(0, 2) == 0:  # a decaying stable phase: stable_timescale defaults to warmup_t (timm refuses 0)
+        kw["stable_fn"] = d.choice(["rsqrt", "power"])
+        kw["stable_power"] = d.choice([0.5, d.real(0.1, 2.0)])
+        if d.boolean():
+            kw["stable_timescale"] = d.choice([d.integer(1, 50), d.real(0.5, 50.0)])
+    if kw["decay_fn"] == "power" and d.boolean():
+        kw["decay_power"] = d.real(0.1, 3.0)
+    if kw["decay_fn"] == "exp" and d.boolean():
+        kw["decay_ratio"] = d.real(0.01, 0.99)
+    if d.boolean():
+        kw["warmup_t"] = _w(d, 20)
+        if d.boolean():
+            kw["warmup_lr_init"] = lr * d.real(0.0, 1.0)
+    if d.boolean():
+        kw["t_in_epochs"] = False
+    return kw, kw.get("warmup_t", 0) + T + d.integer(1, 30)
+
+
 TIMM: dict[str, Callable] = {
     "CosineLRScheduler": _t_cosine_timm, "PolyLRScheduler": _t_poly_timm, "TanhLRScheduler": _t_tanh_timm,
-    "StepLRScheduler": _t_step_timm, "MultiStepLRScheduler": _t_multistep_timm,
+    "StepLRScheduler": _t_step_timm, "MultiStepLRScheduler": _t_multistep_timm, "WSDLRScheduler": _t_wsd_timm,
 }
 
 

@@ -11,7 +11,6 @@ import ast
 
 from .conformance import Case, framework_values
 
-W = "steps 0, 9, 10, 11, 99, 100, 110"
 ROWS = [
     ("warmup + cosine", "torch", "torch.SequentialLR(lr=0.1, schedulers=[torch.LinearLR(lr=0.1, start_factor=0.01, "
      "total_iters=10), torch.CosineAnnealingLR(lr=0.1, T_max=90)], milestones=[10])", [0, 9, 10, 11, 99, 100, 110]),
@@ -50,6 +49,8 @@ ROWS = [
     ("inverse square root", "hf", "hf.get_inverse_sqrt_schedule(lr=0.1, num_warmup_steps=10)", [0, 9, 10, 40, 90]),
     ("WSD", "hf", "hf.get_wsd_schedule(lr=0.1, num_warmup_steps=10, num_decay_steps=20, num_training_steps=100, "
      "decay_type='linear')", [0, 9, 10, 79, 80, 90, 99, 100]),
+    ("WSD", "timm", "timm.WSDLRScheduler(lr=0.1, t_initial=90, decay_t=20, decay_fn='linear', warmup_t=10)",
+     [0, 9, 10, 79, 80, 90, 99, 100]),
     ("WSD", "optax", "optax.join_schedules(schedules=[optax.linear_schedule(init_value=0.0, end_value=0.1, "
      "transition_steps=10), optax.linear_schedule(init_value=0.1, end_value=0.0, transition_steps=20, "
      "transition_begin=70)], boundaries=[10])", [0, 9, 10, 79, 80, 90, 99, 100]),

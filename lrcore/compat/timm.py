@@ -15,6 +15,8 @@ reference/DIFFERENCES.md):
   then restarts: the cosine reaches lr_min one step after the cycle's last step (the restart comes first);
   ``k_decay`` anneals t**k / t_i**k instead.
 * MultiStepLRScheduler compares its milestones with t + 1: milestone m switches at t = m - 1.
+* WSDLRScheduler's ``t_initial`` counts the steps after warmup; its cool-down starts at t_initial - decay_t
+  after the warmup (``1-sqrt`` by default) and its stable phase may decay too (rsqrt, power).
 
 Noise (``noise_range_t``) draws from torch's random generator: it is refused (ValueError naming it); the
 other noise options do nothing without it. Canonical lrcore schedules are used where they are exact (a
@@ -32,7 +34,7 @@ from .. import _validate as V
 from .. import schedules as S
 
 __all__ = ["CosineLRScheduler", "PolyLRScheduler", "TanhLRScheduler", "StepLRScheduler", "MultiStepLRScheduler",
-           "PlateauLRScheduler"]
+           "WSDLRScheduler", "PlateauLRScheduler"]
 
 
 def _num(x) -> str:
@@ -217,6 +219,53 @@ def MultiStepLRScheduler(lr: float, decay_t, decay_rate: float = 1., warmup_t: i
     else:
         after = S.PiecewiseConstant(starts[1:], [lr * rate ** c for c in counts])
     return _with_warmup(w, init, lr, after)
+
+
+_STABLE_FNS = ("constant", "rsqrt", "power")
+_DECAY_FNS = ("linear", "1-sqrt", "cosine", "power", "exp")
+_COOLDOWNS = {"linear": lambda lr, low, d: S.Linear(lr, low, d), "cosine": lambda lr, low, d: S.Cosine(lr, d, floor=low),
+              "1-sqrt": lambda lr, low, d: S.WSD(lr, total_steps=d, decay_steps=d, cooldown="1-sqrt", floor=low)}
+
+
+def WSDLRScheduler(lr: float, t_initial: int, decay_t: int, lr_min: float = 0., stable_fn: str = "constant",
+                   stable_timescale: float | None = None, stable_power: float = 0.5, decay_fn: str = "1-sqrt",
+                   decay_power: float = 0.5, decay_ratio: float = 0.1, warmup_t: int = 0, warmup_lr_init: float = 0.,
+                   t_in_epochs: bool = True, noise_range_t=None, noise_pct: float = 0.67, noise_std: float = 1.0,
+                   noise_seed: int = 42, initialize: bool = True) -> S.Schedule:
+    """Warmup, then s(u) = max(lr f(u), lr_min) at u = t - warmup_t (f = 1, or (1 + u / stable_timescale) **
+    -power for rsqrt / power), and from u = t_initial - decay_t on lr_min + (s(u) - lr_min) g(q),
+    q = min((u - t_initial + decay_t) / decay_t, 1), g the decay_fn (linear, 1-sqrt, cosine, power, exp)."""
+    o = "WSDLRScheduler"
+    lr = _common(o, lr, t_in_epochs, noise_range_t, initialize)
+    T = V.integer(o, "t_initial", t_initial, low=1)
+    d = V.integer(o, "decay_t", decay_t, low=1)
+    if d > T:
+        raise ValueError(f"{o}: decay_t must be in (0, t_initial], got decay_t={decay_t!r} > t_initial={t_initial!r}")
+    low = V.rate(o, "lr_min", lr_min)
+    V.choice(o, "stable_fn", stable_fn, _STABLE_FNS)
+    if callable(decay_fn):
+        raise ValueError(f"{o}: decay_fn must be one of {', '.join(map(repr, _DECAY_FNS))} (a Python callable has no "
+                         "text form in lrcore), got a callable")
+    V.choice(o, "decay_fn", decay_fn, _DECAY_FNS)
+    ratio = V.real(o, "decay_ratio", decay_ratio, low=0.0, low_open=True, high=1.0, high_open=True)
+    dp = V.real(o, "decay_power", decay_power, low=0.0, low_open=True)
+    sp = V.real(o, "stable_power", stable_power, low=0.0, low_open=True)
+    w, init = _warmup(o, warmup_t, warmup_lr_init)
+    if stable_fn != "constant":
+        tau = w if stable_timescale is None else stable_timescale
+        tau = V.real(o, "stable_timescale", tau, low=0.0, low_open=True)
+    if stable_fn == "constant" and decay_fn in _COOLDOWNS:
+        after = S.Constant(low) if lr <= low else \
+            S.Sequence([S.Constant(lr), _COOLDOWNS[decay_fn](lr, low, d)], [T - d])
+        return _with_warmup(w, init, lr, after)
+    L_, low_ = _num(lr), _num(low)
+    f = "1.0" if stable_fn == "constant" else f"(1.0 + t / {_num(tau)}) ** -{_num(0.5 if stable_fn == 'rsqrt' else sp)}"
+    stable = f"max({L_} * {f}, {low_})"
+    q = f"min((t - {_num(T - d)}) / {_num(d)}, 1.0)"
+    g = {"linear": f"1.0 - {q}", "1-sqrt": f"1.0 - sqrt({q})", "cosine": f"0.5 * (1.0 + cos(pi * {q}))",
+         "power": f"1.0 - {q} ** {_num(dp)}", "exp": f"({_num(ratio)} ** {q} - {_num(ratio)}) / (1.0 - {_num(ratio)})"}
+    fn = f"({stable} if t - {_num(T - d)} <= 0.0 else {low_} + ({stable} - {low_}) * ({g[decay_fn]}))"
+    return _with_warmup(w, init, lr, S.Lambda(fn, 1.0))
 
 
 class PlateauLRScheduler:
