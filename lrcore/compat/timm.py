@@ -77,10 +77,9 @@ def _cycle_expr(x, T, cycle_mul, cycle_decay, cycle_limit, lr, lr_min, shape):
     return f"(({value}) if {i} < {_num(cycle_limit)} else {_num(lr_min)})"
 
 
-def _cycles(o, lr, t_initial, lr_min, cycle_mul, cycle_decay, cycle_limit, w, init, prefix, shape, canonical):
-    """Warmup, then timm's cycles (``shape`` at the cycle's peak, lr_min, t_curr, t_i); ``canonical(off)`` is an
-    exact lrcore schedule of the cycles seen ``off`` steps in, or None."""
-    off = 0 if prefix else w
+def _cycles(lr, t_initial, lr_min, cycle_mul, cycle_decay, cycle_limit, off, shape, canonical):
+    """timm's cycles seen ``off`` steps in (``shape`` at the cycle's peak, lr_min, t_curr, t_i): ``canonical(off)``,
+    an exact lrcore schedule, or a Lambda of timm's own arithmetic."""
     sched = canonical(off) if canonical else None
     if sched is None:
         x = f"(t + {_num(off)})" if off else "t"
@@ -130,7 +129,7 @@ def CosineLRScheduler(lr: float, t_initial: int, lr_min: float = 0., cycle_mul: 
     def shape(peak, low, t_curr, t_i):
         return f"{low} + 0.5 * ({peak} - {low}) * (1.0 + cos(pi * {t_curr} ** {_num(k)} / {t_i} ** {_num(k)}))"
 
-    return _with_warmup(w, init, lr, _cycles(o, lr, T, lr_min, M, D, L, w, init, prefix, shape, canonical))
+    return _with_warmup(w, init, lr, _cycles(lr, T, lr_min, M, D, L, 0 if prefix else w, shape, canonical))
 
 
 def PolyLRScheduler(lr: float, t_initial: int, power: float = 0.5, lr_min: float = 0., cycle_mul: float = 1.,
@@ -153,7 +152,7 @@ def PolyLRScheduler(lr: float, t_initial: int, power: float = 0.5, lr_min: float
     def shape(peak, low, t_curr, t_i):
         return f"{low} + ({peak} - {low}) * (1.0 - {t_curr} ** {_num(k)} / {t_i} ** {_num(k)}) ** {_num(p)}"
 
-    return _with_warmup(w, init, lr, _cycles(o, lr, T, lr_min, M, D, L, w, init, prefix, shape, canonical))
+    return _with_warmup(w, init, lr, _cycles(lr, T, lr_min, M, D, L, 0 if prefix else w, shape, canonical))
 
 
 def TanhLRScheduler(lr: float, t_initial: int, lb: float = -7., ub: float = 3., lr_min: float = 0.,
@@ -177,7 +176,7 @@ def TanhLRScheduler(lr: float, t_initial: int, lb: float = -7., ub: float = 3., 
         r = f"({t_curr} / {t_i})"
         return f"{low} + 0.5 * ({peak} - {low}) * (1.0 - tanh({_num(lb)} * (1.0 - {r}) + {_num(ub)} * {r}))"
 
-    after = _cycles(o, lr, T, lr_min, M, D, L, w, init, prefix, shape, None)
+    after = _cycles(lr, T, lr_min, M, D, L, 0 if prefix else w, shape, None)
     target = lr if prefix or not w else after(0)  # timm warms up to _get_lr(warmup_t) without the prefix
     return _with_warmup(w, init, target, after)
 
