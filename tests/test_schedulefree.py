@@ -3,10 +3,19 @@
 As tests/test_batched.py does for torch.optim: one model trains 300 steps on real Fashion-MNIST batches
 of 64 with the package's optimizer on a torch.nn model and with the batched optimizer, from the same
 initial weights; every 50 steps both switch to eval mode (parameters x), the parameters are compared,
-and both switch back (parameters y). float32: |diff| <= 1e-5 + 1e-4 |ref| + 2 * envelope (how far the
-package moves from itself when the initial weights and every gradient are nudged by one ulp: the
-batched model's gradients differ from autograd's by rounding, and AdamW-SF turns a one-ulp change of
-a gradient into ~1e-5 after 50 steps while a nudge of the initial weights alone stays near 1e-8); float64: 1e-10 relative.
+and both switch back (parameters y).
+
+float32: |diff| <= 1e-5 + 1e-4 |ref| + 2 * envelope, where the envelope is what float32 alone does to the
+package's run, per element, at that state: the larger of (a) how far the package moves when its initial
+weights and every gradient are nudged by one ulp and (b) how far it moves when PyTorch runs it with another
+CPU kernel family (``ATEN_CPU_CAPABILITY`` default / avx2 / avx512, subprocesses: tests/kernel_families.py).
+(b) is why: with the package's default lr and no weight decay, AdamW-SF turns the last-bit differences of
+the AVX-512 matmuls into 2e-3 after 150 steps and 2e-2 after 300, the distance between the package under
+AVX-512 and under AVX2 on the same machine, while a one-ulp nudge moves it 1e-5. The batched optimizer's
+bmm rounds like neither, so it may sit as far from the package as the package sits from itself across
+kernels, and no further. That is all float32 can promise on any CPU; exactness is proven where rounding
+cannot hide a difference: bit for bit with fixed gradients (no feedback), and 1e-10 relative in float64
+after 300 steps. tests/test_kernel_families.py reruns the float32 tests under every family the CPU supports.
 
 torch's float32 ``sqrt`` on this CPU build is not correctly rounded (one ulp off for ~10% of inputs);
 the numba kernels use the correctly rounded one. Fed fixed gradients, the numba path is bit for bit
@@ -15,6 +24,7 @@ package as it is; in training that one-ulp choice moves AdamW-SF by ~5e-8 in 100
 the envelope.
 """
 import contextlib
+import functools
 import math
 
 import numpy as np
@@ -24,6 +34,7 @@ import torch.nn.functional as F
 
 import lrcore
 from bench.train import model as BT
+from kernel_families import family_spread
 
 schedulefree = pytest.importorskip("schedulefree")
 
@@ -50,8 +61,8 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def batches():
+@functools.cache
+def load_batches():
     try:
         from bench.train.data import load_fashion_mnist
         d = load_fashion_mnist("cpu")
@@ -62,6 +73,11 @@ def batches():
     g = torch.Generator().manual_seed(321)
     return [(X[i].clone(), Y[i].clone()) for i in (torch.randint(0, len(X), (BATCH,), generator=g)
                                                   for _ in range(STEPS))]
+
+
+@pytest.fixture(scope="module")
+def batches():
+    return load_batches()
 
 
 @contextlib.contextmanager
@@ -136,33 +152,68 @@ def check(mine, ref, m=0, envelope=None, rtol=RTOL, atol=ATOL):
     return worst
 
 
-def envelope_of(seed, kind, hyper, batches, ref, lrs=None, correct_sqrt=False):
-    """Per state (each eval point and the end): how far the package moves under a one-ulp nudge."""
+def envelope_of(seed, kind, hyper, batches, ref, lrs=None, correct_sqrt=False, spread=None):
+    """Per state (each eval point and the end): how far the package moves under a one-ulp nudge, or
+    (``spread``, from :func:`family_spread`) under another kernel family."""
     runs = [package_run(seed, kind, hyper, batches, lrs=lrs, nudge=n, correct_sqrt=correct_sqrt) for n in (1, -1)]
     states = lambda run: run[0] + [run[1]]
-    return [[torch.maximum((u - r).abs(), (d - r).abs()) for r, u, d in zip(rs, us, ds)]
-            for rs, us, ds in zip(states(ref), states(runs[0]), states(runs[1]))]
+    env = [[torch.maximum((u - r).abs(), (d - r).abs()) for r, u, d in zip(rs, us, ds)]
+           for rs, us, ds in zip(states(ref), states(runs[0]), states(runs[1]))]
+    if spread is not None:
+        env = [[torch.maximum(e, f) for e, f in zip(es, fs)] for es, fs in zip(env, spread)]
+    return env
+
+
+#: The float32 package runs of the tests below: (seed, kind, hyper, steps).
+REFERENCE_RUNS = {
+    **{name: (5, kind, hyper, STEPS) for name, (kind, hyper) in CONFIGS.items()},
+    "mixed_sgd_sf": (1, "sgd_schedulefree", dict(lr=0.2), 100),
+    "mixed_adamw_sf": (3, "adamw_schedulefree", dict(lr=1e-3), 100),
+}
+
+
+def family_references() -> dict:
+    """The package's float32 run of every REFERENCE_RUNS entry: its eval states, then the final one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        batches = load_batches()
+        out = {}
+        for name, (seed, kind, hyper, steps) in REFERENCE_RUNS.items():
+            evals, final = package_run(seed, kind, hyper, batches[:steps])
+            out[name] = evals + [final]
+        return out
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
 def references():
-    return {}
+    """Per REFERENCE_RUNS entry: the package's run ((evals, final)) and its spread over kernel families."""
+    here = family_references()
+    spread = family_spread("test_schedulefree", here)
+    return {name: ((states[:-1], states[-1]), spread[name]) for name, states in here.items()}
 
 
 @pytest.mark.parametrize("impl", ["numba", "torch"])
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_parity_with_schedulefree_package(name, impl, batches, references):
+def test_parity_with_schedulefree_package(name, impl, batches, references, envelopes):
     kind, hyper = CONFIGS[name]
-    if name not in references:
-        ref = package_run(5, kind, hyper, batches)
-        references[name] = ref, envelope_of(5, kind, hyper, batches, ref)
-    (ref_evals, ref_final), env = references[name]
+    (ref_evals, ref_final), spread = references[name]
+    if name not in envelopes:
+        envelopes[name] = envelope_of(5, kind, hyper, batches, (ref_evals, ref_final), spread=spread)
+    env = envelopes[name]
     evals, final = batched_run([5], kind, hyper, batches, impl=impl)
     assert len(evals) == len(ref_evals) == STEPS // EVAL_EVERY
     for i, (mine, ref) in enumerate(zip(evals + [final], ref_evals + [ref_final])):
         check([p for p in mine], ref, envelope=env[i])
     # eval mode really is a different point (x, not y)
     assert max(float((a - b).abs().max()) for a, b in zip(ref_evals[-1], ref_final)) > 1e-6
+
+
+@pytest.fixture(scope="module")
+def envelopes():
+    return {}
 
 
 @pytest.mark.parametrize("impl", ["numba", "torch"])
@@ -189,7 +240,7 @@ def test_warmup_schedule_from_the_lr_table(kind, peak, impl, batches):
 
 
 @pytest.mark.parametrize("impl", ["numba", "torch"])
-def test_mixed_stack_with_one_frozen_model(impl, batches):
+def test_mixed_stack_with_one_frozen_model(impl, batches, references):
     """SGD-SF, AdamW-SF and plain Adam in one stack, the middle model frozen: it keeps its initial
     weights exactly (through eval/train too), the others match their own references."""
     steps = batches[:100]
@@ -201,10 +252,10 @@ def test_mixed_stack_with_one_frozen_model(impl, batches):
     for state in evals + [final]:
         for p, q in zip(state, fresh.params):
             assert torch.equal(p[1], q[1])
-    for m, seed in ((0, 1), (2, 3)):
+    for m, seed, name in ((0, 1, "mixed_sgd_sf"), (2, 3, "mixed_adamw_sf")):
         own = dict(lr=hyper["lr"][m])
-        ref = package_run(seed, kinds[m], own, steps)
-        check(final, ref[1], m=m, envelope=envelope_of(seed, kinds[m], own, steps, ref)[-1])
+        ref, spread = references[name]
+        check(final, ref[1], m=m, envelope=envelope_of(seed, kinds[m], own, steps, ref, spread=spread)[-1])
 
 
 @pytest.mark.parametrize("impl", ["numba", "torch"])
