@@ -549,31 +549,35 @@ def _timm_steps(kw):
     return kw.get("warmup_t", 0) + int(kw["t_initial"] * max(1.0, kw.get("cycle_mul", 1.0)) ** cycles * cycles) + 10
 
 
-def _t_cosine_timm(d):
-    kw = _timm_cycles(d, dict(lr=_lr(d), t_initial=_period(d, 50)))
+def _timm_cycle_scheduler(shape):
+    """A generator of Cosine/Poly/TanhLRScheduler kwargs: cycles, then ``shape(d, kw)`` (the shape's own
+    options), then warmup."""
+    def draw(d):
+        kw = _timm_cycles(d, dict(lr=_lr(d), t_initial=_period(d, 50)))
+        shape(d, kw)
+        kw = _timm_common(d, kw, False)
+        return kw, d.integer(1, min(_timm_steps(kw), 400))
+    return draw
+
+
+def _k_decay(d, kw):
     if d.integer(0, 3) == 0:
         kw["k_decay"] = d.choice([2.0, 0.5, d.real(0.3, 3.0)])
-    kw = _timm_common(d, kw, False)
-    return kw, d.integer(1, min(_timm_steps(kw), 400))
 
 
-def _t_poly_timm(d):
-    kw = _timm_cycles(d, dict(lr=_lr(d), t_initial=_period(d, 50)))
+def _poly_shape(d, kw):
     if d.boolean():
         kw["power"] = d.choice([1.0, 2.0, d.real(0.1, 4.0)])
-    if d.integer(0, 3) == 0:
-        kw["k_decay"] = d.choice([2.0, 0.5, d.real(0.3, 3.0)])
-    kw = _timm_common(d, kw, False)
-    return kw, d.integer(1, min(_timm_steps(kw), 400))
+    _k_decay(d, kw)
 
 
-def _t_tanh_timm(d):
-    kw = _timm_cycles(d, dict(lr=_lr(d), t_initial=_period(d, 50)))
+def _tanh_shape(d, kw):
     if d.boolean():
         lb, ub = sorted([d.real(-10.0, 5.0), d.real(-10.0, 5.0)])
         kw.update(lb=lb, ub=ub + 0.01)
-    kw = _timm_common(d, kw, False)
-    return kw, d.integer(1, min(_timm_steps(kw), 400))
+
+
+_t_cosine_timm, _t_poly_timm, _t_tanh_timm = map(_timm_cycle_scheduler, (_k_decay, _poly_shape, _tanh_shape))
 
 
 def _t_step_timm(d):
