@@ -1237,6 +1237,15 @@ def check(case: Case, want: np.ndarray | None = None) -> Result:
         if refused is not None:  # both refuse
             return Result(case, 0.0, [], [], empty, empty, [f"both refuse: {type(refused).__name__}"])
         return Result(case, math.inf, [f"lrcore refuses what the framework accepts: {e}"], [], empty, want)
+    if refused is not None and case.framework in GENERATORS:
+        # transformers, timm, optax: what the package refuses (when built or at a step), lrcore refuses too
+        try:
+            lrcore.evaluate(schedule, case.steps, backend="numpy")
+        except ValueError:
+            empty = np.zeros(0)
+            return Result(case, 0.0, [], [], empty, empty, [f"both refuse at a step: {type(refused).__name__}"])
+        return Result(case, math.inf, [f"lrcore accepts what {case.framework} refuses: {type(refused).__name__}: "
+                                       f"{refused}"], [], np.zeros(0), np.zeros(0))
     if refused is not None:  # lrcore is defined where the framework raises: nothing to compare
         empty = np.zeros(0)
         return Result(case, 0.0, [], [], empty, empty, [f"framework refuses: {type(refused).__name__}: {refused}"])
