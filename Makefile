@@ -8,15 +8,16 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# The extras go in with torch pinned (timm's torchvision would upgrade it to a CUDA build of GBs). timm pulls
+# torchvision, whose Linux wheels on PyPI are built for CUDA torch and fail to import beside the CPU build
+# ("operator torchvision::nms does not exist"); the timm oracle imports timm.scheduler alone, which needs no
+# torchvision (reference/timm_oracle.py), so that broken package is removed again.
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0   # the CPU build; an unpinned torch pulls GBs of CUDA packages
 	echo 'torch==2.13.0' > $(VENV)/torch-pin.txt
-	$(BIN)/pip install -q -c $(VENV)/torch-pin.txt -e '.[all]'   # the pin: timm's torchvision must not upgrade torch
-	# timm pulls torchvision, whose Linux wheels on PyPI are built for CUDA torch and fail to import beside the
-	# CPU build ("operator torchvision::nms does not exist"); the timm oracle imports timm.scheduler alone, which
-	# needs no torchvision (reference/timm_oracle.py), so the broken package is removed
+	$(BIN)/pip install -q -c $(VENV)/torch-pin.txt -e '.[all]'
 	$(BIN)/pip uninstall -q -y torchvision
 	touch $(STAMP)
 
