@@ -74,7 +74,9 @@ def _cycle_expr(x, T, cycle_mul, cycle_decay, cycle_limit, lr, lr_min, shape):
         t_i, t_curr = T_, f"({x} - {T_} * {i})"
     peak = f"({_num(lr)} * {_num(cycle_decay)} ** {i})"
     value = shape(peak, _num(lr_min), t_curr, t_i)
-    return f"(({value}) if {i} < {_num(cycle_limit)} else {_num(lr_min)})"
+    # cycle_mul < 1: once 1 - x / T (1 - cycle_mul) <= 0 timm's math.log raises; 0 * log(...) is NaN there, an error
+    domain = f" + 0.0 * log(1.0 - {x} / {T_} * (1.0 - {M}))" if cycle_mul < 1.0 else ""
+    return f"(({value}) if {i} < {_num(cycle_limit)} else {_num(lr_min)}){domain}"
 
 
 def _cycles(lr, t_initial, lr_min, cycle_mul, cycle_decay, cycle_limit, off, shape, canonical):
