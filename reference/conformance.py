@@ -913,6 +913,8 @@ EDGE_CASES: list[Case] = [
                                            warmup_t=4, lr_min=1e-3), 90),
     Case("timm", "CosineLRScheduler", dict(lr=0.1, t_initial=20, k_decay=2.0, warmup_t=5, warmup_prefix=True), 40),
     Case("timm", "PolyLRScheduler", dict(lr=0.1, t_initial=10, cycle_mul=0.5, cycle_limit=100), 30),
+    Case("timm", "PolyLRScheduler", dict(lr=0.0011916076368523152, t_initial=42, lr_min=0.0003956203356268461,  # past
+         cycle_mul=0.623, cycle_limit=3, warmup_t=18, warmup_lr_init=0.0008125620328565709), 165),  # cycle_limit too
     Case("timm", "TanhLRScheduler", dict(lr=0.1, t_initial=30, warmup_t=5, t_in_epochs=False), 40),
     Case("timm", "StepLRScheduler", dict(lr=0.1, decay_t=2.5, decay_rate=0.5, warmup_t=3, warmup_prefix=False), 30),
     Case("timm", "MultiStepLRScheduler", dict(lr=0.1, decay_t=[30, 10, 20], decay_rate=0.5), 40),

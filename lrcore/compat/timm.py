@@ -66,11 +66,11 @@ def _cycle_expr(x, T, cycle_mul, cycle_decay, cycle_limit, lr, lr_min, shape):
     """timm's cycle arithmetic at step ``x`` (an expression), as an lrcore.Lambda expression string."""
     T_, M = _num(T), _num(cycle_mul)
     if cycle_mul != 1.0:
-        i = f"floor(log(1.0 - {x} / {T_} * (1.0 - {M})) / log({M}))"
+        i = f"((log(1.0 - {x} / {T_} * (1.0 - {M})) / log({M})) // 1.0)"  # // is a float floor: NaN stays NaN
         t_i = f"({M} ** {i} * {T_})"
         t_curr = f"({x} - (1.0 - {M} ** {i}) / (1.0 - {M}) * {T_})"
     else:
-        i = f"floor({x} / {T_})"
+        i = f"(({x} / {T_}) // 1.0)"
         t_i, t_curr = T_, f"({x} - {T_} * {i})"
     peak = f"({_num(lr)} * {_num(cycle_decay)} ** {i})"
     value = shape(peak, _num(lr_min), t_curr, t_i)
