@@ -123,12 +123,14 @@ def speed(steps, many, many_steps, repeats, torch_steps, keras_steps, out_dir):
 @click.option("--examples", default=200, show_default=True, type=click.IntRange(1),
               help="Random cases per constructor (CI: 20), besides the pinned edge cases.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random parameter draws.")
-@click.option("--framework", "frameworks", multiple=True, type=click.Choice(["torch", "keras"]),
-              default=("torch", "keras"), show_default=True, help="Which frameworks to run (repeatable).")
+@click.option("--framework", "frameworks", multiple=True, type=click.Choice(["torch", "keras", "hf", "timm", "optax"]),
+              default=("torch", "keras", "hf", "timm", "optax"), show_default=True,
+              help="Which frameworks to run (repeatable).")
 @click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
               help="The summary CSV." + _under("conformance.csv"))
 def conformance(examples, seed, frameworks, out_path):
-    """Conformance: lrcore.compat against the real PyTorch and Keras on random valid parameters."""
+    """Conformance: lrcore.compat against the real PyTorch, Keras, transformers, timm and optax on random valid
+    parameters."""
     import time
 
     from rich.console import Console
@@ -155,7 +157,7 @@ def conformance(examples, seed, frameworks, out_path):
         t.add_row(r["framework"], r["schedule"], str(r["cases"]), f"{r['max_err']:.2g}",
                   str(r["explained_steps"]), r["verdict"] if r["verdict"] == "pass" else f"[red]{r['verdict']}[/red]")
     console.print(t)
-    console.print("max error: relative (torch, limit 1e-10) or |diff| / (2e-6 |ref| + 1e-6 max|ref|) (keras, "
+    console.print("max error: relative (torch, hf, timm, optax: limit 1e-10) or |diff| / (2e-6 |ref| + 1e-6 max|ref|) (keras, "
                   "limit 1); explained steps: see reference/DIFFERENCES.md and reference/conformance.py EXPLAINED")
     for r in rows:
         for f in r["failures"][:3]:
@@ -593,6 +595,26 @@ def plot_cmd(schedules, steps, out, peak, log):
     except OSError as e:
         raise click.BadParameter(e.strerror or str(e), param_hint="--out") from None
     click.echo(f"written: {path}")
+
+@main.command("translate")
+@click.argument("text")
+@click.option("--to", "target", required=True, type=click.Choice(["torch", "keras", "hf", "timm", "optax"]),
+              help="The framework to write the schedule in.")
+@click.option("--from", "source", default="lrcore", show_default=True,
+              type=click.Choice(["lrcore", "torch", "keras", "hf", "timm", "optax"]),
+              help="What TEXT is: lrcore's text form, or a package's own constructor call.")
+@click.option("--lr", default=None, type=float, help="The optimizer's learning rate (--from torch, hf, timm).")
+def translate(text, target, source, lr):
+    """Print the constructor call that reproduces a schedule exactly in another framework, e.g.
+    lrbench translate "get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=100,
+    num_training_steps=1000)" --from hf --lr 3e-4 --to optax."""
+    import lrcore
+    try:
+        schedule = lrcore.parse(text) if source == "lrcore" else lrcore.from_code(text, source, lr=lr)
+        click.echo(lrcore.to_code(schedule, target))
+    except (ValueError, TypeError) as e:
+        raise click.ClickException(str(e)) from None
+
 
 @main.command("cross-check")
 @click.argument("torch_run")
