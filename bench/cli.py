@@ -652,7 +652,6 @@ def crossframework_cmd(torch_run, keras_run, out_csv, alpha):
     click.echo(f"wrote {Path(out_csv) if out_csv else run_dir(keras_run) / 'crossframework.csv'}")
 
 
-
 # ------------------------------------------------------------------------------------- the CLI reference
 
 CLI_REFERENCE = "docs/CLI.md"
@@ -723,9 +722,10 @@ def cli_reference() -> str:
                            f"{'required' if p.required else 'optional'}{', repeatable' if p.nargs == -1 else ''} |")
             elif not p.hidden:
                 opts = " / ".join(f"`{o}`" for o in p.opts + p.secondary_opts)
-                out.append(f"| {opts} | {_cell(_type_text(p))} | {_cell(_default_text(p))} | "
-                           f"{_cell(p.help or '')}{' (repeatable)' if p.multiple and 'repeatable' not in (p.help or '') else ''}"
-                           f"{' (required)' if p.required else ''} |")
+                help_ = p.help or ""
+                help_ += " (repeatable)" if p.multiple and "repeatable" not in help_ else ""
+                help_ += " (required)" if p.required else ""
+                out.append(f"| {opts} | {_cell(_type_text(p))} | {_cell(_default_text(p))} | {_cell(help_)} |")
     return "\n".join(out) + "\n"
 
 
