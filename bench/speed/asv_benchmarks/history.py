@@ -88,7 +88,7 @@ def git(*args) -> str:
 
 
 def machine_details() -> dict:
-    """What ``asv machine`` records beside the name (it records only the name when told --yes)."""
+    """The CPU model, cores, architecture, OS and RAM, for the machine's ``machine.json``."""
     import platform
     info = {"arch": platform.machine(), "os": f"{platform.system()} {platform.release()}",
             "num_cpu": str(os.cpu_count())}
@@ -100,6 +100,15 @@ def machine_details() -> dict:
     except (OSError, AttributeError):
         pass
     return info
+
+
+def register(machines: Path, name: str) -> None:
+    """Add machine ``name`` with :func:`machine_details` to asv's machine file (``asv machine --yes`` would
+    store only the values that differ from what asv detects, and asv then records only those)."""
+    import json
+    known = json.loads(machines.read_text()) if machines.exists() else {"version": 1}
+    known[name] = {"machine": name, **machine_details()}
+    machines.write_text(json.dumps(known, indent=4) + "\n")
 
 
 def commits(since: str) -> list[str]:
@@ -155,8 +164,10 @@ def main(argv=None) -> int:
     asv = str(Path(args.python).parent / "asv")
     machines = Path(os.environ.get("ASV_MACHINE_FILE", Path.home() / ".asv-machine.json"))
     if not machines.exists() or f'"{args.machine}"' not in machines.read_text():
-        details = [] if args.machine == MACHINE else [f"--{k}={v}" for k, v in machine_details().items()]
-        subprocess.run([asv, "machine", "--machine", args.machine, "--yes", *details], cwd=ROOT, check=True)
+        if args.track:
+            register(machines, args.machine)
+        else:
+            subprocess.run([asv, "machine", "--machine", args.machine, "--yes"], cwd=ROOT, check=True)
     results = ROOT / "results" / "asv" / args.machine
     t_all = time.perf_counter()
     failed = []
