@@ -116,6 +116,8 @@ def io_failure(e: OSError, run_dir: Path | None = None, results_dir: str | None 
         saved = f"Run {run_dir.name} has {done} of {len(meta.get('chunks', []))} chunks saved in {run_dir / 'parts'}"
         nxt = f"lrbench run --resume {_run_ref(run_dir, results_dir)}"
     advice = _ADVICE.get(e.errno, "fix the cause")
+    if run_dir is None:  # commands that write outside runs take --out too
+        advice = advice.replace("--results", "--results or --out")
     return Failure(f"{meaning}. {saved}; {advice}, then: {then or nxt}", EXIT_IO)
 
 

@@ -172,3 +172,16 @@ def test_permission_denied_names_the_folder(matrix, tmp_path):
     root.mkdir(mode=0o555)
     line, then = failure(lrbench("run", "--matrix", matrix, "--results", root, "--run-id", "p", "--no-report"))
     assert f"{root}/runs: Permission denied (EACCES)" in line and "Nothing of run p is saved" in line, line
+
+
+def test_other_commands_end_in_one_line_too(tmp_path):
+    """A command that writes outside a run (here cross-check's --out, on the committed Keras-classic runs)
+    meets the same limit: one line naming the file, exit 74, and the command to run again."""
+    runs = ROOT / "results" / "runs"
+    out = tmp_path / "cross.csv"
+    p = lrbench("cross-check", runs / "kc-torch", runs / "kc-keras", "--out", out, fsize=100)
+    line, then = failure(p)
+    assert f"{out}: File too large (EFBIG). Its results are not saved" in line, line
+    assert then == ["cross-check", str(runs / "kc-torch"), str(runs / "kc-keras"), "--out", str(out)]
+    assert not out.exists() and not list(tmp_path.glob(".*.tmp-*"))
+    assert lrbench(*then).returncode == 0 and out.stat().st_size > 100

@@ -170,3 +170,20 @@ def test_the_lock_is_reentrant_in_a_process_and_refuses_another(tmp_path):
                 pass
         finally:
             os.close(fd)
+
+
+def test_cross_check_into_a_run_being_written_is_refused(tmp_path):
+    """cross-check writes crossframework.csv into the Keras run's folder: it takes that run's lock too."""
+    import shutil
+    runs = ROOT / "results" / "runs"
+    keras = tmp_path / "runs" / "kc-keras"
+    shutil.copytree(runs / "kc-keras", keras)
+    (keras / "crossframework.csv").unlink()
+    with run_lock(keras, "lrbench run --resume kc-keras"):
+        p = lrbench("cross-check", runs / "kc-torch", keras)
+        assert p.returncode == 75, p.stderr
+        assert f"run kc-keras is being written by pid {os.getpid()}" in error_line(p)
+        assert not (keras / "crossframework.csv").exists()
+    p = lrbench("cross-check", runs / "kc-torch", keras)
+    assert p.returncode == 0, p.stderr
+    assert (keras / "crossframework.csv").is_file() and not lock_path(keras).exists()
