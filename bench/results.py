@@ -120,7 +120,7 @@ def lock_path(run_dir: str | os.PathLike) -> Path:
     return parent / f".{run_dir.name}.lock"
 
 
-_held: dict[str, list] = {}  # lock file -> [fd, depth]: this process's locks (re-entered, never self-blocked)
+_held: set[str] = set()  # the lock files this process holds (re-entered, never self-blocked)
 _held_guard = threading.Lock()
 
 
@@ -144,17 +144,9 @@ def run_lock(run_dir: str | os.PathLike, command: str | None = None):
     path = lock_path(run_dir)
     key = str(path)
     with _held_guard:
-        if key in _held:
-            _held[key][1] += 1
-            reentered = True
-        else:
-            reentered = False
-    if reentered:
-        try:
-            yield path
-        finally:
-            with _held_guard:
-                _held[key][1] -= 1
+        reentered = key in _held
+    if reentered:  # the outermost holder lets go
+        yield path
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
@@ -182,12 +174,12 @@ def run_lock(run_dir: str | os.PathLike, command: str | None = None):
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
     with _held_guard:
-        _held[key] = [fd, 1]
+        _held.add(key)
     try:
         yield path
     finally:
         with _held_guard:
-            del _held[key]
+            _held.discard(key)
         with contextlib.suppress(OSError):
             os.unlink(path)  # while still locked: a waiter that opened it sees it gone and retries
         os.close(fd)

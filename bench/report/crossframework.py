@@ -112,8 +112,9 @@ def compare(torch_run_dir, keras_run_dir, out_csv=None, *, metrics=METRICS, alph
         if out_csv is not None:
             atomic_write(out_csv, lambda p: df.to_csv(p, index=False))
         else:
-            with run_lock(run_dir(keras_run_dir)):  # into the Keras run's folder: one writer at a time
-                atomic_write(run_dir(keras_run_dir) / "crossframework.csv", lambda p: df.to_csv(p, index=False))
+            keras = run_dir(keras_run_dir)
+            with run_lock(keras):  # into the Keras run's folder: one writer at a time
+                atomic_write(keras / "crossframework.csv", lambda p: df.to_csv(p, index=False))
     return df
 
 

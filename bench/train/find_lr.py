@@ -131,6 +131,7 @@ def write_results(curve: pd.DataFrame, suggestions: dict, out_dir, *, steps: int
     """``find_lr_curve.csv`` (the curves), ``find_lr.csv`` (one row per optimizer: the suggestions, steps
     run, whether the loss passed ``diverge_factor`` x its best) and ``find_lr.png`` into ``out_dir``."""
     from pathlib import Path
+
     from ..results import atomic_write
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
