@@ -165,10 +165,12 @@ def test_cli_reference_names_every_option_and_default():
         if cmd.hidden:
             assert f"lrbench {name}" not in text
             continue
+        assert f"## lrbench {name}\n" in text, f"{CLI_REFERENCE} lacks lrbench {name}: {REGENERATE}"
         section = text.split(f"## lrbench {name}\n", 1)[1].split("\n## ", 1)[0]
         for p in cmd.params:
             if isinstance(p, click.Option):
-                row = next(r for r in section.splitlines() if r.startswith(f"| `{p.opts[0]}`"))
+                row = next((r for r in section.splitlines() if r.startswith(f"| `{p.opts[0]}`")), None)
+                assert row, f"{CLI_REFERENCE} lacks {name} {p.opts[0]}: {REGENERATE}"
                 if isinstance(p.default, (int, float, str)) and not isinstance(p.default, bool):
                     assert f"| {p.default} |" in row, row
     assert "| `--matrix` | TEXT | quick |" in text and "`74`" in text and "`75`" in text
