@@ -8,11 +8,17 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# The extras go in with torch pinned (timm's torchvision would upgrade it to a CUDA build of GBs). timm pulls
+# torchvision, whose Linux wheels on PyPI are built for CUDA torch and fail to import beside the CPU build
+# ("operator torchvision::nms does not exist"); the timm oracle imports timm.scheduler alone, which needs no
+# torchvision (reference/timm_oracle.py), so that broken package is removed again.
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0   # the CPU build; an unpinned torch pulls GBs of CUDA packages
-	$(BIN)/pip install -q -e '.[all]'
+	echo 'torch==2.13.0' > $(VENV)/torch-pin.txt
+	$(BIN)/pip install -q -c $(VENV)/torch-pin.txt -e '.[all]'
+	$(BIN)/pip uninstall -q -y torchvision
 	touch $(STAMP)
 
 # Debian's Fashion-MNIST package (the benchmark's data), where apt is available and we are root.

@@ -207,12 +207,14 @@ def speed(steps, many, many_steps, repeats, torch_steps, keras_steps, out_dir):
 @click.option("--examples", default=200, show_default=True, type=click.IntRange(1),
               help="Random cases per constructor (CI: 20), besides the pinned edge cases.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random parameter draws.")
-@click.option("--framework", "frameworks", multiple=True, type=click.Choice(["torch", "keras"]),
-              default=("torch", "keras"), show_default=True, help="Which frameworks to run (repeatable).")
+@click.option("--framework", "frameworks", multiple=True, type=click.Choice(["torch", "keras", "hf", "timm", "optax"]),
+              default=("torch", "keras", "hf", "timm", "optax"), show_default=True,
+              help="Which frameworks to run (repeatable).")
 @click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
               help="The summary CSV." + _under("conformance.csv"))
 def conformance(examples, seed, frameworks, out_path):
-    """Conformance: lrcore.compat against the real PyTorch and Keras on random valid parameters."""
+    """Conformance: lrcore.compat against the real PyTorch, Keras, transformers, timm and optax on random valid
+    parameters."""
     import time
 
     from rich.console import Console
@@ -239,7 +241,7 @@ def conformance(examples, seed, frameworks, out_path):
         t.add_row(r["framework"], r["schedule"], str(r["cases"]), f"{r['max_err']:.2g}",
                   str(r["explained_steps"]), r["verdict"] if r["verdict"] == "pass" else f"[red]{r['verdict']}[/red]")
     console.print(t)
-    console.print("max error: relative (torch, limit 1e-10) or |diff| / (2e-6 |ref| + 1e-6 max|ref|) (keras, "
+    console.print("max error: relative (torch, hf, timm, optax: limit 1e-10) or |diff| / (2e-6 |ref| + 1e-6 max|ref|) (keras, "
                   "limit 1); explained steps: see reference/DIFFERENCES.md and reference/conformance.py EXPLAINED")
     for r in rows:
         for f in r["failures"][:3]:
@@ -254,16 +256,18 @@ def summary_table(summary, title: str):
     """Rich table: mean (and spread) of test accuracy over seeds per optimizer x schedule, best first."""
     from rich.table import Table
     g = summary.groupby(["optimizer", "name"], sort=False)
-    agg = g.agg(test_acc=("test_acc", "mean"), test_sd=("test_acc", "std"), best=("test_acc_best", "mean"),
-                val=("best_val_acc", "mean"), seeds=("seed", "count"), diverged=("diverged", "sum")).reset_index()
+    agg = g.agg(peak=("peak_lr", "first"), test_acc=("test_acc", "mean"), test_sd=("test_acc", "std"),
+                best=("test_acc_best", "mean"), val=("best_val_acc", "mean"), seeds=("seed", "count"),
+                diverged=("diverged", "sum")).reset_index()
     agg = agg.sort_values("test_acc", ascending=False)
     t = Table(title=title, title_justify="left")
-    for col in ("optimizer", "schedule", "test acc (mean)", "sd", "test acc @ best val", "best val acc", "seeds",
-                "diverged"):
+    for col in ("optimizer", "schedule", "peak lr", "test acc (mean)", "sd", "test acc @ best val", "best val acc",
+                "seeds", "diverged"):
         t.add_column(col, justify="left" if col in ("optimizer", "schedule") else "right", no_wrap=True)
     for r in agg.itertuples():
-        t.add_row(r.optimizer, r.name, f"{r.test_acc:.4f}", "" if r.test_sd != r.test_sd else f"{r.test_sd:.4f}",
-                  f"{r.best:.4f}", f"{r.val:.4f}", str(r.seeds), str(int(r.diverged)))
+        t.add_row(r.optimizer, r.name, f"{r.peak:.3g}", f"{r.test_acc:.4f}",
+                  "" if r.test_sd != r.test_sd else f"{r.test_sd:.4f}", f"{r.best:.4f}", f"{r.val:.4f}", str(r.seeds),
+                  str(int(r.diverged)))
     return t
 
 
@@ -302,9 +306,11 @@ def summary_table(summary, title: str):
 @click.option("--optim-impl", type=click.Choice(["auto", "numba", "torch"]), default="auto", show_default=True,
               help="Batched optimizer: numba kernels (CPU) or torch tensor ops (any device; what CUDA runs). "
                    "auto: numba on the CPU, torch elsewhere.")
+@click.option("--no-tuning", is_flag=True, help="Drop the matrix's [tuning] table: every configuration at its "
+              "optimizer's hand-set peak_lr, on the evaluation seeds only.")
 def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framework, chunk_size, data_dir,
         results_dir, threads, no_report, no_progress, executor, address, cpus_per_task, gpus_per_task, max_retries,
-        optim_impl):
+        optim_impl, no_tuning):
     """Train a schedules x optimizers x seeds matrix on Fashion-MNIST; write results/runs/<run-id>/.
 
     --resume continues a run with either executor, whichever trained its first chunks.
@@ -350,16 +356,14 @@ def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framewor
                     changes["seeds"] = parse_seeds(seeds)
                 except ValueError as e:
                     raise click.BadParameter(str(e), param_hint="--seeds") from None
+            if no_tuning:
+                changes["tuning"] = None
             if changes:
                 matrix = matrix.replace(**changes)
-            n_sf = sum(o in matrix.schedule_free_optimizers for o in matrix.peak_lr)
-            sf = (f" + {n_sf} schedule-free x {len(matrix.schedule_free)} warmup-only schedule(s)" if n_sf else "")
-            console.print(f"matrix {matrix.name} ({matrix.source}): ({len(matrix.peak_lr) - n_sf} optimizers x "
-                          f"{len(matrix.schedules)} schedules{sf}) x {len(matrix.seeds)} seeds = {matrix.n_configs} "
-                          f"models, {matrix.epochs} epochs")
-        elif any(v is not None for v in (epochs, seeds, run_id, chunk_size, trainer)):
+            console.print(_matrix_banner(matrix))
+        elif any(v is not None for v in (epochs, seeds, run_id, chunk_size, trainer)) or no_tuning:
             raise click.UsageError("--resume continues a run with its own settings: give no --epochs, --seeds, "
-                                   "--run-id, --chunk-size, --sequential or --framework")
+                                   "--run-id, --chunk-size, --sequential, --framework or --no-tuning")
         run_dir = run_matrix(matrix, results_dir=results_root(results_dir), run_id=run_id, device=device,
                              trainer=trainer, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
                              progress=not no_progress, console=console, executor=ex,
@@ -387,6 +391,22 @@ def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framewor
     _print_run(run_dir, console)
 
 
+def _matrix_banner(matrix) -> str:
+    """What a run of ``matrix`` trains, in one or two lines (models per stage for a tuned matrix)."""
+    n_sf = sum(o in matrix.schedule_free_optimizers for o in matrix.peak_lr)
+    sf = (f" + {n_sf} schedule-free x {len(matrix.schedule_free)} warmup-only schedule(s)" if n_sf else "")
+    what = (f"matrix {matrix.name} ({matrix.source}): ({len(matrix.peak_lr) - n_sf} optimizers x "
+            f"{len(matrix.schedules)} schedules{sf})")
+    t = matrix.tuning
+    if t is None:
+        return f"{what} x {len(matrix.seeds)} seeds = {matrix.n_configs} models, {matrix.epochs} epochs"
+    factors = ", ".join(f"{f:g}" for f in t.lr_factors)
+    return (f"{what}, tuned: x peak_lr factors [{factors}] x tuning seeds {list(t.seeds)} = {matrix.n_tuning_models} "
+            f"models (+ up to {t.extend} factor(s) outward where the best is on the edge), selected by mean {t.metric}; "
+            f"then each at its selected peak x evaluation seeds {list(matrix.seeds)} = {matrix.n_configs} models; "
+            f"{matrix.epochs} epochs")
+
+
 def write_run_report(run_dir: Path, results_dir: Path):
     """report.html / report.md of a complete, whole (unsharded) run; None for a shard (merge it first)."""
     import json
@@ -405,8 +425,12 @@ def _print_run(run_dir: Path, console):
     meta = json.loads((run_dir / "meta.json").read_text())
     summary = pd.read_csv(run_dir / "summary.csv")
     from rich.console import Console
-    table = summary_table(summary, f"run {meta['run_id']}: test accuracy over seeds ({meta['trainer']}, "
-                                   f"{meta['device_name']})")
+    tuned = "stage" in summary and summary["stage"].astype(str).str.startswith("tune").any()
+    if tuned:  # the evaluation models: each configuration at its selected peak, on fresh seeds
+        summary = summary[~summary["stage"].astype(str).str.startswith("tune")]
+    table = summary_table(summary, f"run {meta['run_id']}: test accuracy over "
+                                   f"{'evaluation seeds at each tuned peak LR' if tuned else 'seeds'} "
+                                   f"({meta['trainer']}, {meta['device_name']})")
     out = Console()
     if not out.is_terminal:  # a file or a pipe (80 columns by default): as wide as the table, names never cut
         out = Console(width=max(out.width, Console(width=1000).measure(table).maximum))
@@ -630,6 +654,26 @@ def plot_cmd(schedules, steps, out, peak, log):
     except OSError as e:
         raise click.BadParameter(e.strerror or str(e), param_hint="--out") from None
     click.echo(f"written: {path}")
+
+@main.command("translate")
+@click.argument("text")
+@click.option("--to", "target", required=True, type=click.Choice(["torch", "keras", "hf", "timm", "optax"]),
+              help="The framework to write the schedule in.")
+@click.option("--from", "source", default="lrcore", show_default=True,
+              type=click.Choice(["lrcore", "torch", "keras", "hf", "timm", "optax"]),
+              help="What TEXT is: lrcore's text form, or a package's own constructor call.")
+@click.option("--lr", default=None, type=float, help="The optimizer's learning rate (--from torch, hf, timm).")
+def translate(text, target, source, lr):
+    """Print the constructor call that reproduces a schedule exactly in another framework, e.g.
+    lrbench translate "get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=100,
+    num_training_steps=1000)" --from hf --lr 3e-4 --to optax."""
+    import lrcore
+    try:
+        schedule = lrcore.parse(text) if source == "lrcore" else lrcore.from_code(text, source, lr=lr)
+        click.echo(lrcore.to_code(schedule, target))
+    except (ValueError, TypeError) as e:
+        raise click.ClickException(str(e)) from None
+
 
 @main.command("cross-check")
 @click.argument("torch_run")

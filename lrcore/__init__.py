@@ -13,6 +13,7 @@ from .schedules import (SCHEDULES, WSD, Chain, Constant, Cosine, CosineRestarts,
                         InverseSqrt, InverseTime, Lambda, Linear, Multiplicative, MultiStep, OneCycle,
                         PiecewiseConstant, Polynomial, Product, Schedule, Sequence, Step, Warmup)
 from .textform import from_dict, parse
+from .translate import from_code, to_code
 
 __version__ = "0.1.0"
-__all__ = ["evaluate", "evaluate_many", "parse", "from_dict", "Schedule", "Plateau", "EarlyStopping", *SCHEDULES]
+__all__ = ["evaluate", "evaluate_many", "parse", "from_dict", "to_code", "from_code", "Schedule", "Plateau", "EarlyStopping", *SCHEDULES]

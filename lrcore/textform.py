@@ -2,7 +2,8 @@
 
 ``str(s)`` is constructor syntax (``Cosine(lr=0.1, decay_steps=1000)``) listing the parameters that
 differ from their defaults; ``parse`` reads it back with ``ast``, never ``eval``: only calls of known
-constructors (lrcore's names, or ``torch.X`` / ``keras.X`` for the compat constructors), numbers,
+constructors (lrcore's names, or ``torch.X``, ``keras.X``, ``hf.X``, ``timm.X``, ``optax.X`` for the compat
+constructors), numbers,
 strings, booleans, None, lists/tuples, keywords and arithmetic on numbers and on the placeholder
 names a caller passes (``parse("Cosine(lr=peak, decay_steps=total)", peak=0.1, total=1000)``).
 ``to_dict``/``from_dict`` give a JSON-safe nested dict with the class name under ``"type"``.
@@ -39,16 +40,18 @@ def _from_value(v):
     return v
 
 
+FRAMEWORKS = ("torch", "keras", "hf", "timm", "optax")
+
+
 def _constructor(name: str):
-    keras, torch = compat.keras, compat.torch
     if name in SCHEDULES:
         return SCHEDULES[name]
     prefix, _, rest = name.partition(".")
-    module = {"torch": torch, "keras": keras}.get(prefix)
+    module = getattr(compat, prefix) if prefix in FRAMEWORKS else None
     if module is not None and rest in module.__all__:
         return getattr(module, rest)
     raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}, "
-                     f"torch.<{'|'.join(torch.__all__)}>, keras.<{'|'.join(keras.__all__)}>")
+                     + ", ".join(f"{f}.<{'|'.join(getattr(compat, f).__all__)}>" for f in FRAMEWORKS))
 
 
 def _call(cls, name, args, kwargs):

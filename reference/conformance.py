@@ -1,4 +1,4 @@
-"""The conformance suite: lrcore.compat against the real PyTorch and Keras, on random valid parameters.
+"""The conformance suite: lrcore.compat against the real PyTorch, Keras, transformers, timm and optax.
 
 A *generator* per constructor draws a JSON-safe parameter dict through a ``Draw`` (``RandomDraw``: a
 seeded ``random.Random``, used by ``lrbench conformance``; ``HypothesisDraw``: hypothesis's
@@ -11,7 +11,10 @@ with momentum or Adam for beta1; ``reference.keras_oracle``: the real schedule c
 lrcore (numpy and numba backends) and returns the error and the offending steps; ``run`` is the
 whole suite behind ``lrbench conformance``.
 
-Tolerances (DESIGN.md): PyTorch (float64) relative error <= 1e-10 per step; Keras (float32)
+transformers, timm and optax (``reference.hf_oracle``, ``timm_oracle``, ``optax_oracle``) have generators of
+their own (``HF``, ``TIMM``, ``OPTAX``) over the ranges each package accepts.
+
+Tolerances (DESIGN.md): PyTorch, transformers, timm, optax (float64) relative error <= 1e-10 per step; Keras (float32)
 |diff| <= 2e-6 |ref| + 1e-6 max|ref| (the *normalized error* |diff| / that bound must be <= 1).
 Steps where the framework's own arithmetic is documented to differ (``EXPLAINED``) are not
 tolerated in bulk: each such step is identified exactly and listed with its reason.
@@ -378,11 +381,392 @@ KERAS: dict[str, Callable] = {
 }
 
 
+# ---------------------------------------------------------------- hf / timm / optax parameter generators
+# Each returns (kwargs, steps) in the package's own names; hf and timm kwargs carry "lr" (the optimizer's lr).
+
+def _w(d, hi: int = 30) -> int:
+    """A warmup length: 0 and 1 (edges) often."""
+    return d.choice([0, 0, 1]) if d.integer(0, 2) == 0 else d.integer(2, hi)
+
+
+def _h_constant(d):
+    return dict(lr=_lr(d)), d.integer(1, 40)
+
+
+def _h_constant_warmup(d):
+    w = _w(d)
+    return dict(lr=_lr(d), num_warmup_steps=w), w + d.integer(1, 30)
+
+
+def _h_training(d):
+    """(w, T): T after w mostly, equal or before it sometimes (transformers divides by max(1, T - w))."""
+    w = _w(d)
+    T = w + d.integer(1, 80) if d.integer(0, 5) else max(0, w - d.integer(0, 3))
+    return w, T
+
+
+def _h_linear(d):
+    w, T = _h_training(d)
+    return dict(lr=_lr(d), num_warmup_steps=w, num_training_steps=T), max(w, T) + d.integer(1, 30)
+
+
+def _h_cycles(d, default):
+    return d.choice([default, default, 0, 1, 2, 3, round(d.real(0.1, 4.0), 3), d.real(0.0, 3.0)])
+
+
+def _h_cosine(d):
+    w, T = _h_training(d)
+    kw = dict(lr=_lr(d), num_warmup_steps=w, num_training_steps=T)
+    c = _h_cycles(d, 0.5)
+    if c != 0.5:
+        kw["num_cycles"] = c
+    return kw, max(w, T) + d.integer(1, 60)
+
+
+def _h_restarts(d):
+    w, T = _h_training(d)
+    kw = dict(lr=_lr(d), num_warmup_steps=w, num_training_steps=T)
+    c = d.choice([1, 1, 0, 2, 3, 5, 7, round(d.real(0.2, 4.0), 3)])
+    if c != 1:
+        kw["num_cycles"] = c
+    return kw, max(w, T) + d.integer(1, 30)
+
+
+def _h_polynomial(d):
+    w, T = _h_training(d)
+    if T == w:  # transformers divides by T - w = 0 at step T (lrcore refuses): reach it
+        T = w + d.integer(1, 40)
+    lr = _lr(d)
+    kw = dict(lr=lr, num_warmup_steps=w, num_training_steps=T)
+    if d.boolean():
+        kw["lr_end"] = d.choice([0.0, lr * d.real(0.0, 0.9)])
+    if d.boolean():
+        kw["power"] = d.choice([0.0, 1.0, 2.0, d.real(0.1, 4.0)])
+    return kw, max(w, T) + d.integer(1, 30)
+
+
+def _h_inverse_sqrt(d):
+    w = _w(d)
+    kw = dict(lr=_lr(d), num_warmup_steps=w)
+    if d.boolean():
+        kw["timescale"] = d.choice([d.integer(1, 200), round(d.real(0.5, 100.0), 3)])
+    return kw, w + d.integer(1, 200)
+
+
+def _h_min_lr(d, rate_variant=False):
+    w, T = _h_training(d)
+    lr = _lr(d)
+    kw = dict(lr=lr, num_warmup_steps=w, num_training_steps=T)
+    if d.boolean():
+        kw["min_lr"] = lr * d.choice([0.0, d.real(0.0, 0.5), d.real(1.0, 1.5)])
+    else:
+        kw["min_lr_rate"] = d.choice([0.0, d.real(0.0, 0.5), 0.1])
+    c = _h_cycles(d, 0.5)
+    if c != 0.5:
+        kw["num_cycles"] = c
+    if rate_variant and d.boolean():
+        kw["warmup_lr_rate"] = d.choice([0.0, d.real(0.0, 1.0)])
+    return kw, max(w, T) + d.integer(1, 40)
+
+
+def _h_wsd(d):
+    w, dec = _w(d), d.choice([0, 1, d.integer(2, 40), d.integer(2, 40)])
+    s = d.integer(0, 40)
+    kw = dict(lr=_lr(d), num_warmup_steps=w, num_decay_steps=dec, warmup_type=d.choice(["linear", "cosine", "1-sqrt"]),
+              decay_type=d.choice(["linear", "cosine", "1-sqrt"]))
+    if d.boolean():
+        kw["num_training_steps"] = w + s + dec
+    else:
+        kw["num_stable_steps"] = s
+    if d.boolean():
+        kw["min_lr_ratio"] = d.choice([0.0, 0.1, d.real(0.0, 1.0)])
+    if d.integer(0, 3) == 0:
+        kw["num_cycles"] = _h_cycles(d, 0.5)
+    return kw, w + s + dec + d.integer(1, 30)
+
+
+_HF_NAMES = {"linear": "get_linear_schedule_with_warmup", "cosine": "get_cosine_schedule_with_warmup",
+             "cosine_with_restarts": "get_cosine_with_hard_restarts_schedule_with_warmup",
+             "polynomial": "get_polynomial_decay_schedule_with_warmup", "constant": "get_constant_schedule",
+             "constant_with_warmup": "get_constant_schedule_with_warmup", "inverse_sqrt": "get_inverse_sqrt_schedule",
+             "cosine_with_min_lr": "get_cosine_with_min_lr_schedule_with_warmup",
+             "cosine_warmup_with_min_lr": "get_cosine_with_min_lr_schedule_with_warmup_lr_rate",
+             "warmup_stable_decay": "get_wsd_schedule"}
+
+
+def _h_get_scheduler(d):
+    """get_scheduler(name, ...) with a draw of that schedule's own generator (its extra keywords as
+    scheduler_specific_kwargs)."""
+    name = d.choice(sorted(_HF_NAMES))
+    kw, steps = HF[_HF_NAMES[name]](d)
+    out = dict(name=name, lr=kw.pop("lr"))
+    for key in ("num_warmup_steps", "num_training_steps"):
+        if key in kw:
+            out[key] = kw.pop(key)
+    if kw:
+        out["scheduler_specific_kwargs"] = kw
+    return out, steps
+
+
+HF: dict[str, Callable] = {
+    "get_constant_schedule": _h_constant, "get_constant_schedule_with_warmup": _h_constant_warmup,
+    "get_linear_schedule_with_warmup": _h_linear, "get_cosine_schedule_with_warmup": _h_cosine,
+    "get_cosine_with_hard_restarts_schedule_with_warmup": _h_restarts,
+    "get_polynomial_decay_schedule_with_warmup": _h_polynomial, "get_inverse_sqrt_schedule": _h_inverse_sqrt,
+    "get_cosine_with_min_lr_schedule_with_warmup": _h_min_lr,
+    "get_cosine_with_min_lr_schedule_with_warmup_lr_rate": lambda d: _h_min_lr(d, True),
+    "get_wsd_schedule": _h_wsd, "get_scheduler": _h_get_scheduler,
+}
+
+
+def _timm_common(d, kw, prefix_default):
+    if d.boolean():
+        kw["warmup_t"] = _w(d, 20)
+        if d.boolean():
+            kw["warmup_lr_init"] = kw["lr"] * d.choice([0.0, d.real(0.0, 1.0), d.real(1.0, 2.0)])
+    if d.boolean():
+        kw["warmup_prefix"] = not prefix_default
+    if d.boolean():
+        kw["t_in_epochs"] = False
+    return kw
+
+
+def _timm_cycles(d, kw):
+    lr = kw["lr"]
+    if d.boolean():
+        kw["lr_min"] = d.choice([0.0, lr * d.real(0.0, 0.5), lr * d.real(1.0, 2.0), 1e-6])
+    if d.integer(0, 2) == 0:
+        kw["cycle_mul"] = d.choice([2.0, 1.5, round(d.real(0.5, 3.0), 3), d.real(1.0, 3.0)])
+    if d.integer(0, 2) == 0:
+        kw["cycle_decay"] = d.choice([0.5, d.real(0.1, 1.0), d.real(1.0, 1.5)])
+    if d.integer(0, 2) == 0:
+        kw["cycle_limit"] = d.choice([0, 2, 3, 10, 1000])
+    return kw
+
+
+def _timm_steps(kw):
+    cycles = min(kw.get("cycle_limit", 1), 4) + 1
+    return kw.get("warmup_t", 0) + int(kw["t_initial"] * max(1.0, kw.get("cycle_mul", 1.0)) ** cycles * cycles) + 10
+
+
+def _timm_cycle_scheduler(shape):
+    """A generator of Cosine/Poly/TanhLRScheduler kwargs: cycles, then ``shape(d, kw)`` (the shape's own
+    options), then warmup."""
+    def draw(d):
+        kw = _timm_cycles(d, dict(lr=_lr(d), t_initial=_period(d, 50)))
+        shape(d, kw)
+        kw = _timm_common(d, kw, False)
+        return kw, d.integer(1, min(_timm_steps(kw), 400))
+    return draw
+
+
+def _k_decay(d, kw):
+    if d.integer(0, 3) == 0:
+        kw["k_decay"] = d.choice([2.0, 0.5, d.real(0.3, 3.0)])
+
+
+def _poly_shape(d, kw):
+    if d.boolean():
+        kw["power"] = d.choice([1.0, 2.0, d.real(0.1, 4.0)])
+    _k_decay(d, kw)
+
+
+def _tanh_shape(d, kw):
+    if d.boolean():
+        lb, ub = sorted([d.real(-10.0, 5.0), d.real(-10.0, 5.0)])
+        kw.update(lb=lb, ub=ub + 0.01)
+
+
+_t_cosine_timm, _t_poly_timm, _t_tanh_timm = map(_timm_cycle_scheduler, (_k_decay, _poly_shape, _tanh_shape))
+
+
+def _t_step_timm(d):
+    kw = dict(lr=_lr(d), decay_t=d.choice([_period(d, 30), _period(d, 30), round(d.real(0.5, 20.0), 3)]))
+    if d.boolean():
+        kw["decay_rate"] = _gamma(d)
+    kw = _timm_common(d, kw, True)
+    return kw, kw.get("warmup_t", 0) + d.integer(1, int(5 * kw["decay_t"]) + 20)
+
+
+def _t_multistep_timm(d):
+    ms = sorted(d.integer(0, 60) for _ in range(d.integer(1, 5)))
+    if d.integer(0, 4) == 0:  # timm bisects whatever list it is given
+        ms.reverse()
+    kw = dict(lr=_lr(d), decay_t=ms, decay_rate=_gamma(d))
+    kw = _timm_common(d, kw, True)
+    return kw, kw.get("warmup_t", 0) + max(ms) + d.integer(1, 30)
+
+
+def _t_wsd_timm(d):
+    T = _period(d, 80)
+    lr = _lr(d)
+    kw = dict(lr=lr, t_initial=T, decay_t=d.integer(1, T), decay_fn=d.choice(["1-sqrt", "linear", "cosine", "power", "exp"]))
+    if d.boolean():
+        kw["lr_min"] = d.choice([0.0, lr * d.real(0.0, 0.5), lr * d.real(1.0, 2.0)])
+    if d.integer(0, 2) == 0:  # a decaying stable phase: stable_timescale defaults to warmup_t (timm refuses 0)
+        kw["stable_fn"] = d.choice(["rsqrt", "power"])
+        kw["stable_power"] = d.choice([0.5, d.real(0.1, 2.0)])
+        if d.boolean():
+            kw["stable_timescale"] = d.choice([d.integer(1, 50), d.real(0.5, 50.0)])
+    if kw["decay_fn"] == "power" and d.boolean():
+        kw["decay_power"] = d.real(0.1, 3.0)
+    if kw["decay_fn"] == "exp" and d.boolean():
+        kw["decay_ratio"] = d.real(0.01, 0.99)
+    if d.boolean():
+        kw["warmup_t"] = _w(d, 20)
+        if d.boolean():
+            kw["warmup_lr_init"] = lr * d.real(0.0, 1.0)
+    if d.boolean():
+        kw["t_in_epochs"] = False
+    return kw, kw.get("warmup_t", 0) + T + d.integer(1, 30)
+
+
+TIMM: dict[str, Callable] = {
+    "CosineLRScheduler": _t_cosine_timm, "PolyLRScheduler": _t_poly_timm, "TanhLRScheduler": _t_tanh_timm,
+    "StepLRScheduler": _t_step_timm, "MultiStepLRScheduler": _t_multistep_timm, "WSDLRScheduler": _t_wsd_timm,
+}
+
+
+def _o_steps(d):
+    """transition_steps: positive mostly; 0 or negative (a constant schedule) or fractional sometimes."""
+    return d.choice([0, -3, round(d.real(0.5, 30.0), 3)]) if d.integer(0, 4) == 0 else _period(d, 60)
+
+
+def _o_begin(d):
+    return d.choice([0, 0, d.integer(1, 30), -2])
+
+
+def _o_constant(d):
+    return dict(value=_lr(d)), d.integer(1, 20)
+
+
+def _o_polynomial(d):
+    kw = dict(init_value=_lr(d), end_value=d.choice([0.0, _lr(d)]),
+              power=d.choice([1.0, 2.0, 0.0, d.real(0.0, 4.0)]), transition_steps=_o_steps(d),
+              transition_begin=_o_begin(d))
+    return kw, max(0, kw["transition_begin"]) + int(max(kw["transition_steps"], 0)) + d.integer(1, 30)
+
+
+def _o_linear(d):
+    kw = dict(init_value=_lr(d), end_value=d.choice([0.0, _lr(d)]), transition_steps=_o_steps(d),
+              transition_begin=_o_begin(d))
+    return kw, max(0, kw["transition_begin"]) + int(max(kw["transition_steps"], 0)) + d.integer(1, 30)
+
+
+def _o_pairs(d, lo=-3):
+    return [[d.choice([d.integer(lo, 60), d.integer(0, 60), round(d.real(0.0, 60.0), 2)]) if lo < 0 else
+             d.integer(lo, 60), d.choice([d.real(0.0, 1.0), d.real(0.0, 2.0), 0.5, 0.0])] for _ in range(d.integer(0, 4))]
+
+
+def _o_piecewise_constant(d):
+    kw = dict(init_value=_lr(d))
+    if d.integer(0, 5):
+        kw["boundaries_and_scales"] = _o_pairs(d)
+    return kw, d.integer(1, 80)
+
+
+def _o_exponential(d):
+    init = _lr(d)
+    kw = dict(init_value=init, transition_steps=_o_steps(d),
+              decay_rate=d.choice([d.real(0.1, 1.0), d.real(0.1, 1.0), d.real(1.0, 1.5), 0.0, 1.0]),
+              transition_begin=_o_begin(d), staircase=d.boolean())
+    if d.boolean():
+        kw["end_value"] = init * d.choice([d.real(0.0, 1.0), d.real(1.0, 3.0), 0.0])
+    return kw, d.integer(1, 150)
+
+
+def _o_cosine(d):
+    kw = dict(init_value=_lr(d), decay_steps=d.choice([_period(d, 60), round(d.real(0.5, 40.0), 3)]))
+    if d.boolean():
+        kw["alpha"] = d.choice([0.0, d.real(0.0, 0.5), d.real(1.0, 2.0)])
+    if d.integer(0, 2) == 0:
+        kw["exponent"] = d.choice([2.0, d.real(0.3, 3.0)])
+    return kw, d.integer(1, int(kw["decay_steps"]) + 30)
+
+
+def _o_interpolate(d):
+    kw = dict(interpolate_type=d.choice(["linear", "cosine"]), init_value=_lr(d))
+    if d.integer(0, 5):
+        kw["boundaries_and_scales"] = _o_pairs(d, 0)
+    return kw, d.integer(1, 90)
+
+
+def _o_onecycle(d, linear):
+    T = d.integer(1, 200)
+    kw = dict(transition_steps=T, peak_value=_lr(d))
+    if d.boolean():
+        kw["pct_start"] = d.choice([d.real(0.0, 0.6), 0.0, 0.5])
+    if linear and d.boolean():
+        kw["pct_final"] = d.choice([d.real(kw.get("pct_start", 0.3), 1.0), 1.0])
+    if d.boolean():
+        kw["div_factor"] = d.real(1.0, 50.0)
+        kw["final_div_factor"] = _log_uniform(d, 1.0, 1e4)
+    return kw, d.integer(1, T + 30)
+
+
+def _o_warmup_constant(d):
+    w = _w(d)
+    return dict(init_value=_lr(d) * d.choice([0.0, 1.0]), peak_value=_lr(d), warmup_steps=w), w + d.integer(1, 20)
+
+
+def _o_warmup_cosine_kwargs(d):
+    peak, w = _lr(d), _w(d)
+    kw = dict(init_value=d.choice([0.0, peak * d.real(0.0, 1.0)]), peak_value=peak, warmup_steps=w,
+              decay_steps=w + d.integer(1, 60))
+    if d.boolean():
+        kw["end_value"] = d.choice([0.0, peak * d.real(0.0, 0.5)])
+    if d.integer(0, 3) == 0:
+        kw["exponent"] = d.choice([2.0, d.real(0.3, 3.0)])
+    return kw
+
+
+def _o_warmup_cosine(d):
+    kw = _o_warmup_cosine_kwargs(d)
+    return kw, kw["decay_steps"] + d.integer(1, 30)
+
+
+def _o_warmup_exponential(d):
+    kw, _ = _o_exponential(d)
+    w = _w(d)
+    kw = dict(init_value=d.choice([0.0, _lr(d)]), peak_value=kw.pop("init_value"), warmup_steps=w, **kw)
+    return kw, w + d.integer(1, 150)
+
+
+def _o_sgdr(d):
+    cycles = [_o_warmup_cosine_kwargs(d) for _ in range(d.integer(1, 3))]
+    return dict(cosine_kwargs=cycles), sum(c["decay_steps"] for c in cycles) + d.integer(1, 20)
+
+
+_JOINABLE = ("constant_schedule", "linear_schedule", "cosine_decay_schedule", "exponential_decay",
+             "piecewise_constant_schedule", "warmup_cosine_decay_schedule")
+
+
+def _o_join(d):
+    k = d.integer(2, 3)
+    children = []
+    for _ in range(k):
+        name = d.choice(_JOINABLE)
+        children.append([name, OPTAX[name](d)[0]])
+    bounds = sorted(d.integer(0, 40) for _ in range(k - 1))
+    return dict(schedules=children, boundaries=bounds), bounds[-1] + d.integer(1, 60)
+
+
+OPTAX: dict[str, Callable] = {
+    "constant_schedule": _o_constant, "polynomial_schedule": _o_polynomial, "linear_schedule": _o_linear,
+    "piecewise_constant_schedule": _o_piecewise_constant, "exponential_decay": _o_exponential,
+    "cosine_decay_schedule": _o_cosine, "piecewise_interpolate_schedule": _o_interpolate,
+    "linear_onecycle_schedule": lambda d: _o_onecycle(d, True), "cosine_onecycle_schedule": lambda d: _o_onecycle(d, False),
+    "warmup_constant_schedule": _o_warmup_constant, "warmup_cosine_decay_schedule": _o_warmup_cosine,
+    "warmup_exponential_decay_schedule": _o_warmup_exponential, "sgdr_schedule": _o_sgdr, "join_schedules": _o_join,
+}
+GENERATORS = {"hf": HF, "timm": TIMM, "optax": OPTAX}
+
+
 # ------------------------------------------------------------------------------------------ cases
 
 @dataclasses.dataclass
 class Case:
-    framework: str        # "torch" | "keras"
+    framework: str        # "torch" | "keras" | "hf" | "timm" | "optax"
     name: str             # the constructor
     params: dict          # JSON-safe kwargs (lambdas by their key in LAMBDAS / MULT_LAMBDAS)
     steps: int
@@ -395,7 +779,7 @@ class Case:
 
 
 def draw_case(d, framework: str, name: str) -> Case:
-    kw, steps = (TORCH if framework == "torch" else KERAS)[name](d)
+    kw, steps = {"torch": TORCH, "keras": KERAS, **GENERATORS}[framework][name](d)
     return Case(framework, name, kw, max(1, steps))
 
 
@@ -513,12 +897,48 @@ EDGE_CASES: list[Case] = [
     Case("keras", "ExponentialDecay", dict(initial_learning_rate=0.1, decay_steps=55, decay_rate=0.1,
                                            staircase=True), 120),
     Case("keras", "InverseTimeDecay", dict(initial_learning_rate=0.1, decay_steps=1, decay_rate=0.5, staircase=True), 10),
+    # transformers: the cosine rises again after T; hard-restart boundaries where (c * p) % 1 rounds below 1
+    Case("hf", "get_cosine_schedule_with_warmup", dict(lr=0.1, num_warmup_steps=10, num_training_steps=50), 120),
+    Case("hf", "get_cosine_with_hard_restarts_schedule_with_warmup", dict(lr=0.1, num_warmup_steps=0,
+                                                                          num_training_steps=49, num_cycles=49), 60),
+    Case("hf", "get_polynomial_decay_schedule_with_warmup", dict(lr=0.1, num_warmup_steps=5, num_training_steps=20,
+                                                                 power=0.0), 30),
+    Case("hf", "get_polynomial_decay_schedule_with_warmup", dict(lr=0.1, num_warmup_steps=5, num_training_steps=5), 10),
+    Case("hf", "get_inverse_sqrt_schedule", dict(lr=0.1, num_warmup_steps=0), 300),
+    Case("hf", "get_wsd_schedule", dict(lr=0.1, num_warmup_steps=7, num_decay_steps=9, num_stable_steps=5,
+                                        warmup_type="1-sqrt", decay_type="1-sqrt", min_lr_ratio=0.1), 30),
+    Case("hf", "get_scheduler", dict(name="cosine_with_min_lr", lr=0.1, num_warmup_steps=5, num_training_steps=20), 5),
+    # timm: cycles found with a float log; k-decay; warmup without prefix; a shrinking cycle_mul runs out
+    Case("timm", "CosineLRScheduler", dict(lr=0.1, t_initial=10, cycle_mul=2.0, cycle_limit=3, cycle_decay=0.5,
+                                           warmup_t=4, lr_min=1e-3), 90),
+    Case("timm", "CosineLRScheduler", dict(lr=0.1, t_initial=20, k_decay=2.0, warmup_t=5, warmup_prefix=True), 40),
+    Case("timm", "PolyLRScheduler", dict(lr=0.1, t_initial=10, cycle_mul=0.5, cycle_limit=100), 30),
+    Case("timm", "PolyLRScheduler", dict(lr=0.0011916076368523152, t_initial=42, lr_min=0.0003956203356268461,  # past
+         cycle_mul=0.623, cycle_limit=3, warmup_t=18, warmup_lr_init=0.0008125620328565709), 165),  # cycle_limit too
+    Case("timm", "TanhLRScheduler", dict(lr=0.1, t_initial=30, warmup_t=5, t_in_epochs=False), 40),
+    Case("timm", "StepLRScheduler", dict(lr=0.1, decay_t=2.5, decay_rate=0.5, warmup_t=3, warmup_prefix=False), 30),
+    Case("timm", "MultiStepLRScheduler", dict(lr=0.1, decay_t=[30, 10, 20], decay_rate=0.5), 40),
+    Case("timm", "CosineLRScheduler", dict(lr=0.1, t_initial=10, lr_min=0.3, cycle_limit=2), 30),
+    # optax: clipped decay, colliding one-cycle boundaries, what optax refuses
+    Case("optax", "exponential_decay", dict(init_value=0.1, transition_steps=3, decay_rate=0.5, transition_begin=5,
+                                            end_value=0.01), 40),
+    Case("optax", "exponential_decay", dict(init_value=0.1, transition_steps=2.5, decay_rate=1.3, staircase=True,
+                                            end_value=0.5), 40),
+    Case("optax", "linear_onecycle_schedule", dict(transition_steps=2, peak_value=0.1), 5),
+    Case("optax", "warmup_cosine_decay_schedule", dict(init_value=0.0, peak_value=0.1, warmup_steps=10,
+                                                       decay_steps=10), 5),
+    Case("optax", "cosine_decay_schedule", dict(init_value=0.1, decay_steps=0), 5),
+    Case("optax", "join_schedules", dict(schedules=[
+        ["linear_schedule", dict(init_value=0.0, end_value=0.1, transition_steps=5)],
+        ["join_schedules", dict(schedules=[["constant_schedule", dict(value=0.1)],
+                                           ["cosine_decay_schedule", dict(init_value=0.1, decay_steps=20)]],
+                                boundaries=[3])]], boundaries=[5]), 40),
 ]
 
 
 def all_labels() -> list[tuple[str, str]]:
     return ([("torch", n) for n in TORCH] + [("torch", f"{n}.momentum") for n in MOMENTUM]
-            + [("keras", n) for n in KERAS])
+            + [("keras", n) for n in KERAS] + [(fw, n) for fw, gen in GENERATORS.items() for n in gen])
 
 
 # ------------------------------------------------------------------------------------ builders
@@ -539,6 +959,8 @@ def lrcore_schedule(case: Case):
     if case.framework == "keras":
         from lrcore.compat import keras as K
         return getattr(K, case.name)(**case.params)
+    if case.framework in GENERATORS:
+        return ecosystem_schedule(case.framework, case.name, case.params)
     from lrcore.compat import torch as T
 
     def build(name, kw):
@@ -571,6 +993,37 @@ def torch_values(case: Case) -> np.ndarray:
     from .torch_oracle import torch_lrs
     return torch_lrs(torch_factory(case), case.steps, lr=case.params.get("lr", 0.1), kind=case.optimizer,
                      momentum=case.quantity == "momentum")
+
+
+def ecosystem_schedule(framework: str, name: str, params: dict):
+    """The lrcore.compat.hf / timm / optax schedule of ``name(**params)`` (optax's nested [name, kwargs] built)."""
+    import importlib
+    module = importlib.import_module(f"lrcore.compat.{framework}")
+    kw = dict(params)
+    if name == "join_schedules":
+        kw["schedules"] = [ecosystem_schedule(framework, n, k) for n, k in kw["schedules"]]
+    return getattr(module, name)(**kw)
+
+
+def ecosystem_values(case: Case) -> np.ndarray:
+    """The real package's values: hf after t scheduler.step() calls, timm after step(t) / step_update(t),
+    optax's schedule(t) in float64."""
+    kw = dict(case.params)
+    if case.framework == "optax":
+        from .optax_oracle import optax_lrs
+        return optax_lrs(case.name, kw, case.steps)
+    lr = kw.pop("lr")
+    if case.framework == "hf":
+        from .hf_oracle import hf_lrs
+        return hf_lrs(case.name, kw, case.steps, lr)
+    from .timm_oracle import timm_lrs
+    return timm_lrs(case.name, kw, case.steps, lr)
+
+
+def framework_values(case: Case) -> np.ndarray:
+    if case.framework == "torch":
+        return torch_values(case)
+    return keras_values(case) if case.framework == "keras" else ecosystem_values(case)
 
 
 def keras_values(case: Case) -> np.ndarray:
@@ -723,6 +1176,9 @@ def _uses_chained_cosine(case: Case) -> bool:
 EXPLAINED: dict[tuple, list] = {
     ("torch", None): [("PyTorch's recursive form: an absolute rounding residue (<= 1e-14 of the peak) on values "
                        "far below the peak", lambda c: True, _residue_explained)],
+    **{(fw, None): [("the package's (1 + cos) / 2 (or 1 - p) cancels near the floor: an absolute rounding residue "
+                     "(<= 1e-14 of the peak) on values far below the peak", lambda c: True, _residue_explained)]
+       for fw in ("hf", "timm", "optax")},
     ("keras", "PolynomialDecay"): [("Keras's float32 arithmetic: 1 - t / decay_steps cancels near the end of the "
                                     "decay", lambda c: True, _float32_explained(keras_polynomial_float32))],
     ("keras", "CosineDecayRestarts"): [("Keras's float32 arithmetic: restart index from a float32 log, float32 "
@@ -755,7 +1211,7 @@ def errors(framework: str, got: np.ndarray, want: np.ndarray) -> np.ndarray:
     """Per-step error in units of the tolerance's natural scale: relative error (torch) or the
     normalized error |diff| / (2e-6 |ref| + 1e-6 max|ref|) (keras)."""
     diff = np.abs(got - want)
-    if framework == "torch":
+    if framework != "keras":
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(diff == 0, 0.0, diff / np.abs(want))
     bound = KERAS_RTOL * np.abs(want) + KERAS_ATOL * np.abs(want).max()
@@ -764,7 +1220,7 @@ def errors(framework: str, got: np.ndarray, want: np.ndarray) -> np.ndarray:
 
 
 def limit(framework: str) -> float:
-    return TORCH_RTOL if framework == "torch" else 1.0
+    return 1.0 if framework == "keras" else TORCH_RTOL
 
 
 def check(case: Case, want: np.ndarray | None = None) -> Result:
@@ -773,8 +1229,8 @@ def check(case: Case, want: np.ndarray | None = None) -> Result:
     refused = None
     if want is None:
         try:
-            want = torch_values(case) if case.framework == "torch" else keras_values(case)
-        except (ValueError, TypeError, ArithmeticError) as e:  # the framework's own validation decides
+            want = framework_values(case)
+        except (ValueError, TypeError, ArithmeticError, AssertionError, KeyError) as e:  # the framework's own validation decides
             refused = e
     try:
         schedule = lrcore_schedule(case)
@@ -783,13 +1239,25 @@ def check(case: Case, want: np.ndarray | None = None) -> Result:
         if refused is not None:  # both refuse
             return Result(case, 0.0, [], [], empty, empty, [f"both refuse: {type(refused).__name__}"])
         return Result(case, math.inf, [f"lrcore refuses what the framework accepts: {e}"], [], empty, want)
+    if refused is not None and case.framework in GENERATORS:
+        # transformers, timm, optax: what the package refuses (when built or at a step), lrcore refuses too
+        try:
+            lrcore.evaluate(schedule, case.steps, backend="numpy")
+        except ValueError:
+            empty = np.zeros(0)
+            return Result(case, 0.0, [], [], empty, empty, [f"both refuse at a step: {type(refused).__name__}"])
+        return Result(case, math.inf, [f"lrcore accepts what {case.framework} refuses: {type(refused).__name__}: "
+                                       f"{refused}"], [], np.zeros(0), np.zeros(0))
     if refused is not None:  # lrcore is defined where the framework raises: nothing to compare
         empty = np.zeros(0)
         return Result(case, 0.0, [], [], empty, empty, [f"framework refuses: {type(refused).__name__}: {refused}"])
     err = np.zeros(case.steps)
     got = None
     for backend in ("numpy", "numba"):
-        g = lrcore.evaluate(schedule, case.steps, backend=backend)
+        try:
+            g = lrcore.evaluate(schedule, case.steps, backend=backend)
+        except ValueError as e:
+            return Result(case, math.inf, [f"lrcore refuses a step the framework computes: {e}"], [], np.zeros(0), want)
         got = g if got is None else got
         err = np.maximum(err, errors(case.framework, g, want))
     bad = np.flatnonzero(~(err <= limit(case.framework)))
@@ -816,7 +1284,7 @@ def describe(r: Result, k: int = 5) -> str:
             f"lrcore {r.got[s].tolist()} vs framework {r.want[s].tolist()}")
 
 
-def run(examples: int = 20, seed: int = 0, frameworks=("torch", "keras"), log=None) -> list[dict]:
+def run(examples: int = 20, seed: int = 0, frameworks=("torch", "keras", "hf", "timm", "optax"), log=None) -> list[dict]:
     """The whole suite: ``examples`` random cases per constructor (and per momentum schedule).
     Returns one summary row per (framework, schedule) and, in each row, the failing results."""
     rows = []
@@ -832,8 +1300,8 @@ def run(examples: int = 20, seed: int = 0, frameworks=("torch", "keras"), log=No
         fails = [r for r in results if not r.ok]
         row = dict(framework=fw, schedule=label, cases=len(results),
                    max_err=max(r.err for r in results),
-                   err_measure="relative" if fw == "torch" else "|diff| / (2e-6|ref| + 1e-6 max|ref|)",
-                   limit=1e-10 if fw == "torch" else 1.0,
+                   err_measure="relative" if fw != "keras" else "|diff| / (2e-6|ref| + 1e-6 max|ref|)",
+                   limit=limit(fw),
                    explained_steps=sum(len(r.explained) for r in results),
                    verdict="pass" if not fails else f"FAIL ({len(fails)} cases)", failures=fails)
         rows.append(row)

@@ -1,4 +1,5 @@
-"""The conformance suite (reference/conformance.py): lrcore.compat against the real PyTorch and Keras.
+"""The conformance suite (reference/conformance.py): lrcore.compat against the real PyTorch, Keras,
+transformers, timm and optax.
 
 Hypothesis draws the parameters through ``HypothesisDraw``, from the same generators (same ranges and
 edge cases) that ``lrbench conformance`` draws from with a seeded ``RandomDraw``. Each constructor runs a
@@ -6,6 +7,7 @@ bounded number of examples here (``HYPOTHESIS_PROFILE=thorough`` runs the profil
 runs more. Tolerances: PyTorch relative error <= 1e-10 per step; Keras |diff| <= 2e-6 |ref| + 1e-6 max|ref|;
 steps that differ for a documented framework reason are identified exactly (``conformance.EXPLAINED``).
 """
+import importlib.util
 import os
 
 import numpy as np
@@ -51,9 +53,44 @@ def test_keras(name, data):
     _assert_conforms(C.draw_case(C.HypothesisDraw(data), "keras", name))
 
 
+PACKAGES = {"hf": "transformers", "timm": "timm", "optax": "optax"}
+
+
+def _needs(framework):
+    """Skip where the package is missing (found, not imported: timm's __init__ needs torchvision)."""
+    if framework in PACKAGES and importlib.util.find_spec(PACKAGES[framework]) is None:
+        pytest.skip(f"{PACKAGES[framework]} is not installed (pip install 'lrbench[{framework}]')")
+
+
+@pytest.mark.parametrize("framework,name", [(fw, n) for fw, gen in C.GENERATORS.items() for n in gen],
+                         ids=[f"{fw}-{n}" for fw, gen in C.GENERATORS.items() for n in gen])
+@SETTINGS
+@given(data=st.data())
+def test_ecosystem(framework, name, data):
+    """transformers, timm and optax, run for real, against lrcore.compat.hf / timm / optax: 1e-10 relative."""
+    _needs(framework)
+    _assert_conforms(C.draw_case(C.HypothesisDraw(data), framework, name))
+
+
 @pytest.mark.parametrize("case", C.EDGE_CASES, ids=[f"{c.framework}-{c.label}-{i}" for i, c in enumerate(C.EDGE_CASES)])
 def test_edge_cases(case):
+    _needs(case.framework)
     _assert_conforms(case)
+
+
+@pytest.mark.parametrize("framework", ["hf", "timm", "optax"])
+def test_the_suite_catches_an_ecosystem_mismatch(framework):
+    """A 1e-9 relative change of a transformers, timm or optax reference fails the check."""
+    _needs(framework)
+    case = {"hf": C.Case("hf", "get_cosine_schedule_with_warmup", dict(lr=0.1, num_warmup_steps=5,
+                                                                        num_training_steps=40), 50),
+            "timm": C.Case("timm", "CosineLRScheduler", dict(lr=0.1, t_initial=30, warmup_t=5), 50),
+            "optax": C.Case("optax", "warmup_cosine_decay_schedule", dict(init_value=0.0, peak_value=0.1,
+                                                                          warmup_steps=5, decay_steps=40), 50)}[framework]
+    want = C.framework_values(case)
+    assert C.check(case, want).ok
+    want[20] *= 1 + 1e-9
+    assert C.check(case, want).bad == [20]
 
 
 def test_keras_restart_boundary_at_70_is_exact():

@@ -42,6 +42,8 @@ FRAMEWORKS = SECTIONS["PyTorch vs Keras"]
 GRAPH = SECTIONS["Keras: eager `schedule(t)` vs a compiled train step"]
 LRCORE = SECTIONS["Where lrcore does not reproduce the framework"]
 SURPRISES = SECTIONS["Surprising framework values that lrcore reproduces"]
+ECOSYSTEMS = [r for r in SECTIONS["Across ecosystems: one recipe in PyTorch, Keras, transformers, timm and optax"]
+              if r[0] != "recipe"]
 
 
 def _code(cell):
@@ -85,6 +87,7 @@ def _keras_close(got, want):
 
 
 def test_the_page_has_its_tables():
+    assert len(ECOSYSTEMS) >= 20 and {r[1] for r in ECOSYSTEMS} == {"torch", "keras", "hf", "timm", "optax"}
     assert len(FRAMEWORKS) >= 12 and len(GRAPH) == 2 and len(LRCORE) == 3 and len(SURPRISES) >= 8
 
 
@@ -139,3 +142,18 @@ def test_surprising_values_are_the_frameworks_and_lrcores(row):
     else:
         _close(_keras(code, steps), _numbers(values))
         _keras_close(_lrcore_keras(code, steps), _numbers(values))
+
+
+@pytest.mark.parametrize("row", ECOSYSTEMS, ids=[f"{r[0]}-{r[1]}" for r in ECOSYSTEMS])
+def test_across_ecosystems(row):
+    """Each recipe in its real package (transformers, timm, optax too) and in lrcore, against the page."""
+    import importlib.util
+    recipe, framework, code, steps, values = row
+    package = {"hf": "transformers", "timm": "timm", "optax": "optax"}.get(framework)
+    if package and importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed")
+    from reference import ecosystem_table as E
+    steps, code = [int(s) for s in _numbers(steps)], _code(code)
+    _close(E.values(framework, code, steps), _numbers(values))
+    got = lrcore.evaluate(lrcore.parse(code), np.array(steps))
+    (_keras_close if framework == "keras" else _close)(got, _numbers(values))

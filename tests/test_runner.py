@@ -55,14 +55,16 @@ def full_run(matrix, data, tmp_path_factory):
 def test_run_folder_files(full_run, matrix):
     meta = json.loads((full_run / "meta.json").read_text())
     assert meta["status"] == "complete" and meta["trainer"] == "batched" and meta["device"] == "cpu"
-    assert meta["n_configs"] == matrix.n_configs == 12 and meta["chunks"][-1] == [10, 11]
+    assert meta["n_configs"] == matrix.n_configs == 12 and meta["chunks"][-1] == [8, 9, 10, 11]
     assert meta["matrix"]["schedules"] == matrix.schedules and meta["git_commit"]
     assert meta["throughput"]["model_epochs_per_s"] > 0 and meta["throughput"]["matmul_flop_per_s"] > 0
     hist = pd.read_parquet(full_run / "epochs.parquet")
     summ = pd.read_csv(full_run / "summary.csv")
     tp = pd.read_csv(full_run / "throughput.csv")
-    assert list(hist.columns) == HISTORY_COLUMNS + ["trainer", "chunk", "model_time_s"]
-    assert list(summ.columns) == SUMMARY_COLUMNS + ["trainer", "chunk"]
+    assert list(hist.columns) == HISTORY_COLUMNS + ["trainer", "chunk", "model_time_s", "stage", "lr_factor", "precision"]
+    assert list(summ.columns) == SUMMARY_COLUMNS + ["trainer", "chunk", "stage", "lr_factor", "precision"]
+    assert (summ["stage"] == "main").all() and (summ["lr_factor"] == 1.0).all() and (summ["precision"] == "fp32").all()
+    assert [st["name"] for st in meta["stages"]] == ["main"] and meta["stages"][0]["chunks"] == [0, 1, 2]
     assert len(hist) == 12 * 2 and sorted(summ["model"]) == list(range(12)) and len(tp) == 3
     # configuration k of the matrix is model k
     for c, row in zip(matrix.configs(), summ.sort_values("model").itertuples()):
@@ -104,7 +106,7 @@ def test_resume_after_interrupt_skips_finished_chunks(matrix, data, tmp_path, mo
     run = tmp_path / "runs" / "r"
     meta = json.loads((run / "meta.json").read_text())
     assert meta["status"] == "interrupted"
-    assert len(pd.read_csv(run / "summary.csv")) == 5  # the finished chunk is already readable
+    assert len(pd.read_csv(run / "summary.csv")) == 4  # the finished chunk is already readable
     first = (run / "parts" / "chunk-0000.summary.csv").stat().st_mtime_ns
     monkeypatch.setattr(runner, "_train", real)
     calls.clear()
@@ -262,16 +264,20 @@ def test_bad_requests_fail_clearly(matrix, data, tmp_path):
         run_matrix(matrix, results_dir=tmp_path, run_id="x", device="cpu", data=data)
 
 
-@pytest.mark.parametrize("n, size", [(1, 1), (7, 2), (76, 72), (222, 72), (80, 72), (81, 72), (144, 72), (10, 9)])
+@pytest.mark.parametrize("n, size", [(1, 1), (7, 2), (76, 72), (222, 72), (80, 72), (81, 72), (144, 72), (10, 9),
+                                     (370, 72)])
 def test_plan_chunks_covers_every_config_once_in_order_without_a_tiny_tail(n, size):
     chunks = runner.plan_chunks(n, size)
     assert [i for c in chunks for i in c] == list(range(n))
-    assert all(len(c) == size for c in chunks[:-2])
-    assert len(chunks[-1]) >= min(n, size // 8)
+    sizes = [len(c) for c in chunks]
+    assert max(sizes) - min(sizes) <= 1  # balanced
     assert len(chunks) == max(1, n // size + (n % size >= size // 8 and n % size > 0))
+    assert max(sizes) <= size + size // 8
 
 
 def test_quick_matrix_is_one_chunk_on_the_cpu():
     quick = load_matrix("quick")
     assert quick.n_configs == 76 and len(runner.plan_chunks(quick.n_configs, runner.CPU_CHUNK)) == 1
-    assert [len(c) for c in runner.plan_chunks(load_matrix("default").n_configs, runner.CPU_CHUNK)] == [72, 72, 78]
+    assert quick.n_tuning_models == 114 and len(runner.plan_chunks(quick.n_tuning_models, runner.CPU_CHUNK)) == 2
+    default = load_matrix("default")
+    assert [len(c) for c in runner.plan_chunks(default.n_tuning_models, runner.CPU_CHUNK)] == [62, 61, 62, 62, 61, 62]

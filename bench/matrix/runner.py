@@ -44,13 +44,14 @@ from ..machine import utc as _utc
 from ..results import RunNotFound, find_run, results_root, run_lock, write_json
 from ..results import atomic_write as _atomic_write
 from .spec import Matrix, from_dict
+from .tuning import Stage, next_stage
 
 __all__ = ["TRAINERS", "RunError", "RunWriteError", "CorruptPartWarning", "run_matrix", "resolve_run", "plan_chunks",
            "EXTRA_HISTORY", "EXTRA_SUMMARY", "THROUGHPUT_COLUMNS"]
 
 TRAINERS = ("batched", "sequential", "keras")
-EXTRA_HISTORY = ["trainer", "chunk", "model_time_s"]
-EXTRA_SUMMARY = ["trainer", "chunk"]
+EXTRA_HISTORY = ["trainer", "chunk", "model_time_s", "stage", "lr_factor", "precision"]
+EXTRA_SUMMARY = ["trainer", "chunk", "stage", "lr_factor", "precision"]
 THROUGHPUT_COLUMNS = ["chunk", "trainer", "device", "n_models", "epochs", "steps", "batch_size", "n_train",
                       "wall_s", "samples_per_s", "model_epochs_per_s", "flop_per_s", "flops", "matmul_flop_per_s"]
 CPU_CHUNK = 72  # the quick matrix in one chunk; 9% more model-epochs/s than 36 on the 2-core CPU
@@ -90,14 +91,17 @@ def resolve_device(device: str) -> str:
 
 
 def plan_chunks(n_configs: int, chunk_size: int) -> list[list[int]]:
-    """Consecutive config indices, ``chunk_size`` at a time; a last chunk smaller than ``chunk_size // 8``
-    joins the one before (a few models alone train far below the batched throughput: the quick matrix's
-    72 scheduled + 4 schedule-free models are one chunk, not 72 + 4)."""
-    chunks = [list(range(a, min(a + chunk_size, n_configs))) for a in range(0, n_configs, chunk_size)]
-    if len(chunks) > 1 and len(chunks[-1]) < chunk_size // 8:
-        tail = chunks.pop()
-        chunks[-1].extend(tail)
-    return chunks
+    """Consecutive config indices in ``ceil(n / chunk_size)`` chunks of equal size (+-1), except that a
+    remainder under ``chunk_size // 8`` adds no chunk of its own (a few models alone train far below the
+    batched throughput: the quick matrix's 72 scheduled + 4 schedule-free models are one chunk of 76, a tuning
+    grid of 370 six chunks of 61-62, not five of 72 and one of 10)."""
+    if n_configs <= 0:
+        return []
+    k = -(-n_configs // chunk_size)
+    if k > 1 and n_configs - (k - 1) * chunk_size < chunk_size // 8:
+        k -= 1
+    bounds = [round(i * n_configs / k) for i in range(k + 1)]
+    return [list(range(a, b)) for a, b in zip(bounds, bounds[1:])]
 
 
 def resolve_run(run: str | Path, results_dir: Path | None = None) -> Path:
@@ -253,15 +257,21 @@ def _check_parts(run_dir: Path, n_chunks: int) -> list[int]:
     return todo
 
 
-def _save_chunk(run_dir: Path, k: int, indices: list[int], result, trainer: str, info: dict) -> dict:
+def _save_chunk(run_dir: Path, k: int, indices: list[int], result, trainer: str, info: dict,
+                configs: list | None = None) -> dict:
     paths = _chunk_paths(run_dir, k)
     paths["epochs"].parent.mkdir(parents=True, exist_ok=True)
     hist, summ = result.history.copy(), result.summary.copy()
+    local = hist["model"].to_numpy(), summ["model"].to_numpy()
     glob = np.asarray(indices)
-    hist["model"] = glob[hist["model"].to_numpy()]
-    summ["model"] = glob[summ["model"].to_numpy()]
+    hist["model"] = glob[local[0]]
+    summ["model"] = glob[local[1]]
     hist["trainer"], summ["trainer"] = trainer, trainer
     hist["chunk"], summ["chunk"] = k, k
+    for col, default in (("stage", "main"), ("lr_factor", 1.0)):  # where a tuned run put each model
+        values = np.asarray([getattr(c, col) or default for c in configs] if configs else [default] * len(indices))
+        hist[col], summ[col] = values[local[0]], values[local[1]]
+    hist["precision"], summ["precision"] = info.get("precision", "fp32"), info.get("precision", "fp32")
     share = len(indices) if trainer == "batched" else 1
     hist["model_time_s"] = hist["epoch_time_s"] / share
     _atomic_write(paths["epochs"], lambda p: hist.to_parquet(p, index=False))
@@ -283,6 +293,10 @@ def _assemble(run_dir: Path, n_chunks: int) -> tuple[pd.DataFrame, pd.DataFrame,
     summ = pd.concat([pd.read_csv(_chunk_paths(run_dir, k)["summary"]) for k in done], ignore_index=True)
     tp = pd.DataFrame([{c: v for c, v in json.loads(_chunk_paths(run_dir, k)["done"].read_text()).items()
                         if c in THROUGHPUT_COLUMNS} for k in done])
+    for frame in (hist, summ):  # parts written before stages (and precisions) existed
+        for col, default in (("stage", "main"), ("lr_factor", 1.0), ("precision", "fp32")):
+            if col not in frame:
+                frame[col] = default
     hist = hist.sort_values(["model", "epoch"], kind="stable")[HISTORY_COLUMNS + EXTRA_HISTORY]
     summ = summ.sort_values("model", kind="stable")[SUMMARY_COLUMNS + EXTRA_SUMMARY]
     tp = tp.reindex(columns=THROUGHPUT_COLUMNS)
@@ -299,6 +313,65 @@ def _aggregate(tp: pd.DataFrame) -> dict:
     return {"wall_s": wall, "model_epochs": me, "model_epochs_per_s": me / wall, "samples_per_s": samples / wall,
             "flop_per_s": float(tp["flops"].sum()) / wall,
             "matmul_flop_per_s": float(tp["matmul_flop_per_s"].median())}
+
+
+def _range_test(matrix: Matrix, find: list[str], data, device: str, run_dir: Path, progress: bool, console) -> dict:
+    """Smith's LR range test, its curves, table and plot in ``run_dir/find_lr``: the peaks of the optimizers
+    whose peak_lr is "find" (returned), and for a tuned run every optimizer's suggestion (the report draws it
+    beside the tuned learning rates)."""
+    from rich.console import Console
+
+    from ..train.find_lr import SWEEP_STEPS, find_peaks
+    todo = list(matrix.peak_lr) if matrix.tuning is not None else find
+    say = console or Console(stderr=True)
+    status = say.status(f"LR range test of {', '.join(todo)} ({SWEEP_STEPS} steps, batched)")
+    with status if progress else contextlib.nullcontext():
+        found = find_peaks(todo, data, widths=matrix.widths, activation=matrix.activation, dropout=matrix.dropout,
+                           batch_size=matrix.batch_size, device=device, seed=0, out_dir=run_dir / "find_lr",
+                           required=find)
+    if progress:
+        say.print("LR range test: " + ", ".join(f"{k} {v:.3g}" for k, v in found.items()) +
+                  f" (curves and plot in {run_dir / 'find_lr'})")
+    return {k: float(found[k]) for k in find}
+
+
+def _train_chunks(run_dir: Path, meta: dict, executor, chunks: list[list[int]], configs: list, stage: str, *,
+                  matrix: Matrix, data, device: str, trainer: str, progress: bool, console, train) -> None:
+    """Train every chunk without an intact part and write each part as it finishes; an interrupt or a
+    failed chunk is recorded in meta.json ("interrupted" / "failed") with the finished parts assembled."""
+    from .executors import ChunkJob, ExecutorError
+    from .progress import RunProgress
+
+    todo = _check_parts(run_dir, len(chunks))
+    if not todo:
+        return
+    label = meta["run_id"] + (f" [{stage}]" if stage and stage != "main" else "")
+    bar = RunProgress(label, sum(len(chunks[k]) for k in todo) * matrix.epochs, len(todo), enabled=progress,
+                      console=console)
+    jobs = [ChunkJob(k, [configs[i] for i in chunks[k]]) for k in todo]
+
+    def record_stop(e: BaseException):
+        meta["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        if isinstance(e, ExecutorError):
+            meta["error"] = str(e)
+        write_json(run_dir / "meta.json", meta)
+
+    try:
+        with bar, _terminate_as_interrupt():
+            finished = executor.run(jobs, train=train, trainer=trainer, matrix=matrix, data=data, device=device,
+                                    progress=bar)
+            with contextlib.closing(finished):  # an interrupt while a part is written still cancels the rest
+                try:
+                    for k, result, info in finished:
+                        _save_chunk(run_dir, k, chunks[k], result, trainer, info, [configs[i] for i in chunks[k]])
+                except (KeyboardInterrupt, ExecutorError) as e:
+                    record_stop(e)  # before the executor cancels its tasks: a crash there keeps the status
+                    raise
+    except (KeyboardInterrupt, ExecutorError) as e:
+        record_stop(e)
+        if any(_chunk_done(run_dir, k) for k in range(len(chunks))):
+            _assemble(run_dir, len(chunks))
+        raise
 
 
 def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None, run_id: str | None = None,
@@ -340,9 +413,6 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
     import torch
 
     from ..train.data import load_fashion_mnist
-    from .executors import ChunkJob, ExecutorError
-    from .progress import RunProgress
-
     local = executor.name == "local"
     if not local:
         executor.start()
@@ -355,6 +425,7 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
         trainer, device = meta["trainer"], meta["device"]
         optim_impl = meta.get("optim_impl", optim_impl)
         chunks = meta["chunks"]
+        chunk_size = meta.get("chunk_size_option")
         peaks = meta["peak_lr"]
         if not local:
             device = executor.resolve_device("cuda" if device.startswith("cuda") else "cpu")
@@ -376,12 +447,9 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
             device = executor.resolve_device("cpu" if trainer == "keras" else device)
         else:
             device = "cpu" if trainer == "keras" else resolve_device(device)
-        size = chunk_size or (ONE_AT_A_TIME_CHUNK if trainer != "batched" else
-                              -(-matrix.n_configs // (1 if local else executor.slots())) if device.startswith("cuda")
-                              else CPU_CHUNK)
-        if size < 1:
-            raise RunError(f"--chunk-size must be >= 1, got {size}")
-        chunks = plan_chunks(matrix.n_configs, size)
+        if chunk_size is not None and chunk_size < 1:
+            raise RunError(f"--chunk-size must be >= 1, got {chunk_size}")
+        chunks = []
         peaks = dict(matrix.peak_lr)
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
         suffix = f"-{trainer}" if trainer != "batched" else ""
@@ -396,30 +464,17 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
     here = device if local else ("cuda:0" if device == "cuda" and torch.cuda.is_available() else "cpu")
     if data is None:
         data = load_fashion_mnist("cpu" if trainer == "keras" or not local else device, data_dir)
-    if matrix.needs_find() and any(v == "find" for v in peaks.values()):
-        from rich.console import Console
-
-        from ..train.find_lr import SWEEP_STEPS, find_peaks
-        todo = matrix.needs_find()
-        say = console or Console(stderr=True)
-        status = say.status(f"LR range test for the peaks of {', '.join(todo)} ({SWEEP_STEPS} steps, batched)")
-        with status if progress else contextlib.nullcontext():
-            found = find_peaks(todo, data, widths=matrix.widths, activation=matrix.activation,
-                               dropout=matrix.dropout, batch_size=matrix.batch_size, device=here, seed=0,
-                               out_dir=run_dir / "find_lr")
-        peaks.update({k: float(v) for k, v in found.items()})
-        if progress:
-            say.print("peaks from the range test: " + ", ".join(f"{k} {v:.3g}" for k, v in found.items()) +
-                      f" (curves and plot in {run_dir / 'find_lr'})")
-    configs = matrix.configs(peaks)
+    find = [o for o, v in peaks.items() if v == "find"]
+    if find or (matrix.tuning is not None and not (run_dir / "find_lr" / "find_lr.csv").is_file()):
+        peaks.update(_range_test(matrix, find, data, here, run_dir, progress, console))
 
     if meta is None:
         run_dir.mkdir(parents=True, exist_ok=True)  # may hold find_lr/ already
         meta = {"run_id": run_id, "status": "running", "command": command or " ".join(sys.argv),
                 "matrix": matrix.to_dict(), "framework": matrix.framework, "trainer": trainer,
                 **environment(here), "started_utc": _utc(), "finished_utc": None, "epochs": matrix.epochs,
-                "seeds": list(matrix.seeds), "n_configs": len(configs),
-                "chunk_size": len(chunks[0]), "chunks": chunks, "peak_lr": peaks, "optim_impl": optim_impl,
+                "seeds": list(matrix.seeds), "n_configs": 0, "chunk_size_option": chunk_size,
+                "chunks": chunks, "stages": [], "peak_lr": peaks, "optim_impl": optim_impl, "precision": "fp32",
                 "data": {"dir": str(data.source), "sha256_verified": True, "n_train": len(data.x_train),
                          "n_val": len(data.x_val), "n_test": len(data.x_test), "split_seed": data.split_seed,
                          "normalisation": {"mean": data.mean, "std": data.std}}}
@@ -439,37 +494,36 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
         meta["resumed_utc"].append(_utc())
     write_json(run_dir / "meta.json", meta)
 
-    todo = _check_parts(run_dir, len(chunks))
-    bar = RunProgress(meta["run_id"], sum(len(chunks[k]) for k in todo) * matrix.epochs, len(todo),
-                      enabled=progress, console=console)
-    jobs = [ChunkJob(k, [configs[i] for i in chunks[k]]) for k in todo]
+    stages = ([Stage.from_dict(d) for d in meta["stages"]] if "stages" in meta else
+              [Stage("main", tuple((o, n, 1.0) for o, n in matrix.points), matrix.seeds)])  # runs before stages
+    configs = [c for st in stages for c in st.configs(matrix, peaks)]
 
     def train(*args):  # looked up at call time (tests replace runner._train)
         return _train(*args, optim_impl=optim_impl)
 
-    def record_stop(e: BaseException):
-        meta["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-        if isinstance(e, ExecutorError):
-            meta["error"] = str(e)
+    run_chunks = functools.partial(_train_chunks, run_dir, meta, executor, matrix=matrix, data=data, device=device,
+                                   trainer=trainer, progress=progress, console=console,
+                                   train=train if local else functools.partial(_train, optim_impl=optim_impl))
+    while True:  # 1. train what is planned and not done; 2. plan the next stage from the results; 3. repeat
+        run_chunks(chunks, configs, stages[-1].name if stages else "")
+        summary = _assemble(run_dir, len(chunks))[1] if chunks else None
+        stage = next_stage(matrix, stages, summary)
+        if stage is None:
+            break
+        new = stage.configs(matrix, peaks)
+        size = chunk_size or (ONE_AT_A_TIME_CHUNK if trainer != "batched" else
+                              -(-len(new) // (1 if local else executor.slots())) if device.startswith("cuda")
+                              else CPU_CHUNK)
+        first = len(chunks)
+        chunks += [[len(configs) + i for i in c] for c in plan_chunks(len(new), size)]
+        configs += new
+        stages.append(stage)
+        for name, frame in stage.files.items():
+            _atomic_write(run_dir / name, lambda p, f=frame: f.to_csv(p, index=False))
+        meta.update(stage.meta)
+        meta["stages"] = meta.get("stages", []) + [{**stage.to_dict(), "chunks": list(range(first, len(chunks)))}]
+        meta.update(chunks=chunks, n_configs=len(configs), chunk_size=len(chunks[0]))
         write_json(run_dir / "meta.json", meta)
-
-    try:
-        with bar, _terminate_as_interrupt():
-            finished = executor.run(jobs, train=train if local else functools.partial(_train, optim_impl=optim_impl),
-                                    trainer=trainer, matrix=matrix,
-                                    data=data, device=device, progress=bar)
-            with contextlib.closing(finished):  # an interrupt while a part is written still cancels the rest
-                try:
-                    for k, result, info in finished:
-                        _save_chunk(run_dir, k, chunks[k], result, trainer, info)
-                except (KeyboardInterrupt, ExecutorError) as e:
-                    record_stop(e)  # before the executor cancels its tasks: a crash there keeps the status
-                    raise
-    except (KeyboardInterrupt, ExecutorError) as e:
-        record_stop(e)
-        if any(_chunk_done(run_dir, k) for k in range(len(chunks))):
-            _assemble(run_dir, len(chunks))
-        raise
     missing = [k for k in range(len(chunks)) if not _chunk_done(run_dir, k)]
     if missing:
         raise RunError(f"chunks {missing} of run {meta['run_id']} have no intact part after training: "

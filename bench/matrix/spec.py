@@ -2,7 +2,8 @@
 
 ``load_matrix(name_or_path)`` reads a built-in (``builtin/*.toml``) or a TOML file into a :class:`Matrix`;
 ``Matrix.configs()`` lists the configurations (optimizer-major, then schedule, then seed: the ``model``
-numbers of every results file). The file format and the validation rules: docs/BENCH.md, "bench/matrix/spec.py".
+numbers of every results file); a ``[tuning]`` table (:class:`Tuning`) makes it a tuned matrix, whose stages
+``bench.matrix.tuning`` plans. The file format and the validation rules: docs/BENCH.md, "bench/matrix/spec.py".
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Matrix", "MatrixError", "BUILTIN", "builtin_names", "load_matrix", "parse_seeds"]
+__all__ = ["Matrix", "MatrixError", "Tuning", "BUILTIN", "builtin_names", "load_matrix", "parse_seeds",
+           "TUNING_METRICS"]
 
 #: The built-in matrix files: package data of ``bench.matrix``, read with importlib.resources.
 BUILTIN = resources.files("bench.matrix") / "builtin"
@@ -35,11 +37,32 @@ FRAMEWORKS = ("torch", "keras")
 N_TRAIN = 50_000
 PLATEAU_KEYS = ("factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps")
 TOP_KEYS = ("name", "description", "framework", "epochs", "seeds", "batch_size", "early_stopping",
-            "target_val_acc", "baseline", "contender", "model", "peak_lr", "schedules", "schedule_free", "plateau")
+            "target_val_acc", "baseline", "contender", "model", "peak_lr", "schedules", "schedule_free", "plateau",
+            "tuning")
 #: What schedule-free optimizers run when a matrix names them without a [schedule_free] table: warmup over
 #: the first 5% of steps, then the peak (the package's recipe: warmup only, the averaging does the rest).
 DEFAULT_SCHEDULE_FREE = {"warmup_constant": "Warmup(Constant(lr=peak), steps=total // 20)"}
 MODEL_KEYS = ("widths", "activation", "dropout")
+TUNING_KEYS = ("lr_factors", "tuning_seeds", "metric", "extend")
+#: Selection metrics of a tuned matrix (validation only, never test): the validation accuracy at the end of
+#: training, or at the best epoch (early stopping's restore point).
+TUNING_METRICS = ("final_val_acc", "best_val_acc")
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuning:
+    """A matrix's ``[tuning]`` table: every (optimizer, schedule) trains at ``peak_lr * f`` for each factor
+    ``f`` on ``seeds`` (the tuning seeds, disjoint from the matrix's evaluation seeds); the factor with the
+    highest mean ``metric`` over them is selected; an optimum on the grid's edge trains the next factor
+    outward, up to ``extend`` times (bench/matrix/tuning.py)."""
+    lr_factors: tuple[float, ...]
+    seeds: tuple[int, ...]
+    metric: str = "final_val_acc"
+    extend: int = 2
+
+    def to_dict(self) -> dict:
+        return {"lr_factors": list(self.lr_factors), "tuning_seeds": list(self.seeds), "metric": self.metric,
+                "extend": self.extend}
 
 
 class MatrixError(ValueError):
@@ -98,6 +121,7 @@ class Matrix:
     dropout: float = 0.0
     plateau: dict[str, Any] = dataclasses.field(default_factory=dict)
     schedule_free: dict[str, str] = dataclasses.field(default_factory=dict)
+    tuning: Tuning | None = None
     source: str = ""
 
     @property
@@ -112,20 +136,40 @@ class Matrix:
 
     @property
     def n_configs(self) -> int:
-        return sum(len(self.schedules_of(o)) for o in self.peak_lr) * len(self.seeds)
+        """Models on the evaluation seeds (all models of an untuned matrix)."""
+        return len(self.points) * len(self.seeds)
+
+    @property
+    def n_tuning_models(self) -> int:
+        """Models of a tuned matrix's grid on its tuning seeds (before any extension); 0 when untuned."""
+        t = self.tuning
+        return 0 if t is None else len(self.points) * len(t.lr_factors) * len(t.seeds)
 
     def needs_find(self) -> list[str]:
         """Optimizers whose peak is "find"."""
         return [o for o, v in self.peak_lr.items() if v == "find"]
 
     def configs(self, peaks: dict[str, float] | None = None) -> list[TrainConfig]:
-        """All configurations, optimizer-major, then schedule, then seed. ``peaks`` fills "find" peaks."""
+        """All configurations at the peaks, optimizer-major, then schedule, then seed (an untuned run's
+        models). ``peaks`` fills "find" peaks."""
+        return self.point_configs([(o, s, 1.0) for o in self.peak_lr for s in self.schedules_of(o)], self.seeds,
+                                  peaks)
+
+    def point_configs(self, points, seeds, peaks: dict[str, float] | None = None, stage: str = "") -> list[TrainConfig]:
+        """The configurations of ``points`` ((optimizer, schedule name, lr factor), in order) x ``seeds``: peak
+        learning rate ``peaks[optimizer] * factor``. ``peaks`` fills "find" peaks."""
         resolved = {**self.peak_lr, **(peaks or {})}
         missing = [o for o, v in resolved.items() if v == "find"]
         if missing:
             raise MatrixError(f"matrix {self.name}: peak_lr of {missing} is 'find': run the LR range test first")
-        return [TrainConfig(name=s, optimizer=o, peak_lr=float(resolved[o]), schedule=text, seed=seed)
-                for o in self.peak_lr for s, text in self.schedules_of(o).items() for seed in self.seeds]
+        return [TrainConfig(name=s, optimizer=o, peak_lr=float(resolved[o]) * float(f),
+                            schedule=self.schedules_of(o)[s], seed=seed, lr_factor=float(f), stage=stage)
+                for o, s, f in points for seed in seeds]
+
+    @property
+    def points(self) -> list[tuple[str, str]]:
+        """Every (optimizer, schedule name), in matrix order."""
+        return [(o, s) for o in self.peak_lr for s in self.schedules_of(o)]
 
     def replace(self, **changes) -> "Matrix":
         """A copy with some fields changed (``epochs``, ``seeds``, ...), validated again."""
@@ -157,6 +201,8 @@ class Matrix:
              "model": {"widths": list(self.widths), "activation": self.activation, "dropout": self.dropout},
              "peak_lr": dict(self.peak_lr), "schedules": dict(self.schedules), "plateau": dict(self.plateau),
              "source": self.source}
+        if self.tuning is not None:
+            d["tuning"] = self.tuning.to_dict()
         if self.schedule_free:
             d["schedule_free"] = dict(self.schedule_free)
         if self.baseline is not None:
@@ -310,6 +356,7 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
             if len(bad_at):
                 fail(f"[{table}] {sname!r} gives lr {values[bad_at[0]]!r} at step {bad_at[0]} "
                      f"(peak={peak}, total={total}): learning rates must be finite and >= 0")
+    tuning = _tuning(raw.get("tuning"), seeds, es, fail)
     out = {}
     for key in ("baseline", "contender"):
         v = raw.get(key)
@@ -324,4 +371,40 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
                   description=desc, framework=framework, batch_size=batch_size, early_stopping=es,
                   target_val_acc=float(target), baseline=out["baseline"], contender=out["contender"],
                   widths=tuple(widths), activation=activation, dropout=float(dropout), plateau=dict(plateau),
-                  schedule_free=sf, source=source)
+                  schedule_free=sf, tuning=tuning, source=source)
+
+
+def _tuning(table, seeds: tuple[int, ...], early_stopping: int, fail) -> Tuning | None:
+    """The ``[tuning]`` table validated (None when absent); see :class:`Tuning`."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        fail(f"[tuning] must be a table, got {table!r}")
+    bad = sorted(set(table) - set(TUNING_KEYS))
+    if bad:
+        fail(f"[tuning] unknown key(s) {bad}; allowed: {', '.join(TUNING_KEYS)}")
+    factors = table.get("lr_factors")
+    if not (isinstance(factors, list) and len(factors) >= 2 and all(_num(f) and f > 0 for f in factors)):
+        fail(f"[tuning] lr_factors must be a list of >= 2 positive numbers (multipliers of each optimizer's "
+             f"peak_lr), got {factors!r}")
+    if len(set(factors)) != len(factors) or list(factors) != sorted(factors):
+        fail(f"[tuning] lr_factors must be distinct and in increasing order, got {factors}")
+    try:
+        tseeds = tuple(parse_seeds(table.get("tuning_seeds")))
+    except ValueError as e:
+        fail(f"[tuning] tuning_{e}")
+    if not isinstance(table.get("tuning_seeds"), list):
+        fail(f"[tuning] tuning_seeds must be a list of seeds (disjoint from seeds), got {table.get('tuning_seeds')!r}")
+    shared = sorted(set(tseeds) & set(seeds))
+    if shared:
+        fail(f"[tuning] tuning_seeds {shared} are also evaluation seeds: a configuration must be judged on seeds "
+             f"its learning rate was not chosen on (seeds = {list(seeds)}, tuning_seeds = {list(tseeds)})")
+    metric = table.get("metric", "best_val_acc" if early_stopping else "final_val_acc")
+    if metric not in TUNING_METRICS:
+        hint = " (selection never reads a test metric)" if isinstance(metric, str) and "test" in metric else ""
+        fail(f"[tuning] metric must be one of {', '.join(TUNING_METRICS)}, got {metric!r}{hint}")
+    extend = table.get("extend", 2)
+    if not _int(extend) or extend < 0:
+        fail(f"[tuning] extend must be an integer >= 0 (extra factors tried outward when the best is on the "
+             f"grid's edge), got {extend!r}")
+    return Tuning(lr_factors=tuple(float(f) for f in factors), seeds=tseeds, metric=metric, extend=extend)

@@ -222,7 +222,7 @@ def _conformance(results: Path) -> Table | None:
         rows.append([fw, len(g), cases, len(g) - len(bad), ", ".join(f"{s} ({v})" for s, v in
                                                                       zip(bad.get("schedule", []), bad["verdict"]))
                      or "none", worst])
-    return Table("conformance", "Conformance of lrcore with PyTorch and Keras",
+    return Table("conformance", "Conformance of lrcore with PyTorch, Keras, transformers, timm and optax",
                  ["framework", "constructors", "cases", "pass", "not passing", "largest error"], rows,
                  "From results/conformance.csv (lrbench conformance).")
 

@@ -24,13 +24,13 @@ class ScheduleTextError(ValueError):
 
 
 def _constructor(name: str):
-    """The class or function that the text form ``name`` calls (``Cosine``, ``torch.StepLR``), or None."""
+    """The class or function that the text form ``name`` calls (``Cosine``, ``torch.StepLR``, ``optax.X``), or None."""
     import lrcore
-    from lrcore.compat import keras, torch
+    from lrcore import compat
     if name in lrcore.SCHEDULES:
         return lrcore.SCHEDULES[name]
     prefix, _, rest = name.partition(".")
-    module = {"torch": torch, "keras": keras}.get(prefix)
+    module = getattr(compat, prefix) if prefix in compat.__all__ else None
     return getattr(module, rest) if module is not None and rest in module.__all__ else None
 
 

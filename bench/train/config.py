@@ -51,12 +51,16 @@ SUMMARY_COLUMNS = ["model", "name", "optimizer", "schedule", "peak_lr", "seed", 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """One model: ``schedule`` is lrcore text with placeholders ``peak`` and ``total``, or "plateau"."""
+    """One model: ``schedule`` is lrcore text with placeholders ``peak`` and ``total``, or "plateau".
+    ``lr_factor`` and ``stage`` say where a tuned run put it (peak_lr = the matrix's peak x lr_factor; stage
+    "tune" / "tune+k" / "eval"; "" outside a tuned run); trainers ignore them."""
     name: str
     optimizer: str
     peak_lr: float
     schedule: str = "Constant(lr=peak)"
     seed: int = 0
+    lr_factor: float = 1.0
+    stage: str = ""
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:

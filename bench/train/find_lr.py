@@ -147,9 +147,10 @@ def write_results(curve: pd.DataFrame, suggestions: dict, out_dir, *, steps: int
 
 def find_peaks(optimizers: Sequence[str], data, *, widths=(784, 256, 128, 10), activation: str = "relu",
                dropout: float = 0.0, batch_size: int = 128, device="cpu", seed: int = 0,
-               out_dir=None) -> dict[str, float]:
+               out_dir=None, required: Sequence[str] | None = None) -> dict[str, float]:
     """optimizer -> suggested peak lr (a matrix's ``peak_lr = "find"``), from one :func:`range_test`; its
-    curves, table and plot go to ``out_dir`` (:func:`write_results`) when given."""
+    curves, table and plot go to ``out_dir`` (:func:`write_results`) when given. An optimizer of ``required``
+    (default: all) without a suggestion is an error; the others are left out of the result."""
     curve = range_test(list(optimizers), data, widths=widths, activation=activation, dropout=dropout,
                        batch_size=batch_size, device=device, seed=seed)
     sug = suggest(curve)
@@ -159,6 +160,8 @@ def find_peaks(optimizers: Sequence[str], data, *, widths=(784, 256, 128, 10), a
     out = {}
     for o in optimizers:
         v = sug.get(o, {}).get("suggested", math.nan)
+        if (not np.isfinite(v) or v <= 0) and required is not None and o not in required:
+            continue
         if not np.isfinite(v) or v <= 0:
             raise ValueError(f"find_peaks: the range test found no learning rate for {o!r} (its loss never fell); "
                              "give its peak_lr in the matrix")

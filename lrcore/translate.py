@@ -1,0 +1,387 @@
+"""Recipes across ecosystems: a schedule as the constructor call of torch, keras, hf, timm or optax, and back.
+
+``to_code(s, framework)`` is the call (text) that reproduces ``s`` exactly in the framework, or a ValueError
+saying what it cannot express there and the closest exact alternative. torch, hf and timm build on an
+optimizer: their text names ``optimizer`` and ends with ``# optimizer lr=X``, the learning rate that
+optimizer must be created with. ``from_code(text, framework, lr=...)`` reads a package's own call text
+(``get_cosine_schedule_with_warmup(optimizer, ...)``, ``optax.cosine_decay_schedule(...)``) into a schedule.
+"""
+from __future__ import annotations
+
+import ast
+import math
+
+from . import _validate as V
+from . import schedules as S
+
+FRAMEWORKS = ("torch", "keras", "hf", "timm", "optax")
+PREFIX = {"torch": "torch.optim.lr_scheduler.", "keras": "keras.optimizers.schedules.", "hf": "transformers.",
+          "timm": "timm.scheduler.", "optax": "optax."}
+
+
+class _NoForm(Exception):
+    """The schedule (or a part of it) has no exact constructor in the framework."""
+
+
+def _call(fw, name, *args, **kwargs) -> str:
+    parts = [a if isinstance(a, str) else _lit(a) for a in args] + [f"{k}={_lit(v)}" for k, v in kwargs.items()]
+    return f"{PREFIX[fw]}{name}(" + ", ".join(parts) + ")"
+
+
+def _lit(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_lit(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_lit(k)}: {_lit(x)}" for k, x in v.items()) + "}"
+    return repr(v)
+
+
+def _int(x, what):
+    if not float(x).is_integer():
+        raise _NoForm(f"{what} must be a whole number of steps there, got {x}")
+    return int(x)
+
+
+def _lambda_expr(fn) -> str:
+    """An lrcore expression string as Python code in t (math.* for its functions)."""
+    if not isinstance(fn, str):
+        raise _NoForm("a Python callable has no text form")
+    from .lambdas import CONSTANTS, FUNCTIONS
+    tree = ast.parse(fn, mode="eval")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and (node.id in CONSTANTS or node.id in FUNCTIONS) \
+                and node.id not in ("min", "max", "abs"):
+            node.id = f"math.{node.id}"
+    return ast.unparse(tree)
+
+
+# ------------------------------------------------------------------------------------------ torch
+
+def _torch(s, base) -> str:
+    """A torch scheduler reproducing s on an optimizer of rate ``base``."""
+    if isinstance(s, S.Sequence):
+        s = _flat(s)
+        kids = [_torch(c, base) for c in s.schedules]
+        if any("SequentialLR(" in k for k in kids):
+            raise _NoForm("PyTorch's SequentialLR cannot hold a SequentialLR (a cosine that holds its floor is one)")
+        return _call("torch", "SequentialLR", "optimizer", f"schedulers=[{', '.join(kids)}]",
+                     milestones=list(s.milestones))
+    if isinstance(s, S.OneCycle) and s.quantity == "lr":
+        return _call("torch", "OneCycleLR", "optimizer", max_lr=s.max_lr, total_steps=s.total_steps,
+                     pct_start=s.pct_start, anneal_strategy=s.anneal, div_factor=s.div_factor,
+                     final_div_factor=s.final_div_factor, three_phase=s.three_phase, cycle_momentum=False)
+    if isinstance(s, S.Cyclic) and s.quantity == "lr" and s.scale_fn is None:
+        return _call("torch", "CyclicLR", "optimizer", base_lr=s.base_lr, max_lr=s.max_lr,
+                     step_size_up=s.step_size_up, step_size_down=s.step_size_down, mode=s.mode, gamma=s.gamma,
+                     cycle_momentum=False)
+    if isinstance(s, S.Lambda):
+        scale = "" if s.lr == base else f"{_lit(s.lr / base)} * " if base else None
+        if scale is None:
+            raise _NoForm("a Lambda on an optimizer of rate 0")
+        return _call("torch", "LambdaLR", "optimizer", f"lr_lambda=lambda t: {scale}({_lambda_expr(s.fn)})")
+    lr = getattr(s, "lr", None)
+    if isinstance(s, S.Constant):
+        if base == 0 and s.lr:
+            raise _NoForm("a constant on an optimizer of rate 0")
+        return _call("torch", "LambdaLR", "optimizer", f"lr_lambda=lambda t: {_lit(s.lr / base) if base else '1.0'}")
+    if isinstance(s, S.Linear):
+        hi = base
+        if hi <= 0 or s.start <= 0 or s.start > hi or s.end > hi:
+            raise _NoForm("LinearLR's factors are start_factor in (0, 1] and end_factor in [0, 1] of the "
+                          "optimizer's lr: it cannot start from 0 or rise above the lr")
+        return _call("torch", "LinearLR", "optimizer", start_factor=s.start / hi, end_factor=s.end / hi,
+                     total_iters=s.steps)
+    if lr is not None and lr != base:
+        raise _NoForm(f"{type(s).__name__} starts at the optimizer's lr in PyTorch ({base}), here at {lr}")
+    if isinstance(s, S.Step):
+        return _call("torch", "StepLR", "optimizer", step_size=s.step_size, gamma=s.gamma)
+    if isinstance(s, S.MultiStep):
+        return _call("torch", "MultiStepLR", "optimizer", milestones=list(s.milestones), gamma=s.gamma)
+    if type(s) is S.Exponential and s.decay_steps == 1:
+        return _call("torch", "ExponentialLR", "optimizer", gamma=s.decay_rate)
+    if type(s) is S.Exponential and s.staircase:
+        return _call("torch", "StepLR", "optimizer", step_size=_int(s.decay_steps, "decay_steps"), gamma=s.decay_rate)
+    if isinstance(s, S.Polynomial) and s.end == 0 and not s.cycle:
+        return _call("torch", "PolynomialLR", "optimizer", total_iters=_int(s.decay_steps, "decay_steps"),
+                     power=s.power)
+    if isinstance(s, S.Cosine) and s.periodic and float(s.decay_steps).is_integer():
+        return _call("torch", "CosineAnnealingLR", "optimizer", T_max=int(s.decay_steps), eta_min=s.floor)
+    if isinstance(s, S.CosineRestarts) and s.m_mul == 1 and s.t_mul.is_integer():
+        return _call("torch", "CosineAnnealingWarmRestarts", "optimizer", T_0=_int(s.period, "period"),
+                     T_mult=int(s.t_mul), eta_min=s.floor)
+    if isinstance(s, S.Cosine) and not s.periodic and not s.offset and s.floor <= s.lr and s.lr > 0:
+        # a cosine that holds its floor: CosineAnnealingLR up to T_max, then ConstantLR at floor / lr
+        T = _int(s.decay_steps, "decay_steps")
+        return _call("torch", "SequentialLR", "optimizer", f"schedulers=[{_call('torch', 'CosineAnnealingLR', 'optimizer', T_max=T, eta_min=s.floor)}, "
+                     f"{_call('torch', 'ConstantLR', 'optimizer', factor=s.floor / s.lr, total_iters=2 ** 62)}]",
+                     milestones=[T])
+    raise _NoForm(f"{type(s).__name__} has no torch.optim.lr_scheduler counterpart")
+
+
+def _flat(s):
+    """A Sequence with its Sequence children spliced in (their milestones shifted by where they start)."""
+    kids, ms = [], []
+    bounds = [0, *s.milestones, math.inf]
+    for j, c in enumerate(s.schedules):
+        if j:
+            ms.append(bounds[j])
+        if isinstance(c, S.Sequence):  # its children that start before the parent's next milestone
+            c = _flat(c)
+            starts = [bounds[j] + m for m in c.milestones]
+            keep = 1 + sum(1 for x in starts if x < bounds[j + 1])
+            kids += list(c.schedules[:keep])
+            ms += starts[:keep - 1]
+        else:
+            kids.append(c)
+    return S.Sequence(kids, ms)
+
+
+def _natural_base(s) -> float:
+    """The optimizer lr a framework scheduler of s is built on: the schedule's own peak rate."""
+    if isinstance(s, S.Sequence):
+        return max(_natural_base(c) for c in s.schedules)
+    if isinstance(s, S.Linear):
+        return max(s.start, s.end)
+    if isinstance(s, (S.OneCycle,)):
+        return s.max_lr
+    if isinstance(s, S.Cyclic):
+        return s.base_lr
+    return float(getattr(s, "lr", 0.0))
+
+
+# ------------------------------------------------------------------------------------------ keras
+
+def _keras(s) -> str:
+    if isinstance(s, S.Constant):
+        return _call("keras", "ExponentialDecay", initial_learning_rate=s.lr, decay_steps=1, decay_rate=1.0)
+    if type(s) is S.Exponential:
+        return _call("keras", "ExponentialDecay", initial_learning_rate=s.lr, decay_steps=s.decay_steps,
+                     decay_rate=s.decay_rate, staircase=s.staircase)
+    if isinstance(s, S.InverseTime):
+        return _call("keras", "InverseTimeDecay", initial_learning_rate=s.lr, decay_steps=s.decay_steps,
+                     decay_rate=s.decay_rate, staircase=s.staircase)
+    if isinstance(s, S.Step):
+        return _call("keras", "ExponentialDecay", initial_learning_rate=s.lr, decay_steps=s.step_size,
+                     decay_rate=s.gamma, staircase=True)
+    if isinstance(s, (S.PiecewiseConstant, S.MultiStep)):
+        b, v = (s.boundaries, s.values) if isinstance(s, S.PiecewiseConstant) else \
+            (s.milestones, [s.lr * s.gamma ** k for k in range(len(s.milestones) + 1)])
+        # Keras switches one step after a boundary: b - 1
+        return _call("keras", "PiecewiseConstantDecay", boundaries=[x - 1 for x in b], values=list(v))
+    if isinstance(s, S.Polynomial):
+        return _call("keras", "PolynomialDecay", initial_learning_rate=s.lr, decay_steps=s.decay_steps,
+                     end_learning_rate=s.end, power=s.power, cycle=s.cycle)
+    if isinstance(s, S.Cosine) and not s.periodic and not s.offset and s.lr > 0:
+        return _call("keras", "CosineDecay", initial_learning_rate=s.lr, decay_steps=s.decay_steps,
+                     alpha=s.floor / s.lr)
+    if isinstance(s, S.CosineRestarts) and s.lr > 0:
+        return _call("keras", "CosineDecayRestarts", initial_learning_rate=s.lr, first_decay_steps=s.period,
+                     t_mul=s.t_mul, m_mul=s.m_mul, alpha=s.floor / s.lr)
+    if isinstance(s, S.Sequence) and len(s.schedules) == 2:
+        warm, cos = s.schedules
+        if isinstance(warm, S.Linear) and warm.steps == s.milestones[0] and isinstance(cos, S.Cosine) \
+                and not cos.periodic and not cos.offset and cos.lr == warm.end and cos.lr > 0:
+            return _call("keras", "CosineDecay", initial_learning_rate=warm.start, decay_steps=cos.decay_steps,
+                         alpha=cos.floor / cos.lr, warmup_target=cos.lr, warmup_steps=warm.steps)
+    raise _NoForm(f"{type(s).__name__} has no keras.optimizers.schedules counterpart (Keras has no way to join "
+                  "schedules but CosineDecay's warmup)")
+
+
+# ------------------------------------------------------------------------------------------ hf / timm
+
+def _warmup_and(s, start_zero=True):
+    """(w, warmup start, rest) for Sequence([Linear(a, peak, w), rest], [w]), else (0, None, s)."""
+    if isinstance(s, S.Sequence) and len(s.schedules) == 2 and isinstance(s.schedules[0], S.Linear) \
+            and s.schedules[0].steps == s.milestones[0]:
+        warm, rest = s.schedules
+        if warm.end == _natural_base(rest) and (warm.start == 0 or not start_zero):
+            return warm.steps, warm.start, rest
+    return 0, None, s
+
+
+def _hf(s) -> str:
+    w, _, rest = _warmup_and(s)
+    peak = _natural_base(rest)
+    opt = f"  # optimizer lr={_lit(peak)}"
+    if isinstance(rest, S.Constant):
+        if w:
+            return _call("hf", "get_constant_schedule_with_warmup", "optimizer", num_warmup_steps=w) + opt
+        return _call("hf", "get_constant_schedule", "optimizer") + opt
+    if isinstance(rest, S.Linear) and rest.start == peak and rest.end == 0:
+        return _call("hf", "get_linear_schedule_with_warmup", "optimizer", num_warmup_steps=w,
+                     num_training_steps=w + rest.steps) + opt
+    if isinstance(rest, S.Cosine) and float(rest.decay_steps).is_integer() and not rest.offset and peak > 0:
+        T = w + int(rest.decay_steps)
+        if rest.periodic and rest.floor == 0:
+            return _call("hf", "get_cosine_schedule_with_warmup", "optimizer", num_warmup_steps=w,
+                         num_training_steps=T) + opt
+        if rest.periodic:
+            return _call("hf", "get_cosine_with_min_lr_schedule_with_warmup", "optimizer", num_warmup_steps=w,
+                         num_training_steps=T, min_lr_rate=rest.floor / peak) + opt
+        if rest.floor == 0:  # one hard-restart cycle holds 0 from T on
+            return _call("hf", "get_cosine_with_hard_restarts_schedule_with_warmup", "optimizer", num_warmup_steps=w,
+                         num_training_steps=T) + opt
+        if w == 0:
+            return _call("hf", "get_wsd_schedule", "optimizer", num_warmup_steps=0, num_decay_steps=T,
+                         num_stable_steps=0, decay_type="cosine", min_lr_ratio=rest.floor / peak) + opt
+    if isinstance(rest, S.Polynomial) and not rest.cycle and rest.power > 0 and rest.end < peak \
+            and float(rest.decay_steps).is_integer():
+        return _call("hf", "get_polynomial_decay_schedule_with_warmup", "optimizer", num_warmup_steps=w,
+                     num_training_steps=w + int(rest.decay_steps), lr_end=rest.end, power=rest.power) + opt
+    if isinstance(s, S.WSD) and (s.floor == 0 or s.warmup_steps == 0):
+        return _call("hf", "get_wsd_schedule", "optimizer", num_warmup_steps=s.warmup_steps,
+                     num_decay_steps=s.decay_steps, num_training_steps=s.total_steps, warmup_type="linear",
+                     decay_type=s.cooldown, min_lr_ratio=s.floor / s.lr if s.lr else 0.0) + f"  # optimizer lr={_lit(s.lr)}"
+    raise _NoForm("transformers's schedules are a linear warmup from 0 followed by a constant, linear, cosine, "
+                  "polynomial, inverse-sqrt or WSD decay to 0 (or a min lr)")
+
+
+def _timm(s) -> str:
+    w, init, rest = _warmup_and(s, start_zero=False)
+    peak = _natural_base(rest)
+    opt = f"  # optimizer lr={_lit(peak)}"
+    warm = dict(warmup_t=w, warmup_lr_init=init) if w else {}
+    n = 1
+    if isinstance(rest, S.Sequence) and len(rest.schedules) == 2 and isinstance(rest.schedules[0], S.CosineRestarts) \
+            and isinstance(rest.schedules[1], S.Constant) and rest.schedules[1].lr == rest.schedules[0].floor:
+        r = rest.schedules[0]
+        n, rest = rest.milestones[0] / float(r.period), r
+        if not n.is_integer():
+            raise _NoForm("timm's cycle_limit counts whole cycles")
+    if isinstance(rest, S.Cosine) and not rest.periodic and float(rest.decay_steps).is_integer() \
+            and (rest.offset in (0, w)):
+        return _call("timm", "CosineLRScheduler", "optimizer", t_initial=int(rest.decay_steps), lr_min=rest.floor,
+                     **warm, **({"warmup_prefix": True} if w and not rest.offset else {})) + opt
+    if isinstance(rest, S.CosineRestarts) and rest.t_mul == 1 and float(rest.period).is_integer() \
+            and (rest.m_mul == 1 or rest.floor == 0):
+        return _call("timm", "CosineLRScheduler", "optimizer", t_initial=int(rest.period), lr_min=rest.floor,
+                     cycle_decay=rest.m_mul, cycle_limit=int(n) if n > 1 else 2 ** 62, **warm,
+                     **({"warmup_prefix": True} if w else {})) + opt
+    if isinstance(rest, S.Polynomial) and not rest.cycle and float(rest.decay_steps).is_integer():
+        return _call("timm", "PolyLRScheduler", "optimizer", t_initial=int(rest.decay_steps), power=rest.power,
+                     lr_min=rest.end, **warm, **({"warmup_prefix": True} if w else {})) + opt
+    if isinstance(rest, S.Step):
+        return _call("timm", "StepLRScheduler", "optimizer", decay_t=rest.step_size, decay_rate=rest.gamma, **warm) + opt
+    if isinstance(rest, S.MultiStep):
+        return _call("timm", "MultiStepLRScheduler", "optimizer", decay_t=[m + 1 for m in rest.milestones],
+                     decay_rate=rest.gamma, **warm) + opt
+    if isinstance(rest, S.Constant):
+        return _call("timm", "StepLRScheduler", "optimizer", decay_t=1, decay_rate=1.0, **warm) + opt
+    if isinstance(s, S.WSD):
+        return _call("timm", "WSDLRScheduler", "optimizer", t_initial=s.total_steps - s.warmup_steps,
+                     decay_t=s.decay_steps, lr_min=s.floor, decay_fn=s.cooldown, warmup_t=s.warmup_steps,
+                     warmup_lr_init=0.0) + f"  # optimizer lr={_lit(s.lr)}"
+    raise _NoForm("timm's schedulers are a linear warmup followed by cosine, polynomial or tanh cycles or steps")
+
+
+# ------------------------------------------------------------------------------------------ optax
+
+def _optax(s) -> str:
+    if isinstance(s, S.Constant):
+        return _call("optax", "constant_schedule", s.lr)
+    if isinstance(s, S.Linear):
+        return _call("optax", "linear_schedule", init_value=s.start, end_value=s.end, transition_steps=s.steps)
+    if isinstance(s, S.Polynomial) and not s.cycle:
+        return _call("optax", "polynomial_schedule", init_value=s.lr, end_value=s.end, power=s.power,
+                     transition_steps=s.decay_steps)
+    if type(s) is S.Exponential and s.decay_rate > 0:
+        return _call("optax", "exponential_decay", init_value=s.lr, transition_steps=s.decay_steps,
+                     decay_rate=s.decay_rate, staircase=s.staircase)
+    if isinstance(s, S.Step) and s.gamma > 0:
+        return _call("optax", "exponential_decay", init_value=s.lr, transition_steps=s.step_size, decay_rate=s.gamma,
+                     staircase=True)
+    if isinstance(s, S.MultiStep):
+        scales = {}
+        for m in s.milestones:
+            scales[m] = scales.get(m, 1.0) * s.gamma
+        return _call("optax", "piecewise_constant_schedule", init_value=s.lr, boundaries_and_scales=scales)
+    if isinstance(s, S.Cosine) and not s.periodic and not s.offset and s.lr > 0:
+        return _call("optax", "cosine_decay_schedule", init_value=s.lr, decay_steps=s.decay_steps, alpha=s.floor / s.lr)
+    if isinstance(s, S.Sequence):
+        w, init, rest = _warmup_and(s, start_zero=False)
+        if w and isinstance(rest, S.Cosine) and not rest.periodic and not rest.offset and rest.lr > 0 \
+                and float(rest.decay_steps).is_integer():
+            return _call("optax", "warmup_cosine_decay_schedule", init_value=init, peak_value=rest.lr, warmup_steps=w,
+                         decay_steps=w + int(rest.decay_steps), end_value=rest.floor)
+        kids = ", ".join(_optax(c) for c in s.schedules)
+        return _call("optax", "join_schedules", f"schedules=[{kids}]", boundaries=list(s.milestones))
+    raise _NoForm(f"{type(s).__name__} has no optax.schedules counterpart")
+
+
+def _rising_cosine(s) -> bool:
+    return (isinstance(s, S.Cosine) and s.periodic) or \
+        (isinstance(s, S.Sequence) and any(_rising_cosine(c) for c in s.schedules))
+
+
+def _alternative(s, fw) -> str:
+    text = str(s)
+    if fw in ("torch", "hf", "timm"):
+        return (f"torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lambda t: lrcore.parse({text!r})(t) / lr) "
+                "on an optimizer of rate lr (transformers and timm train with any torch scheduler)")
+    if fw == "keras":
+        return f"lrcore.integrations.keras.LrcoreSchedule(lrcore.parse({text!r}), steps=N)"
+    return (f"values = jnp.asarray(lrcore.evaluate(lrcore.parse({text!r}), N)); schedule = lambda count: "
+            "values[jnp.minimum(count, N - 1)] (a table optax calls like any schedule)")
+
+
+def to_code(schedule, framework: str) -> str:
+    """The constructor call (text) reproducing ``schedule`` exactly in ``framework`` (module docstring)."""
+    from .base import check_schedule
+    check_schedule("to_code", "schedule", schedule)
+    V.choice("to_code", "framework", framework, FRAMEWORKS)
+    try:
+        if framework == "torch":
+            base = _natural_base(schedule)
+            return _torch(schedule, base) + f"  # optimizer lr={_lit(base)}"
+        if framework in ("keras", "timm", "optax") and _rising_cosine(schedule):
+            raise _NoForm("a cosine that rises again after its decay steps (PyTorch's CosineAnnealingLR, "
+                          f"transformers's cosine past num_training_steps) has no {framework} counterpart: its "
+                          "cosines hold their floor or restart")
+        return {"keras": _keras, "hf": _hf, "timm": _timm, "optax": _optax}[framework](schedule)
+    except _NoForm as e:
+        raise ValueError(f"to_code: {schedule} cannot be written exactly in {framework}: {e}; closest exact "
+                         f"alternative: {_alternative(schedule, framework)}") from None
+
+
+# ------------------------------------------------------------------------------------------ from_code
+
+class _FromCode(ast.NodeTransformer):
+    """A package's call text -> lrcore text: module prefixes dropped, ``optimizer`` -> ``lr=...``, dicts -> pairs."""
+
+    def __init__(self, framework, lr):
+        self.framework, self.lr = framework, lr
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        name = ast.unparse(node.func).rpartition(".")[2]
+        node.func = ast.Name(f"{self.framework}.{name}", ast.Load())
+        if self.framework in ("torch", "hf", "timm"):
+            args = list(node.args)
+            if name == "get_scheduler" and args:
+                node.keywords.insert(0, ast.keyword("name", args.pop(0)))
+            if args and isinstance(args[0], ast.Name) and args[0].id in ("optimizer", "opt", "optim"):
+                args.pop(0)
+            node.args = args
+            node.keywords = [k for k in node.keywords if k.arg != "optimizer"]
+            if self.lr is not None and not any(k.arg == "lr" for k in node.keywords) and \
+                    not (self.framework == "torch" and name in ("OneCycleLR", "CyclicLR")):
+                node.keywords.append(ast.keyword("lr", ast.Constant(self.lr)))
+        return node
+
+    def visit_Dict(self, node):
+        self.generic_visit(node)
+        return ast.List([ast.List([k, v], ast.Load()) for k, v in zip(node.keys, node.values)], ast.Load())
+
+
+def from_code(text: str, framework: str, lr: float | None = None):
+    """The schedule of a package's own call text, e.g. ``get_cosine_schedule_with_warmup(optimizer,
+    num_warmup_steps=100, num_training_steps=1000)`` with ``lr`` the optimizer's learning rate."""
+    from .textform import parse
+    V.choice("from_code", "framework", framework, FRAMEWORKS)
+    tree = V.expression("from_code", "code", text, max_length=20_000, max_depth=100)
+    if not isinstance(tree.body, ast.Call):
+        raise ValueError(f"from_code: expected one constructor call, got {V._clip(text)}")
+    if lr is None and framework in ("torch", "hf", "timm") and "optimizer" in text:
+        raise ValueError(f"from_code: lr (the optimizer's learning rate) is required for {framework} code")
+    body = _FromCode(framework, lr).visit(tree.body)
+    return parse(ast.unparse(body))
