@@ -41,7 +41,7 @@ def commands_in(text: str):
 
 def _shell_commands(line: str):
     """The lrbench commands of a shell line: words after a word ending in ``lrbench``, up to a pipe, ``&&``,
-    ``;`` or a comment. Doc notation: ``<id>`` is a placeholder, ``[...]`` an optional part."""
+    ``;`` or a comment. Doc notation: ``<id>`` and ``...`` are placeholders, ``[...]`` an optional part."""
     line = re.sub(r"<[^<>\s]+>", PLACEHOLDER, line)
     try:
         words = shlex.split(line, comments=True)
@@ -55,8 +55,8 @@ def _shell_commands(line: str):
             cmd = None
         elif cmd is not None:
             w = w.removeprefix("[").removesuffix("]")
-            if w and w not in ("...", "…"):
-                cmd.append(w)
+            if w:
+                cmd.append(PLACEHOLDER if w in ("...", "…") else w)
         elif w == "lrbench" or w.endswith("/lrbench"):
             cmd = []
     return out
