@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup data browser bench speed test test-fast benchmarks clean
+.PHONY: setup data browser bench speed test test-fast benchmarks clean docs track
 
 setup: $(STAMP)
 
@@ -50,6 +50,16 @@ test: setup data browser
 
 benchmarks: setup
 	$(BIN)/python -m pytest --benchmark-only tests/benchmarks
+
+# asv history (docs/TRACKING.md): the tracked commits of main not yet measured on this machine, under a name
+# that says its CPU (ci-2core-intel-avx512, ci-2core-amd-avx2); COMMITS="sha ..." measures those instead.
+# Run it on an idle machine (timings taken beside another job are inflated), then commit results/asv/.
+track: setup
+	$(BIN)/python -m bench.speed.asv_benchmarks.history --track $(if $(COMMITS),--commits $(COMMITS),)
+
+# docs/CLI.md from the click commands (tests/test_docs.py fails while it is stale).
+docs: setup
+	$(BIN)/python -m bench.cli docs-cli -o docs/CLI.md
 
 clean:
 	rm -rf $(VENV) .hypothesis .benchmarks

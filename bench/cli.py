@@ -6,15 +6,22 @@ itself never imports the report.
 """
 from __future__ import annotations
 
+import errno
 import importlib.util
+import os
+import shlex
+import sys
 import warnings
 from pathlib import Path
 
 import click
 
-from .results import DEFAULT_HELP, ENV_VAR, RunNotFound, find_run, results_root
+from .results import DEFAULT_HELP, ENV_VAR, RunLocked, RunNotFound, find_run, results_root
 
 ALL_OPTIMIZERS = "sgd,momentum,nesterov,rmsprop,adam,adamw"
+#: Exit status when results could not be written (sysexits' EX_IOERR) and when another process is writing
+#: the run (EX_TEMPFAIL: try again later); any other error exits 1, a bad argument 2.
+EXIT_IO, EXIT_LOCKED = 74, 75
 
 
 def _under(sub: str) -> str:
@@ -56,7 +63,84 @@ def missing_message(command: str) -> str | None:
     return msg
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Failure(click.ClickException):
+    """A one-line error with its own exit status."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+#: What to do about an errno, in the one-line message of an OSError.
+_ADVICE = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some of your disk quota",
+           errno.EFBIG: "raise the file-size limit (ulimit -f)",
+           errno.EACCES: "make the folder writable or give another --results",
+           errno.EPERM: "make the folder writable or give another --results",
+           errno.EROFS: "give a --results on a writable file system",
+           errno.ENOENT: "create the folder again (was the results folder moved or removed?)"}
+
+
+def _again() -> str:
+    return shlex.join(["lrbench", *sys.argv[1:]])
+
+
+def _run_ref(run_dir: Path, results_dir: str | None) -> str:
+    """How a command names the run: its id (with --results when one was given) under the results root,
+    else its folder."""
+    if run_dir.parent == results_root(results_dir) / "runs":
+        return shlex.join([run_dir.name, *(["--results", str(results_dir)] if results_dir else [])])
+    return shlex.quote(str(run_dir))
+
+
+def io_failure(e: OSError, run_dir: Path | None = None, results_dir: str | None = None,
+               then: str | None = None) -> Failure:
+    """The one line for an OSError: the path, the errno's meaning, what is saved, the command that continues."""
+    import json
+    code = errno.errorcode.get(e.errno, f"errno {e.errno}") if e.errno is not None else "no errno"
+    meaning = f"{e.filename or 'a file'}: {os.strerror(e.errno) if e.errno else e.strerror or e} ({code})"
+    meta = {}
+    if run_dir is not None:
+        try:
+            meta = json.loads((run_dir / "meta.json").read_text())
+        except (OSError, ValueError):
+            pass
+    if run_dir is None:
+        saved, nxt = "Its results are not saved", _again()
+    elif not meta:
+        saved, nxt = f"Nothing of run {run_dir.name} is saved", _again()
+    elif meta.get("status") == "complete":
+        saved = f"Run {run_dir.name} is complete and saved in {run_dir} (summary.csv, epochs.parquet, meta.json)"
+        nxt = f"lrbench report {_run_ref(run_dir, results_dir)}"
+    else:
+        done = len(list((run_dir / "parts").glob("chunk-*.json")))
+        saved = f"Run {run_dir.name} has {done} of {len(meta.get('chunks', []))} chunks saved in {run_dir / 'parts'}"
+        nxt = f"lrbench run --resume {_run_ref(run_dir, results_dir)}"
+    advice = _ADVICE.get(e.errno, "fix the cause")
+    if run_dir is None:  # commands that write outside runs take --out too
+        advice = advice.replace("--results", "--results or --out")
+    return Failure(f"{meaning}. {saved}; {advice}, then: {then or nxt}", EXIT_IO)
+
+
+def locked_failure(e: RunLocked, todo: str) -> Failure:
+    return Failure(f"{e}. {todo}", EXIT_LOCKED)
+
+
+class _Main(click.Group):
+    """The group: a run folder locked by another writer, or an OSError naming a file, ends any command in one
+    line and its own exit status instead of a traceback (commands that write runs add what is saved)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RunLocked as e:
+            raise locked_failure(e, "One writer at a time: try again when it has ended") from None
+        except OSError as e:
+            if e.filename is None:  # not about a file (a socket, a closed pipe): not ours to explain
+                raise
+            raise io_failure(e) from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def main(ctx):
     """lrbench: learning-rate schedules, their conformance and their benchmark."""
@@ -233,14 +317,13 @@ def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framewor
 
     --resume continues a run with either executor, whichever trained its first chunks.
     """
-    import sys
     import warnings
 
     from rich.console import Console
 
     from .matrix import MatrixError, load_matrix, parse_seeds
     from .matrix.executors import ExecutorError, make_executor
-    from .matrix.runner import CorruptPartWarning, RunError, run_matrix
+    from .matrix.runner import CorruptPartWarning, RunError, RunWriteError, run_matrix
     from .train import FashionMNISTError
     console = Console(stderr=True)
     show = warnings.showwarning
@@ -287,6 +370,12 @@ def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framewor
                              trainer=trainer, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
                              progress=not no_progress, console=console, executor=ex,
                              command="lrbench " + " ".join(sys.argv[1:]), optim_impl=optim_impl)
+    except RunWriteError as e:
+        raise io_failure(e.error, e.run_dir, results_dir) from None
+    except RunLocked as e:
+        raise locked_failure(e, "Pick another --run-id" if resume is None else
+                             "Wait for it to end, or stop it (Ctrl-C, or kill on its host: finished chunks stay) "
+                             "and resume again") from None
     except (MatrixError, RunError, FashionMNISTError, ExecutorError) as e:
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt:
@@ -296,7 +385,13 @@ def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framewor
     if not no_step_cost and executor == "local":  # Ray workers' machines are not this one: measure there
         measure_step_cost(run_dir, console)
     if not no_report:
-        write_run_report(run_dir, results_root(results_dir))
+        try:
+            write_run_report(run_dir, results_root(results_dir))
+        except OSError as e:
+            raise io_failure(e, run_dir, results_dir) from None
+        except RunLocked as e:
+            raise locked_failure(e, f"The run is complete; that process writes its report (else: lrbench report "
+                                    f"{_run_ref(run_dir, results_dir)})") from None
     _print_run(run_dir, console)
 
 
@@ -476,6 +571,11 @@ def report_cmd(run, results_dir, measure, device):
         html_path, md_path = write_report(run_dir, results_root(results_dir))
     except ReportError as e:
         raise click.ClickException(str(e)) from None
+    except OSError as e:
+        raise io_failure(e, run_dir, results_dir, then=_again()) from None
+    except RunLocked as e:
+        raise locked_failure(e, "Try again when it has ended (lrbench run writes the report itself when it "
+                                "finishes)") from None
     click.echo(f"written: {html_path}")
     click.echo(f"written: {md_path}")
 
@@ -637,6 +737,97 @@ def crossframework_cmd(torch_run, keras_run, out_csv, alpha):
     for metric in dict.fromkeys(df["metric"]):
         click.echo(verdict(df, metric))
     click.echo(f"wrote {Path(out_csv) if out_csv else run_dir(keras_run) / 'crossframework.csv'}")
+
+
+# ------------------------------------------------------------------------------------- the CLI reference
+
+CLI_REFERENCE = "docs/CLI.md"
+REGENERATE = f"python -m bench.cli docs-cli -o {CLI_REFERENCE}"
+EXIT_CODES = [(0, "success"), (1, "an error, said in one line (a failed chunk, a bad matrix, ...)"),
+              (2, "a bad argument or option (click's usage error)"),
+              (EXIT_IO, "results could not be written (a full disk, a file-size limit, no permission, a read-only "
+                        "file system): the line names the file, the error, what is saved and the command that "
+                        "continues (`lrbench run --resume ID`, `lrbench report ID`)"),
+              (EXIT_LOCKED, "another process is writing the run folder: the line names its pid, host, command "
+                            "and start; nothing was changed"),
+              (130, "interrupted (Ctrl-C, SIGTERM): finished chunks are saved, `lrbench run --resume ID` continues")]
+
+
+def _type_text(p: click.Parameter) -> str:
+    """How an option's values read in the reference (the same under every click version)."""
+    if getattr(p, "is_flag", False):
+        return "flag"
+    t, info = p.type, p.type.to_info_dict()
+    if isinstance(t, click.Choice):
+        return "|".join(map(str, t.choices))
+    if isinstance(t, (click.IntRange, click.FloatRange)):
+        kind = "INTEGER" if isinstance(t, click.IntRange) else "FLOAT"
+        lo = "" if info["min"] is None else f"{info['min']} {'<' if info['min_open'] else '<='} "
+        hi = "" if info["max"] is None else f" {'<' if info['max_open'] else '<='} {info['max']}"
+        return f"{lo}{kind}{hi}"
+    if isinstance(t, click.Path):
+        return "FOLDER" if not info["file_okay"] else "FILE" if not info["dir_okay"] else "PATH"
+    return {"integer": "INTEGER", "float": "FLOAT", "text": "TEXT", "boolean": "BOOLEAN"}.get(info["name"],
+                                                                                             info["name"].upper())
+
+
+def _default_text(p: click.Parameter) -> str:
+    d = p.default
+    if getattr(p, "is_flag", False):
+        return "on" if d is True else "off"
+    if isinstance(d, (tuple, list)):
+        return ", ".join(map(str, d))
+    return str(d) if isinstance(d, (str, int, float)) and not isinstance(d, bool) else ""
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def cli_reference() -> str:
+    """docs/CLI.md: every command with its help, arguments, options, their values and defaults, from the click
+    commands themselves (``lrbench docs-cli``; tests/test_docs.py keeps the file equal to this)."""
+    import inspect
+    out = ["# lrbench command reference", "",
+           f"Generated from the click commands by `{REGENERATE}`; do not edit by hand (tests/test_docs.py fails "
+           "when it is stale). Every command takes `-h` / `--help`.", "",
+           "Exit status of every command:", ""]
+    out += [f"- `{code}`: {what}" for code, what in EXIT_CODES]
+    ctx = click.Context(main, info_name="lrbench")
+    for name in main.list_commands(ctx):
+        cmd = main.get_command(ctx, name)
+        if cmd is None or cmd.hidden:
+            continue
+        args = [p for p in cmd.params if isinstance(p, click.Argument)]
+        usage = " ".join(["lrbench", name, "[OPTIONS]" if any(isinstance(p, click.Option) for p in cmd.params)
+                          else "", *(p.human_readable_name + ("..." if p.nargs == -1 else "") for p in args)])
+        out += ["", f"## lrbench {name}", "", inspect.cleandoc(cmd.help or "").replace("\b\n", ""), "",
+                f"Usage: `{' '.join(usage.split())}`", "", "| option | values | default | what |", "|---|---|---|---|"]
+        for p in cmd.params:
+            if isinstance(p, click.Argument):
+                out.append(f"| `{p.human_readable_name}` | {_cell(_type_text(p))} | | "
+                           f"{'required' if p.required else 'optional'}{', repeatable' if p.nargs == -1 else ''} |")
+            elif not p.hidden:
+                opts = " / ".join(f"`{o}`" for o in p.opts + p.secondary_opts)
+                help_ = p.help or ""
+                help_ += " (repeatable)" if p.multiple and "repeatable" not in help_ else ""
+                help_ += " (required)" if p.required else ""
+                out.append(f"| {opts} | {_cell(_type_text(p))} | {_cell(_default_text(p))} | {_cell(help_)} |")
+    return "\n".join(out) + "\n"
+
+
+@main.command("docs-cli", hidden=True)
+@click.option("-o", "--out", "out", default=None, type=click.Path(dir_okay=False),
+              help=f"Write the reference here (e.g. {CLI_REFERENCE}) instead of printing it.")
+def docs_cli(out):
+    """Print (or write) the Markdown reference of every command: docs/CLI.md."""
+    text = cli_reference()
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        from .results import write_text
+        write_text(out, text)
+        click.echo(f"written: {out}")
 
 
 if __name__ == "__main__":

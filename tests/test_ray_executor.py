@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from bench.matrix.executors import ChunkJob, ExecutorError, RayExecutor  # noqa:
 from bench.matrix import load_matrix  # noqa: E402
 from bench.matrix.progress import RunProgress  # noqa: E402
 from bench.matrix.runner import RunError, run_matrix  # noqa: E402
+from bench.results import RunLocked  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIME_COLUMNS = ["epoch_time_s", "model_time_s"]
@@ -194,7 +196,9 @@ run_matrix(m, results_dir=sys.argv[2], run_id="k", device="cpu", chunk_size=2, d
 
 def test_killed_driver_resumes_on_ray_or_locally(cluster, matrix, data, local_run, tmp_path):
     """A driver (its own process, attached to the cluster) stopped by SIGTERM after its first part: the
-    finished parts stay; --resume on Ray and --resume locally both finish it to the local run's results."""
+    finished parts stay; --resume on Ray and --resume locally both finish it to the local run's results.
+    While it runs it holds the run folder's lock: a second driver (Ray or local, new or --resume, on the same
+    run id) stops at once naming it (the driver is paused with SIGSTOP meanwhile: no race)."""
     src = tmp_path / "tiny.toml"
     src.write_text(textwrap.dedent(TINY))
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(src), str(tmp_path), cluster], cwd=ROOT)
@@ -203,6 +207,21 @@ def test_killed_driver_resumes_on_ray_or_locally(cluster, matrix, data, local_ru
     while not list((run / "parts").glob("chunk-*.json")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert list((run / "parts").glob("chunk-*.json")), "no chunk finished"
+    proc.send_signal(signal.SIGSTOP)
+
+    def files():
+        return {p.name: p.stat().st_mtime_ns for p in run.rglob("*")}
+    try:
+        before = files()
+        held = f"run k is being written by pid {proc.pid} on host {socket.gethostname()}"
+        with pytest.raises(RunLocked, match=held):
+            run_matrix(resume="k", results_dir=tmp_path, data=data, progress=False,
+                       executor=RayExecutor(address=cluster))
+        with pytest.raises(RunLocked, match=held):
+            run_matrix(matrix, results_dir=tmp_path, run_id="k", device="cpu", data=data, progress=False)
+        assert files() == before  # the second drivers wrote nothing
+    finally:
+        proc.send_signal(signal.SIGCONT)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) != 0
     meta = json.loads((run / "meta.json").read_text())

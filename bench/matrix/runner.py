@@ -41,12 +41,12 @@ import pandas as pd
 
 from ..machine import environment
 from ..machine import utc as _utc
-from ..results import RunNotFound, find_run, results_root, write_json
+from ..results import RunNotFound, find_run, results_root, run_lock, write_json
 from ..results import atomic_write as _atomic_write
 from .spec import Matrix, from_dict
 from .tuning import Stage, next_stage
 
-__all__ = ["TRAINERS", "RunError", "CorruptPartWarning", "run_matrix", "resolve_run", "plan_chunks",
+__all__ = ["TRAINERS", "RunError", "RunWriteError", "CorruptPartWarning", "run_matrix", "resolve_run", "plan_chunks",
            "EXTRA_HISTORY", "EXTRA_SUMMARY", "THROUGHPUT_COLUMNS"]
 
 TRAINERS = ("batched", "sequential", "keras")
@@ -60,6 +60,15 @@ ONE_AT_A_TIME_CHUNK = 6  # sequential / Keras: no memory reason to group; small 
 
 class RunError(RuntimeError):
     """A run that cannot start or continue (unknown run id, a failed chunk, ...)."""
+
+
+class RunWriteError(RunError):
+    """An ``OSError`` while writing the run folder (a full disk, no permission, a read-only file system):
+    ``error`` is it, ``run_dir`` the run. What was saved before it stays; ``--resume`` continues."""
+
+    def __init__(self, error: OSError, run_dir: Path):
+        self.error, self.run_dir = error, Path(run_dir)
+        super().__init__(f"run {self.run_dir.name}: {error.filename or 'a file'}: {error.strerror or error}")
 
 
 class CorruptPartWarning(UserWarning):
@@ -101,6 +110,51 @@ def resolve_run(run: str | Path, results_dir: Path | None = None) -> Path:
         return find_run(run, results_dir)
     except RunNotFound as e:
         raise RunError(str(e)) from None
+
+
+class _RunFolder:
+    """The run folder one call writes, locked before it is looked at (one writer per run folder: a second
+    writer gets :class:`bench.results.RunLocked` at once). On an ``OSError`` the lock is let go after
+    ``meta.json`` says "failed" (when the disk lets it), and a folder this call created that never got its
+    ``meta.json`` is removed, so the same command can simply run again."""
+
+    def __init__(self, command: str | None):
+        self.dir: Path | None = None
+        self.fresh = False
+        self._command = command
+        self._hold = contextlib.ExitStack()
+
+    def claim(self, run: str | Path, results_dir: Path, *, new: bool) -> Path:
+        """Lock run id / folder ``run``; a new run's folder must not exist yet, a resumed one must."""
+        self.dir = results_dir / "runs" / str(run)
+        if not new and ((Path(run) / "meta.json").is_file() or len(Path(run).parts) > 1):
+            self.dir = Path(run)  # a folder path, as resolve_run reads it
+        self._hold.enter_context(run_lock(self.dir, self._command))
+        if not new:
+            self.dir = resolve_run(run, results_dir)
+        elif self.dir.exists():
+            raise RunError(f"run folder {self.dir} exists: pick another --run-id or --resume {run}")
+        else:
+            self.fresh = True
+        return self.dir
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        try:
+            if isinstance(error, OSError) and self.dir is not None:
+                meta_path = self.dir / "meta.json"
+                if meta_path.is_file():
+                    with contextlib.suppress(OSError, ValueError):
+                        meta = json.loads(meta_path.read_text())
+                        meta.update(status="failed", error=f"{error.filename or ''}: {error.strerror or error}")
+                        write_json(meta_path, meta)
+                elif self.fresh:
+                    import shutil
+                    shutil.rmtree(self.dir, ignore_errors=True)
+        finally:
+            self._hold.close()
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -336,19 +390,26 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None,
     from .executors import ExecutorError, LocalExecutor
 
     executor = executor if executor is not None else LocalExecutor()
+    folder = _RunFolder(command)
     try:
-        return _run_matrix(matrix, executor, results_dir=results_root(results_dir), run_id=run_id, device=device,
-                           trainer=trainer, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
-                           progress=progress, console=console, command=command, data=data, optim_impl=optim_impl)
+        with folder:
+            return _run_matrix(matrix, executor, results_dir=results_root(results_dir), run_id=run_id, device=device,
+                               trainer=trainer, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
+                               progress=progress, console=console, command=command, data=data,
+                               optim_impl=optim_impl, folder=folder)
     except ExecutorError as e:
         raise RunError(str(e)) from None
+    except OSError as e:
+        if folder.dir is None:
+            raise
+        raise RunWriteError(e, folder.dir) from e
     finally:
         if hasattr(executor, "shutdown"):
             executor.shutdown()
 
 
 def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk_size, data_dir, resume, progress,
-                console, command, data, optim_impl) -> Path:
+                console, command, data, optim_impl, folder: _RunFolder) -> Path:
     import torch
 
     from ..train.data import load_fashion_mnist
@@ -356,7 +417,7 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
     if not local:
         executor.start()
     if resume is not None:
-        run_dir = resolve_run(resume, results_dir)
+        run_dir = folder.claim(resume, results_dir, new=False)  # locked, then read
         meta = json.loads((run_dir / "meta.json").read_text())
         if meta.get("status") == "complete":
             raise RunError(f"run {meta['run_id']} is complete: nothing to resume")
@@ -395,9 +456,7 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
         run_id = run_id or f"{stamp}-{matrix.name}{suffix}"
         if "/" in run_id or run_id.startswith(".") or not run_id.strip():
             raise RunError(f"--run-id must be a plain folder name, got {run_id!r}")
-        run_dir = results_dir / "runs" / run_id
-        if run_dir.exists():
-            raise RunError(f"run folder {run_dir} exists: pick another --run-id or --resume {run_id}")
+        run_dir = folder.claim(run_id, results_dir, new=True)  # locked before the existence check
         meta = None
 
     # the driver's own device: where it loads the data (a Ray driver: the CPU, for the object store) and

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..results import atomic_write, find_run
+from ..results import atomic_write, find_run, run_lock
 from .stats import mean_interval
 
 __all__ = ["COLUMNS", "METRICS", "METRIC_NAMES", "compare", "paired_stats", "sign_flip_p", "bootstrap_ci",
@@ -112,8 +112,12 @@ def compare(torch_run_dir, keras_run_dir, out_csv=None, *, metrics=METRICS, alph
             rows.append(dict(config="all", metric=metric, **paired_stats(diffs, alpha=alpha, seed=seed)))
     df = pd.DataFrame(rows, columns=COLUMNS)
     if write:
-        out = Path(out_csv) if out_csv is not None else run_dir(keras_run_dir) / "crossframework.csv"
-        atomic_write(out, lambda p: df.to_csv(p, index=False))
+        if out_csv is not None:
+            atomic_write(out_csv, lambda p: df.to_csv(p, index=False))
+        else:
+            keras = run_dir(keras_run_dir)
+            with run_lock(keras):  # into the Keras run's folder: one writer at a time
+                atomic_write(keras / "crossframework.csv", lambda p: df.to_csv(p, index=False))
     return df
 
 

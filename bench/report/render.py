@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..results import atomic_write
+from ..results import atomic_write, run_lock
 from . import families as F
 from . import stats as RS
 from . import tuning as RT
@@ -793,12 +793,14 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def write_report(run_dir: Path, results_dir: Path | None = None) -> tuple[Path, Path]:
-    """Write ``report.html``, ``report.md`` and ``plots/*.png`` into the run folder; returns (html, md)."""
+    """Write ``report.html``, ``report.md`` and ``plots/*.png`` into the run folder, holding its lock
+    (:class:`bench.results.RunLocked` while another process writes the run); returns (html, md)."""
     run_dir = Path(run_dir)
-    page, md, plots = build_report(run_dir, results_dir)
-    (run_dir / "plots").mkdir(exist_ok=True)
-    for name, data in plots.items():
-        _write(run_dir / "plots" / name, data)
-    _write(run_dir / "report.html", page.encode("utf-8"))
-    _write(run_dir / "report.md", md.encode("utf-8"))
+    with run_lock(run_dir):
+        page, md, plots = build_report(run_dir, results_dir)
+        (run_dir / "plots").mkdir(exist_ok=True)
+        for name, data in plots.items():
+            _write(run_dir / "plots" / name, data)
+        _write(run_dir / "report.html", page.encode("utf-8"))
+        _write(run_dir / "report.md", md.encode("utf-8"))
     return run_dir / "report.html", run_dir / "report.md"

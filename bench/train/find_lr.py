@@ -131,14 +131,16 @@ def write_results(curve: pd.DataFrame, suggestions: dict, out_dir, *, steps: int
     """``find_lr_curve.csv`` (the curves), ``find_lr.csv`` (one row per optimizer: the suggestions, steps
     run, whether the loss passed ``diverge_factor`` x its best) and ``find_lr.png`` into ``out_dir``."""
     from pathlib import Path
+
+    from ..results import atomic_write
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    curve.to_csv(out / "find_lr_curve.csv", index=False)
+    atomic_write(out / "find_lr_curve.csv", lambda p: curve.to_csv(p, index=False))
     stopped = curve.groupby("optimizer")["step"].max()
     names = list(dict.fromkeys(curve["optimizer"]))
     table = pd.DataFrame([dict(optimizer=o, **suggestions[o], steps_run=int(stopped[o]) + 1,
                                stopped=bool(stopped[o] + 1 < steps)) for o in names if o in suggestions])
-    table.to_csv(out / "find_lr.csv", index=False)
+    atomic_write(out / "find_lr.csv", lambda p: table.to_csv(p, index=False))
     plot(curve, suggestions, out / "find_lr.png", title=title)
     return table
 
@@ -179,8 +181,8 @@ def plot(curve: pd.DataFrame, suggestions: dict, path=None, title: str = "LR ran
     plt.close(fig)
     data = buf.getvalue()
     if path is not None:
-        from pathlib import Path
-        Path(path).write_bytes(data)
+        from ..results import atomic_write
+        atomic_write(path, lambda p: p.write_bytes(data))
     return data
 
 

@@ -15,6 +15,14 @@ See docs/TRACKING.md.
 import os as _os
 import sys as _sys
 
+# Numba caches in a folder of their own (.asv/numba-cache, git-ignored): _harness.py loads this tree's
+# bench/speed modules as the package _lrbench_harness, and a cached kernel of theirs written beside the source
+# would be loaded by the plain import later and fail there ("No module named '_lrbench_harness'").
+_os.environ.setdefault("NUMBA_CACHE_DIR", _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "..", "..",
+                                                        "..", ".asv", "numba-cache"))
+if "numba" in _sys.modules:  # numba read its configuration already
+    _sys.modules["numba"].config.CACHE_DIR = _os.environ["NUMBA_CACHE_DIR"]
+
 # LRBENCH_ASV_PROJECT=<checkout>: import the project (lrcore, bench) from that checkout of an older commit
 # instead of the installed one (asv's "existing" environment runs python in isolated mode, so PYTHONPATH
 # is ignored). bench/speed/asv_benchmarks/history.py sets it for each commit it benchmarks.
