@@ -18,8 +18,8 @@ import numpy as np
 import lrcore
 
 from ..train.config import ACTIVATION_NAMES as ACTIVATIONS
-from ..train.config import (NATIVE_PREFIX, OPTIMIZERS, SCHEDULE_FREE_OPTIMIZERS, TrainConfig, steps_per_epoch,
-                            strip_native)
+from ..train.config import (NATIVE_PREFIX, OPTIMIZERS, PRECISIONS, SCHEDULE_FREE_OPTIMIZERS, TrainConfig,
+                            steps_per_epoch, strip_native)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,7 +34,7 @@ FRAMEWORKS = ("torch", "keras")
 #: Fashion-MNIST training images after the validation split: the size the schedule check assumes.
 N_TRAIN = 50_000
 PLATEAU_KEYS = ("factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps")
-TOP_KEYS = ("name", "description", "framework", "epochs", "seeds", "batch_size", "early_stopping",
+TOP_KEYS = ("name", "description", "framework", "precision", "epochs", "seeds", "batch_size", "early_stopping",
             "target_val_acc", "baseline", "contender", "model", "peak_lr", "schedules", "schedule_free", "plateau")
 #: What schedule-free optimizers run when a matrix names them without a [schedule_free] table: warmup over
 #: the first 5% of steps, then the peak (the package's recipe: warmup only, the averaging does the rest).
@@ -98,6 +98,7 @@ class Matrix:
     dropout: float = 0.0
     plateau: dict[str, Any] = dataclasses.field(default_factory=dict)
     schedule_free: dict[str, str] = dataclasses.field(default_factory=dict)
+    precision: str = "fp32"
     source: str = ""
 
     @property
@@ -152,7 +153,7 @@ class Matrix:
     def to_dict(self) -> dict:
         """The matrix in the file's layout (JSON/TOML-safe), plus ``source``."""
         d = {"name": self.name, "description": self.description, "framework": self.framework,
-             "epochs": self.epochs, "seeds": list(self.seeds), "batch_size": self.batch_size,
+             "precision": self.precision, "epochs": self.epochs, "seeds": list(self.seeds), "batch_size": self.batch_size,
              "early_stopping": self.early_stopping, "target_val_acc": self.target_val_acc,
              "model": {"widths": list(self.widths), "activation": self.activation, "dropout": self.dropout},
              "peak_lr": dict(self.peak_lr), "schedules": dict(self.schedules), "plateau": dict(self.plateau),
@@ -202,6 +203,12 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
     framework = raw.get("framework", "torch")
     if framework not in FRAMEWORKS:
         fail(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
+    precision = raw.get("precision", "fp32")
+    if precision not in PRECISIONS:
+        fail(f"precision must be one of {PRECISIONS} (bf16: the matmuls in bfloat16, float32 master weights), "
+             f"got {precision!r}")
+    if precision != "fp32" and framework != "torch":
+        fail(f"precision = {precision!r} trains in the PyTorch trainers only (framework = \"torch\")")
     epochs = raw.get("epochs")
     if not _int(epochs) or epochs < 1:
         fail(f"epochs must be an integer >= 1, got {epochs!r}")
@@ -324,4 +331,4 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
                   description=desc, framework=framework, batch_size=batch_size, early_stopping=es,
                   target_val_acc=float(target), baseline=out["baseline"], contender=out["contender"],
                   widths=tuple(widths), activation=activation, dropout=float(dropout), plateau=dict(plateau),
-                  schedule_free=sf, source=source)
+                  schedule_free=sf, precision=precision, source=source)
