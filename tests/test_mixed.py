@@ -246,3 +246,20 @@ def test_precision_is_validated():
         BT.BatchedMLP([0], precision="fp16")
     with pytest.raises(ValueError, match="master weights"):
         BT.BatchedMLP([0], precision="bf16", dtype=torch.float64)
+
+
+def test_bf16_device_path_makes_no_host_sync_per_step():
+    """The torch optimizer path (what CUDA runs) in bf16: still no host sync per step, and the casts add only
+    a few aten ops (the gradients widened into the flat buffer, the bfloat16 copies written after the update).
+    Marginal cost of a step: the difference of a 20- and a 40-step run (bench.speed.count_ops)."""
+    from bench.speed import count_ops
+    from bench.train.data import load_fashion_mnist
+    try:
+        data = load_fashion_mnist("cpu")
+    except (FileNotFoundError, ValueError) as e:  # pragma: no cover - machines without the data set
+        pytest.skip(f"Fashion-MNIST not installed: {e}")
+    short, long = (count_ops.count_chunk("quick", steps=n, data=data, precision="bf16") for n in (20, 40))
+    syncs = (long["syncs"] - short["syncs"]) / 20
+    ops = (long["ops"] - short["ops"]) / 20
+    print(f"bf16, per training step, 72 models: {syncs:.2f} host syncs, {ops:.1f} kernel-launching aten ops")
+    assert syncs == 0 and ops <= 140

@@ -61,8 +61,9 @@ def test_run_folder_files(full_run, matrix):
     hist = pd.read_parquet(full_run / "epochs.parquet")
     summ = pd.read_csv(full_run / "summary.csv")
     tp = pd.read_csv(full_run / "throughput.csv")
-    assert list(hist.columns) == HISTORY_COLUMNS + ["trainer", "chunk", "model_time_s"]
-    assert list(summ.columns) == SUMMARY_COLUMNS + ["trainer", "chunk"]
+    assert list(hist.columns) == HISTORY_COLUMNS + ["trainer", "chunk", "model_time_s", "precision"]
+    assert list(summ.columns) == SUMMARY_COLUMNS + ["trainer", "chunk", "precision"]
+    assert meta["precision"] == "fp32" and set(hist["precision"]) == set(summ["precision"]) == {"fp32"}
     assert len(hist) == 12 * 2 and sorted(summ["model"]) == list(range(12)) and len(tp) == 3
     # configuration k of the matrix is model k
     for c, row in zip(matrix.configs(), summ.sort_values("model").itertuples()):

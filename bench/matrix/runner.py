@@ -7,7 +7,7 @@
   executor (``local`` | ``ray``; the settings of Ray under ``ray``), git commit and
   whether the tree was dirty, versions, start / end (UTC), the chunk plan, the resolved peaks,
   aggregate throughput (with a torch matmul FLOP rate measured in the same run), the data's origin.
-* ``epochs.parquet``: ``bench.train.batched.HISTORY_COLUMNS`` + ``trainer``, ``chunk``, ``precision``, ``model_time_s``
+* ``epochs.parquet``: ``bench.train.batched.HISTORY_COLUMNS`` + ``trainer``, ``chunk``, ``model_time_s``, ``precision``
   (this model's share of the epoch's wall time: the chunk's epoch time / models in the chunk for the
   batched trainer, the model's own epoch time otherwise; its cumulative sum is the time-to-result clock).
 * ``summary.csv``: ``bench.train.batched.SUMMARY_COLUMNS`` + ``trainer``, ``chunk``, ``precision``;
@@ -49,7 +49,7 @@ __all__ = ["TRAINERS", "RunError", "CorruptPartWarning", "run_matrix", "resolve_
            "EXTRA_HISTORY", "EXTRA_SUMMARY", "THROUGHPUT_COLUMNS"]
 
 TRAINERS = ("batched", "sequential", "keras")
-EXTRA_HISTORY = ["trainer", "chunk", "precision", "model_time_s"]
+EXTRA_HISTORY = ["trainer", "chunk", "model_time_s", "precision"]
 EXTRA_SUMMARY = ["trainer", "chunk", "precision"]
 THROUGHPUT_COLUMNS = ["chunk", "trainer", "device", "precision", "n_models", "epochs", "steps", "batch_size", "n_train",
                       "wall_s", "train_s", "samples_per_s", "model_epochs_per_s", "flop_per_s", "flops",

@@ -176,21 +176,26 @@ def time_matmuls(calls: list[Call], device, repeats: int = 10) -> list[dict]:
 
 # ----------------------------------------------------------------------------------------- optimizer
 
+def _states(kind: str, hyper: dict, m: int) -> int:
+    """How many state tensors the update of model ``m`` (of ``kind``) reads and writes (torch.optim's)."""
+    if kind == "sgd":
+        return int(hyper["momentum"][m] != 0)
+    if kind == "rmsprop":
+        return 1 + int(bool(hyper["centered"][m])) + int(hyper["momentum"][m] > 0)
+    return {"adam": 2, "adamw": 2, "sgd_schedulefree": 1, "adamw_schedulefree": 2}[kind]
+
+
 def optimizer_bytes(opt, grads) -> int:
-    """Bytes one update of every model must move at least: each parameter read and written, its gradient read,
-    every optimizer state tensor read and written, the bfloat16 copy written (where there is one)."""
+    """Bytes one update of every model must move at least, per model: its parameters read and written, its
+    gradients read (in their dtype), each state tensor its optimizer keeps read and written (:func:`_states`;
+    in the parameters' dtype), its bfloat16 copy written (where there is one)."""
     total = 0
     for p, g in zip(opt.params, grads):
-        total += 2 * p.numel() * p.element_size() + g.numel() * g.element_size()
-        low = getattr(p, "_lrbench_low", None)
-        if low is not None:
-            total += low.numel() * low.element_size()
-    seen = set()
-    for st in opt.state.values():
-        for k, t in st.items():
-            if isinstance(t, torch.Tensor) and t.is_floating_point() and not k.startswith("_") and id(t) not in seen:
-                seen.add(id(t))
-                total += 2 * t.numel() * t.element_size()
+        n = p[0].numel()
+        low = 2 if getattr(p, "_lrbench_low", None) is not None else 0
+        for m, kind in enumerate(opt.kinds):
+            states = _states(kind, opt._host, m)
+            total += n * (2 * p.element_size() + g.element_size() + low + 2 * states * p.element_size())
     return total
 
 
@@ -309,3 +314,61 @@ class _Pause:
 
     def __exit__(self, *exc):
         return self._ctx.__exit__(*exc)
+
+
+def main(argv=None):
+    """``python -m bench.speed.roofline [--matrix quick] [--precision fp32 --precision bf16] [--rounds 5]``: the
+    first chunk's step in each precision, timed interleaved (the order reversed every other round; median of
+    the rounds' medians), each against its roofline, and where its time goes."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m bench.speed.roofline", description=main.__doc__.split("\n")[0])
+    ap.add_argument("--matrix", default="quick")
+    ap.add_argument("--precision", action="append", choices=["fp32", "bf16"])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=10, help="steps per round and precision")
+    ap.add_argument("--optim-impl", default="auto", choices=["auto", "numba", "torch"])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from ..machine import machine
+    from ..matrix import load_matrix
+    from ..matrix.runner import CPU_CHUNK, plan_chunks
+    mx = load_matrix(args.matrix)
+    configs = mx.configs()
+    first = [configs[i] for i in plan_chunks(len(configs), len(configs) if args.device.startswith("cuda")
+                                             else CPU_CHUNK)[0]]
+    precisions = args.precision or ["fp32", "bf16"]
+    steps = {p: make_step(first, widths=mx.widths, activation=mx.activation, dropout=mx.dropout,
+                          batch_size=mx.batch_size, device=args.device, precision=p, optim_impl=args.optim_impl)
+             for p in precisions}
+    times = {p: [] for p in precisions}
+    for r in range(args.rounds):
+        for p in (precisions if r % 2 == 0 else precisions[::-1]):
+            times[p].append(step_time(steps[p], args.steps))
+    m = machine(frameworks=False)
+    print(f"matrix {mx.name}: first chunk, {len(first)} models, batch {mx.batch_size}; {m['cpu']}, "
+          f"{torch.get_num_threads()} torch threads; {args.rounds} interleaved rounds of {args.steps} steps")
+    step_s = {p: statistics.median(times[p]) for p in precisions}
+    for p in precisions:
+        r = measure(steps[p], step_s=step_s[p])
+        spread = f"[{min(times[p]) * 1e3:.1f}, {max(times[p]) * 1e3:.1f}]"
+        print(f"{p}: step {r['step_s'] * 1e3:.1f} ms {spread}, roofline {r['roofline_s'] * 1e3:.1f} ms "
+              f"(matmuls alone {r['matmul_s'] * 1e3:.1f} ms = {r['matmul_flops'] / r['matmul_s'] / 1e9:.0f} GFLOP/s; "
+              f"optimizer {r['optimizer_bytes'] / 1e6:.0f} MB at {r['copy_bandwidth'] / 1e9:.1f} GB/s = "
+              f"{r['optimizer_s'] * 1e3:.1f} ms): step / roofline {r['step_over_roofline']:.2f}x")
+        for row in r["matmuls"]:
+            print(f"    {row['op']:8s} {row['shapes']:40s} {row['dtype']:9s} {row['seconds'] * 1e3:7.2f} ms "
+                  f"{row['flops'] / row['seconds'] / 1e9:7.0f} GFLOP/s")
+        for row in profile(steps[p]):
+            print(f"    {row['part']:45s} {row['seconds'] * 1e3:7.2f} ms {row['share']:5.0%}")
+    if "fp32" in step_s and "bf16" in step_s:
+        ratios = [a / b for a, b in zip(times["fp32"], times["bf16"])]
+        print(f"bf16 step speed-up over fp32: {step_s['fp32'] / step_s['bf16']:.2f}x (per round "
+              f"{min(ratios):.2f}-{max(ratios):.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
