@@ -263,3 +263,23 @@ def test_bf16_device_path_makes_no_host_sync_per_step():
     ops = (long["ops"] - short["ops"]) / 20
     print(f"bf16, per training step, 72 models: {syncs:.2f} host syncs, {ops:.1f} kernel-launching aten ops")
     assert syncs == 0 and ops <= 140
+
+
+def test_parity_on_a_cpu_without_bfloat16_hardware():
+    """A CPU without AVX512-BF16 / AMX (the AMD EPYC machines): oneDNN limited to AVX2 and ATen's AVX2 kernels, in
+    a subprocess (the limits are read at start-up); the step still meets its definition."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    here = Path(__file__).resolve().parent
+    code = ("import sys, torch; sys.path.insert(0, sys.argv[1]); import test_mixed as T; from bench.train import model as BT; "
+            "torch.set_num_threads(1); g = torch.Generator().manual_seed(4); "
+            "x, y = torch.randn(2, 128, 784, generator=g), torch.randint(0, 10, (2, 128), generator=g); "
+            "T.check_against_reference(BT.BatchedMLP([0, 1, 2], T.SMALL, precision='bf16'), x, y, [2, 1]); "
+            "print(torch.backends.cpu.get_cpu_capability())")
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
+           "PYTHONPATH": os.pathsep.join([str(here.parent), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-c", code, str(here)], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip().splitlines()[-1] == "AVX2"

@@ -359,6 +359,16 @@ def _precision(run_dir: Path) -> list:
     return items
 
 
+def _roofline_text(r) -> str:
+    """meta.json's throughput.roofline in words (bench.speed.roofline), or n/a."""
+    if not isinstance(r, dict) or not r.get("roofline_s"):
+        return "n/a"
+    return (f"{r.get('precision', '')}, first chunk of {r.get('n_models', '?')} models: a step takes "
+            f"{1e3 * r['step_s']:.1f} ms, {r['step_over_roofline']:.2f}x its roofline of {1e3 * r['roofline_s']:.1f} ms "
+            f"(its matmuls timed alone {1e3 * r['matmul_s']:.1f} ms + the optimizer's {r['optimizer_bytes'] / 1e6:.0f} MB "
+            f"at the copy bandwidth {r['copy_bandwidth'] / 1e9:.1f} GB/s, {1e3 * r['optimizer_s']:.1f} ms)")
+
+
 def _environment(run: RS.Run) -> Table:
     m, mx = run.meta, run.matrix
     versions = ", ".join(f"{k} {v}" for k, v in (m.get("versions") or {}).items())
@@ -384,6 +394,7 @@ def _environment(run: RS.Run) -> Table:
         ("throughput", f"{_num(tp.get('model_epochs_per_s'))} model-epochs/s, {_num(tp.get('samples_per_s'))} "
                        f"samples/s, {_num(tp.get('flop_per_s'))} FLOP/s, wall {_num(tp.get('wall_s'))} s"
          if tp else "n/a"),
+        ("step against its roofline", _roofline_text(tp.get("roofline"))),
         ("versions", versions),
     ]
     return Table("environment", "Environment", ["item", "value"], [[k, str(v)] for k, v in pairs])

@@ -57,8 +57,6 @@ from .optim import OPTIMIZER_DEFAULTS, BatchedOptimizer, torch_optimizer
 __all__ = ["ACTIVATIONS", "OPTIMIZER_DEFAULTS", "BatchedMLP", "BatchedOptimizer", "train_step", "step_flops", "forward_flops",
            "torch_reference_model", "torch_optimizer", "matmul_flop_rate"]
 
-_activation_backward = activation_backward
-
 
 def step_flops(widths: Sequence[int], batch_size: int, n_models: int = 1, *, input_grad: bool = True) -> int:
     """FLOPs of the matmuls of one training step of ``n_models`` MLPs on ``batch_size`` examples each.
@@ -263,7 +261,7 @@ class BatchedMLP:
             z, a, mask = hidden[l - 1]
             if mask is not None:
                 g = g / self._keep * mask
-            d = _activation_backward(self.activation, g, z, a)
+            d = activation_backward(self.activation, g, z, a)
         for p, g in zip(self.params, grads):
             p.grad = g
         self.grads = grads
