@@ -441,12 +441,14 @@ def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, kera
         t.add_row(r["trainer"], r["precision"], str(r["n_models"]), f"{r['model_epochs_per_s']:.3g}",
                   f"{r['samples_per_s']:.3g}", f"{r['flop_per_s'] / 1e9:.3g}", f"{r['flop_fraction_of_matmul']:.0%}",
                   f"{r['speedup_vs_sequential']:.2f}x",
-                  *([f"{r['speedup_vs_fp32']:.2f}x" if r.get("speedup_vs_fp32") else ""] if len(precisions) > 1 else []))
+                  *([f"{r['speedup_vs_fp32']:.2f}x" if r.get("speedup_vs_fp32") else ""]
+                    if len(precisions) > 1 else []))
     console.print(t)
     roofs = [r for r in rows if r.get("roofline_ms")]
     if roofs:
         t = Table(title="the batched step against its roofline (the first chunk; roofline = its matmuls timed alone "
-                        "at their shapes and dtype + the optimizer's bytes at the copy bandwidth)", title_justify="left")
+                        "at their shapes and dtype + the optimizer's bytes at the copy bandwidth)",
+                  title_justify="left")
         for col in ("precision", "step", "roofline", "step / roofline", "matmuls alone", "optimizer bytes",
                     "at copy bandwidth"):
             t.add_column(col, justify="left" if col == "precision" else "right")
@@ -648,10 +650,11 @@ def crossframework_cmd(run_a, run_b, out_csv, alpha):
             if alpha != 0.05:
                 raise ValueError(f"cross-check: alpha must be 0.05 (the 95% paired t interval), got {alpha}")
             df, table = PR.compare(precisions["bf16"], precisions["fp32"], out_csv)
-            sides, where = PR.SIDES, Path(out_csv) if out_csv else CF.run_dir(precisions["bf16"]) / "precision.csv"
+            where = Path(out_csv) if out_csv else CF.run_dir(precisions["bf16"]) / "precision.csv"
         else:
             df = CF.compare(run_a, run_b, out_csv, alpha=alpha)
-            sides, where, table = "PyTorch - Keras", Path(out_csv) if out_csv else CF.run_dir(run_b) / "crossframework.csv", None
+            where = Path(out_csv) if out_csv else CF.run_dir(run_b) / "crossframework.csv"
+            table = None
     except (FileNotFoundError, ValueError, RunNotFound) as e:
         raise click.ClickException(str(e)) from None
     with pd.option_context("display.width", 160, "display.max_columns", 20):
@@ -661,7 +664,8 @@ def crossframework_cmd(run_a, run_b, out_csv, alpha):
     else:
         for metric in dict.fromkeys(df["metric"]):
             click.echo(CF.verdict(df, metric))
-    click.echo(f"wrote {where}" + (f" and {where.with_name(where.stem + '_verdicts.csv')}" if table is not None else ""))
+    also = f" and {where.with_name(where.stem + '_verdicts.csv')}" if table is not None else ""
+    click.echo(f"wrote {where}{also}")
 
 
 if __name__ == "__main__":

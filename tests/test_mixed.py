@@ -273,7 +273,8 @@ def test_parity_on_a_cpu_without_bfloat16_hardware():
     import sys
     from pathlib import Path
     here = Path(__file__).resolve().parent
-    code = ("import sys, torch; sys.path.insert(0, sys.argv[1]); import test_mixed as T; from bench.train import model as BT; "
+    code = ("import sys, torch; sys.path.insert(0, sys.argv[1]); import test_mixed as T; "
+            "from bench.train import model as BT; "
             "torch.set_num_threads(1); g = torch.Generator().manual_seed(4); "
             "x, y = torch.randn(2, 128, 784, generator=g), torch.randint(0, 10, (2, 128), generator=g); "
             "T.check_against_reference(BT.BatchedMLP([0, 1, 2], T.SMALL, precision='bf16'), x, y, [2, 1]); "

@@ -3,7 +3,8 @@
 ``run_matrix(matrix, ...)`` -> the run folder ``results/runs/<run-id>/`` (DESIGN.md's results layout):
 
 * ``meta.json``: run id, status ("running" | "interrupted" | "failed" | "complete"), command, the resolved
-  matrix, framework, precision ("fp32" | "bf16"), trainer ("batched" | "sequential" | "keras"), device and its name, threads, the
+  matrix, framework, precision ("fp32" | "bf16"), trainer ("batched" | "sequential" | "keras"), device and its
+  name, threads, the
   executor (``local`` | ``ray``; the settings of Ray under ``ray``), git commit and
   whether the tree was dirty, versions, start / end (UTC), the chunk plan, the resolved peaks,
   aggregate throughput (with a torch matmul FLOP rate measured in the same run), the data's origin.

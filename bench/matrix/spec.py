@@ -153,7 +153,8 @@ class Matrix:
     def to_dict(self) -> dict:
         """The matrix in the file's layout (JSON/TOML-safe), plus ``source``."""
         d = {"name": self.name, "description": self.description, "framework": self.framework,
-             "precision": self.precision, "epochs": self.epochs, "seeds": list(self.seeds), "batch_size": self.batch_size,
+             "precision": self.precision, "epochs": self.epochs, "seeds": list(self.seeds),
+             "batch_size": self.batch_size,
              "early_stopping": self.early_stopping, "target_val_acc": self.target_val_acc,
              "model": {"widths": list(self.widths), "activation": self.activation, "dropout": self.dropout},
              "peak_lr": dict(self.peak_lr), "schedules": dict(self.schedules), "plateau": dict(self.plateau),

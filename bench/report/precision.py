@@ -56,7 +56,8 @@ def _check(bf16: RS.Run, fp32: RS.Run):
                          f"({bf16.path.name}) and {fp32.precision} ({fp32.path.name})")
     for key in SAME:
         if bf16.meta.get(key) != fp32.meta.get(key):
-            raise ValueError(f"precision check: the runs differ in {key} ({bf16.meta.get(key)} vs {fp32.meta.get(key)}): "
+            raise ValueError(f"precision check: the runs differ in {key} ({bf16.meta.get(key)} vs "
+                             f"{fp32.meta.get(key)}): "
                              "a paired comparison of precisions needs runs that differ in precision only")
     mb, mf = dict(bf16.matrix), dict(fp32.matrix)
     for m in (mb, mf):

@@ -342,7 +342,8 @@ def _precision(run_dir: Path) -> list:
     items.append(("details", f"The report's {len(table)} verdicts in each precision",
                   [_frame_table(table, "precision-verdicts", "Verdicts in fp32 and in bf16 (precision_verdicts.csv)",
                                 "Each schedule against the baseline per optimizer (95% paired t interval of test "
-                                "accuracy) and each schedule-free comparison, as the report of each run states them.")]))
+                                "accuracy) and each schedule-free comparison, as the report of each run states "
+                                "them.")]))
     rows = []
     for r in paired.to_dict("records"):
         acc = str(r["metric"]).endswith("acc")
@@ -364,8 +365,9 @@ def _roofline_text(r) -> str:
     if not isinstance(r, dict) or not r.get("roofline_s"):
         return "n/a"
     return (f"{r.get('precision', '')}, first chunk of {r.get('n_models', '?')} models: a step takes "
-            f"{1e3 * r['step_s']:.1f} ms, {r['step_over_roofline']:.2f}x its roofline of {1e3 * r['roofline_s']:.1f} ms "
-            f"(its matmuls timed alone {1e3 * r['matmul_s']:.1f} ms + the optimizer's {r['optimizer_bytes'] / 1e6:.0f} MB "
+            f"{1e3 * r['step_s']:.1f} ms, {r['step_over_roofline']:.2f}x its roofline of "
+            f"{1e3 * r['roofline_s']:.1f} ms (its matmuls timed alone {1e3 * r['matmul_s']:.1f} ms + the optimizer's "
+            f"{r['optimizer_bytes'] / 1e6:.0f} MB "
             f"at the copy bandwidth {r['copy_bandwidth'] / 1e9:.1f} GB/s, {1e3 * r['optimizer_s']:.1f} ms)")
 
 

@@ -84,7 +84,8 @@ def measure(matrix, data, *, device="cpu", epochs: int = 1, sequential_models: i
         for k, idx in enumerate(chunks):
             order = precisions if (rnd + k) % 2 == 0 else precisions[::-1]
             for prec in order:
-                log(f"batched ({prec}): chunk {k + 1} ({len(idx)} models)" + (f", round {rnd + 1}" if rounds > 1 else ""))
+                log(f"batched ({prec}): chunk {k + 1} ({len(idx)} models)"
+                    + (f", round {rnd + 1}" if rounds > 1 else ""))
                 r = train_chunk([configs[i] for i in idx], data, optim_impl=optim_impl, precision=prec, **kw)
                 b = bat[prec]
                 b["wall"] += r.throughput["wall_s"]
