@@ -210,7 +210,10 @@ def _roofline_of_run(configs, matrix, device, chunk_row, optim_impl) -> dict:
                               optim_impl=optim_impl)
     train_s, steps = chunk_row.get("train_s"), chunk_row.get("steps")
     ok = train_s is not None and steps and math.isfinite(float(train_s))
-    out = roofline.measure(step, step_s=float(train_s) / float(steps) if ok else None)
+    try:
+        out = roofline.measure(step, step_s=float(train_s) / float(steps) if ok else None)
+    except (RuntimeError, ValueError, TypeError) as e:  # a measurement must not fail a finished run
+        return {"error": f"{type(e).__name__}: {e}"}
     out["chunk"] = int(chunk_row.get("chunk", 0))
     return out
 
@@ -361,7 +364,7 @@ def _print_run(run_dir: Path, console):
                   f"({tp['flop_per_s'] / tp['matmul_flop_per_s']:.0%} of a torch float32 1024^3 matmul here); "
                   f"{tp['wall_s']:.0f} s of training")
         roof = tp.get("roofline")
-        if roof:
+        if roof and roof.get("roofline_s"):
             out.print(f"roofline ({roof['precision']}, chunk {roof.get('chunk', 0)} of {roof['n_models']} models): a "
                       f"step takes {roof['step_s'] * 1e3:.1f} ms, {roof['step_over_roofline']:.2f}x its limit of "
                       f"{roof['roofline_s'] * 1e3:.1f} ms = its matmuls alone {roof['matmul_s'] * 1e3:.1f} ms + "
