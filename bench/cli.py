@@ -205,12 +205,12 @@ def _roofline_of_run(configs, matrix, device, chunk_row, optim_impl) -> dict:
     import math
 
     from .speed import roofline
-    step = roofline.make_step(configs, widths=matrix.widths, activation=matrix.activation, dropout=matrix.dropout,
-                              batch_size=matrix.batch_size, device=device, precision=matrix.precision,
-                              optim_impl=optim_impl)
     train_s, steps = chunk_row.get("train_s"), chunk_row.get("steps")
     ok = train_s is not None and steps and math.isfinite(float(train_s))
     try:
+        step = roofline.make_step(configs, widths=matrix.widths, activation=matrix.activation,
+                                  dropout=matrix.dropout, batch_size=matrix.batch_size, device=device,
+                                  precision=matrix.precision, optim_impl=optim_impl)
         out = roofline.measure(step, step_s=float(train_s) / float(steps) if ok else None)
     except (RuntimeError, ValueError, TypeError) as e:  # a measurement must not fail a finished run
         return {"error": f"{type(e).__name__}: {e}"}
