@@ -284,3 +284,31 @@ def test_parity_on_a_cpu_without_bfloat16_hardware():
     r = subprocess.run([sys.executable, "-c", code, str(here)], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip().splitlines()[-1] == "AVX2"
+
+
+def test_bf16_trainer_torch_path_equals_numba_path():
+    """A bf16 chunk (every optimizer, a plateau schedule, early stopping, a diverging model) trained with both
+    optimizer implementations on real data: the same history to float32 rounding, as in fp32
+    (tests/test_device_path.py); the bfloat16 copies are written by the kernels on one path, cast on the other."""
+    from bench.train.batched import TrainConfig, train_chunk
+    from bench.train.data import load_fashion_mnist
+    try:
+        small = load_fashion_mnist("cpu").head(20 * 128, 1000, 1000)
+    except (FileNotFoundError, ValueError) as e:  # pragma: no cover - machines without the data set
+        pytest.skip(f"Fashion-MNIST not installed: {e}")
+    configs = [TrainConfig(f"{opt}-{seed}", opt, lr, "Cosine(lr=peak, decay_steps=total)", seed)
+               for seed in (0, 1) for opt, lr in (("sgd", 0.1), ("nesterov", 0.01), ("rmsprop", 5e-4),
+                                                  ("adamw", 1e-3), ("adamw_schedulefree", 2.5e-3))]
+    configs += [TrainConfig("plateau", "adam", 1e-3, "plateau", 0), TrainConfig("diverges", "sgd", 1e6, seed=0)]
+    kw = dict(epochs=2, widths=SMALL, plateau_kwargs=dict(factor=0.1, patience=0), early_stopping=1,
+              precision="bf16")
+    a = train_chunk(configs, small, optim_impl="numba", **kw)
+    b = train_chunk(configs, small, optim_impl="torch", **kw)
+    assert a.throughput["precision"] == b.throughput["precision"] == "bf16"
+    for col in ("trained", "diverged", "stopped", "epoch", "model"):
+        assert a.history[col].tolist() == b.history[col].tolist(), col
+    assert bool(a.summary.loc[a.summary.name == "diverges", "diverged"].iloc[0])
+    ok = ~a.history.diverged
+    for col in ("lr", "train_loss", "val_loss", "val_acc"):
+        np.testing.assert_allclose(b.history.loc[ok, col], a.history.loc[ok, col], rtol=5e-3, atol=5e-3, err_msg=col)
+    np.testing.assert_allclose(b.summary.test_acc, a.summary.test_acc, atol=1e-2)
