@@ -594,7 +594,7 @@ def find_lr_cmd(optimizers, steps, lr_min, lr_max, smoothing, diverge_factor, ba
     sug = F.suggest(curve)
     out = Path(out_dir) if out_dir else results_root() / "find_lr"
     table = F.write_results(curve, sug, out, steps=steps, title=f"LR range test ({'-'.join(map(str, widths))} "
-                            f"{activation}, batch {batch_size}, seed {seed}, {precision})")
+                            f"{activation}, batch {batch_size}, seed {seed}, {precision})", precision=precision)
     t = Table(title="LR range test", title_justify="left")
     for col in ("optimizer", "steepest", "min / 10", "suggested", "stopped at lr"):
         t.add_column(col, justify="left" if col == "optimizer" else "right")

@@ -143,6 +143,7 @@ def test_cli_precision_option_and_the_slow_hardware_warning(data, tmp_path, monk
     assert r.exit_code == 0, r.output
     assert "slower than fp32" in r.output and "no AVX512_BF16" in r.output
     assert (tmp_path / "f" / "find_lr.png").is_file()
+    assert set(pd.read_csv(tmp_path / "f" / "find_lr.csv")["precision"]) == {"bf16"}
     r = CliRunner().invoke(main, ["run", "--resume", "x", "--precision", "bf16", "--results", str(tmp_path)])
     assert r.exit_code != 0 and "--precision" in r.output
     with pytest.raises(RunError, match="PyTorch trainers only"):

@@ -128,9 +128,11 @@ def suggest(curve: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
-def write_results(curve: pd.DataFrame, suggestions: dict, out_dir, *, steps: int, title: str) -> pd.DataFrame:
+def write_results(curve: pd.DataFrame, suggestions: dict, out_dir, *, steps: int, title: str,
+                  precision: str = "fp32") -> pd.DataFrame:
     """``find_lr_curve.csv`` (the curves), ``find_lr.csv`` (one row per optimizer: the suggestions, steps
-    run, whether the loss passed ``diverge_factor`` x its best) and ``find_lr.png`` into ``out_dir``."""
+    run, whether the loss passed ``diverge_factor`` x its best, the training precision) and ``find_lr.png``
+    into ``out_dir``."""
     from pathlib import Path
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +140,8 @@ def write_results(curve: pd.DataFrame, suggestions: dict, out_dir, *, steps: int
     stopped = curve.groupby("optimizer")["step"].max()
     names = list(dict.fromkeys(curve["optimizer"]))
     table = pd.DataFrame([dict(optimizer=o, **suggestions[o], steps_run=int(stopped[o]) + 1,
-                               stopped=bool(stopped[o] + 1 < steps)) for o in names if o in suggestions])
+                               stopped=bool(stopped[o] + 1 < steps), precision=precision)
+                          for o in names if o in suggestions])
     table.to_csv(out / "find_lr.csv", index=False)
     plot(curve, suggestions, out / "find_lr.png", title=title)
     return table
@@ -154,7 +157,8 @@ def find_peaks(optimizers: Sequence[str], data, *, widths=(784, 256, 128, 10), a
     sug = suggest(curve)
     if out_dir is not None:
         write_results(curve, sug, out_dir, steps=SWEEP_STEPS, title=f"LR range test for the matrix's peaks ("
-                      f"{'-'.join(map(str, widths))} {activation}, batch {batch_size}, seed {seed}, {precision})")
+                      f"{'-'.join(map(str, widths))} {activation}, batch {batch_size}, seed {seed}, {precision})",
+                      precision=precision)
     out = {}
     for o in optimizers:
         v = sug.get(o, {}).get("suggested", math.nan)
