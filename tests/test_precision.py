@@ -60,7 +60,7 @@ def test_matrix_precision_key():
         from_dict({**base, "precision": "fp16"})
     with pytest.raises(MatrixError, match="PyTorch trainers only"):
         from_dict({**base, "precision": "bf16", "framework": "keras"})
-    assert load_matrix("precision").epochs >= 20 and load_matrix("precision").n_configs == 33
+    assert load_matrix("precision").epochs >= 20 and load_matrix("precision").n_configs == 21
 
 
 def test_meta_and_every_row_record_the_precision(runs):
