@@ -68,6 +68,7 @@ OPTIMIZER_DEFAULTS = {
 SCHEDULE_FREE = ("sgd_schedulefree", "adamw_schedulefree")
 IMPLS = ("auto", "numba", "torch")
 _NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+_FLAGS = ("nesterov", "centered")
 
 
 def _rows(t: torch.Tensor, M: int) -> np.ndarray:
@@ -81,7 +82,6 @@ def _rows(t: torch.Tensor, M: int) -> np.ndarray:
 def _low_valid(p: torch.Tensor) -> bool:
     """Whether ``p``'s bfloat16 copy holds ``p`` (see :func:`bench.train.mixed.low_params`)."""
     return getattr(p, "_lrbench_low", None) is not None and getattr(p, "_lrbench_low_version", None) == p._version
-_FLAGS = ("nesterov", "centered")
 
 
 def torch_optimizer(kind: str, params, **hyper) -> torch.optim.Optimizer:
