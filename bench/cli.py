@@ -271,9 +271,44 @@ def summary_table(summary, title: str):
     return t
 
 
+def _precision_option(help_default: str, multiple: bool = False):
+    return click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None, multiple=multiple,
+                        help="fp32, or bf16: the matmuls in bfloat16 with float32 master weights, optimizer state, "
+                             "loss and softmax (torch.autocast's recipe); runs of different precision are never "
+                             "pooled. " + help_default)
+
+
+def _warn_if_bf16_is_slow(console, device) -> None:
+    """Before training: say so where bfloat16 will be slower than float32 (no bf16 arithmetic in hardware)."""
+    from .machine import bf16_slow_reason
+    reason = bf16_slow_reason(device)
+    if reason:
+        console.print(f"[yellow]warning[/yellow]: --precision bf16 will train slower than fp32 here: {reason}.",
+                      soft_wrap=True)
+
+
+def _roofline_of_run(configs, matrix, device, chunk_row, optim_impl) -> dict:
+    """meta.json's throughput.roofline: the run's first chunk, its step (training time / steps) against the
+    sum of its matmuls alone plus its optimizer's bytes at the copy bandwidth (bench.speed.roofline)."""
+    import math
+
+    from .speed import roofline
+    train_s, steps = chunk_row.get("train_s"), chunk_row.get("steps")
+    ok = train_s is not None and steps and math.isfinite(float(train_s))
+    try:
+        step = roofline.make_step(configs, widths=matrix.widths, activation=matrix.activation,
+                                  dropout=matrix.dropout, batch_size=matrix.batch_size, device=device,
+                                  precision=matrix.precision, optim_impl=optim_impl)
+        out = roofline.measure(step, step_s=float(train_s) / float(steps) if ok else None)
+    except (RuntimeError, ValueError, TypeError) as e:  # a measurement must not fail a finished run
+        return {"error": f"{type(e).__name__}: {e}"}
+    out["chunk"] = int(chunk_row.get("chunk", 0))
+    return out
+
+
 @main.command()
 @click.option("--matrix", "matrix_spec", default="quick", show_default=True,
-              help="A built-in matrix (quick, default, full, keras-classic) or a TOML file.")
+              help="A built-in matrix (quick, default, full, keras-classic, precision) or a TOML file.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda[:N] (auto: CUDA when present).")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override the matrix's epochs.")
 @click.option("--seeds", default=None, help="Override the matrix's seeds: a count (3) or a list (0,1,2).")
@@ -310,9 +345,10 @@ def summary_table(summary, title: str):
               "optimizer's hand-set peak_lr, on the evaluation seeds only.")
 @click.option("--no-step-cost", is_flag=True, help="Skip measuring each optimizer's cost per step after training "
               "(step_cost.csv; the report then gives times to target in epochs only).")
+@_precision_option("Training precision [default: the matrix's, else fp32].")
 def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framework, chunk_size, data_dir,
         results_dir, threads, no_report, no_progress, executor, address, cpus_per_task, gpus_per_task, max_retries,
-        optim_impl, no_tuning, no_step_cost):
+        optim_impl, no_tuning, no_step_cost, precision):
     """Train a schedules x optimizers x seeds matrix on Fashion-MNIST; write results/runs/<run-id>/.
 
     --resume continues a run with either executor, whichever trained its first chunks.
@@ -323,7 +359,7 @@ def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framewor
 
     from .matrix import MatrixError, load_matrix, parse_seeds
     from .matrix.executors import ExecutorError, make_executor
-    from .matrix.runner import CorruptPartWarning, RunError, RunWriteError, run_matrix
+    from .matrix.runner import CorruptPartWarning, RunError, RunWriteError, resolve_device, run_matrix
     from .train import FashionMNISTError
     console = Console(stderr=True)
     show = warnings.showwarning
@@ -360,16 +396,21 @@ def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framewor
                     raise click.BadParameter(str(e), param_hint="--seeds") from None
             if no_tuning:
                 changes["tuning"] = None
+            if precision is not None:
+                changes["precision"] = precision
             if changes:
                 matrix = matrix.replace(**changes)
+            if matrix.precision == "bf16":
+                _warn_if_bf16_is_slow(console, "cpu" if trainer == "keras" else resolve_device(device))
             console.print(_matrix_banner(matrix))
-        elif any(v is not None for v in (epochs, seeds, run_id, chunk_size, trainer)) or no_tuning:
+        elif any(v is not None for v in (epochs, seeds, run_id, chunk_size, trainer, precision)) or no_tuning:
             raise click.UsageError("--resume continues a run with its own settings: give no --epochs, --seeds, "
-                                   "--run-id, --chunk-size, --sequential, --framework or --no-tuning")
+                                   "--run-id, --chunk-size, --sequential, --framework, --precision or --no-tuning")
         run_dir = run_matrix(matrix, results_dir=results_root(results_dir), run_id=run_id, device=device,
                              trainer=trainer, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
                              progress=not no_progress, console=console, executor=ex,
-                             command="lrbench " + " ".join(sys.argv[1:]), optim_impl=optim_impl)
+                             command="lrbench " + " ".join(sys.argv[1:]), optim_impl=optim_impl,
+                             measure_limit=_roofline_of_run)
     except RunWriteError as e:
         raise io_failure(e.error, e.run_dir, results_dir) from None
     except RunLocked as e:
@@ -425,7 +466,7 @@ def _matrix_banner(matrix) -> str:
     n_sf = sum(o in matrix.schedule_free_optimizers for o in matrix.peak_lr)
     sf = (f" + {n_sf} schedule-free x {len(matrix.schedule_free)} warmup-only schedule(s)" if n_sf else "")
     what = (f"matrix {matrix.name} ({matrix.source}): ({len(matrix.peak_lr) - n_sf} optimizers x "
-            f"{len(matrix.schedules)} schedules{sf})")
+            f"{len(matrix.schedules)} schedules{sf})" + (f" in {matrix.precision}" if matrix.precision != "fp32" else ""))
     t = matrix.tuning
     if t is None:
         return f"{what} x {len(matrix.seeds)} seeds = {matrix.n_configs} models, {matrix.epochs} epochs"
@@ -459,7 +500,7 @@ def _print_run(run_dir: Path, console):
         summary = summary[~summary["stage"].astype(str).str.startswith("tune")]
     table = summary_table(summary, f"run {meta['run_id']}: test accuracy over "
                                    f"{'evaluation seeds at each tuned peak LR' if tuned else 'seeds'} "
-                                   f"({meta['trainer']}, {meta['device_name']})")
+                                   f"({meta['trainer']}, {meta.get('precision', 'fp32')}, {meta['device_name']})")
     out = Console()
     if not out.is_terminal:  # a file or a pipe (80 columns by default): as wide as the table, names never cut
         out = Console(width=max(out.width, Console(width=1000).measure(table).maximum))
@@ -468,8 +509,15 @@ def _print_run(run_dir: Path, console):
     if tp:
         out.print(f"throughput: {tp['model_epochs_per_s']:.3g} model-epochs/s, {tp['samples_per_s']:.3g} samples/s, "
                   f"{tp['flop_per_s'] / 1e9:.3g} GFLOP/s of matmul work "
-                  f"({tp['flop_per_s'] / tp['matmul_flop_per_s']:.0%} of a torch 1024^3 matmul here); "
+                  f"({tp['flop_per_s'] / tp['matmul_flop_per_s']:.0%} of a torch float32 1024^3 matmul here); "
                   f"{tp['wall_s']:.0f} s of training")
+        roof = tp.get("roofline")
+        if roof and roof.get("roofline_s"):
+            out.print(f"roofline ({roof['precision']}, chunk {roof.get('chunk', 0)} of {roof['n_models']} models): a "
+                      f"step takes {roof['step_s'] * 1e3:.1f} ms, {roof['step_over_roofline']:.2f}x its limit of "
+                      f"{roof['roofline_s'] * 1e3:.1f} ms = its matmuls alone {roof['matmul_s'] * 1e3:.1f} ms + "
+                      f"the optimizer's {roof['optimizer_bytes'] / 1e6:.0f} MB at "
+                      f"{roof['copy_bandwidth'] / 1e9:.1f} GB/s {roof['optimizer_s'] * 1e3:.1f} ms")
     for name in ("report.html", "report.md"):
         if (run_dir / name).is_file():
             out.print(f"report: {run_dir / name}")
@@ -493,9 +541,16 @@ def _print_run(run_dir: Path, console):
 @click.option("--optim-impl", type=click.Choice(["auto", "numba", "torch"]), default="auto", show_default=True,
               help="Batched optimizer: numba kernels (CPU) or torch tensor ops (any device; what CUDA runs). "
                    "auto: numba on the CPU, torch elsewhere.")
+@_precision_option("Repeat it (--precision fp32 --precision bf16) to measure both side by side, the batched "
+                   "chunks of each in turn [default: the matrix's].", multiple=True)
+@click.option("--rounds", type=click.IntRange(1), default=1, show_default=True,
+              help="Times each precision's batched chunks are trained, in alternating order (side by side).")
+@click.option("--no-roofline", is_flag=True, help="Skip the roofline (each batched step against its matmuls alone "
+              "and its optimizer's bytes at the copy bandwidth) and the step profile.")
 def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, keras_models, threads, data_dir, out_dir,
-                optim_impl):
-    """Training throughput: batched vs sequential (model-epochs/s) and FLOP rate vs a torch matmul."""
+                optim_impl, precision, rounds, no_roofline):
+    """Training throughput: batched vs sequential (model-epochs/s), FLOP rate vs a torch matmul, and each batched
+    step against its roofline (its matmuls alone + its optimizer's bytes at the copy bandwidth)."""
     import torch
     from rich.console import Console
     from rich.table import Table
@@ -513,24 +568,64 @@ def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, kera
         data = load_fashion_mnist(dev, data_dir)
     except (MatrixError, RunError, FashionMNISTError) as e:
         raise click.ClickException(str(e)) from None
+    precisions = list(precision) or [matrix.precision]
+    if "bf16" in precisions:
+        _warn_if_bf16_is_slow(console, dev)
     import importlib.util
     if keras_models and importlib.util.find_spec("tensorflow") is None:
         console.log("keras: skipped (TensorFlow is not installed)")
         keras_models = 0
+    profile: list[dict] = []
     with console.status("measuring") as status:
         rows = trainer_speed.measure(matrix, data, device=dev, epochs=epochs, sequential_models=sequential_models,
                                      chunk_size=chunk_size, keras_models=keras_models, optim_impl=optim_impl,
-                                     log=lambda m: (status.update(m), console.log(m)))
-    path = trainer_speed.write(rows, Path(out_dir) if out_dir else results_root() / "speed")
+                                     log=lambda m: (status.update(m), console.log(m)), precisions=precisions,
+                                     rounds=rounds, roofline=not no_roofline, profile=profile)
+    path = trainer_speed.write(rows, Path(out_dir) if out_dir else results_root() / "speed", profile)
     t = Table(title=f"training throughput, matrix {matrix.name}, {epochs} epoch(s), {rows[0]['device_name']}, "
                     f"{rows[0]['torch_threads']} torch threads", title_justify="left")
-    for col in ("trainer", "models", "model-epochs/s", "samples/s", "GFLOP/s", "of matmul", "x sequential"):
-        t.add_column(col, justify="left" if col == "trainer" else "right")
+    cols = ["trainer", "precision", "models", "model-epochs/s", "samples/s", "GFLOP/s", "of fp32 matmul",
+            "x sequential"] + (["x fp32"] if len(precisions) > 1 else [])
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("trainer", "precision") else "right")
     for r in rows:
-        t.add_row(r["trainer"], str(r["n_models"]), f"{r['model_epochs_per_s']:.3g}", f"{r['samples_per_s']:.3g}",
-                  f"{r['flop_per_s'] / 1e9:.3g}", f"{r['flop_fraction_of_matmul']:.0%}",
-                  f"{r['speedup_vs_sequential']:.2f}x")
+        t.add_row(r["trainer"], r["precision"], str(r["n_models"]), f"{r['model_epochs_per_s']:.3g}",
+                  f"{r['samples_per_s']:.3g}", f"{r['flop_per_s'] / 1e9:.3g}", f"{r['flop_fraction_of_matmul']:.0%}",
+                  f"{r['speedup_vs_sequential']:.2f}x",
+                  *([f"{r['speedup_vs_fp32']:.2f}x" if r.get("speedup_vs_fp32") else ""]
+                    if len(precisions) > 1 else []))
     console.print(t)
+    roofs = [r for r in rows if r.get("roofline_ms")]
+    if roofs:
+        t = Table(title="the batched step against its roofline (the first chunk; roofline = its matmuls timed alone "
+                        "at their shapes and dtype + the optimizer's bytes at the copy bandwidth)",
+                  title_justify="left")
+        for col in ("precision", "step", "roofline", "step / roofline", "matmuls alone", "optimizer bytes",
+                    "at copy bandwidth"):
+            t.add_column(col, justify="left" if col == "precision" else "right")
+        for r in roofs:
+            t.add_row(r["precision"], f"{r['step_ms']:.1f} ms", f"{r['roofline_ms']:.1f} ms",
+                      f"{r['step_over_roofline']:.2f}x", f"{r['matmul_ms']:.1f} ms",
+                      f"{r['optimizer_bytes'] / 1e6:.0f} MB", f"{r['copy_bandwidth'] / 1e9:.1f} GB/s = "
+                                                                f"{r['optimizer_ms']:.1f} ms")
+        console.print(t)
+    if profile:
+        t = Table(title="where a batched step's time goes (each aten call timed in real steps; the optimizer's "
+                        "update as one part)", title_justify="left")
+        precs = list(dict.fromkeys(p["precision"] for p in profile))
+        parts = list(dict.fromkeys(p["part"] for p in profile))
+        t.add_column("part")
+        for prec in precs:
+            t.add_column(f"{prec} ms/step", justify="right")
+            t.add_column("share", justify="right")
+        got = {(p["precision"], p["part"]): p for p in profile}
+        for part in parts:
+            cells = []
+            for prec in precs:
+                p = got.get((prec, part))
+                cells += [f"{p['ms_per_step']:.2f}", f"{p['share']:.0%}"] if p else ["", ""]
+            t.add_row(part, *cells)
+        console.print(t)
     mm = f"torch float32 1024^3 matmul: {rows[0]['matmul_flop_per_s'] / 1e9:.3g} GFLOP/s"
     if rows[-1]["trainer"] == "keras":
         mm += f" (TensorFlow's, for the keras row: {rows[-1]['matmul_flop_per_s'] / 1e9:.3g})"
@@ -627,8 +722,9 @@ def _positive(ctx, param, value):
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False), help="Fashion-MNIST IDX files.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Where find_lr.csv, find_lr_curve.csv and find_lr.png go." + _under("find_lr"))
+@_precision_option("[default: fp32]")
 def find_lr_cmd(optimizers, steps, lr_min, lr_max, smoothing, diverge_factor, batch_size, widths, activation,
-                dropout, device, seed, data_dir, out_dir):
+                dropout, device, seed, data_dir, out_dir, precision):
     """Smith's LR range test for every optimizer at once; suggests peak learning rates.
 
     Suggestions per optimizer: the steepest descent of the smoothed loss, the lr of its minimum / 10, and
@@ -653,14 +749,17 @@ def find_lr_cmd(optimizers, steps, lr_min, lr_max, smoothing, diverge_factor, ba
     except FashionMNISTError as e:
         raise click.ClickException(str(e)) from None
     console = Console()
-    with console.status(f"range test: {', '.join(optimizers)} ({steps} steps, {lr_min:g} to {lr_max:g})"):
+    precision = precision or "fp32"
+    if precision == "bf16":
+        _warn_if_bf16_is_slow(console, device)
+    with console.status(f"range test: {', '.join(optimizers)} ({steps} steps, {lr_min:g} to {lr_max:g}, {precision})"):
         curve = F.range_test(optimizers, data, widths=widths, activation=activation, dropout=dropout,
                              batch_size=batch_size, device=device, seed=seed, lr_min=lr_min, lr_max=lr_max,
-                             steps=steps, smoothing=smoothing, diverge_factor=diverge_factor)
+                             steps=steps, smoothing=smoothing, diverge_factor=diverge_factor, precision=precision)
     sug = F.suggest(curve)
     out = Path(out_dir) if out_dir else results_root() / "find_lr"
     table = F.write_results(curve, sug, out, steps=steps, title=f"LR range test ({'-'.join(map(str, widths))} "
-                            f"{activation}, batch {batch_size}, seed {seed})")
+                            f"{activation}, batch {batch_size}, seed {seed}, {precision})", precision=precision)
     t = Table(title="LR range test", title_justify="left")
     for col in ("optimizer", "steepest", "min / 10", "suggested", "stopped at lr"):
         t.add_column(col, justify="left" if col == "optimizer" else "right")
@@ -717,26 +816,44 @@ def translate(text, target, source, lr):
 
 
 @main.command("cross-check")
-@click.argument("torch_run")
-@click.argument("keras_run")
+@click.argument("run_a")
+@click.argument("run_b")
 @click.option("--out", "out_csv", default=None, type=click.Path(dir_okay=False),
-              help="CSV path (default: crossframework.csv in the Keras run's folder)")
+              help="CSV path (default: crossframework.csv in the Keras run's folder; precision.csv in the bf16 run's)")
 @click.option("--alpha", default=0.05, show_default=True, type=float,
               help="significance level; only 0.05 (the 95% paired t interval) is supported")
-def crossframework_cmd(torch_run, keras_run, out_csv, alpha):
-    """Compare a PyTorch run and a Keras run of the same schedules (paired over seeds)."""
+def crossframework_cmd(run_a, run_b, out_csv, alpha):
+    """Compare two runs of the same configurations, paired over seeds: a PyTorch run and a Keras run (RUN_A the
+    PyTorch one), or the same matrix in bf16 and in fp32 (either order: bf16 - fp32, written into the bf16
+    run, whose report then says whether bf16 changes a verdict). Runs of different precision are never pooled."""
     import pandas as pd
 
-    from .report.crossframework import compare, run_dir, verdict
+    from .report import crossframework as CF
     try:
-        df = compare(torch_run, keras_run, out_csv, alpha=alpha)
+        precisions = {CF.run_precision(r): r for r in (run_a, run_b)}
+        if len(precisions) == 2:  # a comparison of precisions (bench.report.precision)
+            from .report import precision as PR
+            if set(precisions) != {"bf16", "fp32"}:
+                raise ValueError(f"cross-check: runs of precision {sorted(precisions)}; compare bf16 with fp32")
+            if alpha != 0.05:
+                raise ValueError(f"cross-check: alpha must be 0.05 (the 95% paired t interval), got {alpha}")
+            df, table = PR.compare(precisions["bf16"], precisions["fp32"], out_csv)
+            where = Path(out_csv) if out_csv else CF.run_dir(precisions["bf16"]) / "precision.csv"
+        else:
+            df = CF.compare(run_a, run_b, out_csv, alpha=alpha)
+            where = Path(out_csv) if out_csv else CF.run_dir(run_b) / "crossframework.csv"
+            table = None
     except (FileNotFoundError, ValueError, RunNotFound) as e:
         raise click.ClickException(str(e)) from None
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         click.echo(df.to_string(index=False))
-    for metric in dict.fromkeys(df["metric"]):
-        click.echo(verdict(df, metric))
-    click.echo(f"wrote {Path(out_csv) if out_csv else run_dir(keras_run) / 'crossframework.csv'}")
+    if table is not None:
+        click.echo(PR.verdict_line(df, table))
+    else:
+        for metric in dict.fromkeys(df["metric"]):
+            click.echo(CF.verdict(df, metric))
+    also = f" and {where.with_name(where.stem + '_verdicts.csv')}" if table is not None else ""
+    click.echo(f"wrote {where}{also}")
 
 
 # ------------------------------------------------------------------------------------- the CLI reference

@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["utc", "machine", "git", "environment", "matmul_flop_rate"]
+__all__ = ["utc", "machine", "git", "environment", "matmul_flop_rate", "bf16_flags", "bf16_slow_reason"]
 
 #: The checkout that holds this package (git provenance is read there, never written).
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +48,40 @@ def machine(frameworks: bool = True) -> dict:
     return info
 
 
+#: CPU flags (``/proc/cpuinfo``) of bfloat16 arithmetic in hardware: x86 AVX512-BF16 and AMX-BF16, Arm's BF16.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+
+
+def bf16_flags() -> list[str] | None:
+    """The CPU's bfloat16 flags (:data:`BF16_FLAGS` present in ``/proc/cpuinfo``), None where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            line = next(line for line in f if line.startswith(("flags", "Features")))
+    except (OSError, StopIteration):
+        return None
+    have = set(line.split(":", 1)[1].split())
+    return [f for f in BF16_FLAGS if f in have]
+
+
+def bf16_slow_reason(device) -> str | None:
+    """None when ``device`` multiplies bfloat16 in hardware (CPU: a flag of :data:`BF16_FLAGS`; CUDA: compute
+    capability 8.0 or later), else why ``precision="bf16"`` will train slower than float32 there (torch still
+    computes bfloat16 matmuls, by conversion to float32)."""
+    import torch
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(dev)
+        return None if major >= 8 else (f"{torch.cuda.get_device_name(dev)} (compute capability {major}.{minor}) has "
+                                         "no bfloat16 tensor cores (8.0 or later have them)")
+    flags = bf16_flags()
+    if flags is None:
+        return "the CPU's flags cannot be read here, so it is not known whether it has bfloat16 arithmetic"
+    if flags:
+        return None
+    return (f"this CPU ({machine(frameworks=False).get('cpu', '?')}) has no bfloat16 arithmetic (no AVX512_BF16 or "
+            "AMX-BF16 flag): torch converts the bfloat16 matmuls to float32")
+
+
 def git(*args) -> str | None:
     """``git <args>`` in the package's checkout; None when git or the checkout is missing."""
     try:
@@ -75,7 +109,7 @@ def environment(device) -> dict:
                 if k in info}
     versions["pandas"] = pd.__version__
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"device": str(dev), "device_name": name, "cpu": info.get("cpu", ""),
+    return {"device": str(dev), "device_name": name, "cpu": info.get("cpu", ""), "cpu_bf16_flags": bf16_flags(),
             "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
             "n_threads": torch.get_num_threads(), "platform": info.get("platform", platform.platform()),
             "git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None,

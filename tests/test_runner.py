@@ -65,6 +65,7 @@ def test_run_folder_files(full_run, matrix):
     assert list(summ.columns) == SUMMARY_COLUMNS + ["trainer", "chunk", "stage", "lr_factor", "precision"]
     assert (summ["stage"] == "main").all() and (summ["lr_factor"] == 1.0).all() and (summ["precision"] == "fp32").all()
     assert [st["name"] for st in meta["stages"]] == ["main"] and meta["stages"][0]["chunks"] == [0, 1, 2]
+    assert meta["precision"] == "fp32" and set(hist["precision"]) == set(summ["precision"]) == {"fp32"}
     assert len(hist) == 12 * 2 and sorted(summ["model"]) == list(range(12)) and len(tp) == 3
     # configuration k of the matrix is model k
     for c, row in zip(matrix.configs(), summ.sort_values("model").itertuples()):

@@ -48,3 +48,23 @@ def test_measure_and_write(small, tmp_path):
     assert path.name == "trainer_cpu.csv"
     got = list(csv.DictReader(path.open()))
     assert [g["trainer"] for g in got] == ["batched", "sequential", "keras"] and list(got[0]) == trainer_speed.COLUMNS
+
+
+def test_precisions_side_by_side_with_roofline_and_profile(small, tmp_path):
+    matrix, data = small
+    profile = []
+    rows = trainer_speed.measure(matrix, data, sequential_models=2, precisions=["fp32", "bf16"], log=lambda m: None,
+                                 profile=profile)
+    by = {(r["trainer"], r["precision"]): r for r in rows}
+    assert set(by) == {("batched", "fp32"), ("sequential", "fp32"), ("batched", "bf16"), ("sequential", "bf16")}
+    for prec in ("fp32", "bf16"):
+        b = by[("batched", prec)]
+        assert b["n_models"] == 8 and b["step_ms"] > 0 and b["roofline_ms"] > 0 and b["optimizer_bytes"] > 0
+        assert b["step_over_roofline"] == pytest.approx(b["step_ms"] / b["roofline_ms"])
+        assert {p["part"] for p in profile if p["precision"] == prec} >= {"matmuls", "optimizer update"}
+    assert by[("batched", "bf16")]["speedup_vs_fp32"] == pytest.approx(
+        by[("batched", "bf16")]["model_epochs_per_s"] / by[("batched", "fp32")]["model_epochs_per_s"])
+    assert "speedup_vs_fp32" not in by[("batched", "fp32")]
+    trainer_speed.write(rows, tmp_path, profile)
+    got = list(csv.DictReader((tmp_path / "step_profile_cpu.csv").open()))
+    assert list(got[0]) == trainer_speed.PROFILE_COLUMNS and len(got) == len(profile)

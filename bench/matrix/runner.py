@@ -3,15 +3,16 @@
 ``run_matrix(matrix, ...)`` -> the run folder ``results/runs/<run-id>/`` (DESIGN.md's results layout):
 
 * ``meta.json``: run id, status ("running" | "interrupted" | "failed" | "complete"), command, the resolved
-  matrix, framework, trainer ("batched" | "sequential" | "keras"), device and its name, threads, the
+  matrix, framework, precision ("fp32" | "bf16"), trainer ("batched" | "sequential" | "keras"), device and its
+  name, threads, the
   executor (``local`` | ``ray``; the settings of Ray under ``ray``), git commit and
   whether the tree was dirty, versions, start / end (UTC), the chunk plan, the resolved peaks,
   aggregate throughput (with a torch matmul FLOP rate measured in the same run), the data's origin.
-* ``epochs.parquet``: ``bench.train.batched.HISTORY_COLUMNS`` + ``trainer``, ``chunk``, ``model_time_s``
+* ``epochs.parquet``: ``bench.train.batched.HISTORY_COLUMNS`` + ``trainer``, ``chunk``, ``model_time_s``, ``precision``
   (this model's share of the epoch's wall time: the chunk's epoch time / models in the chunk for the
   batched trainer, the model's own epoch time otherwise; its cumulative sum is the time-to-result clock).
-* ``summary.csv``: ``bench.train.batched.SUMMARY_COLUMNS`` + ``trainer``, ``chunk``; ``throughput.csv``: one
-  row per chunk.
+* ``summary.csv``: ``bench.train.batched.SUMMARY_COLUMNS`` + ``trainer``, ``chunk``, ``precision``;
+  ``throughput.csv``: one row per chunk. A run without a ``precision`` (older runs) trained in fp32.
 * ``parts/chunk-NNNN.*``: each finished chunk, written by this process as soon as it finishes (the
   ``.json`` written last marks it done; it holds the chunk's throughput, the executor, node, device and
   threads that trained it, and the SHA-256 and size of its two data files). ``--resume`` skips finished
@@ -52,8 +53,9 @@ __all__ = ["TRAINERS", "RunError", "RunWriteError", "CorruptPartWarning", "run_m
 TRAINERS = ("batched", "sequential", "keras")
 EXTRA_HISTORY = ["trainer", "chunk", "model_time_s", "stage", "lr_factor", "precision"]
 EXTRA_SUMMARY = ["trainer", "chunk", "stage", "lr_factor", "precision"]
-THROUGHPUT_COLUMNS = ["chunk", "trainer", "device", "n_models", "epochs", "steps", "batch_size", "n_train",
-                      "wall_s", "samples_per_s", "model_epochs_per_s", "flop_per_s", "flops", "matmul_flop_per_s"]
+THROUGHPUT_COLUMNS = ["chunk", "trainer", "device", "precision", "n_models", "epochs", "steps", "batch_size", "n_train",
+                      "wall_s", "train_s", "samples_per_s", "model_epochs_per_s", "flop_per_s", "flops",
+                      "matmul_flop_per_s"]
 CPU_CHUNK = 72  # the quick matrix in one chunk; 9% more model-epochs/s than 36 on the 2-core CPU
 ONE_AT_A_TIME_CHUNK = 6  # sequential / Keras: no memory reason to group; small chunks make resume finer
 
@@ -182,10 +184,10 @@ def _train(trainer: str, configs, data, matrix: Matrix, device: str, progress, o
               early_stopping=matrix.early_stopping or None, plateau_kwargs=matrix.plateau, progress=progress)
     if trainer == "batched":
         from ..train.batched import train_chunk
-        return train_chunk(configs, data, device=device, optim_impl=optim_impl, **kw)
+        return train_chunk(configs, data, device=device, optim_impl=optim_impl, precision=matrix.precision, **kw)
     if trainer == "sequential":
         from ..train.sequential import train_sequential
-        return train_sequential(configs, data, device=device, **kw)
+        return train_sequential(configs, data, device=device, precision=matrix.precision, **kw)
     from ..train.keras import train_keras
     return train_keras(configs, data, **kw)
 
@@ -258,7 +260,7 @@ def _check_parts(run_dir: Path, n_chunks: int) -> list[int]:
 
 
 def _save_chunk(run_dir: Path, k: int, indices: list[int], result, trainer: str, info: dict,
-                configs: list | None = None) -> dict:
+                configs: list | None = None, precision: str = "fp32") -> dict:
     paths = _chunk_paths(run_dir, k)
     paths["epochs"].parent.mkdir(parents=True, exist_ok=True)
     hist, summ = result.history.copy(), result.summary.copy()
@@ -271,13 +273,13 @@ def _save_chunk(run_dir: Path, k: int, indices: list[int], result, trainer: str,
     for col, default in (("stage", "main"), ("lr_factor", 1.0)):  # where a tuned run put each model
         values = np.asarray([getattr(c, col) or default for c in configs] if configs else [default] * len(indices))
         hist[col], summ[col] = values[local[0]], values[local[1]]
-    hist["precision"], summ["precision"] = info.get("precision", "fp32"), info.get("precision", "fp32")
+    hist["precision"], summ["precision"] = precision, precision
     share = len(indices) if trainer == "batched" else 1
     hist["model_time_s"] = hist["epoch_time_s"] / share
     _atomic_write(paths["epochs"], lambda p: hist.to_parquet(p, index=False))
     _atomic_write(paths["summary"], lambda p: summ.to_csv(p, index=False))
     tp = {c: result.throughput.get(c) for c in THROUGHPUT_COLUMNS if c in result.throughput}
-    tp.update(chunk=k, trainer=trainer, matmul_flop_per_s=info.get("matmul_flop_per_s"))
+    tp.update(chunk=k, trainer=trainer, precision=precision, matmul_flop_per_s=info.get("matmul_flop_per_s"))
     tp.update({key: v for key, v in info.items() if key != "matmul_flop_per_s"})
     tp["files"] = {p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size}
                    for p in (paths["epochs"], paths["summary"])}
@@ -293,10 +295,12 @@ def _assemble(run_dir: Path, n_chunks: int) -> tuple[pd.DataFrame, pd.DataFrame,
     summ = pd.concat([pd.read_csv(_chunk_paths(run_dir, k)["summary"]) for k in done], ignore_index=True)
     tp = pd.DataFrame([{c: v for c, v in json.loads(_chunk_paths(run_dir, k)["done"].read_text()).items()
                         if c in THROUGHPUT_COLUMNS} for k in done])
-    for frame in (hist, summ):  # parts written before stages (and precisions) existed
-        for col, default in (("stage", "main"), ("lr_factor", 1.0), ("precision", "fp32")):
+    for frame in (hist, summ):  # parts written before stages existed
+        for col, default in (("stage", "main"), ("lr_factor", 1.0)):
             if col not in frame:
                 frame[col] = default
+    for df in (hist, summ, tp):  # parts of a run that began before precision was recorded: fp32
+        df["precision"] = df["precision"].fillna("fp32") if "precision" in df else "fp32"
     hist = hist.sort_values(["model", "epoch"], kind="stable")[HISTORY_COLUMNS + EXTRA_HISTORY]
     summ = summ.sort_values("model", kind="stable")[SUMMARY_COLUMNS + EXTRA_SUMMARY]
     tp = tp.reindex(columns=THROUGHPUT_COLUMNS)
@@ -309,10 +313,12 @@ def _assemble(run_dir: Path, n_chunks: int) -> tuple[pd.DataFrame, pd.DataFrame,
 def _aggregate(tp: pd.DataFrame) -> dict:
     wall = float(tp["wall_s"].sum())
     me = float((tp["n_models"] * tp["epochs"]).sum())
+    train = float(tp["train_s"].sum()) if "train_s" in tp and tp["train_s"].notna().all() else None
     samples = float((tp["n_models"] * tp["epochs"] * tp["n_train"]).sum())
     return {"wall_s": wall, "model_epochs": me, "model_epochs_per_s": me / wall, "samples_per_s": samples / wall,
             "flop_per_s": float(tp["flops"].sum()) / wall,
-            "matmul_flop_per_s": float(tp["matmul_flop_per_s"].median())}
+            "matmul_flop_per_s": float(tp["matmul_flop_per_s"].median()),
+            **({"train_s": train} if train is not None else {})}
 
 
 def _range_test(matrix: Matrix, find: list[str], data, device: str, run_dir: Path, progress: bool, console) -> dict:
@@ -328,7 +334,7 @@ def _range_test(matrix: Matrix, find: list[str], data, device: str, run_dir: Pat
     with status if progress else contextlib.nullcontext():
         found = find_peaks(todo, data, widths=matrix.widths, activation=matrix.activation, dropout=matrix.dropout,
                            batch_size=matrix.batch_size, device=device, seed=0, out_dir=run_dir / "find_lr",
-                           required=find)
+                           required=find, precision=matrix.precision)
     if progress:
         say.print("LR range test: " + ", ".join(f"{k} {v:.3g}" for k, v in found.items()) +
                   f" (curves and plot in {run_dir / 'find_lr'})")
@@ -363,7 +369,8 @@ def _train_chunks(run_dir: Path, meta: dict, executor, chunks: list[list[int]], 
             with contextlib.closing(finished):  # an interrupt while a part is written still cancels the rest
                 try:
                     for k, result, info in finished:
-                        _save_chunk(run_dir, k, chunks[k], result, trainer, info, [configs[i] for i in chunks[k]])
+                        _save_chunk(run_dir, k, chunks[k], result, trainer, info, [configs[i] for i in chunks[k]],
+                                    matrix.precision)
                 except (KeyboardInterrupt, ExecutorError) as e:
                     record_stop(e)  # before the executor cancels its tasks: a crash there keeps the status
                     raise
@@ -377,7 +384,7 @@ def _train_chunks(run_dir: Path, meta: dict, executor, chunks: list[list[int]], 
 def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None, run_id: str | None = None,
                device: str = "auto", trainer: str | None = None, chunk_size: int | None = None, data_dir=None,
                resume: str | None = None, progress: bool = True, console=None, command: str | None = None,
-               data=None, executor=None, optim_impl: str = "auto") -> Path:
+               data=None, executor=None, optim_impl: str = "auto", measure_limit=None) -> Path:
     """Train ``matrix`` (or continue run ``resume``) and write its run folder; returns the folder.
 
     ``results_dir``: the results root (default :func:`bench.results.results_root`). ``data``: an already
@@ -385,7 +392,9 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None,
     ``data_dir`` (or the usual places) onto the training device. ``executor``: where the chunks train
     (:mod:`bench.matrix.executors`; default :class:`~bench.matrix.executors.LocalExecutor`, this process); a
     :class:`~bench.matrix.executors.RayExecutor` that this call connects is shut down at its end. The report
-    is the caller's (``lrbench run``).
+    is the caller's (``lrbench run``). ``measure_limit(configs, matrix, device, chunk_row, optim_impl)``: called
+    at the end of a complete batched run for its first chunk; its dict goes to ``meta.json``'s
+    ``throughput.roofline`` (the CLI passes ``bench.speed.roofline``'s: the runner does not import speed).
     """
     from .executors import ExecutorError, LocalExecutor
 
@@ -396,7 +405,7 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None,
             return _run_matrix(matrix, executor, results_dir=results_root(results_dir), run_id=run_id, device=device,
                                trainer=trainer, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
                                progress=progress, console=console, command=command, data=data,
-                               optim_impl=optim_impl, folder=folder)
+                               optim_impl=optim_impl, folder=folder, measure_limit=measure_limit)
     except ExecutorError as e:
         raise RunError(str(e)) from None
     except OSError as e:
@@ -409,7 +418,7 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None,
 
 
 def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk_size, data_dir, resume, progress,
-                console, command, data, optim_impl, folder: _RunFolder) -> Path:
+                console, command, data, optim_impl, folder: _RunFolder, measure_limit=None) -> Path:
     import torch
 
     from ..train.data import load_fashion_mnist
@@ -437,6 +446,8 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
         trainer = trainer or ("keras" if matrix.framework == "keras" else "batched")
         if trainer not in TRAINERS:
             raise RunError(f"trainer must be one of {TRAINERS}, got {trainer!r}")
+        if trainer == "keras" and matrix.precision != "fp32":
+            raise RunError(f"precision {matrix.precision!r} trains in the PyTorch trainers only, not with Keras")
         native = [n for n, t in matrix.schedules.items() if t.strip().startswith("keras-native:")]
         if native and trainer != "keras" and matrix.framework == "keras":
             matrix, native = matrix.torch_counterpart(), []  # the PyTorch half of a cross-framework check
@@ -471,10 +482,11 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
     if meta is None:
         run_dir.mkdir(parents=True, exist_ok=True)  # may hold find_lr/ already
         meta = {"run_id": run_id, "status": "running", "command": command or " ".join(sys.argv),
-                "matrix": matrix.to_dict(), "framework": matrix.framework, "trainer": trainer,
+                "matrix": matrix.to_dict(), "framework": matrix.framework, "precision": matrix.precision,
+                "trainer": trainer,
                 **environment(here), "started_utc": _utc(), "finished_utc": None, "epochs": matrix.epochs,
                 "seeds": list(matrix.seeds), "n_configs": 0, "chunk_size_option": chunk_size,
-                "chunks": chunks, "stages": [], "peak_lr": peaks, "optim_impl": optim_impl, "precision": "fp32",
+                "chunks": chunks, "stages": [], "peak_lr": peaks, "optim_impl": optim_impl,
                 "data": {"dir": str(data.source), "sha256_verified": True, "n_train": len(data.x_train),
                          "n_val": len(data.x_val), "n_test": len(data.x_test), "split_seed": data.split_seed,
                          "normalisation": {"mean": data.mean, "std": data.std}}}
@@ -532,5 +544,8 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
     meta["status"] = "complete"
     meta["finished_utc"] = _utc()
     meta["throughput"] = _aggregate(tp)
+    if measure_limit is not None and trainer == "batched" and local:  # the step against its own limit
+        meta["throughput"]["roofline"] = measure_limit([configs[i] for i in chunks[0]], matrix, here,
+                                                       tp.iloc[0].to_dict(), optim_impl)
     write_json(run_dir / "meta.json", meta)
     return run_dir

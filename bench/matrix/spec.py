@@ -19,8 +19,8 @@ import numpy as np
 import lrcore
 
 from ..train.config import ACTIVATION_NAMES as ACTIVATIONS
-from ..train.config import (NATIVE_PREFIX, OPTIMIZERS, SCHEDULE_FREE_OPTIMIZERS, TrainConfig, steps_per_epoch,
-                            strip_native)
+from ..train.config import (NATIVE_PREFIX, OPTIMIZERS, PRECISIONS, SCHEDULE_FREE_OPTIMIZERS, TrainConfig,
+                            steps_per_epoch, strip_native)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,7 +36,7 @@ FRAMEWORKS = ("torch", "keras")
 #: Fashion-MNIST training images after the validation split: the size the schedule check assumes.
 N_TRAIN = 50_000
 PLATEAU_KEYS = ("factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps")
-TOP_KEYS = ("name", "description", "framework", "epochs", "seeds", "batch_size", "early_stopping",
+TOP_KEYS = ("name", "description", "framework", "precision", "epochs", "seeds", "batch_size", "early_stopping",
             "target_val_acc", "baseline", "contender", "model", "peak_lr", "schedules", "schedule_free", "plateau",
             "tuning")
 #: What schedule-free optimizers run when a matrix names them without a [schedule_free] table: warmup over
@@ -122,6 +122,7 @@ class Matrix:
     plateau: dict[str, Any] = dataclasses.field(default_factory=dict)
     schedule_free: dict[str, str] = dataclasses.field(default_factory=dict)
     tuning: Tuning | None = None
+    precision: str = "fp32"
     source: str = ""
 
     @property
@@ -196,7 +197,8 @@ class Matrix:
     def to_dict(self) -> dict:
         """The matrix in the file's layout (JSON/TOML-safe), plus ``source``."""
         d = {"name": self.name, "description": self.description, "framework": self.framework,
-             "epochs": self.epochs, "seeds": list(self.seeds), "batch_size": self.batch_size,
+             "precision": self.precision, "epochs": self.epochs, "seeds": list(self.seeds),
+             "batch_size": self.batch_size,
              "early_stopping": self.early_stopping, "target_val_acc": self.target_val_acc,
              "model": {"widths": list(self.widths), "activation": self.activation, "dropout": self.dropout},
              "peak_lr": dict(self.peak_lr), "schedules": dict(self.schedules), "plateau": dict(self.plateau),
@@ -248,6 +250,12 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
     framework = raw.get("framework", "torch")
     if framework not in FRAMEWORKS:
         fail(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
+    precision = raw.get("precision", "fp32")
+    if precision not in PRECISIONS:
+        fail(f"precision must be one of {PRECISIONS} (bf16: the matmuls in bfloat16, float32 master weights), "
+             f"got {precision!r}")
+    if precision != "fp32" and framework != "torch":
+        fail(f"precision = {precision!r} trains in the PyTorch trainers only (framework = \"torch\")")
     epochs = raw.get("epochs")
     if not _int(epochs) or epochs < 1:
         fail(f"epochs must be an integer >= 1, got {epochs!r}")
@@ -371,7 +379,7 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
                   description=desc, framework=framework, batch_size=batch_size, early_stopping=es,
                   target_val_acc=float(target), baseline=out["baseline"], contender=out["contender"],
                   widths=tuple(widths), activation=activation, dropout=float(dropout), plateau=dict(plateau),
-                  schedule_free=sf, tuning=tuning, source=source)
+                  schedule_free=sf, tuning=tuning, precision=precision, source=source)
 
 
 def _tuning(table, seeds: tuple[int, ...], early_stopping: int, fail) -> Tuning | None:

@@ -16,7 +16,8 @@ import pandas as pd
 from ..results import atomic_write, find_run, run_lock
 from .stats import mean_interval
 
-__all__ = ["COLUMNS", "METRICS", "METRIC_NAMES", "compare", "paired_stats", "sign_flip_p", "bootstrap_ci",
+__all__ = ["COLUMNS", "METRICS", "METRIC_NAMES", "compare", "paired_rows", "run_precision", "paired_stats",
+           "sign_flip_p", "bootstrap_ci",
            "is_significant", "describe", "verdict_lines", "verdict_lead", "verdict", "run_dir"]
 
 COLUMNS = ["config", "metric", "n_pairs", "mean_diff", "t_low", "t_high", "ci_low", "ci_high", "p_value",
@@ -89,28 +90,49 @@ def _summary(run) -> pd.DataFrame:
     return s
 
 
+def run_precision(run) -> str:
+    """A run's training precision from its meta.json ("fp32" for runs that predate the field)."""
+    import json
+    meta = json.loads((run_dir(run) / "meta.json").read_text()) if (run_dir(run) / "meta.json").is_file() else {}
+    return str(meta.get("precision") or (meta.get("matrix") or {}).get("precision") or "fp32")
+
+
+def paired_rows(a: pd.DataFrame, b: pd.DataFrame, labels=("a", "b"), *, metrics=METRICS, alpha: float = 0.05,
+                seed: int = 0) -> pd.DataFrame:
+    """The table of :data:`COLUMNS` for two summaries paired by (schedule name, optimizer, seed): per
+    configuration and metric the statistics of ``a - b``, then ``all`` pooled (when there are several
+    configurations). ``labels`` name the sides in the error message."""
+    _check_alpha(alpha)
+    pairs = a.merge(b, on=KEYS, suffixes=("_a", "_b"))
+    if pairs.empty:
+        raise ValueError(f"cross-check: no configuration (schedule name, optimizer, seed) is in both runs; the "
+                         f"{labels[0]} run has {sorted(set(a['name']))}, the {labels[1]} run has {sorted(set(b['name']))}")
+    rows = []
+    for (name, opt), g in pairs.groupby(["name", "optimizer"], sort=False):
+        for metric in metrics:
+            diffs = (g[f"{metric}_a"].astype(float) - g[f"{metric}_b"].astype(float)).to_numpy()
+            rows.append(dict(config=f"{name} / {opt}", metric=metric, **paired_stats(diffs, alpha=alpha, seed=seed)))
+    if pairs.groupby(["name", "optimizer"]).ngroups > 1:
+        for metric in metrics:
+            diffs = (pairs[f"{metric}_a"].astype(float) - pairs[f"{metric}_b"].astype(float)).to_numpy()
+            rows.append(dict(config="all", metric=metric, **paired_stats(diffs, alpha=alpha, seed=seed)))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
 def compare(torch_run_dir, keras_run_dir, out_csv=None, *, metrics=METRICS, alpha: float = 0.05,
             seed: int = 0, write: bool = True) -> pd.DataFrame:
     """Paired PyTorch - Keras differences per (schedule name, optimizer) over seeds (module docstring).
 
     Writes the table to ``out_csv`` (default ``<keras run>/crossframework.csv``) unless ``write`` is
-    False. Raises ``ValueError`` when the two runs share no (schedule, optimizer, seed)."""
+    False. Raises ``ValueError`` when the two runs share no (schedule, optimizer, seed), or when they trained
+    in different precisions (never pooled: :mod:`bench.report.precision` compares precisions)."""
     _check_alpha(alpha)
-    t, k = _summary(torch_run_dir), _summary(keras_run_dir)
-    pairs = t.merge(k, on=KEYS, suffixes=("_torch", "_keras"))
-    if pairs.empty:
-        raise ValueError(f"cross-check: no configuration (schedule name, optimizer, seed) is in both runs; "
-                         f"PyTorch run has {sorted(set(t['name']))}, Keras run has {sorted(set(k['name']))}")
-    rows = []
-    for (name, opt), g in pairs.groupby(["name", "optimizer"], sort=False):
-        for metric in metrics:
-            diffs = (g[f"{metric}_torch"].astype(float) - g[f"{metric}_keras"].astype(float)).to_numpy()
-            rows.append(dict(config=f"{name} / {opt}", metric=metric, **paired_stats(diffs, alpha=alpha, seed=seed)))
-    if pairs.groupby(["name", "optimizer"]).ngroups > 1:
-        for metric in metrics:
-            diffs = (pairs[f"{metric}_torch"].astype(float) - pairs[f"{metric}_keras"].astype(float)).to_numpy()
-            rows.append(dict(config="all", metric=metric, **paired_stats(diffs, alpha=alpha, seed=seed)))
-    df = pd.DataFrame(rows, columns=COLUMNS)
+    pt, pk = run_precision(torch_run_dir), run_precision(keras_run_dir)
+    if pt != pk:
+        raise ValueError(f"cross-check: the PyTorch run trained in {pt}, the Keras run in {pk}: runs of different "
+                         "precision are never pooled; compare frameworks in one precision")
+    df = paired_rows(_summary(torch_run_dir), _summary(keras_run_dir), ("PyTorch", "Keras"), metrics=metrics,
+                     alpha=alpha, seed=seed)
     if write:
         if out_csv is not None:
             atomic_write(out_csv, lambda p: df.to_csv(p, index=False))
@@ -126,23 +148,24 @@ def is_significant(r) -> bool:
     return bool(np.isfinite(r["t_low"]) and np.isfinite(r["t_high"]) and (r["t_low"] > 0 or r["t_high"] < 0))
 
 
-def describe(r) -> str:
+def describe(r, sides: str = "PyTorch - Keras") -> str:
     """One row (a dict or Series with metric, n_pairs, mean_diff, t_low, t_high) in words, e.g. "PyTorch - Keras
     test accuracy: -0.26 pp, 95% t-interval [-0.36, -0.14]: significant"; accuracy in percentage points."""
     metric = str(r["metric"])
     scale, fmt, unit = (100.0, "+.2f", " pp") if metric.endswith("acc") else (1.0, "+.4f", "")
-    head = f"PyTorch - Keras {METRIC_NAMES.get(metric, metric)}: {format(scale * r['mean_diff'], fmt)}{unit}"
+    head = f"{sides} {METRIC_NAMES.get(metric, metric)}: {format(scale * r['mean_diff'], fmt)}{unit}"
     if int(r["n_pairs"]) < 2 or not (np.isfinite(r["t_low"]) and np.isfinite(r["t_high"])):
         return f"{head} on {int(r['n_pairs'])} pair(s): no interval, no test"
     return (f"{head}, 95% t-interval [{format(scale * r['t_low'], fmt)}, {format(scale * r['t_high'], fmt)}]: "
             f"{'significant' if is_significant(r) else 'not significant'}")
 
 
-def verdict_lines(df: pd.DataFrame, metric: str = "test_acc") -> list[str]:
+def verdict_lines(df: pd.DataFrame, metric: str = "test_acc", sides: str = "PyTorch - Keras") -> list[str]:
     """For ``metric``: the pooled row (when there is one), then each configuration, each as :func:`describe`."""
     sub = df[df["metric"] == metric]
-    out = [f"All {int(r['n_pairs'])} pairs pooled: {describe(r)}." for _, r in sub[sub["config"] == "all"].iterrows()]
-    out += [f"{r['config']} ({int(r['n_pairs'])} pairs): {describe(r)}."
+    out = [f"All {int(r['n_pairs'])} pairs pooled: {describe(r, sides)}."
+           for _, r in sub[sub["config"] == "all"].iterrows()]
+    out += [f"{r['config']} ({int(r['n_pairs'])} pairs): {describe(r, sides)}."
             for _, r in sub[sub["config"] != "all"].iterrows()]
     return out
 

@@ -300,7 +300,8 @@ def _throughput_rows(run: RS.Run, results: Path) -> tuple[pd.DataFrame, pd.DataF
         for r in joined.to_dict("records"):
             dev = r.get("device") if isinstance(r.get("device"), str) and r.get("device") else "device ?"
             models = f", {int(r['n_models'])} models" if pd.notna(r.get("n_models")) else ""
-            bars.append(dict(trainer=r["trainer"], label=f"{r['trainer']} ({dev}{models})",
+            prec = f" {r['precision']}" if isinstance(r.get("precision"), str) else ""
+            bars.append(dict(trainer=r["trainer"], label=f"{r['trainer']}{prec} ({dev}{models})",
                              model_epochs_per_s=pd.to_numeric(r["model_epochs_per_s"], errors="coerce"),
                              source="speed table"))
     tp = run.throughput
@@ -309,7 +310,8 @@ def _throughput_rows(run: RS.Run, results: Path) -> tuple[pd.DataFrame, pd.DataF
             me = float((g["n_models"] * g["epochs"]).sum())
             wall = float(g["wall_s"].sum())
             dev = g["device"].iloc[0] if "device" in g else run.meta.get("device", "?")
-            bars.append(dict(trainer=str(tr), label=f"this run: {tr} ({dev}, {int(g['n_models'].max())} models/chunk)",
+            bars.append(dict(trainer=str(tr), label=f"this run: {tr} {run.precision} ({dev}, "
+                                                    f"{int(g['n_models'].max())} models/chunk)",
                              model_epochs_per_s=me / wall if wall > 0 else math.nan, source="this run"))
     bars_df = pd.DataFrame(bars, columns=["trainer", "label", "model_epochs_per_s", "source"])
     v = bars_df["model_epochs_per_s"].astype(float)
@@ -357,6 +359,50 @@ def _crossframework(cross: pd.DataFrame) -> list:
     return items
 
 
+def _precision(run_dir: Path) -> list:
+    """The bf16 vs fp32 section (``precision.csv`` and ``precision_verdicts.csv`` of ``lrbench cross-check``):
+    the sentence on verdicts first (also in the summary), then the verdict table and the paired table."""
+    from . import crossframework as CF
+    from . import precision as PR
+    paired, table = _read_csv(run_dir / "precision.csv"), _read_csv(run_dir / "precision_verdicts.csv")
+    if paired is None or table is None or paired.empty:
+        return []
+    items: list = [PR.verdict_line(paired, table),
+                   "The same matrix trained in bf16 (this run) and in fp32 on the same seeds: the same initial weights "
+                   "and batches, so each seed pairs a bf16 model with its fp32 twin (lrbench cross-check)."]
+    items.append(("list", "precision-test-acc", CF.verdict_lines(paired, "test_acc", PR.SIDES)[:1]))
+    items.append(("details", f"The report's {len(table)} verdicts in each precision",
+                  [_frame_table(table, "precision-verdicts", "Verdicts in fp32 and in bf16 (precision_verdicts.csv)",
+                                "Each schedule against the baseline per optimizer (95% paired t interval of test "
+                                "accuracy) and each schedule-free comparison, as the report of each run states "
+                                "them.")]))
+    rows = []
+    for r in paired.to_dict("records"):
+        acc = str(r["metric"]).endswith("acc")
+        scale, fmt = (100.0, "+.2f") if acc else (1.0, "+.4f")
+        ok = np.isfinite(r["t_low"]) and np.isfinite(r["t_high"])
+        rows.append([r["config"], CF.METRIC_NAMES.get(r["metric"], r["metric"]) + (" (pp)" if acc else ""),
+                     int(r["n_pairs"]), _num(scale * r["mean_diff"], fmt),
+                     f"[{_num(scale * r['t_low'], fmt)}, {_num(scale * r['t_high'], fmt)}]" if ok else "n/a",
+                     "yes" if CF.is_significant(r) else "no"])
+    items.append(("details", f"bf16 - fp32 per configuration ({len(paired)} rows)",
+                  [Table("precision", "bf16 - fp32, paired by seed (precision.csv)",
+                         ["configuration", "metric", "pairs", "bf16 - fp32", "95% t interval", "significant"], rows,
+                         "Test accuracy in percentage points, loss in its own units; 'all' pools every pair.")]))
+    return items
+
+
+def _roofline_text(r) -> str:
+    """meta.json's throughput.roofline in words (bench.speed.roofline), or n/a."""
+    if not isinstance(r, dict) or not r.get("roofline_s"):
+        return "n/a"
+    return (f"{r.get('precision', '')}, first chunk of {r.get('n_models', '?')} models: a step takes "
+            f"{1e3 * r['step_s']:.1f} ms, {r['step_over_roofline']:.2f}x its roofline of "
+            f"{1e3 * r['roofline_s']:.1f} ms (its matmuls timed alone {1e3 * r['matmul_s']:.1f} ms + the optimizer's "
+            f"{r['optimizer_bytes'] / 1e6:.0f} MB "
+            f"at the copy bandwidth {r['copy_bandwidth'] / 1e9:.1f} GB/s, {1e3 * r['optimizer_s']:.1f} ms)")
+
+
 def _environment(run: RS.Run) -> Table:
     m, mx = run.meta, run.matrix
     versions = ", ".join(f"{k} {v}" for k, v in (m.get("versions") or {}).items())
@@ -367,7 +413,8 @@ def _environment(run: RS.Run) -> Table:
     pairs = [
         ("run id", m.get("run_id", run.path.name)), ("status", m.get("status", "")), ("command", m.get("command", "")),
         ("matrix", f"{mx.get('name', '')} ({mx.get('source', '')})"), ("framework", m.get("framework", "")),
-        ("trainer", m.get("trainer", "")), ("device", f"{m.get('device', '')} ({m.get('device_name', '')})"),
+        ("trainer", m.get("trainer", "")), ("precision", run.precision),
+        ("device", f"{m.get('device', '')} ({m.get('device_name', '')})"),
         ("threads", m.get("n_threads", "")), ("git commit", commit),
         ("started / finished (UTC)", f"{m.get('started_utc', '')} / {m.get('finished_utc', '')}"),
         ("epochs, seeds, batch size", f"{run.epochs}, {run.seeds}, {mx.get('batch_size', '')}"),
@@ -381,6 +428,7 @@ def _environment(run: RS.Run) -> Table:
         ("throughput", f"{_num(tp.get('model_epochs_per_s'))} model-epochs/s, {_num(tp.get('samples_per_s'))} "
                        f"samples/s, {_num(tp.get('flop_per_s'))} FLOP/s, wall {_num(tp.get('wall_s'))} s"
          if tp else "n/a"),
+        ("step against its roofline", _roofline_text(tp.get("roofline"))),
         ("versions", versions),
     ]
     return Table("environment", "Environment", ["item", "value"], [[k, str(v)] for k, v in pairs])
@@ -610,8 +658,8 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
     intro = (f"Run {run_id}: {n_opt} optimizers x {n_sched} schedules"
              + (f" + {len(free)} schedule-free optimizer(s) ({', '.join(free)}) on their warmup-only schedule"
                 if free else "")
-             + f" x {len(run.seeds)} seed(s), {run.epochs} epochs, trainer {run.meta.get('trainer', '?')} on "
-             f"{run.meta.get('device', '?')}. Baseline: {run.baseline}; contender: {run.contender}; "
+             + f" x {len(run.seeds)} seed(s), {run.epochs} epochs, trainer {run.meta.get('trainer', '?')} in "
+             f"{run.precision} on {run.meta.get('device', '?')}. Baseline: {run.baseline}; contender: {run.contender}; "
              f"target validation accuracy: {run.target:.1%}.")
     found = [k for k, v in (run.matrix.get("peak_lr") or {}).items() if v == "find"]
     if found:
@@ -651,6 +699,9 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
     n_div = int(run.summary["diverged"].sum())
     if n_div:
         heads.append(f"{n_div} of {len(run.summary)} models diverged (a NaN/inf training loss; frozen from then on).")
+    prec_items = _precision(run_dir)
+    if prec_items:
+        heads.append(prec_items[0])
     sections.append(("Summary", heads))
     if run.tuned:
         sections.append(("Learning-rate tuning", _tuning_section(run)))
@@ -699,13 +750,16 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
     cross = _read_csv(run_dir / "crossframework.csv")
     if cross is not None and not cross.empty:
         sections.append(("PyTorch vs Keras", _crossframework(cross)))
+    if prec_items:
+        sections.append(("bf16 vs fp32", prec_items))
 
     tp_items: list = []
     if len(bars):
         tp_items.append(fig("throughput.png", lambda: RP.throughput(bars), RP.throughput_title(bars)))
     if speed is not None:
-        cols = [c for c in ("trainer", "device", "device_name", "n_models", "epochs", "model_epochs_per_s",
-                            "samples_per_s", "speedup_vs_sequential", "file") if c in speed.columns]
+        cols = [c for c in ("trainer", "precision", "device", "device_name", "n_models", "epochs", "model_epochs_per_s",
+                            "samples_per_s", "speedup_vs_sequential", "speedup_vs_fp32", "step_over_roofline", "file")
+                if c in speed.columns]
         cuda_rows = "device" in speed.columns and speed["device"].astype(str).str.startswith("cuda").any()
         tp_items.append(_frame_table(speed[cols], "throughput", "Trainer speed (results/speed/trainer_*.csv)",
                                      CUDA_SEQUENTIAL_NOTE if cuda_rows else ""))

@@ -104,6 +104,11 @@ class Run:
         return int(self.meta.get("epochs") or self.matrix.get("epochs") or (self.history["epoch"].max() + 1))
 
     @property
+    def precision(self) -> str:
+        """The training precision ("fp32" | "bf16"); runs that predate the field trained in fp32."""
+        return str(self.meta.get("precision") or self.matrix.get("precision") or "fp32")
+
+    @property
     def n_train(self) -> int | None:
         n = (self.meta.get("data") or {}).get("n_train")
         if n is None and self.throughput is not None and "n_train" in self.throughput:
@@ -149,6 +154,12 @@ def load_run(run_dir: Path) -> Run:
         frame["stage"] = frame["stage"].astype(str) if "stage" in frame else "main"  # runs before stages: "main"
     _one_precision(run_dir, summary, history)
     summary["diverged"] = summary["diverged"].map(lambda v: str(v).strip().lower() in ("true", "1"))
+    for frame, name in ((summary, "summary.csv"), (history, "epochs.parquet")):  # never pooled (DESIGN.md)
+        found = set(frame["precision"].fillna("fp32").astype(str)) if "precision" in frame else {"fp32"}
+        want = str(meta.get("precision") or (meta.get("matrix") or {}).get("precision") or "fp32")
+        if found != {want}:
+            raise ReportError(f"{run_dir / name}: rows of precision {sorted(found)} in a run of precision {want!r}; "
+                              "runs of different precision are never pooled (compare them with lrbench cross-check)")
     if "model_time_s" not in history:  # older runs: the whole epoch time
         history["model_time_s"] = history.get("epoch_time_s", np.nan)
     tp_path = run_dir / "throughput.csv"

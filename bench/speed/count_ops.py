@@ -50,7 +50,7 @@ class OpCounter(TorchDispatchMode):
 
 
 def count_chunk(matrix="quick", *, epochs: int = 1, optim_impl: str = "torch", steps: int | None = None,
-                data=None, data_dir=None) -> dict:
+                data=None, data_dir=None, precision: str = "fp32") -> dict:
     """Train the matrix's first chunk under :class:`OpCounter`; returns the counts per training step."""
     from ..matrix import load_matrix
     from ..matrix.runner import CPU_CHUNK
@@ -66,13 +66,13 @@ def count_chunk(matrix="quick", *, epochs: int = 1, optim_impl: str = "torch", s
         data = dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
     configs = matrix.configs()[:CPU_CHUNK]
     kw = dict(epochs=epochs, batch_size=matrix.batch_size, widths=matrix.widths, activation=matrix.activation,
-              dropout=matrix.dropout, plateau_kwargs=matrix.plateau, optim_impl=optim_impl)
+              dropout=matrix.dropout, plateau_kwargs=matrix.plateau, optim_impl=optim_impl, precision=precision)
     train_chunk(configs[:2], _slice(data, matrix.batch_size), **{**kw, "epochs": 1})  # warm-up, uncounted
     counter = OpCounter()
     with counter:
         train_chunk(configs, data, **kw)
     n_steps = epochs * steps_per_epoch(len(data.x_train), matrix.batch_size)
-    return dict(models=len(configs), epochs=epochs, steps=n_steps, optim_impl=optim_impl,
+    return dict(models=len(configs), epochs=epochs, steps=n_steps, optim_impl=optim_impl, precision=precision,
                 syncs=counter.syncs, ops=counter.ops, allocs=counter.allocs, views=counter.views,
                 syncs_per_step=counter.syncs / n_steps, ops_per_step=counter.ops / n_steps,
                 top=counter.calls.most_common(25))
@@ -94,13 +94,14 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None, help="train on this many batches per epoch only")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     r = count_chunk(args.matrix, epochs=args.epochs, optim_impl=args.optim_impl, steps=args.steps,
-                    data_dir=args.data_dir)
+                    data_dir=args.data_dir, precision=args.precision)
     print(f"matrix {args.matrix}: {r['models']} models, {r['epochs']} epoch(s), {r['steps']} steps, "
-          f"optimizer impl {r['optim_impl']}")
+          f"optimizer impl {r['optim_impl']}, {r['precision']}")
     print(f"host syncs (aten._local_scalar_dense): {r['syncs']} = {r['syncs_per_step']:.3f} per step")
     print(f"kernel-launching aten ops (views excluded): {r['ops']} = {r['ops_per_step']:.1f} per step "
           f"({r['allocs']} of them aten.empty* allocations)")

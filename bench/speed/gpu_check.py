@@ -12,8 +12,13 @@ timeout; a step that fails or times out is reported and the next one runs:
    a device-to-device copy of the same bytes (the write bandwidth).
 4. ``train-cuda`` / ``train-cpu``: the quick matrix for 2 epochs on CUDA (torch optimizer path) and on
    the CPU (numba); ``train-compare`` compares the test accuracies per configuration.
-5. ``train-speed``: ``lrbench train-speed --device cuda`` (``trainer_cuda.csv``; the "x sequential" ratio
-   there is flattered by the sequential trainer's per-step ``loss.item()``, see the note it prints).
+5. ``train-speed``: ``lrbench train-speed --device cuda --precision fp32 --precision bf16`` (``trainer_cuda.csv``
+   and ``step_profile_cuda.csv``; the "x sequential" ratio there is flattered by the sequential trainer's
+   per-step ``loss.item()``, see the note it prints).
+6. ``precisions``: one batched step of the quick matrix's 76 models on CUDA in fp32, tf32 (fp32 with
+   ``torch.backends.cuda.matmul.allow_tf32``) and bf16, each against its roofline
+   (:mod:`bench.speed.roofline`: matmuls alone + optimizer bytes at the copy bandwidth), the three
+   interleaved (``speed/precision_cuda.csv``).
 
 Without a GPU every GPU step is reported ``skipped`` (with the reason), never crashed. Everything goes under
 ``--out`` (default ``$OUT``, else ``gpu-check-out/``): ``steps.csv`` (step, status, seconds, detail),
@@ -45,7 +50,8 @@ STEPS = [
     ("train-cuda", 75, "cuda"),
     ("train-cpu", 90, "cuda"),  # the reference of the comparison: only where there is a CUDA run
     ("train-compare", 15, "cuda"),
-    ("train-speed", 90, "cuda"),
+    ("train-speed", 150, "cuda"),
+    ("precisions", 90, "cuda"),
 ]
 
 
@@ -200,11 +206,50 @@ def step_train_compare(out: Path, args) -> str:
 
 def step_train_speed(out: Path, args) -> str:
     argv = ["train-speed", "--device", "cuda", "--keras-models", "0", "--sequential-models", "4",
-            "--out", str(out / "speed")]
+            "--precision", "fp32", "--precision", "bf16", "--out", str(out / "speed")]
     if args.data_dir:
         argv += ["--data-dir", str(args.data_dir)]
     _run_cli(argv)
     return "speed/trainer_cuda.csv"
+
+
+def step_precisions(out: Path, args, rounds: int = 5) -> str:
+    import torch
+
+    from bench.matrix import load_matrix
+    from bench.speed import roofline as R
+    configs = load_matrix("quick").configs()
+    modes = {"fp32": ("fp32", False), "tf32": ("fp32", True), "bf16": ("bf16", False)}
+    steps = {m: R.make_step(configs, device="cuda", precision=p, optim_impl="torch") for m, (p, _) in modes.items()}
+    old = torch.backends.cuda.matmul.allow_tf32
+    times = {m: [] for m in modes}
+    rows = []
+    try:
+        for r in range(rounds):  # interleaved, the order reversed every other round
+            for m in (list(modes) if r % 2 == 0 else list(modes)[::-1]):
+                torch.backends.cuda.matmul.allow_tf32 = modes[m][1]
+                times[m].append(R.step_time(steps[m], 10))
+        for m, (prec, tf32) in modes.items():
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            step_s = sorted(times[m])[len(times[m]) // 2]
+            roof = R.measure(steps[m], step_s=step_s)
+            rows.append(dict(mode=m, n_models=len(configs), step_ms=step_s * 1e3, roofline_ms=roof["roofline_s"] * 1e3,
+                             step_over_roofline=roof["step_over_roofline"], matmul_ms=roof["matmul_s"] * 1e3,
+                             matmul_tflop_per_s=roof["matmul_flops"] / roof["matmul_s"] / 1e12,
+                             optimizer_ms=roof["optimizer_s"] * 1e3, copy_bandwidth=roof["copy_bandwidth"],
+                             gpu=torch.cuda.get_device_name(0)))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    (out / "speed").mkdir(parents=True, exist_ok=True)
+    with (out / "speed" / "precision_cuda.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    for r in rows:
+        print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()))
+    base = rows[0]["step_ms"]
+    return "; ".join(f"{r['mode']} {r['step_ms']:.2f} ms/step ({base / r['step_ms']:.2f}x fp32, "
+                     f"{r['step_over_roofline']:.2f}x roofline)" for r in rows)
 
 
 # ------------------------------------------------------------------------------------------------ driver

@@ -172,7 +172,8 @@ class TrainingPair:
     """
 
     def __init__(self, n_models: int = TRAIN_MODELS, n_seeds: int = TRAIN_SEEDS, batch_size: int = 128,
-                 widths=(784, 256, 128, 10), n_train: int = 6400, total: int = 10_000, seed: int = 0):
+                 widths=(784, 256, 128, 10), n_train: int = 6400, total: int = 10_000, seed: int = 0,
+                 precision: str = "fp32"):
         import torch
 
         import lrcore
@@ -200,9 +201,12 @@ class TrainingPair:
         self.seed_row = [seeds.index(c.seed) for c in configs]
         scheds = [c.parse(self.total) for c in configs]
 
-        # batched: as bench.trainer.train_chunk builds it
+        # batched: as bench.trainer.train_chunk builds it (bf16: the images rounded once, the stack's matmuls in
+        # bfloat16; a tree without precision raises TypeError here, and the gate leaves the probe unjudged)
         self.lr_table = lrcore.evaluate_many(scheds, self.total).astype(np.float32)
-        self.stack = BatchedMLP([c.seed for c in configs], widths)
+        self.stack = BatchedMLP([c.seed for c in configs], widths, **({"precision": precision}
+                                                                      if precision != "fp32" else {}))
+        self.x_low = self.x.to(torch.bfloat16) if precision == "bf16" else self.x
         kinds = [OPTIMIZERS[c.optimizer][0] for c in configs]
         hyper = {}
         for name in {n for c in configs for n in OPTIMIZERS[c.optimizer][1]}:
@@ -230,7 +234,7 @@ class TrainingPair:
         t = self.t_batched
         idx = self.perms[:, self._batch(t)]                                    # (seeds, B)
         train_step = project_module(*MODEL_MODULES).train_step  # looked up at each call (a test may swap it)
-        losses, self.active = train_step(self.stack, self.opt, self.x[idx], self.y[idx],
+        losses, self.active = train_step(self.stack, self.opt, self.x_low[idx], self.y[idx],
                                                        lr=self.lr_table[:, t % self.total], active=self.active,
                                                        groups=self.groups)
         self.loss_sum += losses.double()
@@ -273,11 +277,16 @@ def measure_batched_vs_sequential(n_models: int = TRAIN_MODELS, steps: int = TRA
         return paired_speedup(lambda: pair.sequential(steps), lambda: pair.batched(steps), repeats=repeats, inner=3)
 
 
-def measure_error_rates(data=None, data_dir=None) -> dict:
+def measure_error_rates(data=None, data_dir=None, precisions=("fp32", "bf16")) -> dict:
+    """The short training's error rates per precision: ``error_rate.<config>`` (fp32) and
+    ``error_rate.bf16.<config>`` -- separate metrics, never pooled."""
     from .shortrun import short_training
-    r = short_training(data, data_dir=data_dir)
-    out = {f"error_rate.{k}": {"value": round(v, 6)} for k, v in r["error_rate"].items()}
-    out["error_rate.mean"] = {"value": round(r["mean_error_rate"], 6), "seconds": r["seconds"], "steps": r["steps"]}
+    out = {}
+    for precision in precisions:
+        r = short_training(data, data_dir=data_dir, precision=precision)
+        key = "error_rate." if precision == "fp32" else f"error_rate.{precision}."
+        out.update({f"{key}{k}": {"value": round(v, 6)} for k, v in r["error_rate"].items()})
+        out[f"{key}mean"] = {"value": round(r["mean_error_rate"], 6), "seconds": r["seconds"], "steps": r["steps"]}
     return out
 
 
@@ -301,6 +310,11 @@ def _probe_batched():
     return lambda: pair.batched(TRAIN_STEPS)
 
 
+def _probe_batched_bf16():
+    pair = TrainingPair(TRAIN_MODELS, TRAIN_SEEDS, precision="bf16")
+    return lambda: pair.batched(TRAIN_STEPS)
+
+
 def _probe_sequential():
     pair = TrainingPair(len(TRAIN_OPTIMIZERS), 1)  # one model per optimizer: its cost is linear in models
     return lambda: pair.sequential(TRAIN_STEPS)
@@ -315,6 +329,8 @@ PROBES: dict[str, tuple[Callable[[], Callable[[], object]], int, str]] = {
     "evaluate_many.mixed": (_probe_evaluate_many, 1,
                             "lrcore.evaluate_many, 200 mixed schedules x 5000 steps, numba, 1 thread"),
     "train.batched_step": (_probe_batched, 1, f"batched trainer: {TRAIN_STEPS} steps of {TRAIN_MODELS} MLPs, 1 thread"),
+    "train.batched_step.bf16": (_probe_batched_bf16, 1, f"batched trainer in bf16: {TRAIN_STEPS} steps of "
+                                                        f"{TRAIN_MODELS} MLPs, 1 thread"),
     "train.sequential_step": (_probe_sequential, 1, f"sequential trainer (torch.optim): {TRAIN_STEPS} steps of "
                                                     f"each of {len(TRAIN_OPTIMIZERS)} MLPs, 1 thread"),
 }

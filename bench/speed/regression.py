@@ -49,7 +49,7 @@ DEFAULT_REFERENCE = ROOT / "results" / "regression" / "reference.json"
 #: the numpy path: ~25x; a batched step doing three times its work: ~3x); unchanged code stays within
 #: 0.8-1.15x per round and ~1.1x in the median on a 2-core VM with other load (docs/TRACKING.md).
 SPEED_TOLERANCE = {"evaluate.warmup_cosine": 1.5, "evaluate_many.mixed": 1.5, "train.batched_step": 1.5,
-                   "train.sequential_step": 1.5}
+                   "train.batched_step.bf16": 1.5, "train.sequential_step": 1.5}
 ROUNDS, INNER = 7, 3
 #: a probe's calls per side and round: INNER, or more for short probes, until a round takes MIN_ROUND_S
 MIN_ROUND_S, MAX_INNER = 0.05, 25
@@ -70,12 +70,15 @@ class Metric:
 
 
 def _error_metrics() -> dict[str, Metric]:
+    """The short run's error rates in fp32 (``error_rate.*``) and, as separate metrics, in bf16
+    (``error_rate.bf16.*``): runs of different precision are never pooled."""
     from .shortrun import CONFIGS, EPOCHS, N_TRAIN
     out = {}
-    for name, opt, lr, text in CONFIGS:
-        out[f"error_rate.{name}"] = Metric(f"error_rate.{name}", "error", 0.01,
-                                           f"test error, {opt} lr {lr:g}, {EPOCHS} epochs of {N_TRAIN}")
-    out["error_rate.mean"] = Metric("error_rate.mean", "error", 0.01, "mean test error of the short run")
+    for key, label in (("error_rate.", ""), ("error_rate.bf16.", ", bf16")):
+        for name, opt, lr, text in CONFIGS:
+            out[f"{key}{name}"] = Metric(f"{key}{name}", "error", 0.01,
+                                         f"test error, {opt} lr {lr:g}, {EPOCHS} epochs of {N_TRAIN}{label}")
+        out[f"{key}mean"] = Metric(f"{key}mean", "error", 0.01, f"mean test error of the short run{label}")
     return out
 
 
@@ -259,8 +262,11 @@ def judge_speed(timings: dict, tolerance: dict | None = None) -> list[Verdict]:
 
 
 def measure(only=None, *, data=None, data_dir=None) -> dict:
-    """The error rates of :mod:`bench.speed.shortrun` whose names contain one of ``only`` (all by default)."""
-    errs = P.measure_error_rates(data, data_dir)
+    """The error rates of :mod:`bench.speed.shortrun` whose names contain one of ``only`` (all by default); a
+    precision is trained only when one of its metrics is asked for."""
+    names = [n for n in METRICS if not only or any(o in n for o in only)]
+    precisions = [p for p in ("fp32", "bf16") if any((".bf16." in n) == (p == "bf16") for n in names)]
+    errs = P.measure_error_rates(data, data_dir, precisions=precisions or ("fp32",))
     return {k: v for k, v in errs.items() if not only or any(o in k for o in only)}
 
 
@@ -454,8 +460,10 @@ def main(argv=None) -> int:
             try:
                 t0 = time.perf_counter()
                 measured = measure(args.only, data_dir=args.data_dir)
-                say(f"short training: mean error {measured['error_rate.mean']['value']:.4f} "
-                    f"({time.perf_counter() - t0:.1f} s)")
+                say("short training: mean error " + ", ".join(
+                    f"{p} {measured[k]['value']:.4f}" for p, k in (("fp32", "error_rate.mean"),
+                                                                  ("bf16", "error_rate.bf16.mean")) if k in measured)
+                    + f" ({time.perf_counter() - t0:.1f} s)")
                 verdicts += judge(measured, baseline, require_all=not args.only)
             except (FileNotFoundError, ValueError) as exc:  # Fashion-MNIST missing or corrupt
                 unjudgeable.append(f"cannot measure error rates: {exc}")

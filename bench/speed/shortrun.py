@@ -72,9 +72,9 @@ def load_data(data_dir=None):
 
 
 def short_training(data=None, *, data_dir=None, configs=None, epochs: int = EPOCHS,
-                   batch_size: int = BATCH_SIZE) -> dict:
-    """Train ``configs`` (default :data:`CONFIGS`) briefly; returns ``{"error_rate": {name: 1 - test_acc},
-    "mean_error_rate": float, "seconds": wall time of the training, "steps": optimizer steps}``."""
+                   batch_size: int = BATCH_SIZE, precision: str = "fp32") -> dict:
+    """Train ``configs`` (default :data:`CONFIGS`) briefly in ``precision``; returns ``{"error_rate": {name: 1 -
+    test_acc}, "mean_error_rate": float, "seconds": wall time of the training, "steps": optimizer steps}``."""
     try:
         from bench.train.batched import TrainConfig, steps_per_epoch, train_chunk
     except ImportError:  # a commit before the bench/train/ layout (asv history)
@@ -88,7 +88,8 @@ def short_training(data=None, *, data_dir=None, configs=None, epochs: int = EPOC
             for name, opt, lr, text in configs]
     with deterministic():
         t0 = time.perf_counter()
-        result = train_chunk(cfgs, small, epochs=epochs, batch_size=batch_size, device="cpu")
+        result = train_chunk(cfgs, small, epochs=epochs, batch_size=batch_size, device="cpu",
+                             **({"precision": precision} if precision != "fp32" else {}))
         seconds = time.perf_counter() - t0
     acc = dict(zip(result.summary["name"], result.summary["test_acc"].astype(float)))
     errors = {name: round(1.0 - acc[name], 6) for name, *_ in configs}

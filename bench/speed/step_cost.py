@@ -68,6 +68,7 @@ def measure(run_dir: Path, *, device: str | None = None, rounds: int = 5, steps:
     dropout = float((mx.get("model") or {}).get("dropout") or 0.0)
     B = int(mx.get("batch_size") or 128)
     impl = meta.get("optim_impl") or "auto"
+    precision = meta.get("precision") or mx.get("precision") or "fp32"  # the run's: bf16 steps cost less
     groups = [M // S + (g < M % S) for g in range(S)]  # models per seed, as in an evaluation chunk
     seeds = [g for g, n in enumerate(groups) for _ in range(n)]
     # synthetic standardised inputs: a dense MLP's step costs the same on any values; no data set needed
@@ -83,7 +84,7 @@ def measure(run_dir: Path, *, device: str | None = None, rounds: int = 5, steps:
     stacks = {}
     for o in opts:
         kind, extra = OPTIMIZERS[o]
-        model = BatchedMLP(seeds, widths, activation, dropout, device=dev)
+        model = BatchedMLP(seeds, widths, activation, dropout, device=dev, precision=precision)
         hyper = {n: [extra.get(n, OPTIMIZER_DEFAULTS[kind].get(n, 0.0))] * M for n in extra}
         opt = BatchedOptimizer(model.params, kind, impl=impl, lr=[1e-4] * M, **hyper)  # small lr: stays finite
         lr = (torch.full((M,), 1e-4, dtype=torch.float64, device=dev) if opt.impl == "torch" else
@@ -121,7 +122,7 @@ def measure(run_dir: Path, *, device: str | None = None, rounds: int = 5, steps:
                          widths="x".join(map(str, widths)), model_step_s=med / M, step_s=med,
                          step_s_min=min(times[o]), step_s_max=max(times[o]), rounds=rounds, steps_per_round=steps,
                          finite_models=int(torch.isfinite(last[o]).sum()), impl=stacks[o][1].impl,
-                         precision=meta.get("precision", "fp32"), device=env["device"],
+                         precision=precision, device=env["device"],
                          device_name=env["device_name"], n_threads=env["n_threads"],
                          torch=env["versions"].get("torch", ""), run_device_name=meta.get("device_name", ""),
                          measured_utc=_utc()))

@@ -54,8 +54,12 @@ Summary columns (one row per model)
 early-stopping restore when early stopping is on), ``best_val_acc``, ``best_val_epoch``,
 ``test_acc_best`` (weights of the best validation accuracy).
 
+Precision (``precision="bf16"``): the stack's matmuls in bfloat16 with float32 master weights
+(:mod:`bench.train.mixed`); the images are rounded to bfloat16 once per chunk (what autocast does to them
+at every step), validation and test scoring run in the same precision.
+
 Throughput (``ChunkResult.throughput``): ``wall_s`` (all epochs, training and validation, not the test
-scoring), ``samples_per_s = M * n_train * epochs / wall_s`` and ``model_epochs_per_s`` (frozen models
+scoring), ``train_s`` (the training steps alone, without validation), ``precision``, ``samples_per_s = M * n_train * epochs / wall_s`` and ``model_epochs_per_s`` (frozen models
 counted: the stack does their work anyway), ``flop_per_s``: the matmul work counted by
 ``step_flops(..., input_grad=False)`` over the training steps plus ``forward_flops`` of each epoch's
 validation pass, over ``wall_s`` (elementwise work is not counted).
@@ -77,7 +81,7 @@ from .config import (_BASE_MOMENTUM, HISTORY_COLUMNS, NATIVE_PREFIX, OPTIMIZERS,
 from .model import OPTIMIZER_DEFAULTS, BatchedMLP, BatchedOptimizer, forward_flops, step_flops, train_step
 
 __all__ = ["TrainConfig", "NATIVE_PREFIX", "strip_native", "OPTIMIZERS", "HISTORY_COLUMNS", "SUMMARY_COLUMNS", "ChunkResult", "train_chunk",
-           "batch_permutation", "steps_per_epoch"]
+           "batch_permutation", "steps_per_epoch", "stack_order", "make_stack"]
 
 def batch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     """The order of the training set for ``seed`` in ``epoch`` (CPU int64 tensor)."""
@@ -103,15 +107,41 @@ def _copy_slices(dst: Sequence[torch.Tensor], src: Sequence[torch.Tensor], mask:
             d[i] = s[i]
 
 
+def stack_order(configs: Sequence[TrainConfig]) -> list[int]:
+    """The stack's order of ``configs``: seed-major (the models of a seed share each batch: one matmul per
+    seed group, the batch never copied per model), then optimizer kind (runs of one kind for the torch
+    optimizer path). Results go back in the caller's order."""
+    return sorted(range(len(configs)), key=lambda m: (configs[m].seed, OPTIMIZERS[configs[m].optimizer][0],
+                                                       configs[m].optimizer))
+
+
+def make_stack(cfgs: Sequence[TrainConfig], *, widths=(784, 256, 128, 10), activation: str = "relu",
+               dropout: float = 0.0, device="cpu", precision: str = "fp32", optim_impl: str = "auto", lr=None):
+    """(model, optimizer, groups) for configurations already in :func:`stack_order`: the BatchedMLP, its
+    BatchedOptimizer with each optimizer's hyper-parameters (``lr``: the first step's, per model; default
+    the peaks) and the number of consecutive models of each seed."""
+    kinds = [OPTIMIZERS[c.optimizer][0] for c in cfgs]
+    hyper: dict[str, list] = {}
+    for name in {n for c in cfgs for n in OPTIMIZERS[c.optimizer][1]}:
+        hyper[name] = [OPTIMIZERS[c.optimizer][1].get(name, OPTIMIZER_DEFAULTS[k].get(name, 0.0))
+                       for c, k in zip(cfgs, kinds)]
+    model = BatchedMLP([c.seed for c in cfgs], widths, activation, dropout, device=device, precision=precision)
+    lr = [c.peak_lr for c in cfgs] if lr is None else lr
+    opt = BatchedOptimizer(model.params, kinds, impl=optim_impl, lr=lr, **hyper)
+    seeds = sorted({c.seed for c in cfgs})
+    return model, opt, [sum(c.seed == s for c in cfgs) for s in seeds]
+
+
 def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size: int = 128, device="cpu",
                 widths=(784, 256, 128, 10), activation: str = "relu", dropout: float = 0.0, early_stopping=None, progress: Callable | None = None,
-                plateau_kwargs: dict | None = None, eval_batch_size: int = 5000, optim_impl: str = "auto") -> ChunkResult:
+                plateau_kwargs: dict | None = None, eval_batch_size: int = 5000, optim_impl: str = "auto",
+                precision: str = "fp32") -> ChunkResult:
     """Train every config for ``epochs`` epochs in one stack (see the module docstring).
 
     ``early_stopping``: None, a patience (int) or a dict of ``lrcore.EarlyStopping`` keyword arguments
     (monitored: validation loss). ``progress(epoch, rows)``: called after each epoch with that epoch's
     history rows (dicts). ``optim_impl``: :class:`BatchedOptimizer`'s ``impl`` (auto: numba on the CPU,
-    torch elsewhere).
+    torch elsewhere). ``precision``: "fp32" | "bf16" (:class:`BatchedMLP`'s).
     """
     configs = list(configs)
     if not configs:
@@ -121,16 +151,13 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
     epochs, B = int(epochs), int(batch_size)
     dev = torch.device(device)
     M = len(configs)
-    # seed-major (the models of a seed share each batch: one matmul per seed group, the batch never
-    # copied per model), then optimizer (runs of one kind for the torch optimizer path); results go back
-    # in the caller's order
-    order = sorted(range(M), key=lambda m: (configs[m].seed, OPTIMIZERS[configs[m].optimizer][0],
-                                            configs[m].optimizer))
+    order = stack_order(configs)
     cfgs = [configs[m] for m in order]
 
-    x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
-    x_val, y_val = data.x_val.to(dev), data.y_val.to(dev)
-    x_test, y_test = data.x_test.to(dev), data.y_test.to(dev)
+    x_dtype = torch.bfloat16 if precision == "bf16" else data.x_train.dtype  # the matmuls' input, rounded once
+    x_train, y_train = data.x_train.to(dev, x_dtype), data.y_train.to(dev)
+    x_val, y_val = data.x_val.to(dev, x_dtype), data.y_val.to(dev)
+    x_test, y_test = data.x_test.to(dev, x_dtype), data.y_test.to(dev)
     N = len(x_train)
     spe = steps_per_epoch(N, B)
     total = epochs * spe
@@ -165,13 +192,8 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
         es = lrcore.EarlyStopping(M, mode="min", **kw)
 
     # --- model and optimizer
-    model = BatchedMLP([c.seed for c in cfgs], widths, activation, dropout, device=dev)
-    kinds = [OPTIMIZERS[c.optimizer][0] for c in cfgs]
-    hyper: dict[str, list] = {}
-    for name in {n for c in cfgs for n in OPTIMIZERS[c.optimizer][1]}:
-        hyper[name] = [OPTIMIZERS[c.optimizer][1].get(name, OPTIMIZER_DEFAULTS[k].get(name, 0.0))
-                       for c, k in zip(cfgs, kinds)]
-    opt = BatchedOptimizer(model.params, kinds, impl=optim_impl, lr=lr_np[:, 0], **hyper)
+    model, opt, groups = make_stack(cfgs, widths=widths, activation=activation, dropout=dropout, device=dev,
+                                    precision=precision, optim_impl=optim_impl, lr=lr_np[:, 0])
     on_device = opt.impl == "torch"
     if on_device:  # the tables on the training device for the whole chunk (see the module docstring)
         lr_cols = torch.as_tensor(lr_table, dtype=torch.float64, device=dev)
@@ -180,7 +202,6 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
         lr_cols, mom_cols = lr_table, mom_table
 
     seeds = sorted({c.seed for c in cfgs})
-    groups = [sum(c.seed == s for c in cfgs) for s in seeds]  # consecutive models per seed
 
     active = torch.ones(M, dtype=torch.bool, device=dev)
     diverged_epoch = np.full(M, -1, np.int64)
@@ -191,6 +212,7 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
     es_weights = _snapshot(model) if es is not None else None
     rows: list[dict] = []
     flops = 0
+    train_s = 0.0
     t_start = time.perf_counter()
     for epoch in range(epochs):
         _sync(dev)
@@ -207,6 +229,8 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
                                         groups=groups)
             loss_sum.add_(losses)  # float32 into float64, one op
             flops += step_flops(widths, idx.shape[1], M, input_grad=False)
+        _sync(dev)
+        train_s += time.perf_counter() - t0
         opt.eval()  # schedule-free models: evaluate and snapshot the averaged weights x (others: no-op)
         val_loss_t, val_acc_t = model.evaluate(x_val, y_val, eval_batch_size)
         flops += forward_flops(widths, len(x_val), M)
@@ -284,7 +308,8 @@ def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size
             best_val_epoch=int(best_acc_epoch[j]), test_loss=float(test_loss[j]), test_acc=float(test_acc[j]),
             test_acc_best=float(test_acc_best[j]) if best_acc_epoch[j] >= 0 else math.nan))
     summary = pd.DataFrame(sorted(summary_rows, key=lambda r: r["model"]), columns=SUMMARY_COLUMNS)
-    throughput = dict(wall_s=wall, n_models=M, epochs=epochs, steps=total, batch_size=B, n_train=N,
+    throughput = dict(wall_s=wall, train_s=train_s, precision=precision, n_models=M, epochs=epochs, steps=total,
+                      batch_size=B, n_train=N,
                       samples_per_s=M * N * epochs / wall, model_epochs_per_s=M * epochs / wall,
                       flop_per_s=flops / wall, flops=flops, device=str(dev))
     return ChunkResult(history, summary, throughput)

@@ -14,7 +14,7 @@ import lrcore
 if TYPE_CHECKING:  # the trainers' tables; this module itself needs no pandas
     import pandas as pd
 
-__all__ = ["TrainConfig", "NATIVE_PREFIX", "strip_native", "OPTIMIZERS", "SCHEDULE_FREE_OPTIMIZERS", "ACTIVATION_NAMES", "HISTORY_COLUMNS",
+__all__ = ["TrainConfig", "NATIVE_PREFIX", "strip_native", "OPTIMIZERS", "SCHEDULE_FREE_OPTIMIZERS", "ACTIVATION_NAMES", "PRECISIONS", "HISTORY_COLUMNS",
            "SUMMARY_COLUMNS", "ChunkResult", "steps_per_epoch"]
 
 #: The MLP's activations (``bench.train.model.ACTIVATIONS`` holds their torch functions).
@@ -102,3 +102,8 @@ class ChunkResult(NamedTuple):
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
     return -(-int(n_train) // int(batch_size))
+
+
+#: Training precisions: "fp32" (float32 throughout) and "bf16" (the matmuls in bfloat16 with float32 master
+#: weights, optimizer state, loss and softmax: ``bench.train.mixed``). Runs of different precision are never pooled.
+PRECISIONS = ("fp32", "bf16")

@@ -47,8 +47,9 @@ def _check(optimizers, lr_min, lr_max, steps, smoothing, diverge_factor, batch_s
 def range_test(optimizers: Sequence[str], data, *, widths=(784, 256, 128, 10), activation: str = "relu",
                dropout: float = 0.0, batch_size: int = 128, device="cpu", seed: int = 0, lr_min: float = 1e-7,
                lr_max: float = 10.0, steps: int = SWEEP_STEPS, smoothing: float = 0.98,
-               diverge_factor: float = 4.0) -> pd.DataFrame:
-    """The range test's curves: one row per optimizer per step it ran (columns :data:`CURVE_COLUMNS`)."""
+               diverge_factor: float = 4.0, precision: str = "fp32") -> pd.DataFrame:
+    """The range test's curves: one row per optimizer per step it ran (columns :data:`CURVE_COLUMNS`);
+    ``precision``: the stack's (:class:`bench.train.model.BatchedMLP`)."""
     from .batched import batch_permutation
     from .config import OPTIMIZERS
     from .model import OPTIMIZER_DEFAULTS, BatchedMLP, BatchedOptimizer, train_step
@@ -61,7 +62,7 @@ def range_test(optimizers: Sequence[str], data, *, widths=(784, 256, 128, 10), a
     hyper: dict[str, list] = {}
     for h in {h for n in names for h in OPTIMIZERS[n][1]}:
         hyper[h] = [OPTIMIZERS[n][1].get(h, OPTIMIZER_DEFAULTS[k].get(h, 0.0)) for n, k in zip(names, kinds)]
-    model = BatchedMLP([int(seed)] * M, widths, activation, dropout, device=dev)
+    model = BatchedMLP([int(seed)] * M, widths, activation, dropout, device=dev, precision=precision)
     opt = BatchedOptimizer(model.params, kinds, lr=lr_min, **hyper)
     x, y = data.x_train.to(dev), data.y_train.to(dev)
     N = len(x)
@@ -127,9 +128,11 @@ def suggest(curve: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
-def write_results(curve: pd.DataFrame, suggestions: dict, out_dir, *, steps: int, title: str) -> pd.DataFrame:
+def write_results(curve: pd.DataFrame, suggestions: dict, out_dir, *, steps: int, title: str,
+                  precision: str = "fp32") -> pd.DataFrame:
     """``find_lr_curve.csv`` (the curves), ``find_lr.csv`` (one row per optimizer: the suggestions, steps
-    run, whether the loss passed ``diverge_factor`` x its best) and ``find_lr.png`` into ``out_dir``."""
+    run, whether the loss passed ``diverge_factor`` x its best, the training precision) and ``find_lr.png``
+    into ``out_dir``."""
     from pathlib import Path
 
     from ..results import atomic_write
@@ -139,7 +142,8 @@ def write_results(curve: pd.DataFrame, suggestions: dict, out_dir, *, steps: int
     stopped = curve.groupby("optimizer")["step"].max()
     names = list(dict.fromkeys(curve["optimizer"]))
     table = pd.DataFrame([dict(optimizer=o, **suggestions[o], steps_run=int(stopped[o]) + 1,
-                               stopped=bool(stopped[o] + 1 < steps)) for o in names if o in suggestions])
+                               stopped=bool(stopped[o] + 1 < steps), precision=precision)
+                          for o in names if o in suggestions])
     atomic_write(out / "find_lr.csv", lambda p: table.to_csv(p, index=False))
     plot(curve, suggestions, out / "find_lr.png", title=title)
     return table
@@ -147,16 +151,17 @@ def write_results(curve: pd.DataFrame, suggestions: dict, out_dir, *, steps: int
 
 def find_peaks(optimizers: Sequence[str], data, *, widths=(784, 256, 128, 10), activation: str = "relu",
                dropout: float = 0.0, batch_size: int = 128, device="cpu", seed: int = 0,
-               out_dir=None, required: Sequence[str] | None = None) -> dict[str, float]:
+               out_dir=None, required: Sequence[str] | None = None, precision: str = "fp32") -> dict[str, float]:
     """optimizer -> suggested peak lr (a matrix's ``peak_lr = "find"``), from one :func:`range_test`; its
     curves, table and plot go to ``out_dir`` (:func:`write_results`) when given. An optimizer of ``required``
     (default: all) without a suggestion is an error; the others are left out of the result."""
     curve = range_test(list(optimizers), data, widths=widths, activation=activation, dropout=dropout,
-                       batch_size=batch_size, device=device, seed=seed)
+                       batch_size=batch_size, device=device, seed=seed, precision=precision)
     sug = suggest(curve)
     if out_dir is not None:
         write_results(curve, sug, out_dir, steps=SWEEP_STEPS, title=f"LR range test for the matrix's peaks ("
-                      f"{'-'.join(map(str, widths))} {activation}, batch {batch_size}, seed {seed})")
+                      f"{'-'.join(map(str, widths))} {activation}, batch {batch_size}, seed {seed}, {precision})",
+                      precision=precision)
     out = {}
     for o in optimizers:
         v = sug.get(o, {}).get("suggested", math.nan)

@@ -33,6 +33,10 @@ autograd's to float32 rounding (``tests/test_batched.py``). Then :class:`bench.t
 updates the stack (torch.optim's optimizers, every hyper-parameter a per-model vector).
 
 FLOPs: :func:`step_flops` counts the matmuls of one training step (see there).
+
+Precision: ``precision="fp32"`` (default) is all of the above in the parameters' dtype; ``"bf16"`` runs the
+three matmuls of each layer in bfloat16 with float32 master weights (:mod:`bench.train.mixed`: the recipe,
+its layout and roundings); then the gradients are ``model.grads`` (bfloat16) rather than ``p.grad``.
 """
 from __future__ import annotations
 
@@ -45,22 +49,13 @@ import torch
 import torch.nn.functional as F
 
 from ..machine import matmul_flop_rate
+from . import mixed
+from .activations import ACTIVATIONS, activation_backward
+from .config import PRECISIONS
 from .optim import OPTIMIZER_DEFAULTS, BatchedOptimizer, torch_optimizer
 
 __all__ = ["ACTIVATIONS", "OPTIMIZER_DEFAULTS", "BatchedMLP", "BatchedOptimizer", "train_step", "step_flops", "forward_flops",
            "torch_reference_model", "torch_optimizer", "matmul_flop_rate"]
-
-ACTIVATIONS = {"relu": (torch.relu, torch.nn.ReLU), "gelu": (F.gelu, torch.nn.GELU),
-               "tanh": (torch.tanh, torch.nn.Tanh)}
-
-
-def _activation_backward(name: str, grad: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """d loss / d z from d loss / d a for ``a = act(z)``: the ATen kernels autograd calls."""
-    if name == "relu":
-        return torch.ops.aten.threshold_backward(grad, a, 0)
-    if name == "tanh":
-        return torch.ops.aten.tanh_backward(grad, a)
-    return torch.ops.aten.gelu_backward(grad, z)
 
 
 def step_flops(widths: Sequence[int], batch_size: int, n_models: int = 1, *, input_grad: bool = True) -> int:
@@ -90,7 +85,13 @@ class BatchedMLP:
     """M independent MLPs with stacked parameters (see the module docstring)."""
 
     def __init__(self, seeds: Sequence[int], widths: Sequence[int] = (784, 256, 128, 10), activation: str = "relu",
-                 dropout=0.0, device="cpu", dtype=torch.float32, dropout_seed: int = 0):
+                 dropout=0.0, device="cpu", dtype=torch.float32, dropout_seed: int = 0, precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"BatchedMLP: precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "bf16" and dtype != torch.float32:
+            raise ValueError(f"BatchedMLP: precision 'bf16' keeps float32 master weights; dtype must be float32, "
+                             f"got {dtype}")
+        self.precision = precision
         if activation not in ACTIVATIONS:
             raise ValueError(f"BatchedMLP: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         widths = tuple(int(w) for w in widths)
@@ -194,6 +195,8 @@ class BatchedMLP:
         """Logits (M, B, classes) for a shared batch ``x`` (B, in), per-model batches (M, B, in), or one
         batch per group of consecutive models, (S, B, in) with ``groups`` the S group sizes."""
         x, bounds = self._input(x, groups, "forward")
+        if self.precision == "bf16":
+            return mixed.forward(self, x, bounds, training)
         return self._layers(x, bounds, training)[0]
 
     __call__ = forward
@@ -221,7 +224,9 @@ class BatchedMLP:
     @torch.no_grad()
     def loss_and_grad(self, x: torch.Tensor, y: torch.Tensor, groups=None) -> torch.Tensor:
         """Per-model training losses (M,) of a batch; sets ``p.grad`` of every parameter to the gradient of
-        their sum (each model's own gradient), in buffers reused from step to step.
+        their sum (each model's own gradient), in buffers reused from step to step; ``self.grads`` lists them.
+        ``precision="bf16"``: :func:`bench.train.mixed.loss_and_grad` (bfloat16 gradients in ``self.grads``,
+        ``p.grad`` None).
 
         Inputs as :meth:`forward` (same dropout masks from the stack's generator). Backward, per layer from
         the top (``d = dL/dz``, ``h`` the layer's input)::
@@ -232,6 +237,8 @@ class BatchedMLP:
         x, bounds = self._input(x, groups, "loss_and_grad")
         B = x.shape[1]
         y = self._labels(y, B, groups)
+        if self.precision == "bf16":
+            return mixed.loss_and_grad(self, x, y, bounds)
         h, hidden, inputs = self._layers(x, bounds, training=True)
         last = len(self.weights) - 1
         logp = torch.log_softmax(h, -1)
@@ -254,9 +261,10 @@ class BatchedMLP:
             z, a, mask = hidden[l - 1]
             if mask is not None:
                 g = g / self._keep * mask
-            d = _activation_backward(self.activation, g, z, a)
+            d = activation_backward(self.activation, g, z, a)
         for p, g in zip(self.params, grads):
             p.grad = g
+        self.grads = grads
         return losses
 
     def _grad_buffers(self) -> list[torch.Tensor]:
@@ -327,7 +335,7 @@ def train_step(model: BatchedMLP, opt: BatchedOptimizer, x: torch.Tensor, y: tor
     losses = model.loss_and_grad(x, y, groups)
     finite = torch.isfinite(losses)
     act = finite if active is None else finite & torch.as_tensor(active, dtype=torch.bool, device=finite.device)
-    opt.step(lr=lr, momentum=momentum, active=act, **hyper)
+    opt.step(lr=lr, momentum=momentum, active=act, grads=model.grads, **hyper)
     return losses, act
 
 

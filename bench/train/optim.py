@@ -37,6 +37,11 @@ model with momentum 0 gets ``buf = 0 * buf + g``, which gives torch's momentum-f
 
 ``active`` (M,) bool freezes models: a frozen model's parameters, optimizer state and step count are left
 exactly as they were.
+
+Mixed precision (:mod:`bench.train.mixed`): ``step(grads=...)`` takes the gradients explicitly, float32 or
+bfloat16 (widened exactly to the parameters' float32 as they are read: the update is float32 throughout);
+a parameter with a bfloat16 copy (``p._lrbench_low``) gets it refreshed by the step (the numba kernels
+write it while the row is in cache; the torch path casts after its update).
 """
 from __future__ import annotations
 
@@ -64,6 +69,19 @@ SCHEDULE_FREE = ("sgd_schedulefree", "adamw_schedulefree")
 IMPLS = ("auto", "numba", "torch")
 _NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 _FLAGS = ("nesterov", "centered")
+
+
+def _rows(t: torch.Tensor, M: int) -> np.ndarray:
+    """``t`` as an (M, n) numpy array without a copy; bfloat16 as its uint16 bits (the kernels widen them)."""
+    t = t.detach()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).reshape(M, -1).numpy().view(np.uint16)
+    return t.reshape(M, -1).numpy()
+
+
+def _low_valid(p: torch.Tensor) -> bool:
+    """Whether ``p``'s bfloat16 copy holds ``p`` (see :func:`bench.train.mixed.low_params`)."""
+    return getattr(p, "_lrbench_low", None) is not None and getattr(p, "_lrbench_low_version", None) == p._version
 
 
 def torch_optimizer(kind: str, params, **hyper) -> torch.optim.Optimizer:
@@ -262,6 +280,7 @@ class BatchedOptimizer:
         """``p.lerp_(z, weight)`` for every schedule-free model that has stepped (has a z)."""
         if self._fused is not None:
             self._fused.sf_swap(weight)
+            self._refresh_low()
             return
         w = weight.to(self.params[0].dtype).cpu()
         for kind in self._sf_kinds:
@@ -279,8 +298,9 @@ class BatchedOptimizer:
                 P[r_t] = torch.lerp(P[r_t], Z[s_t], w[r_t].view(-1, 1))
 
     @torch.no_grad()
-    def step(self, lr=None, momentum=None, beta1=None, active=None, **hyper):
-        """One update of every active model with its own gradient (``p.grad``, which may be overwritten).
+    def step(self, lr=None, momentum=None, beta1=None, active=None, grads=None, **hyper):
+        """One update of every active model with its own gradient (``p.grad``, or ``grads``: one per parameter,
+        float32 or bfloat16; a float gradient may be overwritten).
 
         ``lr``, ``momentum``, ``beta1`` and any other hyper-parameter: scalar or (M,), kept for later
         steps. ``momentum`` is also used as Adam/AdamW's beta1 unless ``beta1`` is given (as torch's
@@ -301,14 +321,26 @@ class BatchedOptimizer:
                 raise ValueError(f"BatchedOptimizer.step: active must have {self.n_models} values")
             if self.impl == "numba" and bool(act.all()):  # the device path never reads the mask back
                 act = None
+        grads = [p.grad for p in self.params] if grads is None else list(grads)
+        if len(grads) != len(self.params):
+            raise ValueError(f"BatchedOptimizer.step: grads must give {len(self.params)} gradients, got {len(grads)}")
         if self.impl == "numba":
-            self._step_numba(None if act is None else act.cpu().numpy())
+            self._step_numba(None if act is None else act.cpu().numpy(), grads)
         else:
-            self._step_torch(act)
+            self._step_torch(act, grads)
+            self._refresh_low()
+
+    def _refresh_low(self):
+        """The torch path: cast each parameter's bfloat16 copy after the parameters changed."""
+        for p in self.params:
+            low = getattr(p, "_lrbench_low", None)
+            if low is not None:
+                low.copy_(p)
+                p._lrbench_low_version = p._version
 
     # ------------------------------------------------------------------------------------ numba path
 
-    def _step_numba(self, act: np.ndarray | None):
+    def _step_numba(self, act: np.ndarray | None, grads: list):
         from . import optim_kernels as K
         h = self._host
         if act is None:
@@ -349,11 +381,15 @@ class BatchedOptimizer:
                            r(h["beta2"]), r(1.0 - h["beta2"]), r(-(h["lr"] / (1.0 - h["beta1"] ** t))),
                            r((1.0 - h["beta2"] ** t) ** 0.5), r(h["eps"]))
             for pi, p in enumerate(self.params):
-                if p.grad is None:
+                if grads[pi] is None:
                     continue
                 st = self.state.setdefault((kind, pi), {})
                 P = p.detach().view(M, -1).numpy()
-                G = p.grad.detach().reshape(M, -1).numpy()
+                G = _rows(grads[pi], M)
+                # the bfloat16 copy, written with the update: when it was valid (frozen rows keep theirs) or
+                # every row is updated
+                L = _rows(p._lrbench_low, M) if getattr(p, "_lrbench_low", None) is not None and (
+                    act is None or _low_valid(p)) else K.NO_LOW
                 empty = np.zeros((0, P.shape[1]), dt)
                 shape = (K_, *p.shape[1:])
                 flat = lambda name: st[name].view(K_, -1).numpy() if name in st else empty
@@ -362,19 +398,19 @@ class BatchedOptimizer:
                         st["momentum_buffer"] = torch.zeros(shape, dtype=p.dtype)
                         st["_first"] = np.ones(M, np.bool_)
                     first = st.get("_first", np.zeros(M, np.bool_))
-                    K.sgd(P, G, flat("momentum_buffer"), rows, self._slot, first, *scalars)
+                    K.sgd(P, G, flat("momentum_buffer"), rows, self._slot, first, *scalars, L)
                     if "_first" in st:
                         st["_first"][rows[h["momentum"][rows] != 0]] = False
                 elif kind in SCHEDULE_FREE:
                     if "z" not in st:
                         st["z"] = torch.zeros(shape, dtype=p.dtype)
                     if kind == "sgd_schedulefree":
-                        K.sgd_schedulefree(P, G, flat("z"), rows, self._slot, ~self._sf_started, *scalars)
+                        K.sgd_schedulefree(P, G, flat("z"), rows, self._slot, ~self._sf_started, *scalars, L)
                     else:
                         if "exp_avg_sq" not in st:
                             st["exp_avg_sq"] = torch.zeros(shape, dtype=p.dtype)
                         K.adamw_schedulefree(P, G, flat("z"), flat("exp_avg_sq"), rows, self._slot,
-                                             ~self._sf_started, *scalars)
+                                             ~self._sf_started, *scalars, L)
                 elif kind == "rmsprop":
                     if "square_avg" not in st:
                         st["square_avg"] = torch.zeros(shape, dtype=p.dtype)
@@ -383,20 +419,22 @@ class BatchedOptimizer:
                     if "momentum_buffer" not in st and (h["momentum"][rows] > 0).any():
                         st["momentum_buffer"] = torch.zeros(shape, dtype=p.dtype)
                     K.rmsprop(P, G, flat("square_avg"), flat("grad_avg"), flat("momentum_buffer"), rows, self._slot,
-                              *scalars)
+                              *scalars, L)
                 else:
                     if "exp_avg" not in st:
                         st["exp_avg"] = torch.zeros(shape, dtype=p.dtype)
                         st["exp_avg_sq"] = torch.zeros(shape, dtype=p.dtype)
-                    K.adam(P, G, flat("exp_avg"), flat("exp_avg_sq"), rows, self._slot, *scalars)
+                    K.adam(P, G, flat("exp_avg"), flat("exp_avg_sq"), rows, self._slot, *scalars, L)
+                if L is not K.NO_LOW:
+                    p._lrbench_low_version = p._version
             if kind in SCHEDULE_FREE:
                 self._sf_started[rows] = True
 
     # ------------------------------------------------------------------------------------ torch path
 
-    def _step_torch(self, act: torch.Tensor | None):
+    def _step_torch(self, act: torch.Tensor | None, grads: list):
         if self._fused is not None:
-            self._fused.step(act)
+            self._fused.step(act, grads)
             return
         if act is not None and bool(act.all()):
             act = None
@@ -406,10 +444,10 @@ class BatchedOptimizer:
             flags = self._group_flags(a, b)
             ga = None if act is None else act[a:b]
             for pi, p in enumerate(self.params):
-                if p.grad is None:
+                if grads[pi] is None:
                     continue
                 st = self.state.setdefault((gi, pi), {})
-                pv, g = p[a:b], p.grad[a:b]
+                pv, g = p[a:b], grads[pi][a:b].to(p.dtype)
                 if ga is None:
                     getattr(self, "_" + kind)(pv, g, st, h, new_steps[a:b], kind, flags)
                     continue

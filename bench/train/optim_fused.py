@@ -139,17 +139,17 @@ class FusedStep:
                 f["positive_" + n] = n in dev_set or bool((h[n][rows] > 0).any())
         return f
 
-    def _grads(self) -> torch.Tensor | None:
-        """The (M, N) gradient: gflat when every gradient is its view, else the gradients copied in."""
-        ps = self.opt.params
-        if all(p.grad is None for p in ps):
+    def _grads(self, grads: list) -> torch.Tensor | None:
+        """The (M, N) gradient: gflat when every gradient is its view, else the gradients copied in (a
+        bfloat16 gradient widened to the parameters' dtype on the way)."""
+        if all(g is None for g in grads):
             return None
-        if any(p.grad is None for p in ps):
+        if any(g is None for g in grads):
             raise ValueError("BatchedOptimizer (impl='torch'): every parameter needs a gradient (the stack is "
                              "updated as one buffer)")
-        for p, v in zip(ps, self._grad_views):
-            if p.grad is not v:
-                v.copy_(p.grad)
+        for g, v in zip(grads, self._grad_views):
+            if g is not v:
+                v.copy_(g)
         return self.gflat
 
     def _coefficients(self, act: torch.Tensor | None) -> torch.Tensor:
@@ -200,9 +200,9 @@ class FusedStep:
     # ------------------------------------------------------------------------------------------- step
 
     @torch.no_grad()
-    def step(self, act: torch.Tensor | None):
+    def step(self, act: torch.Tensor | None, grads: list):
         opt = self.opt
-        G = self._grads()
+        G = self._grads(grads)
         if G is None:
             return
         if act is None:

@@ -20,6 +20,8 @@ Rules (what is the same as the batched trainer, and what is not)
 * Not bit-identical to the batched trainer: the batched stack uses ``bmm`` in float32 with another
   summation order, and dropout masks come from another generator. Accuracies agree to noise (checked
   in ``tests/test_runner.py::test_sequential_trainer_agrees_with_batched``).
+* Precision ``"bf16"``: forward and loss under ``torch.autocast(dtype=torch.bfloat16)`` (training and
+  evaluation), the reference recipe the batched trainer writes out (:mod:`bench.train.mixed`).
 * Times: ``epoch_time_s`` is this model's own epoch (training and validation); throughput counts all
   models' epochs over the total wall time.
 """
@@ -51,13 +53,20 @@ def _sync(dev: torch.device):
         torch.cuda.synchronize(dev)
 
 
+def _autocast(dev: torch.device, precision: str):
+    """torch.autocast to bfloat16 for ``precision="bf16"``, else nothing."""
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 @torch.no_grad()
-def _evaluate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float, float]:
+def _evaluate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+              precision: str = "fp32") -> tuple[float, float]:
     """(mean cross-entropy, accuracy) in eval mode, float64 sums."""
     net.eval()
     loss = correct = 0.0
     for a in range(0, len(x), batch_size):
-        logits = net(x[a:a + batch_size])
+        with _autocast(x.device, precision):
+            logits = net(x[a:a + batch_size]).float()
         loss += float(F.cross_entropy(logits, y[a:a + batch_size], reduction="sum").double())
         correct += float((logits.argmax(-1) == y[a:a + batch_size]).double().sum())
     net.train()
@@ -72,7 +81,7 @@ def _momentum_of(opt: torch.optim.Optimizer) -> float:
 def train_one(config: TrainConfig, data, *, epochs: int, batch_size: int = 128, device="cpu",
               widths=(784, 256, 128, 10), activation: str = "relu", dropout: float = 0.0, early_stopping=None,
               plateau_kwargs: dict | None = None, record_momentum: bool = False, eval_batch_size: int = 5000,
-              progress: Callable | None = None, model_index: int = 0):
+              progress: Callable | None = None, model_index: int = 0, precision: str = "fp32"):
     """Train one configuration; returns (history rows, summary row, flops)."""
     dev = torch.device(device)
     x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
@@ -119,7 +128,8 @@ def train_one(config: TrainConfig, data, *, epochs: int, batch_size: int = 128, 
         for k in range(spe):
             idx = perm[k * B:(k + 1) * B]
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(net(x_train[idx]), y_train[idx])
+            with _autocast(dev, precision):
+                loss = F.cross_entropy(net(x_train[idx]), y_train[idx])
             value = loss.item()  # what a plain training loop logs; also the divergence check
             if not math.isfinite(value):  # frozen before this update, as the batched trainer
                 diverged_epoch = epoch
@@ -134,7 +144,7 @@ def train_one(config: TrainConfig, data, *, epochs: int, batch_size: int = 128, 
         trained_epochs += 1
         if sf_mode is not None:
             sf_mode.eval()  # schedule-free: evaluate (and snapshot) the averaged weights x
-        val_loss, val_acc = _evaluate(net, x_val, y_val, eval_batch_size)
+        val_loss, val_acc = _evaluate(net, x_val, y_val, eval_batch_size, precision)
         flops += forward_flops(widths, len(x_val))
         _sync(dev)
         dt = time.perf_counter() - t0
@@ -162,12 +172,12 @@ def train_one(config: TrainConfig, data, *, epochs: int, batch_size: int = 128, 
     if es is not None and es_state is not None:
         net.load_state_dict(es_state)
     x_test, y_test = data.x_test.to(dev), data.y_test.to(dev)
-    test_loss, test_acc = _evaluate(net, x_test, y_test, eval_batch_size)
-    final_val_loss, final_val_acc = _evaluate(net, x_val, y_val, eval_batch_size)
+    test_loss, test_acc = _evaluate(net, x_test, y_test, eval_batch_size, precision)
+    final_val_loss, final_val_acc = _evaluate(net, x_val, y_val, eval_batch_size, precision)
     test_acc_best = math.nan
     if best_state is not None:
         net.load_state_dict(best_state)
-        test_acc_best = _evaluate(net, x_test, y_test, eval_batch_size)[1]
+        test_acc_best = _evaluate(net, x_test, y_test, eval_batch_size, precision)[1]
     finite_train = [r["train_loss"] for r in rows if math.isfinite(r["train_loss"])]
     summary = dict(model=model_index, name=config.name, optimizer=config.optimizer, schedule=config.schedule,
                    peak_lr=float(config.peak_lr), seed=int(config.seed), epochs_trained=trained_epochs,
@@ -187,7 +197,7 @@ def _full_row(config: TrainConfig, model: int, r: dict) -> dict:
 def train_sequential(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size: int = 128, device="cpu",
                      widths=(784, 256, 128, 10), activation: str = "relu", dropout: float = 0.0,
                      early_stopping=None, progress: Callable | None = None, plateau_kwargs: dict | None = None,
-                     eval_batch_size: int = 5000) -> ChunkResult:
+                     eval_batch_size: int = 5000, precision: str = "fp32") -> ChunkResult:
     """Train every config, one after the other (see the module docstring); the result has
     ``train_chunk``'s columns. ``progress(epoch, rows)`` is called after each epoch of each model."""
     configs = list(configs)
@@ -206,7 +216,7 @@ def train_sequential(configs: Sequence[TrainConfig], data, *, epochs: int, batch
         r, s, f = train_one(c, data, epochs=epochs, batch_size=batch_size, device=dev, widths=widths,
                             activation=activation, dropout=dropout, early_stopping=early_stopping,
                             plateau_kwargs=plateau_kwargs, record_momentum=record_momentum,
-                            eval_batch_size=eval_batch_size, progress=progress, model_index=m)
+                            eval_batch_size=eval_batch_size, progress=progress, model_index=m, precision=precision)
         if record_momentum and c.reactive:
             for row in r:
                 row["momentum"] = _BASE_MOMENTUM[c.optimizer]
@@ -218,7 +228,7 @@ def train_sequential(configs: Sequence[TrainConfig], data, *, epochs: int, batch
     M, N = len(configs), len(data.x_train)
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS).sort_values(["epoch", "model"], kind="stable")
     summary = pd.DataFrame(summaries, columns=SUMMARY_COLUMNS)
-    throughput = dict(wall_s=wall, n_models=M, epochs=int(epochs), steps=int(epochs) * spe, batch_size=int(batch_size),
+    throughput = dict(wall_s=wall, precision=precision, n_models=M, epochs=int(epochs), steps=int(epochs) * spe, batch_size=int(batch_size),
                       n_train=N, samples_per_s=M * N * int(epochs) / wall, model_epochs_per_s=M * int(epochs) / wall,
                       flop_per_s=flops / wall, flops=flops, device=str(dev))
     return ChunkResult(history.reset_index(drop=True), summary, throughput)

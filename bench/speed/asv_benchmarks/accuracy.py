@@ -43,3 +43,31 @@ class ShortTraining:
         return cache[config]
 
     track_test_error_rate.unit = "error rate"
+
+
+class ShortTrainingBF16:
+    """The same short training in bf16 (bfloat16 matmuls, float32 master weights): its own series, never pooled
+    with fp32's."""
+    params = (NAMES,)
+    param_names = ["config"]
+    timeout = 600
+
+    def setup_cache(self):
+        try:
+            r = harness("shortrun").short_training(precision="bf16")
+        except MISSING as exc:
+            return {"skip": f"not at this commit: {exc}"}
+        except (FileNotFoundError, ValueError) as exc:
+            return {"skip": f"Fashion-MNIST unavailable: {exc}"}
+        out = dict(r["error_rate"])
+        out["mean"] = r["mean_error_rate"]
+        return out
+
+    def setup(self, cache, config):
+        if "skip" in cache:
+            skip(cache["skip"])
+
+    def track_test_error_rate(self, cache, config):
+        return cache[config]
+
+    track_test_error_rate.unit = "error rate"

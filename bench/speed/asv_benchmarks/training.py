@@ -42,3 +42,22 @@ class TrainStep:
 
     def time_step(self, trainer, models):
         self.step()
+
+
+class TrainStepBF16:
+    """Seconds per training step of all ``models`` in bf16 (the batched trainer's mixed precision: bfloat16
+    matmuls, float32 master weights and optimizer); its own benchmark so that fp32's history stays as it was."""
+    params = ([6, 36],)
+    param_names = ["models"]
+
+    def setup(self, models):
+        try:
+            import torch  # noqa: F401
+            pin_threads()
+            self.pair = harness("probes").TrainingPair(models, precision="bf16")
+            self.pair.batched_step()  # fails here on a commit without precision="bf16"
+        except MISSING as exc:
+            skip(f"not at this commit: {exc}")
+
+    def time_step(self, models):
+        self.pair.batched_step()
