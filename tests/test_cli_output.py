@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN = ROOT / "results" / "runs" / "default-cpu"   # a committed run: 12 schedules x 6 optimizers
+RUN = ROOT / "results" / "runs" / "default-tuned-cpu"   # a committed tuned run: 12 schedules x 6 optimizers + 2
 
 
 def test_piped_summary_table_prints_names_in_full():
