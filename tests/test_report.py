@@ -455,7 +455,7 @@ def test_throughput_all_trainers_linear(run_dir, tmp_path, results, figures):
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels[:3] == ["batched (cpu, 16 models)", "sequential (cpu, 16 models)", "keras (cpu, 6 models)"]
-    assert labels[3].startswith("this run: batched (cpu, ")
+    assert labels[3].startswith("this run: batched fp32 (cpu, ")  # the run's precision named
     assert ax.get_xscale() == "linear" and ax.get_xlim()[0] == 0
     widths = [b.get_width() for b in ax.patches]
     speed = pd.read_csv(res / "speed" / "trainer_cpu.csv")

@@ -67,9 +67,14 @@ def test_installed_wheel_runs_the_quick_matrix_from_an_empty_folder(installed, t
     summary = pd.read_csv(run / "summary.csv")
     quick = load_matrix("quick")  # the checkout's: every (schedule, optimizer) pair, schedule-free ones included
     pairs = {(c.name, c.optimizer) for c in quick.configs()}
-    assert len(pairs) == 38 and len(summary) == len(pairs)
-    assert set(zip(summary["name"], summary["optimizer"])) == pairs
-    assert summary["test_acc"].between(0.5, 1.0).all()
+    # quick is tuned: its grid on the tuning seed (stage tune, tune+1 ...), then every pair once on seed 0 (eval)
+    evaluation = summary[summary["stage"] == "eval"]
+    tuning = summary[summary["stage"].str.startswith("tune")]
+    assert len(pairs) == 38 and len(evaluation) == len(pairs) and len(tuning) >= 3 * len(pairs)
+    assert len(tuning) + len(evaluation) == len(summary)
+    assert set(zip(evaluation["name"], evaluation["optimizer"])) == pairs == set(zip(tuning["name"], tuning["optimizer"]))
+    assert (evaluation["seed"] == 0).all() and not set(tuning["seed"]) & {0}
+    assert evaluation["test_acc"].between(0.5, 1.0).all()
     for name in ("meta.json", "epochs.parquet", "report.html", "report.md"):
         assert (run / name).is_file(), name
     assert "<img" in (run / "report.html").read_text()

@@ -228,7 +228,9 @@ def train_sequential(configs: Sequence[TrainConfig], data, *, epochs: int, batch
     M, N = len(configs), len(data.x_train)
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS).sort_values(["epoch", "model"], kind="stable")
     summary = pd.DataFrame(summaries, columns=SUMMARY_COLUMNS)
-    throughput = dict(wall_s=wall, train_s=None, precision=precision,  # train_s: not timed apart from validation n_models=M, epochs=int(epochs), steps=int(epochs) * spe, batch_size=int(batch_size),
+    # train_s: the training steps are not timed apart from validation here
+    throughput = dict(wall_s=wall, train_s=None, precision=precision, n_models=M, epochs=int(epochs),
+                      steps=int(epochs) * spe, batch_size=int(batch_size),
                       n_train=N, samples_per_s=M * N * int(epochs) / wall, model_epochs_per_s=M * int(epochs) / wall,
                       flop_per_s=flops / wall, flops=flops, device=str(dev))
     return ChunkResult(history.reset_index(drop=True), summary, throughput)
