@@ -18,6 +18,17 @@ except ImportError:  # pragma: no cover
 NAMES = ["warmup_cosine-momentum", "onecycle-nesterov", "warmup_cosine-adam", "constant-sgd", "mean"]
 
 
+def _error_rates(**kw) -> dict:
+    """The short training's test error rate per config and their mean, or {"skip": why}."""
+    try:
+        r = harness("shortrun").short_training(**kw)
+    except MISSING as exc:
+        return {"skip": f"not at this commit: {exc}"}
+    except (FileNotFoundError, ValueError) as exc:
+        return {"skip": f"Fashion-MNIST unavailable: {exc}"}
+    return {**r["error_rate"], "mean": r["mean_error_rate"]}
+
+
 class ShortTraining:
     params = (NAMES,)
     param_names = ["config"]
@@ -25,15 +36,7 @@ class ShortTraining:
 
     def setup_cache(self):
         # run once per commit for every config; a plain dict of floats (asv stores it between processes)
-        try:
-            r = harness("shortrun").short_training()
-        except MISSING as exc:
-            return {"skip": f"not at this commit: {exc}"}
-        except (FileNotFoundError, ValueError) as exc:
-            return {"skip": f"Fashion-MNIST unavailable: {exc}"}
-        out = dict(r["error_rate"])
-        out["mean"] = r["mean_error_rate"]
-        return out
+        return _error_rates()
 
     def setup(self, cache, config):
         if "skip" in cache:
@@ -53,15 +56,7 @@ class ShortTrainingBF16:
     timeout = 600
 
     def setup_cache(self):
-        try:
-            r = harness("shortrun").short_training(precision="bf16")
-        except MISSING as exc:
-            return {"skip": f"not at this commit: {exc}"}
-        except (FileNotFoundError, ValueError) as exc:
-            return {"skip": f"Fashion-MNIST unavailable: {exc}"}
-        out = dict(r["error_rate"])
-        out["mean"] = r["mean_error_rate"]
-        return out
+        return _error_rates(precision="bf16")  # its own setup_cache: asv keys the cache by the function
 
     def setup(self, cache, config):
         if "skip" in cache:
