@@ -53,7 +53,8 @@ benchmarks: setup
 
 # asv history (docs/TRACKING.md): the tracked commits of main not yet measured on this machine, under a name
 # that says its CPU (ci-2core-intel-avx512, ci-2core-amd-avx2); COMMITS="sha ..." measures those instead.
-# Run it on an idle machine (timings taken beside another job are inflated), then commit results/asv/.
+# Run it on an idle machine (timings taken beside another job are inflated), then commit results/asv/
+# (it ends by rewriting results/asv/<machine>/timeline.csv and timeline.png, the history at a glance).
 track: setup
 	$(BIN)/python -m bench.speed.asv_benchmarks.history --track $(if $(COMMITS),--commits $(COMMITS),)
 

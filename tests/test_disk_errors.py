@@ -4,42 +4,14 @@ one line (exit 74) naming the file, the errno and what is saved, never a traceba
 gives continues the run to the same results once there is room."""
 import json
 import os
-import resource
 import shlex
-import signal
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-TINY = """
-name = "tiny-disk"
-epochs = 1
-seeds = [0]
-batch_size = 500
-[model]
-widths = [784, 16, 10]
-[peak_lr]
-sgd = 0.1
-[schedules]
-constant = "Constant(lr=peak)"
-cosine = "Cosine(lr=peak, decay_steps=total)"
-"""
-CODE = "import sys\nfrom bench.cli import main\nmain(sys.argv[1:], prog_name='lrbench')"
-
-
-def lrbench(*args, fsize: int | None = None):
-    """``lrbench ARGS`` in a fresh process; ``fsize``: its file-size limit in bytes (``ulimit -f``; a write
-    past it fails with EFBIG instead of killing the process with SIGXFSZ)."""
-    def limit():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-    return subprocess.run([sys.executable, "-c", CODE, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, preexec_fn=limit if fsize else None)
+from lrbench_process import ROOT, lrbench, tiny_matrix
 
 
 def failure(p) -> tuple[str, list[str]]:
@@ -54,9 +26,7 @@ def failure(p) -> tuple[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def matrix(tmp_path_factory):
-    p = tmp_path_factory.mktemp("m") / "tiny.toml"
-    p.write_text(textwrap.dedent(TINY))
-    return p
+    return tiny_matrix(tmp_path_factory.mktemp("m"), "tiny-disk")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -17,33 +16,7 @@ import pandas as pd
 import pytest
 
 from bench.results import RunLocked, lock_path, run_lock
-
-ROOT = Path(__file__).resolve().parent.parent
-TINY = """
-name = "tiny-lock"
-epochs = 1
-seeds = [0]
-batch_size = 500
-[model]
-widths = [784, 16, 10]
-[peak_lr]
-sgd = 0.1
-[schedules]
-constant = "Constant(lr=peak)"
-cosine = "Cosine(lr=peak, decay_steps=total)"
-"""
-CODE = "import sys\nfrom bench.cli import main\nmain(sys.argv[1:], prog_name='lrbench')"
-
-
-def lrbench(*args, **kw):
-    return subprocess.run([sys.executable, "-c", CODE, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, **kw)
-
-
-def start(log: Path, *args):
-    """``lrbench ARGS`` in the background, its output in ``log``."""
-    return subprocess.Popen([sys.executable, "-c", CODE, *map(str, args)], cwd=ROOT, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT)
+from lrbench_process import ROOT, lrbench, start, tiny_matrix
 
 
 def hold_and_pause(proc, run_dir: Path) -> dict:
@@ -71,9 +44,7 @@ def error_line(p) -> str:
 
 @pytest.fixture(scope="module")
 def matrix(tmp_path_factory):
-    p = tmp_path_factory.mktemp("m") / "tiny.toml"
-    p.write_text(textwrap.dedent(TINY))
-    return p
+    return tiny_matrix(tmp_path_factory.mktemp("m"), "tiny-lock")
 
 
 def test_a_second_run_on_the_same_id_fails_at_once_and_the_first_run_is_intact(matrix, tmp_path):

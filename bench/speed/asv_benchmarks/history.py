@@ -15,7 +15,8 @@ commit. Results land in ``results/asv/<machine>/`` like any ``asv run``'s. Commi
 result file for the machine are skipped unless ``--force``.
 
 ``--track`` names the machine after its CPU (:func:`machine_name`: machines of one kind differ up to 3x)
-and measures the tracked commits (:func:`tracked`) that have no result for it yet.
+and measures the tracked commits (:func:`tracked`) that have no result for it yet. Every run ends by
+rewriting the machine's digest, ``timeline.csv`` and ``timeline.png`` (:mod:`bench.speed.timeline`).
 
 This is a faster stand-in for ``asv run <range>`` (which builds and installs each commit in the
 virtualenv of ``asv.conf.json``, and cannot build the first two commits, which have no pyproject.toml).
@@ -193,6 +194,10 @@ def main(argv=None) -> int:
             failed.append(sha[:8])
         git("worktree", "remove", "--force", str(wt))
     print(f"{len(shas)} commits in {time.perf_counter() - t_all:.0f} s" + (f"; asv failed on {failed}" if failed else ""))
+    if any(results.glob("*-existing-*.json")):
+        from bench.speed.timeline import write  # the digest of the machine's history: docs/TRACKING.md
+        for path in write(args.machine):
+            print(f"written: {path}")
     return 1 if failed else 0
 
 
