@@ -11,12 +11,12 @@ ROOT = Path(__file__).resolve().parent.parent
 CODE = "import sys\nfrom bench.cli import main\nmain(sys.argv[1:], prog_name='lrbench')"
 
 
-def tiny_matrix(folder: Path, name: str) -> Path:
-    """``folder/NAME.toml``: SGD at peak 0.1, constant and cosine, seed 0, 1 epoch, batch 500."""
+def tiny_matrix(folder: Path, name: str, epochs: int = 1) -> Path:
+    """``folder/NAME.toml``: SGD at peak 0.1, constant and cosine, seed 0, ``epochs`` epochs, batch 500."""
     path = folder / f"{name}.toml"
     path.write_text(textwrap.dedent(f"""
         name = "{name}"
-        epochs = 1
+        epochs = {epochs}
         seeds = [0]
         batch_size = 500
         [model]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from lrbench_process import lrbench, tiny_matrix
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "results" / "runs" / "default-tuned-cpu"   # a committed tuned run: 12 schedules x 6 optimizers + 2
 
@@ -21,29 +23,11 @@ def test_piped_summary_table_prints_names_in_full():
         assert f" {name} " in out, name
 
 
-TINY = """
-name = "tiny-piped"
-epochs = 2
-seeds = [0]
-batch_size = 500
-[model]
-widths = [784, 16, 10]
-[peak_lr]
-sgd = 0.1
-[schedules]
-constant = "Constant(lr=peak)"
-cosine = "Cosine(lr=peak, decay_steps=total)"
-"""
-
-
 def test_piped_run_prints_a_plain_line_per_epoch(tmp_path):
     """``lrbench run ... | tee log``: no progress bars (their control codes), one line per epoch with the
     chunk, the epoch, elapsed time, ETA and the best validation accuracy so far."""
-    spec = tmp_path / "tiny.toml"
-    spec.write_text(TINY)
-    r = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--matrix", str(spec), "--results",
-                        str(tmp_path / "results"), "--no-report"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=600)
+    spec = tiny_matrix(tmp_path, "tiny-piped", epochs=2)
+    r = lrbench("run", "--matrix", spec, "--results", tmp_path / "results", "--no-report")
     assert r.returncode == 0, r.stderr[-3000:]
     lines = [ln for ln in r.stderr.splitlines() if " epoch " in ln and "elapsed" in ln]
     assert len(lines) == 2, r.stderr

@@ -82,3 +82,11 @@ def test_the_command_rewrites_every_machines_digest(tmp_path):
         (tmp_path / folder.name / "timeline.png").unlink()
     assert T.main(["--results", str(tmp_path)]) == 0
     assert sorted(p.parent.name for p in tmp_path.glob("*/timeline.png")) == [f.name for f in MACHINES]
+
+
+def test_an_unknown_machine_is_one_line_naming_it(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        T.main(["--results", str(tmp_path), "--machine", "no-such-machine"])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert "--machine no-such-machine: no asv result files in" in err and "Traceback" not in err

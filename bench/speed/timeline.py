@@ -10,6 +10,7 @@ benchmark's source) is drawn hollow and not joined to the others: asv does not c
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -59,9 +60,7 @@ def _value(entry: list, columns: list[str], params: tuple[str, ...]) -> float:
     values, grid = row.get("result"), row.get("params") or []
     if values is None:
         return math.nan
-    combos = [()]
-    for axis in grid:
-        combos = [c + (v,) for c in combos for v in axis]
+    combos = list(itertools.product(*grid))  # asv's order: the last parameter varies fastest
     try:
         v = values[combos.index(params)]
     except ValueError:
@@ -158,7 +157,11 @@ def main(argv=None) -> int:
     ap.add_argument("--results", type=Path, default=RESULTS, help="asv's results folder (default: %(default)s)")
     args = ap.parse_args(argv)
     for machine in args.machine or machines(args.results):
-        for path in write(machine, args.results):
+        try:
+            paths = write(machine, args.results)
+        except FileNotFoundError as exc:
+            ap.error(f"--machine {machine}: {exc}")
+        for path in paths:
             print(f"written: {path}")
     return 0
 
