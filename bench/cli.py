@@ -471,8 +471,11 @@ def _matrix_banner(matrix) -> str:
     if t is None:
         return f"{what} x {len(matrix.seeds)} seeds = {matrix.n_configs} models, {matrix.epochs} epochs"
     factors = ", ".join(f"{f:g}" for f in t.lr_factors)
-    return (f"{what}, tuned: x peak_lr factors [{factors}] x tuning seeds {list(t.seeds)} = {matrix.n_tuning_models} "
-            f"models (+ up to {t.extend} factor(s) outward where the best is on the edge), selected by mean {t.metric}; "
+    confirm = (f"; the leading factor{' and its neighbours' if t.confirm_neighbours else ''} of each also on tuning "
+               f"seeds {list(t.confirm)}" if t.confirm else "")
+    return (f"{what}, tuned: x peak_lr factors [{factors}] x tuning seed(s) {list(t.screen)} = {matrix.n_tuning_models} "
+            f"models (+ up to {t.extend} factor(s) outward where the best is on the edge){confirm}; selected by mean "
+            f"{t.metric} over {len(t.seeds)} tuning seeds among factors with no collapse; "
             f"then each at its selected peak x evaluation seeds {list(matrix.seeds)} = {matrix.n_configs} models; "
             f"{matrix.epochs} epochs")
 

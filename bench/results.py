@@ -15,11 +15,25 @@ from pathlib import Path
 from typing import Callable
 
 __all__ = ["ENV_VAR", "DEFAULT_HELP", "RunNotFound", "RunLocked", "results_root", "run_ids", "find_run",
-           "run_lock", "lock_path", "atomic_write", "write_text", "write_json", "write_csv"]
+           "run_lock", "lock_path", "atomic_write", "write_text", "write_json", "write_csv", "collapsed",
+           "COLLAPSE_CHANCE_MULTIPLE"]
 
 ENV_VAR = "LRBENCH_RESULTS"
 #: What a command's help shows as the default of its results option.
 DEFAULT_HELP = f"${ENV_VAR}, else ./results"
+
+
+#: A model collapsed when its training loss went non-finite or its final validation accuracy stayed below this
+#: multiple of chance (1 / classes): 20% on Fashion-MNIST (DESIGN.md). A collapse counts as diverged everywhere.
+COLLAPSE_CHANCE_MULTIPLE = 2.0
+
+
+def collapsed(rows, n_classes: int = 10):
+    """Per summary row (a pandas DataFrame of summary.csv): ``diverged or not final_val_acc >= 2 / n_classes``
+    (a missing or NaN accuracy is a collapse). A boolean Series."""
+    div = rows["diverged"].map(lambda v: str(v).strip().lower() in ("true", "1")).astype(bool)
+    acc = rows["final_val_acc"].astype(float) if "final_val_acc" in rows else div.map(lambda _: float("nan"))
+    return div | ~(acc >= COLLAPSE_CHANCE_MULTIPLE / n_classes)
 
 
 class RunNotFound(LookupError):

@@ -32,11 +32,13 @@ def write(tmp_path, text, name="m.toml"):
 def test_builtins_load_and_have_the_issue_sets():
     assert {"quick", "default", "full"} <= set(builtin_names())
     d = load_matrix("default")
-    assert (d.epochs, d.seeds, d.n_configs) == (20, (0, 1, 2, 3, 4), 370)
-    # the fair answer (issue 25): >= 5 factors spanning >= 100x, tuning seeds disjoint from >= 5 evaluation seeds
+    assert (d.epochs, d.seeds, d.n_configs) == (20, tuple(range(10)), 740)
+    # the fair answer (issue 25): >= 5 factors spanning >= 100x; a robust one (issue 32): >= 3 tuning seeds,
+    # disjoint from >= 10 evaluation seeds
     t = d.tuning
     assert len(t.lr_factors) >= 5 and max(t.lr_factors) / min(t.lr_factors) >= 100 - 1e-9
-    assert t.seeds and not set(t.seeds) & set(d.seeds) and len(d.seeds) >= 5 and 20 <= d.epochs <= 30
+    assert len(t.seeds) >= 3 and not set(t.seeds) & set(d.seeds) and len(d.seeds) >= 10 and 20 <= d.epochs <= 30
+    assert t.confirm_neighbours and len(load_matrix("quick").seeds) >= 3
     assert "test" not in t.metric and t.extend >= 1
     assert set(d.peak_lr) == {"sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "sgd_schedulefree",
                               "adamw_schedulefree"}
@@ -46,7 +48,7 @@ def test_builtins_load_and_have_the_issue_sets():
                                 "plateau"}
     assert (d.baseline, d.contender) == ("constant", "warmup_cosine")
     q = load_matrix("quick")
-    assert q.n_configs <= 76 and q.epochs <= 3 and len(q.tuning.lr_factors) == 3
+    assert q.n_configs <= 114 and q.epochs <= 3 and len(q.tuning.lr_factors) == 3
 
 
 def test_configs_order_and_placeholders(tmp_path):

@@ -276,9 +276,9 @@ def test_plan_chunks_covers_every_config_once_in_order_without_a_tiny_tail(n, si
     assert max(sizes) <= size + size // 8
 
 
-def test_quick_matrix_is_one_chunk_on_the_cpu():
+def test_quick_matrix_is_two_chunks_on_the_cpu():
     quick = load_matrix("quick")
-    assert quick.n_configs == 76 and len(runner.plan_chunks(quick.n_configs, runner.CPU_CHUNK)) == 1
+    assert quick.n_configs == 114 and len(runner.plan_chunks(quick.n_configs, runner.CPU_CHUNK)) == 2
     assert quick.n_tuning_models == 114 and len(runner.plan_chunks(quick.n_tuning_models, runner.CPU_CHUNK)) == 2
     default = load_matrix("default")
     assert [len(c) for c in runner.plan_chunks(default.n_tuning_models, runner.CPU_CHUNK)] == [62, 61, 62, 62, 61, 62]

@@ -43,7 +43,9 @@ TOP_KEYS = ("name", "description", "framework", "precision", "epochs", "seeds", 
 #: the first 5% of steps, then the peak (the package's recipe: warmup only, the averaging does the rest).
 DEFAULT_SCHEDULE_FREE = {"warmup_constant": "Warmup(Constant(lr=peak), steps=total // 20)"}
 MODEL_KEYS = ("widths", "activation", "dropout")
-TUNING_KEYS = ("lr_factors", "tuning_seeds", "metric", "extend")
+TUNING_KEYS = ("lr_factors", "tuning_seeds", "metric", "extend", "screen_seeds", "confirm_neighbours")
+#: A learning rate is selectable only after this many tuning seeds trained it without a collapse (DESIGN.md).
+MIN_TUNING_SEEDS = 3
 #: Selection metrics of a tuned matrix (validation only, never test): the validation accuracy at the end of
 #: training, or at the best epoch (early stopping's restore point).
 TUNING_METRICS = ("final_val_acc", "best_val_acc")
@@ -52,17 +54,32 @@ TUNING_METRICS = ("final_val_acc", "best_val_acc")
 @dataclasses.dataclass(frozen=True)
 class Tuning:
     """A matrix's ``[tuning]`` table: every (optimizer, schedule) trains at ``peak_lr * f`` for each factor
-    ``f`` on ``seeds`` (the tuning seeds, disjoint from the matrix's evaluation seeds); the factor with the
-    highest mean ``metric`` over them is selected; an optimum on the grid's edge trains the next factor
-    outward, up to ``extend`` times (bench/matrix/tuning.py)."""
+    ``f`` on the first ``screen_seeds`` of ``seeds`` (the tuning seeds, >= 3, disjoint from the evaluation
+    seeds); an optimum on the grid's edge trains the next factor outward, up to ``extend`` times; the leading
+    factors (and, with ``confirm_neighbours``, their neighbours) train on the other tuning seeds. Selected: the
+    highest mean ``metric`` among factors trained on every tuning seed without a collapse
+    (bench/matrix/tuning.py)."""
     lr_factors: tuple[float, ...]
     seeds: tuple[int, ...]
     metric: str = "final_val_acc"
     extend: int = 2
+    screen_seeds: int = 1
+    confirm_neighbours: bool = True
+
+    @property
+    def screen(self) -> tuple[int, ...]:
+        """The seeds every grid factor trains on."""
+        return self.seeds[:self.screen_seeds]
+
+    @property
+    def confirm(self) -> tuple[int, ...]:
+        """The seeds only the leading factors train on."""
+        return self.seeds[self.screen_seeds:]
 
     def to_dict(self) -> dict:
         return {"lr_factors": list(self.lr_factors), "tuning_seeds": list(self.seeds), "metric": self.metric,
-                "extend": self.extend}
+                "extend": self.extend, "screen_seeds": self.screen_seeds,
+                "confirm_neighbours": self.confirm_neighbours}
 
 
 class MatrixError(ValueError):
@@ -142,9 +159,10 @@ class Matrix:
 
     @property
     def n_tuning_models(self) -> int:
-        """Models of a tuned matrix's grid on its tuning seeds (before any extension); 0 when untuned."""
+        """Models of a tuned matrix's grid on its screening seeds (before extensions and confirmations); 0 when
+        untuned."""
         t = self.tuning
-        return 0 if t is None else len(self.points) * len(t.lr_factors) * len(t.seeds)
+        return 0 if t is None else len(self.points) * len(t.lr_factors) * len(t.screen)
 
     def needs_find(self) -> list[str]:
         """Optimizers whose peak is "find"."""
@@ -415,4 +433,17 @@ def _tuning(table, seeds: tuple[int, ...], early_stopping: int, fail) -> Tuning 
     if not _int(extend) or extend < 0:
         fail(f"[tuning] extend must be an integer >= 0 (extra factors tried outward when the best is on the "
              f"grid's edge), got {extend!r}")
-    return Tuning(lr_factors=tuple(float(f) for f in factors), seeds=tseeds, metric=metric, extend=extend)
+    if len(tseeds) < MIN_TUNING_SEEDS:
+        fail(f"[tuning] tuning_seeds needs at least {MIN_TUNING_SEEDS} seeds: a learning rate is selected only after "
+             f"{MIN_TUNING_SEEDS} tuning seeds trained it without a collapse, got {list(tseeds)} (set screen_seeds = 1 "
+             "to train the whole grid on the first seed only and the leading factors on the others)")
+    screen = table.get("screen_seeds", 1)
+    if not _int(screen) or not 1 <= screen <= len(tseeds):
+        fail(f"[tuning] screen_seeds must be an integer from 1 to the number of tuning seeds ({len(tseeds)}): how "
+             f"many of them train every grid factor, got {screen!r}")
+    neighbours = table.get("confirm_neighbours", True)
+    if not isinstance(neighbours, bool):
+        fail(f"[tuning] confirm_neighbours must be true or false (whether the neighbours of the leading factor are "
+             f"trained on every tuning seed too), got {neighbours!r}")
+    return Tuning(lr_factors=tuple(float(f) for f in factors), seeds=tseeds, metric=metric, extend=extend,
+                  screen_seeds=screen, confirm_neighbours=neighbours)
