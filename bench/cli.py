@@ -326,7 +326,7 @@ def _roofline_of_run(configs, matrix, device, chunk_row, optim_impl) -> dict:
 @_root_option()
 @click.option("--threads", type=click.IntRange(0), default=0,
               help="torch threads of this process (0: torch's default; Ray tasks use --cpus-per-task).")
-@click.option("--no-report", is_flag=True, help="Do not write report.html / report.md at the end.")
+@click.option("--no-report", is_flag=True, help="Do not write report.html / report.md at the end (verdicts.csv is written all the same).")
 @click.option("--no-progress", is_flag=True, help="A line per chunk instead of progress bars.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where chunks train: this process, or Ray tasks (pip install 'lrbench[ray]').")
@@ -425,14 +425,14 @@ def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framewor
         raise SystemExit(130)
     if not no_step_cost and executor == "local":  # Ray workers' machines are not this one: measure there
         measure_step_cost(run_dir, console)
-    if not no_report:
-        try:
-            write_run_report(run_dir, results_root(results_dir))
-        except OSError as e:
-            raise io_failure(e, run_dir, results_dir) from None
-        except RunLocked as e:
-            raise locked_failure(e, f"The run is complete; that process writes its report (else: lrbench report "
-                                    f"{_run_ref(run_dir, results_dir)})") from None
+    # every run writes verdicts.csv; --no-report leaves out report.html / report.md only
+    try:
+        write_run_report(run_dir, results_root(results_dir), verdicts_only=no_report)
+    except OSError as e:
+        raise io_failure(e, run_dir, results_dir) from None
+    except RunLocked as e:
+        raise locked_failure(e, f"The run is complete; that process writes its report (else: lrbench report "
+                                f"{_run_ref(run_dir, results_dir)})") from None
     _print_run(run_dir, console)
 
 
@@ -480,15 +480,16 @@ def _matrix_banner(matrix) -> str:
             f"{matrix.epochs} epochs")
 
 
-def write_run_report(run_dir: Path, results_dir: Path):
-    """report.html / report.md of a complete, whole (unsharded) run; None for a shard (merge it first)."""
+def write_run_report(run_dir: Path, results_dir: Path, verdicts_only: bool = False):
+    """report.html / report.md and verdicts.csv (only verdicts.csv with ``verdicts_only``) of a complete, whole
+    (unsharded) run; None for a shard (merge it first)."""
     import json
 
-    from .report import write_report
+    from .report import write_report, write_verdicts
     meta = json.loads((Path(run_dir) / "meta.json").read_text())
     if meta.get("status") != "complete" or meta.get("shard", "1/1") != "1/1":
         return None
-    return write_report(run_dir, results_dir)
+    return write_verdicts(run_dir) if verdicts_only else write_report(run_dir, results_dir)
 
 
 def _print_run(run_dir: Path, console):
@@ -521,9 +522,12 @@ def _print_run(run_dir: Path, console):
                       f"{roof['roofline_s'] * 1e3:.1f} ms = its matmuls alone {roof['matmul_s'] * 1e3:.1f} ms + "
                       f"the optimizer's {roof['optimizer_bytes'] / 1e6:.0f} MB at "
                       f"{roof['copy_bandwidth'] / 1e9:.1f} GB/s {roof['optimizer_s'] * 1e3:.1f} ms")
-    for name in ("report.html", "report.md"):
+    if (run_dir / "verdicts.csv").is_file():  # the report's first line: the answer, from verdicts.csv
+        from .report import answer_line
+        out.print(f"answer: {answer_line(run_dir)}", markup=False)
+    for name in ("report.html", "report.md", "verdicts.csv"):
         if (run_dir / name).is_file():
-            out.print(f"report: {run_dir / name}")
+            out.print(f"{'report' if name.startswith('report') else 'verdicts'}: {run_dir / name}")
     out.print(f"written: {run_dir}")
 
 
@@ -674,8 +678,11 @@ def report_cmd(run, results_dir, measure, device):
     except RunLocked as e:
         raise locked_failure(e, "Try again when it has ended (lrbench run writes the report itself when it "
                                 "finishes)") from None
+    from .report import answer_line
+    click.echo(f"answer: {answer_line(run_dir)}")
     click.echo(f"written: {html_path}")
     click.echo(f"written: {md_path}")
+    click.echo(f"written: {run_dir / 'verdicts.csv'}")
 
 
 def _widths(ctx, param, value):

@@ -160,7 +160,11 @@ def test_ranking_leaves_out_configurations_whose_every_seed_diverged(run, writte
         assert g[~g["ranked"]]["rank"].isna().all() and (g[~g["ranked"]]["diverged"] == g[~g["ranked"]]["seeds"]).all()
     sgd = rank[rank["optimizer"] == "sgd"]
     assert list(sgd["schedule"])[-1] == "hot" and not sgd["ranked"].iloc[-1] and sgd["ranked"].iloc[:-1].all()
-    assert rank[rank["optimizer"] == "adam"]["ranked"].all()  # adam survives lr x 3000 in some seeds or all
+    # adam at lr x 3000 keeps a finite loss but may sit below twice chance: a collapse counts as diverged
+    adam_hot = run.summary[(run.summary["optimizer"] == "adam") & (run.summary["name"] == "hot")]
+    alive = bool((~adam_hot["nonfinite"] & (adam_hot["final_val_acc"] >= 0.2)).any())
+    assert rank[(rank["optimizer"] == "adam") & (rank["schedule"] == "hot")]["ranked"].iloc[0] == alive
+    assert rank[(rank["optimizer"] == "adam") & (rank["schedule"] != "hot")]["ranked"].all()
     html = written[0].read_text()
     rows = _table(html, "ranking")
     assert rows[0] == ["optimizer", "rank", "schedule", "test acc %", "diverged"]
@@ -212,12 +216,14 @@ def test_paired_table_and_headline(run, written):
         assert (r.t_low, r.t_high) == pytest.approx((d.mean() - half, d.mean() + half), rel=1e-3)
         assert r.significant == (r.t_low > 0 or r.t_high < 0)
         assert r.ci_low <= r.mean_diff + 1e-12 and r.mean_diff <= r.ci_high + 1e-12
-    sentences = RS.headline(run, paired)
+    v = pd.read_csv(written[0].parent / "verdicts.csv")
+    sentences = RS.headline(run, paired, v)
     assert list(sentences) == ["sgd", "adam"]
     for opt, text in sentences.items():
-        r = paired[(paired["optimizer"] == opt) & (paired["schedule"] == "warmup_cosine")].iloc[0]
-        verdict = "ties with" if not r.significant else ("wins against" if r.mean_diff > 0 else "loses against")
-        assert text.startswith(f"{opt}: warmup_cosine {verdict} constant on test accuracy")
+        r = v[(v["family"] == "schedule vs baseline") & (v["optimizer"] == opt) & (v["schedule"] == "warmup_cosine")]
+        assert r["verdict"].iloc[0] == "too few seeds"  # 2 seeds: never a win or a loss
+        assert text.startswith(f"{opt}: warmup_cosine has too few seeds for a verdict against constant on test "
+                               "accuracy")
         assert "95% paired t interval" in text and "sign-flip p" not in text  # 2 seeds: p >= 0.5, no evidence
         rough = RS.roughness_table(run)
         a = rough[(rough["optimizer"] == opt) & (rough["name"] == "warmup_cosine")]["roughness"].mean()
@@ -301,7 +307,8 @@ def test_matrix_names_baseline_contender_target(run_dir, tmp_path, results):
     run = RS.load_run(d)
     assert (run.baseline, run.contender, run.target) == ("plateau", "constant", 0.5)
     html = write_report(d, results)[0].read_text()
-    assert "Paired comparison with plateau" in html and "sgd: constant ties with plateau" in html
+    # 2 seeds: no verdict (verdicts.csv: "too few seeds")
+    assert "Paired comparison with plateau" in html and "sgd: constant has too few seeds for a verdict against plateau" in html
     del_keys = _variant(run_dir, tmp_path / "defaults", meta=lambda m: [m["matrix"].pop(k) for k in
                                                                          ("baseline", "contender", "target_val_acc")])
     r2 = RS.load_run(del_keys)

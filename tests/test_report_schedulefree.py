@@ -185,7 +185,7 @@ def test_picture_before_any_table_and_long_tables_collapsed(page):
     html, md = page
     first_img, first_table = html.index("<img"), html.index("<table")
     assert first_img < first_table
-    assert html.index('<ul id="headline">') < html.index('<ul id="schedulefree">') < first_img
+    assert html.index('<p id="answer"') < first_img < html.index('<ul id="headline">') < html.index('<ul id="schedulefree">')
     assert 'alt="test accuracy heatmap, schedule x optimizer, schedule-free rows below"' in html[first_img:first_img + 200]
     # every figure of the Figures section comes before the long per-configuration tables
     assert html.rindex('<img alt="performance profiles"') < html.index('<table id="configurations">')
@@ -196,7 +196,8 @@ def test_picture_before_any_table_and_long_tables_collapsed(page):
         assert re.match(r"<details>\n<summary>[^<]+</summary>", html[opened:])
     # the Markdown keeps the order: heatmap, then the schedule-free table, then the collapsed tables
     heat, sf_table = md.index("](plots/heatmap.png)"), md.index("| family | role |")
-    assert md.index("- schedule-free SGD (") < heat < sf_table < md.index("<details><summary>Every configuration")
+    assert md.index("**") < heat < md.index("- schedule-free SGD (") < sf_table < md.index(
+        "<details><summary>Every configuration")  # the answer first, then the heatmap, then the words
     assert heat < min(m.start() for m in re.finditer(r"^\|", md, re.M))
 
 
@@ -208,8 +209,9 @@ def test_heatmap_twin_rows(run, run_dir, results, monkeypatch):
     assert cols == ["sgd", "adam", "rmsprop"] and rows == ["constant", "warmup_cosine"]  # no twin columns or rows
     assert a.shape == (2, 3) and np.isfinite(a).all()  # no NaN cells among the scheduled configurations
     t = table.set_index(["optimizer", "schedule"])["test_acc"]
-    assert [(label, span) for label, _, span in spans] == [(f"schedule-free SGD ({TWIN_NAME})", [0]),
-                                                           (f"schedule-free AdamW ({TWIN_NAME})", [1])]
+    words = "warmup + constant"  # plain words on the first screen (TWIN_NAME spelled out)
+    assert [(label, span) for label, _, span in spans] == [(f"schedule-free SGD ({words})", [0]),
+                                                           (f"schedule-free AdamW ({words})", [1])]
     assert [v for _, v, _ in spans] == pytest.approx([100 * t[("sgd_schedulefree", TWIN_NAME)],
                                                       100 * t[("adamw_schedulefree", TWIN_NAME)]])
     made = []
@@ -218,8 +220,8 @@ def test_heatmap_twin_rows(run, run_dir, results, monkeypatch):
     RP.heatmap(table)
     ax = made[0].axes[0]
     labels = [x.get_text() for x in ax.get_yticklabels()]
-    assert labels == ["constant", "warmup_cosine", f"schedule-free SGD ({TWIN_NAME})",
-                      f"schedule-free AdamW ({TWIN_NAME})"]
+    assert labels == ["constant LR", "warmup + cosine", f"schedule-free SGD ({words})",
+                      f"schedule-free AdamW ({words})"]
     assert [x.get_fontstyle() for x in ax.get_yticklabels()] == ["normal"] * 2 + ["italic"] * 2
     assert len(ax.patches) == 2 and len(ax.get_lines()) == 1  # two twin cells, one separating line
     texts = [x.get_text() for x in ax.texts]
@@ -316,8 +318,11 @@ def test_matrix_run_end_to_end(data, tmp_path):
     html = (run_dir / "report.html").read_text()
     lines = _sentences(html, "schedulefree")
     assert [line.split(" (")[0] for line in lines] == ["schedule-free SGD", "schedule-free AdamW"]
-    assert all(f" {c['verdict']} the best scheduled " in line for c, line in zip(comps, lines))
-    assert html.index('<ul id="schedulefree">') < html.index("<img") < html.index("<table")
+    v = pd.read_csv(run_dir / "verdicts.csv")  # the sentences say what verdicts.csv says
+    words = {"win": "beats", "loss": "loses to", "tie": "matches", "too few seeds": "has too few seeds against"}
+    sf = v[v["family"].str.startswith("schedule-free vs")].drop_duplicates("optimizer").set_index("optimizer")["verdict"]
+    assert all(f" {words[sf[c['twin']['optimizer']]]} the best scheduled " in line for c, line in zip(comps, lines))
+    assert html.index("<img") < html.index('<ul id="schedulefree">') < html.index("<table")
     rows = _table(html, "schedule-free")
     assert [r[2] for r in rows[1:]] == [f"{c[k]['optimizer']} + {c[k]['schedule']}" for c in comps
                                         for k in ("best", "twin")]

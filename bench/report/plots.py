@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import stats as RS  # noqa: E402
+from .answer import label as _words  # noqa: E402
 
 __all__ = ["png", "style", "lr_curves", "curves", "heatmap", "heatmap_layout", "profile", "sensitivity", "throughput",
            "throughput_title", "schedule_steps", "DPI"]
@@ -195,7 +196,7 @@ def heatmap_layout(table: pd.DataFrame) -> tuple[list[str], list[str], np.ndarra
         if not span:
             cols.append(opt)
             span = [len(cols) - 1]
-        label = (fam.twin_label if fam is not None else opt) + f" ({sched})"
+        label = (fam.twin_label if fam is not None else opt) + f" ({_words(sched)})"
         spans.append((label, 100 * float(g["test_acc"].iloc[0]), span))
     rows = list(dict.fromkeys(main["schedule"]))
     wide = main.pivot_table(index="schedule", columns="optimizer", values="test_acc", aggfunc="first", sort=False)
@@ -203,58 +204,78 @@ def heatmap_layout(table: pd.DataFrame) -> tuple[list[str], list[str], np.ndarra
     return cols, rows, 100 * wide.to_numpy(dtype=float).reshape(len(rows), len(cols)), spans
 
 
-def heatmap(table: pd.DataFrame, untuned=frozenset()) -> bytes:
+def heatmap(table: pd.DataFrame, untuned=frozenset(), collapsed=frozenset(), tied=frozenset()) -> bytes:
     """Mean test accuracy in %, rows = schedules, columns = optimizers; below a line, one row per schedule-free
     configuration, its cell spanning the columns of its family (see :func:`heatmap_layout`). ``untuned``:
-    (optimizer, schedule) pairs whose tuned learning rate sits on the grid's edge; their numbers get a star."""
+    (optimizer, schedule) pairs whose tuned learning rate sits on the grid's edge (a star); ``collapsed``: pairs
+    with a collapsed seed, hatched grey and left out of the colour scale (which spans the other cells only);
+    ``tied``: pairs tied with the best of their optimizer, drawn with a black frame."""
     from . import families as F
     cols, rows, a, spans = heatmap_layout(table)
     sf = table[table["optimizer"].map(F.is_schedule_free)]
     span_keys = list(sf.groupby(["optimizer", "schedule"], sort=False).groups)  # heatmap_layout's order
     R, C = len(rows), len(cols)
+    dead = np.array([[(cols[j], rows[i]) in collapsed for j in range(C)] for i in range(R)], dtype=bool).reshape(R, C)
     gap = 0.5 if spans and R else 0.0
     ys = [R + gap + k for k in range(len(spans))]
     bottom = (ys[-1] if ys else R - 1) + 0.5
-    fig, ax = plt.subplots(figsize=(1.3 * C + 3.5, 0.5 * bottom + 2.0), layout="constrained")
-    values = np.r_[a[np.isfinite(a)], [v for _, v, _ in spans if np.isfinite(v)]]
+    fig, ax = plt.subplots(figsize=(1.3 * C + 3.5, 0.5 * bottom + 2.4), layout="constrained")
+    values = np.r_[a[np.isfinite(a) & ~dead], [v for (_, v, _), k in zip(spans, span_keys)
+                                                if np.isfinite(v) and k not in collapsed]]
     lo = float(values.min()) if values.size else 0.0
     hi = float(values.max()) if values.size else 1.0
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#e6e6e6")
     norm = matplotlib.colors.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1e-7)
     mid = (lo + hi) / 2
 
-    def write(x, y, v, star=False):
-        ax.text(x, y, "n/a" if not np.isfinite(v) else f"{v:.1f}" + ("*" if star else ""), ha="center",
-                va="center", fontsize=8, color="#555" if not np.isfinite(v) else ("white" if v < mid else "black"))
+    def write(x, y, v, star=False, gone=False):
+        text = "n/a" if not np.isfinite(v) else f"{v:.1f}" + ("*" if star else "")
+        ax.text(x, y, text + ("\ncollapsed" if gone else ""), ha="center", va="center", fontsize=7 if gone else 8,
+                color="#555" if gone or not np.isfinite(v) else ("white" if v < mid else "black"))
+
+    def hatch(x0, x1, y):
+        ax.add_patch(matplotlib.patches.Rectangle((x0, y - 0.5), x1 - x0, 1.0, facecolor="#eeeeee", hatch="///",
+                                                  edgecolor="#bbbbbb", lw=0))
 
     if R:
-        im = ax.imshow(np.ma.masked_invalid(a), cmap=cmap, norm=norm, aspect="auto",
+        im = ax.imshow(np.ma.masked_array(a, mask=~np.isfinite(a) | dead), cmap=cmap, norm=norm, aspect="auto",
                        extent=(-0.5, C - 0.5, R - 0.5, -0.5))
         for i in range(R):
             for j in range(C):
-                write(j, i, a[i, j], (cols[j], rows[i]) in untuned)
+                if dead[i, j]:
+                    hatch(j - 0.5, j + 0.5, i)
+                if (cols[j], rows[i]) in tied:
+                    ax.add_patch(matplotlib.patches.Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False,
+                                                              edgecolor="black", lw=1.8))
+                write(j, i, a[i, j], (cols[j], rows[i]) in untuned, bool(dead[i, j]))
     else:
         im = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
     for y, (label, v, span), key in zip(ys, spans, span_keys):
         x0, x1 = min(span) - 0.5, max(span) + 0.5
-        ax.add_patch(matplotlib.patches.Rectangle((x0, y - 0.5), x1 - x0, 1.0, facecolor=cmap(norm(v))
-                                                  if np.isfinite(v) else "#e6e6e6", edgecolor="white", lw=1))
-        write((x0 + x1) / 2, y, v, key in untuned)
+        if key in collapsed:
+            hatch(x0, x1, y)
+        else:
+            ax.add_patch(matplotlib.patches.Rectangle((x0, y - 0.5), x1 - x0, 1.0, facecolor=cmap(norm(v))
+                                                      if np.isfinite(v) else "#e6e6e6", edgecolor="white", lw=1))
+        write((x0 + x1) / 2, y, v, key in untuned, key in collapsed)
     if spans and R:
         ax.axhline(R - 0.5 + gap / 2, color="black", lw=1.2)
         ax.text(C - 0.5, R - 0.5 + gap / 2, "schedule-free (warmup only), one cell per family ",
                 ha="right", va="center", fontsize=7, style="italic", backgroundcolor="white")
     ax.set_xlim(-0.5, C - 0.5)
     ax.set_ylim(bottom, -0.5)
-    ax.set_xticks(range(C), [_label(c, 16) for c in cols], rotation=30, ha="right")
-    ax.set_yticks(list(range(R)) + ys, [_label(r, 28) for r in rows] + [_label(s[0], 40) for s in spans])
+    plain = lambda n: _words(n).removeprefix("a ")  # noqa: E731 - "a constant LR" -> "constant LR"
+    ax.set_xticks(range(C), [_label(plain(c), 20) for c in cols], rotation=30, ha="right")
+    ax.set_yticks(list(range(R)) + ys, [_label(plain(r), 28) for r in rows] + [_label(s[0], 40) for s in spans])
     for t in ax.get_yticklabels()[R:]:
         t.set_fontstyle("italic")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.colorbar(im, ax=ax, label="test accuracy (%)")
-    ax.set_title("test accuracy (%), mean over seeds" + ("\nbelow the line: schedule-free optimizers, each spanning "
-                                                          "its family's optimizers" if spans else "")
+    ax.set_title("test accuracy (%), mean over seeds"
+                 + ("\nframed: tied with the best of its optimizer (Holm-corrected)" if tied else "")
+                 + ("\nhatched: a seed collapsed (not coloured; the scale spans the other cells)" if collapsed else "")
+                 + ("\nbelow the line: schedule-free optimizers, each spanning its family's optimizers" if spans else "")
                  + ("\n* untuned: its tuned learning rate sits on the grid's edge" if untuned else ""))
     return png(fig)
 
@@ -344,7 +365,8 @@ def sensitivity(run: RS.Run) -> bytes:
     sugg = {}
     if run.find_lr is not None and {"optimizer", "suggested"} <= set(run.find_lr.columns):
         sugg = {str(o): float(v) for o, v in zip(run.find_lr["optimizer"], run.find_lr["suggested"])}
-    metric = str(run.tuning_spec.get("metric") or "final_val_acc").replace("_", " ")
+    metric = {"final_val_acc": "validation accuracy at the end", "best_val_acc": "best validation accuracy"}.get(
+        str(run.tuning_spec.get("metric") or "final_val_acc"), str(run.tuning_spec.get("metric")).replace("_", " "))
     fig, axes = _panels(len(opts), 4.4, 3.3)
     for ax, opt in zip(axes, opts):
         g = t[t["optimizer"] == opt]
@@ -359,7 +381,7 @@ def sensitivity(run: RS.Run) -> bytes:
             bad = (h["diverged"].to_numpy() > 0) | ~np.isfinite(y)
             shown = np.where(bad, np.nan, np.maximum(y, floor))
             ax.plot(x, shown, color=st["color"], ls=st["ls"], lw=1.3, marker=st["marker"], ms=4,
-                    label=_label(name))
+                    label=_label(_words(name).removeprefix("a ")))
             under = ~bad & (y < floor)
             ax.plot(x[under], np.full(under.sum(), floor), ls="none", marker="v", ms=6, color=st["color"])
             ax.plot(x[bad], np.full(bad.sum(), floor), ls="none", marker="x", ms=7, mew=1.6, color=st["color"])
@@ -373,19 +395,21 @@ def sensitivity(run: RS.Run) -> bytes:
                     va="bottom", ha="right", transform=ax.get_xaxis_transform())
         ax.set_xscale("log")
         ax.set_ylim(floor - 0.4, top + 0.6 + 0.05 * (top - floor))
-        ax.set_title(opt)
+        ax.set_title(_words(opt))
         ax.set_xlabel("peak learning rate")
         ax.set_ylabel(f"{metric} (%)")
         ax.grid(alpha=0.3, which="both", lw=0.5)
-    handles = [Line2D([], [], **{k: v for k, v in style(names.index(n)).items()}, lw=1.3, ms=4, label=_label(n))
+    handles = [Line2D([], [], **{k: v for k, v in style(names.index(n)).items()}, lw=1.3, ms=4,
+                      label=_label(_words(n).removeprefix("a ")))
                for n in names if n in set(t["schedule"])]
     handles += [Line2D([], [], ls="none", marker="o", ms=10, mfc="none", mec="black", label="selected"),
                 Line2D([], [], ls="none", marker="s", ms=10, mfc="none", mec="red",
                        label="selected on the edge (untuned)"),
-                Line2D([], [], ls="none", marker="x", ms=7, mew=1.6, color="0.3", label="diverged"),
+                Line2D([], [], ls="none", marker="x", ms=7, mew=1.6, color="0.3", label="collapsed"),
                 Line2D([], [], ls="none", marker="v", ms=6, color="0.3", label="below the panel"),
                 Line2D([], [], color="0.35", ls="--", label="LR range test suggestion")]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(6, len(handles)), fontsize=8, frameon=False)
     seeds = run.tuning_spec.get("tuning_seeds") or sorted({int(s) for s in run.tuning_summary.get("seed", [])})
-    fig.suptitle(f"LR sensitivity: {metric} vs peak learning rate, mean over tuning seeds {list(seeds)}")
+    fig.suptitle(f"LR sensitivity: {metric} vs peak learning rate, mean over the tuning seeds that trained each "
+                 f"point (of {list(seeds)})")
     return png(fig)

@@ -7,6 +7,8 @@ docs/BENCH.md, "bench/report/render.py".
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import html
 import math
 from pathlib import Path
@@ -15,12 +17,15 @@ import numpy as np
 import pandas as pd
 
 from ..results import atomic_write, run_lock
+from . import answer as RA
 from . import families as F
+from . import plots as RP
 from . import stats as RS
 from . import tuning as RT
+from . import verdicts as RV
 from .stats import ReportError
 
-__all__ = ["write_report", "build_report", "ReportError"]
+__all__ = ["write_report", "write_verdicts", "answer_line", "build_report", "ReportError"]
 
 #: Shown under a trainer speed table with CUDA rows (the same caveat ``lrbench train-speed`` prints).
 CUDA_SEQUENTIAL_NOTE = ("On CUDA the sequential baseline calls loss.item() every step (a host sync per step, as a "
@@ -447,8 +452,14 @@ def _tuning_intro(run: RS.Run) -> str:
     return (f"Every configuration runs at its own tuned peak learning rate: the optimizer's peak_lr x [{factors}]"
             + (f" (and up to {spec['extend']} factor(s) further out where the best sat on the grid's edge)"
                if spec.get("extend") else "")
-            + f" on tuning seeds {a['tuning_seeds']}, the factor with the highest mean {a['metric']} selected "
-            f"(validation only); every verdict below is judged on the evaluation seeds {a['eval_seeds']}.")
+            + (f" screened on tuning seed(s) {a['tuning_seeds'][:int(spec['screen_seeds'])]}, the leading factor"
+               + (" and its neighbours" if spec.get("confirm_neighbours", True) else "")
+               + f" trained on tuning seeds {a['tuning_seeds'][int(spec['screen_seeds']):]} too"
+               if spec.get("screen_seeds") and int(spec["screen_seeds"]) < len(a["tuning_seeds"])
+               else f" on tuning seeds {a['tuning_seeds']}")
+            + f"; selected: the highest mean {a['metric']} (validation only)"
+            + (" among factors trained on every tuning seed with no collapse" if len(a["tuning_seeds"]) >= 3 else "")
+            + f"; every verdict below is judged on the evaluation seeds {a['eval_seeds']}.")
 
 
 def _range_test_lines(run: RS.Run) -> list[str]:
@@ -503,8 +514,16 @@ def _audit_lines(run: RS.Run) -> list[str]:
         lines.append("No factor selected (every tuning model diverged): "
                      + ", ".join(f"{o} + {n}" for o, n in a["unselected"]) + ".")
     if a["diverged_points"]:
-        lines.append(f"{a['diverged_points']} grid point(s) diverged in tuning (crosses in the sensitivity "
-                     "figure); a diverged point is never selected.")
+        lines.append(f"{a['diverged_points']} grid point(s) collapsed in tuning (a non-finite loss, or a final "
+                     "validation accuracy below twice chance, on some tuning seed; crosses in the sensitivity "
+                     "figure); a collapsed point is never selected.")
+    if a["coin_flips"]:
+        lines.append(f"Within seed noise: {len(a['coin_flips'])} of {n_cfg} selections are within one standard "
+                     "deviation (over the tuning seeds) of a neighbouring learning rate trained on as many seeds: "
+                     "there the pick between the two is within seed noise.")
+    if len(a["tuning_seeds"]) < 3:
+        lines.append(f"Selected on {len(a['tuning_seeds'])} tuning seed(s) only: a learning rate next to a collapse "
+                     "can survive one seed (runs since the collapse veto select on 3 or more).")
     return lines
 
 
@@ -565,11 +584,12 @@ def _grid_table(grid: pd.DataFrame) -> Table:
              ("yes" if r.selected else "") + (" (edge)" if r.selected and r.on_edge else ""),
              "" if r.base else "extension"] for r in grid.itertuples()]
     return Table("tuning-grid", "Tuning grid (tuning.csv)",
-                 ["optimizer", "schedule", "factor", "lr", "mean %", "sd %", "tuning seeds", "diverged", "stage",
+                 ["optimizer", "schedule", "factor", "lr", "mean %", "sd %", "tuning seeds", "collapsed", "stage",
                   "selected", "grid"], rows,
                  "Every (optimizer, schedule, factor) trained on the tuning seeds: mean and sd of the tuning metric "
-                 "over them. Selected: the highest mean among factors with no diverged model (ties: the smaller "
-                 "factor); edge: the smallest or largest factor that configuration tried.")
+                 "over them. Selected: the highest mean among factors trained on every tuning seed with no "
+                 "collapsed model (ties: the smaller factor); edge: the smallest or largest factor that "
+                 "configuration tried.")
 
 
 def _tuning_section(run: RS.Run) -> list:
@@ -631,33 +651,134 @@ th{background:#f0f0f0} tbody tr:nth-child(even){background:#fafafa}
 img{max-width:100%;height:auto;display:block;margin:.5em 0 1.5em}
 .note{color:#555;font-size:13px;max-width:60em} h1{font-size:1.6em} h2{border-bottom:1px solid #ddd}
 #headline li,#schedulefree li{margin-bottom:.4em}
+.lead{font-size:1.15em;font-weight:600;max-width:60em}
 details{margin:.5em 0 1em} summary{cursor:pointer;font-weight:600;margin:.3em 0}
 """
 
 
+@dataclasses.dataclass
+class _Page:
+    """What every section reads: the run, its tables computed once, and the figures drawn so far."""
+    run: RS.Run
+    run_dir: Path
+    results: Path
+    table: pd.DataFrame
+    paired: pd.DataFrame
+    verdicts: pd.DataFrame
+    comparisons: list
+    plots: dict = dataclasses.field(default_factory=dict)
+
+    def fig(self, name: str, make, alt: str):
+        self.plots[name] = make()
+        return ("img", name, alt)
+
+    @property
+    def free(self) -> list[str]:
+        return [o for o in self.run.optimizers if F.is_schedule_free(o)]
+
+    @property
+    def means(self) -> dict[str, float]:
+        return {f"{o}/{n}": float(a) for o, n, a in zip(self.table["optimizer"], self.table["schedule"],
+                                                        self.table["test_acc"])}
+
+
+def _with_verdicts(comparisons: list[dict], v: pd.DataFrame) -> list[dict]:
+    """Each schedule-free comparison's verdict taken from verdicts.csv (Holm within its family)."""
+    words = {"win": "beats", "loss": "loses to", "tie": "matches", "too few seeds": "has too few seeds against"}
+    rows = v[v["family"].isin([RV.FAMILY_SF, RV.FAMILY_SF_HINDSIGHT])]
+    out = []
+    for c in comparisons:
+        r = rows[(rows["optimizer"] == c["twin"]["optimizer"]) & (rows["schedule"] == c["twin"]["schedule"])]
+        if c["best"] is not None and len(r) and c["stats"]["n"] >= 2:
+            c = {**c, "verdict": words[r["verdict"].iloc[0]]}
+        out.append(c)
+    return out
+
+
 def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, str, dict[str, bytes]]:
-    """(html, markdown, {plot file name: PNG bytes}) of a run folder; nothing is written."""
-    from . import plots as RP
+    """(html, markdown, {plot file name: PNG bytes}) of a run folder; nothing is written. One function per
+    section, in page order."""
+    page, html_text, md = _build(run_dir, results_dir)
+    return html_text, md, page.plots
 
+
+def _build(run_dir: Path, results_dir: Path | None) -> tuple[_Page, str, str]:
     run = RS.load_run(run_dir)
-    run_dir = Path(run_dir)
-    results = Path(results_dir) if results_dir is not None else run_dir.parent.parent
     table = RS.config_table(run)
-    paired = RS.paired_table(run)
-    single = len(run.seeds) < 2
-    run_id = str(run.meta.get("run_id", run_dir.name))
-    # (heading, items): items are Table, str (paragraph), ("img", name, alt), ("list", id, sentences) and
-    # ("details", summary line, [Table, ...]) (collapsible)
-    sections: list[tuple[str, list]] = []
+    v = RV.verdicts(run, table=table)
+    page = _Page(run, Path(run_dir), Path(results_dir) if results_dir is not None else Path(run_dir).parent.parent,
+                 table, RS.paired_table(run), v, _with_verdicts(RS.schedule_free(run, table), v))
+    sections = [(title, items) for title, make in _SECTIONS if (items := make(page))]
+    run_id = str(run.meta.get("run_id", page.run_dir.name))
+    return page, _html(run_id, sections, page.plots), _markdown(run_id, sections)
 
-    sentences = RS.headline(run, paired)
-    comparisons = RS.schedule_free(run, table)
-    free = [o for o in run.optimizers if F.is_schedule_free(o)]
+
+def _answer_section(p: _Page) -> list:
+    """The first screen: the answer in one sentence, the tie sets, the honest heatmap, the LR sensitivity."""
+    run, v = p.run, p.verdicts
+    items: list = [("lead", "answer", RA.answer(v, run.contender, run.baseline, len(run.seeds), p.means))]
+    ties = RA.tie_lines(v, RV.rank_intervals(run), p.means) if len(v) else []
+    if ties:
+        items += ["Ties with the best (each configuration against the highest mean, paired by seed, Holm-corrected "
+                  "within each list; the rank interval resamples the seeds):", ("list", "ties", ties)]
+    collapsed = {(o, n) for (o, n), g in run.summary.groupby(["optimizer", "name"]) if g["diverged"].any()}
+    tied = {tuple(k.split("/", 1)) for scope, t in RV.tie_sets(v).items() if scope != "overall" for k in t["tied"]}
+    untuned = set(RT.audit(run)["on_edge"]) if run.tuned else set()
+    items.append(p.fig("heatmap.png", lambda: RP.heatmap(p.table, untuned, collapsed=collapsed, tied=tied),
+                       "test accuracy heatmap, schedule x optimizer" + (", schedule-free rows below" if p.free else "")))
+    if RT.grid(run) is not None:  # a tuned run: does the range test find the tuned learning rate?
+        items.append(p.fig("sensitivity.png", lambda: RP.sensitivity(run),
+                           "LR sensitivity: validation accuracy vs peak learning rate, per optimizer"))
+    n_div = int(run.summary["diverged"].sum())
+    if n_div:
+        items.append(f"{n_div} of {len(run.summary)} models collapsed (a non-finite training loss, or a final "
+                     "validation accuracy below twice chance); they count as diverged everywhere in this report.")
+    return items
+
+
+def _verdicts_section(p: _Page) -> list:
+    """The run in one paragraph, then each verdict in words with its numbers (detail for the answer above)."""
+    run = p.run
+    k = RS.roughness_window(run.epochs)
+    items: list = [_run_paragraph(p), ("list", "headline", list(RS.headline(run, p.paired, p.verdicts).values()))]
+    if p.comparisons:
+        items += ["Do you need a schedule? Each schedule-free optimizer against the best scheduled configuration "
+                  "of its family (details below):",
+                  ("list", "schedulefree", [RS.schedule_free_sentence(c, run.target) for c in p.comparisons]
+                   + (RA.hindsight_lines(p.verdicts) if run.tuned else []))]
+    line = RA.checkpoint_line(p.verdicts)
+    if line:
+        items.append(line)
+    items.append(f"Wins / ties / losses: verdicts.csv, one row per comparison, the paired {_test_name(p)} with "
+                 "Holm's correction within each family of comparisons (win or loss when the adjusted p < 0.05; "
+                 f"never on fewer than {RV.MIN_SEEDS} seeds or a zero-width interval: 'too few seeds'); intervals "
+                 "are unadjusted 95% paired t intervals. Smoothness: the standard deviation of the epoch-to-epoch "
+                 "changes of the validation loss over the last 20% of training, at least 3 changes (here the last "
+                 f"{k} of {run.epochs - 1}), mean over seeds; lower is smoother.")
+    if len(run.seeds) < 2:
+        items.append("One seed: accuracies have no interval and the paired comparison has no test.")
+    elif not RS.sign_flip_can_decide(len(run.seeds)):
+        items.append(RS.sign_flip_note(len(run.seeds)))
+    prec = _precision(p.run_dir)
+    if prec:
+        items.append(prec[0])
+    return items
+
+
+def _test_name(p: _Page) -> str:
+    tests = set(p.verdicts["test"]) if len(p.verdicts) else {"t"}
+    return {"t": "t-test", "sign-flip": "sign-flip test", "wilcoxon": "Wilcoxon signed-rank test"}.get(
+        next(iter(tests)), "test")
+
+
+def _run_paragraph(p: _Page) -> str:
+    run = p.run
     scheduled = run.summary[~run.summary["optimizer"].map(F.is_schedule_free)]
     n_opt, n_sched = scheduled["optimizer"].nunique(), scheduled["name"].nunique()
+    run_id = str(run.meta.get("run_id", p.run_dir.name))
     intro = (f"Run {run_id}: {n_opt} optimizers x {n_sched} schedules"
-             + (f" + {len(free)} schedule-free optimizer(s) ({', '.join(free)}) on their warmup-only schedule"
-                if free else "")
+             + (f" + {len(p.free)} schedule-free optimizer(s) ({', '.join(p.free)}) on their warmup-only schedule"
+                if p.free else "")
              + f" x {len(run.seeds)} seed(s), {run.epochs} epochs, trainer {run.meta.get('trainer', '?')} in "
              f"{run.precision} on {run.meta.get('device', '?')}. Baseline: {run.baseline}; contender: {run.contender}; "
              f"target validation accuracy: {run.target:.1%}.")
@@ -666,122 +787,116 @@ def build_report(run_dir: Path, results_dir: Path | None = None) -> tuple[str, s
         peaks = run.meta.get("peak_lr") or {}
         intro += " Peak learning rates from the LR range test (lrbench find-lr): " + ", ".join(
             f"{k} {_num(peaks.get(k), '.3g')}" for k in found) + "."
-    if run.tuned:
-        intro += " " + _tuning_intro(run)
-    k = RS.roughness_window(run.epochs)
-    plots: dict[str, bytes] = {}
+    return intro + (" " + _tuning_intro(run) if run.tuned else "")
 
-    def fig(name: str, make, alt: str):
-        plots[name] = make()
-        return ("img", name, alt)
 
-    # the first screen: the answer in words, then the heatmap; every table comes after a picture
-    heads = [intro, ("list", "headline", list(sentences.values()))]
-    if comparisons:
-        heads += ["Do you need a schedule? Each schedule-free optimizer against the best scheduled configuration "
-                  "of its family (details below):",
-                  ("list", "schedulefree", [RS.schedule_free_sentence(c, run.target) for c in comparisons])]
-    untuned = set(RT.audit(run)["on_edge"]) if run.tuned else set()
-    heads.append(fig("heatmap.png", lambda: RP.heatmap(table, untuned),
-                     "test accuracy heatmap, schedule x optimizer" + (", schedule-free rows below" if free else "")))
-    if RT.grid(run) is not None:  # a tuned run: does the range test find the tuned learning rate?
-        heads.append(fig("sensitivity.png", lambda: RP.sensitivity(run),
-                         "LR sensitivity: validation accuracy vs peak learning rate, per optimizer"))
-    heads.append("Wins / ties / loses: the paired t-test below (significant when the 95% interval excludes 0). "
-                 "Smoothness: the standard deviation of the epoch-to-epoch changes of the validation loss over the "
-                 f"last 20% of training, at least 3 changes (here the last {k} of {run.epochs - 1}), mean over "
-                 "seeds; a steady downward trend counts as smooth, only the wobble around it as rough; lower is "
-                 "smoother.")
-    if single:
-        heads.append("One seed: accuracies have no interval and the paired comparison has no test.")
-    elif not RS.sign_flip_can_decide(len(run.seeds)):
-        heads.append(RS.sign_flip_note(len(run.seeds)))
-    n_div = int(run.summary["diverged"].sum())
-    if n_div:
-        heads.append(f"{n_div} of {len(run.summary)} models diverged (a NaN/inf training loss; frozen from then on).")
-    prec_items = _precision(run_dir)
-    if prec_items:
-        heads.append(prec_items[0])
-    sections.append(("Summary", heads))
-    if run.tuned:
-        sections.append(("Learning-rate tuning", _tuning_section(run)))
-    sf_items: list = _family_notes(run, comparisons)
-    if comparisons:
-        sf_items.append(_schedule_free_table(comparisons, run.target, bool(RS.step_costs(run))))
-    sections.append(("Do you need a schedule?", sf_items))
+def _tuning_items(p: _Page) -> list:
+    return _tuning_section(p.run) if p.run.tuned else []
 
-    figures = [fig("lr.png", lambda: RP.lr_curves(run), "learning-rate curves of every schedule"),
-               fig("val_loss.png", lambda: RP.curves(run, "val_loss"), "validation loss curves"),
-               fig("val_acc.png", lambda: RP.curves(run, "val_acc"), "validation accuracy curves"),
-               fig("profile.png", lambda: RP.profile(run), "performance profiles"),
+
+def _schedule_free_section(p: _Page) -> list:
+    items: list = _family_notes(p.run, p.comparisons)
+    if p.comparisons:
+        items.append(_schedule_free_table(p.comparisons, p.run.target, bool(RS.step_costs(p.run))))
+    return items
+
+
+def _figures_section(p: _Page) -> list:
+    run, run_dir = p.run, p.run_dir
+    figures = [p.fig("lr.png", lambda: RP.lr_curves(run), "learning-rate curves of every schedule"),
+               p.fig("val_loss.png", lambda: RP.curves(run, "val_loss"), "validation loss curves"),
+               p.fig("val_acc.png", lambda: RP.curves(run, "val_acc"), "validation accuracy curves"),
+               p.fig("profile.png", lambda: RP.profile(run), "performance profiles"),
                "Performance profiles (AlgoPerf style): each (optimizer, seed) pair is a workload; a schedule's "
                "ratio on it is its epochs to the target (or its test error) over the best schedule's (one optimizer "
                "per workload: at its measured cost per step, the ratio of times is the same); the curve "
                "gives the share of workloads where that ratio is at most tau. Higher and further left is better; "
                "a schedule that never reaches the target stays at 0 on the left panel."
-               + (" Schedule-free optimizers are left out (each runs only its warmup-only schedule)." if free else "")]
+               + (" Schedule-free optimizers are left out (each runs only its warmup-only schedule)." if p.free else "")]
     range_png = run_dir / "find_lr" / "find_lr.png"
     if range_png.is_file():  # peak_lr = "find": the range test that chose this run's peaks
-        figures.append(fig("find_lr.png", range_png.read_bytes, "LR range test, its suggestions drawn in the "
-                           "sensitivity figure" if run.tuned else "LR range test that chose the peak learning rates"))
+        figures.append(p.fig("find_lr.png", range_png.read_bytes, "LR range test, its suggestions drawn in the "
+                             "sensitivity figure" if run.tuned else "LR range test that chose the peak learning rates"))
         found_table = _read_csv(run_dir / "find_lr" / "find_lr.csv")
         if found_table is not None and not found_table.empty:
             figures.append(_frame_table(found_table, "find-lr", "LR range test suggestions (find_lr/find_lr.csv)"))
-    sections.append(("Figures", figures))
+    return figures
 
-    sections.append(("Results", [("details", f"Every configuration ({len(table)}): peak learning rate, test "
-                                             "accuracy, epochs (and time) to target, divergence; and the ranking per "
-                                             "optimizer",
-                                  [_config_table(table, single, run.target, run),
-                                   _ranking_table(RS.ranking(table))])]))
+
+def _results_section(p: _Page) -> list:
+    single = len(p.run.seeds) < 2
+    return [("details", f"Every configuration ({len(p.table)}): peak learning rate, test accuracy, epochs (and time) "
+                        "to target, divergence; and the ranking per optimizer",
+             [_config_table(p.table, single, p.run.target, p.run), _ranking_table(RS.ranking(p.table))])]
+
+
+def _paired_section(p: _Page) -> list:
+    run, paired = p.run, p.paired
     if run.baseline not in run.schedules:
-        sections.append(("Paired comparison", [f"No paired comparison: the baseline schedule {run.baseline!r} is not "
-                                               f"in this run (schedules: {', '.join(run.schedules)})."]))
-    elif paired.empty:
-        sections.append(("Paired comparison", ["No paired comparison: no other schedule shares a seed and an "
-                                               "optimizer with the baseline."]))
-    else:
-        sections.append(("Paired comparison", [("details", f"Each schedule minus {run.baseline}, per optimizer "
-                                                           f"({len(paired)} comparisons)",
-                                                [_paired_table(paired, run.baseline)])]))
+        return [f"No paired comparison: the baseline schedule {run.baseline!r} is not in this run (schedules: "
+                f"{', '.join(run.schedules)})."]
+    if paired.empty:
+        return ["No paired comparison: no other schedule shares a seed and an optimizer with the baseline."]
+    return [("details", f"Each schedule minus {run.baseline}, per optimizer ({len(paired)} comparisons)",
+             [_paired_table(paired, run.baseline)]),
+            ("details", f"verdicts.csv: every comparison the report states ({len(p.verdicts)} rows)",
+             [_verdicts_table(p.verdicts)])]
 
-    bars, speed = _throughput_rows(run, results)
 
-    cross = _read_csv(run_dir / "crossframework.csv")
-    if cross is not None and not cross.empty:
-        sections.append(("PyTorch vs Keras", _crossframework(cross)))
-    if prec_items:
-        sections.append(("bf16 vs fp32", prec_items))
+def _verdicts_table(v: pd.DataFrame) -> Table:
+    return _frame_table(v, "verdicts", "Verdicts (verdicts.csv)",
+                        "One row per comparison: mean paired difference of test accuracy (this minus versus, "
+                        "percentage points) over the seeds both share, its unadjusted 95% t interval, the test's "
+                        "two-sided p and Holm's adjustment within the family.",
+                        {c: (lambda x: _num(x, ".3g")) for c in ("p", "p_adjusted")}
+                        | {c: (lambda x: _num(x, "+.2f")) for c in ("mean_diff_pp", "ci_low_pp", "ci_high_pp")})
 
-    tp_items: list = []
+
+def _crossframework_section(p: _Page) -> list:
+    cross = _read_csv(p.run_dir / "crossframework.csv")
+    return _crossframework(cross) if cross is not None and not cross.empty else []
+
+
+def _precision_section(p: _Page) -> list:
+    return _precision(p.run_dir)
+
+
+def _throughput_section(p: _Page) -> list:
+    run = p.run
+    bars, speed = _throughput_rows(run, p.results)
+    items: list = []
     if len(bars):
-        tp_items.append(fig("throughput.png", lambda: RP.throughput(bars), RP.throughput_title(bars)))
+        items.append(p.fig("throughput.png", lambda: RP.throughput(bars), RP.throughput_title(bars)))
     if speed is not None:
         cols = [c for c in ("trainer", "precision", "device", "device_name", "n_models", "epochs", "model_epochs_per_s",
                             "samples_per_s", "speedup_vs_sequential", "speedup_vs_fp32", "step_over_roofline", "file")
                 if c in speed.columns]
         cuda_rows = "device" in speed.columns and speed["device"].astype(str).str.startswith("cuda").any()
-        tp_items.append(_frame_table(speed[cols], "throughput", "Trainer speed (results/speed/trainer_*.csv)",
-                                     CUDA_SEQUENTIAL_NOTE if cuda_rows else ""))
+        items.append(_frame_table(speed[cols], "throughput", "Trainer speed (results/speed/trainer_*.csv)",
+                                  CUDA_SEQUENTIAL_NOTE if cuda_rows else ""))
     elif run.throughput is not None:
         cols = [c for c in ("chunk", "trainer", "device", "n_models", "epochs", "wall_s", "samples_per_s",
                             "model_epochs_per_s", "flop_per_s") if c in run.throughput.columns]
-        tp_items.append(_frame_table(run.throughput[cols], "throughput", "This run's chunks (throughput.csv)",
-                                     "No trainer speed table in results/speed/ (the batched vs sequential "
-                                     "comparison): only this run is shown."))
+        items.append(_frame_table(run.throughput[cols], "throughput", "This run's chunks (throughput.csv)",
+                                  "No trainer speed table in results/speed/ (the batched vs sequential "
+                                  "comparison): only this run is shown."))
     step_cost = _step_cost_table(run)
-    if step_cost is not None:
-        tp_items.append(step_cost)
-    if tp_items:
-        sections.append(("Throughput", tp_items))
-    conf = _conformance(results)
-    if conf is not None:
-        sections.append(("Conformance", [conf]))
-    ev = _evaluator_speed(results)
-    if ev:
-        sections.append(("Evaluator speed", ev))
-    sections.append(("Environment", [_environment(run)]))
-    return _html(run_id, sections, plots), _markdown(run_id, sections), plots
+    return items + ([step_cost] if step_cost is not None else [])
+
+
+def _conformance_section(p: _Page) -> list:
+    conf = _conformance(p.results)
+    return [conf] if conf is not None else []
+
+
+#: The page's sections in order: (heading, function of the page -> items; no items, no section).
+_SECTIONS = [("Summary", _answer_section), ("Verdicts", _verdicts_section), ("Learning-rate tuning", _tuning_items),
+             ("Do you need a schedule?", _schedule_free_section), ("Figures", _figures_section),
+             ("Results", _results_section), ("Paired comparison", _paired_section),
+             ("PyTorch vs Keras", _crossframework_section), ("bf16 vs fp32", _precision_section),
+             ("Throughput", _throughput_section), ("Conformance", _conformance_section),
+             ("Evaluator speed", lambda p: _evaluator_speed(p.results)),
+             ("Environment", lambda p: [_environment(p.run)])]
 
 
 def _html(run_id: str, sections, plots: dict[str, bytes]) -> str:
@@ -805,6 +920,8 @@ def _html(run_id: str, sections, plots: dict[str, bytes]) -> str:
             parts.append(f'<img alt="{e(it[2])}" src="data:image/png;base64,{data}">')
         elif isinstance(it, tuple) and it[0] == "list":
             parts.append(f'<ul id="{e(it[1])}">' + "".join(f"<li>{e(s)}</li>" for s in it[2]) + "</ul>")
+        elif isinstance(it, tuple) and it[0] == "lead":  # the answer: first line under the title
+            parts.append(f'<p id="{e(it[1])}" class="lead">{e(it[2])}</p>')
         else:
             parts.append(f"<p>{e(str(it))}</p>")
 
@@ -832,6 +949,8 @@ def _markdown(run_id: str, sections) -> str:
             out += [f"![{_md(it[2])}](plots/{it[1]})", ""]
         elif isinstance(it, tuple) and it[0] == "list":
             out += [f"- {_md(s)}" for s in it[2]] + [""]
+        elif isinstance(it, tuple) and it[0] == "lead":
+            out += [f"**{_md(it[2])}**", ""]
         else:
             out += [_md(str(it)), ""]
 
@@ -846,12 +965,32 @@ def _write(path: Path, data: bytes) -> None:
     atomic_write(path, lambda p: p.write_bytes(data))
 
 
+def answer_line(run_dir: Path) -> str:
+    """The report's first line (:func:`bench.report.answer.answer`) from a run folder and its verdicts.csv."""
+    run = RS.load_run(run_dir)
+    v = pd.read_csv(Path(run_dir) / "verdicts.csv", keep_default_na=False, na_values=["", "nan", "NaN"])
+    means = {f"{o}/{n}": float(a) for (o, n), a in run.summary.groupby(["optimizer", "name"])["test_acc"].mean().items()}
+    return RA.answer(v, run.contender, run.baseline, len(run.seeds), means)
+
+
+def write_verdicts(run_dir: Path, lock: bool = True) -> Path:
+    """``verdicts.csv`` of a run folder (:func:`bench.report.verdicts.verdicts`), holding its lock unless the caller
+    does."""
+    run_dir = Path(run_dir)
+    with (run_lock(run_dir) if lock else contextlib.nullcontext()):
+        v = RV.verdicts(RS.load_run(run_dir))
+        atomic_write(run_dir / "verdicts.csv", lambda p: v.to_csv(p, index=False))
+    return run_dir / "verdicts.csv"
+
+
 def write_report(run_dir: Path, results_dir: Path | None = None) -> tuple[Path, Path]:
     """Write ``report.html``, ``report.md`` and ``plots/*.png`` into the run folder, holding its lock
     (:class:`bench.results.RunLocked` while another process writes the run); returns (html, md)."""
     run_dir = Path(run_dir)
     with run_lock(run_dir):
-        page, md, plots = build_report(run_dir, results_dir)
+        built, page, md = _build(run_dir, results_dir)
+        plots = built.plots
+        atomic_write(run_dir / "verdicts.csv", lambda p: built.verdicts.to_csv(p, index=False))
         (run_dir / "plots").mkdir(exist_ok=True)
         for name, data in plots.items():
             _write(run_dir / "plots" / name, data)

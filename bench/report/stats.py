@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..results import collapsed
 from . import families as F
 
 __all__ = ["Run", "ReportError", "load_run", "t_quantile", "mean_interval", "bootstrap_interval",
@@ -153,7 +154,10 @@ def load_run(run_dir: Path) -> Run:
         frame["optimizer"] = frame["optimizer"].astype(str)
         frame["stage"] = frame["stage"].astype(str) if "stage" in frame else "main"  # runs before stages: "main"
     _one_precision(run_dir, summary, history)
-    summary["diverged"] = summary["diverged"].map(lambda v: str(v).strip().lower() in ("true", "1"))
+    # a collapse (non-finite loss, or final validation accuracy below 2x chance) counts as diverged everywhere
+    n_classes = int(((meta.get("matrix") or {}).get("model") or {}).get("widths", [10])[-1])
+    summary["nonfinite"] = summary["diverged"].map(lambda v: str(v).strip().lower() in ("true", "1"))
+    summary["diverged"] = collapsed(summary, n_classes)
     for frame, name in ((summary, "summary.csv"), (history, "epochs.parquet")):  # never pooled (DESIGN.md)
         found = set(frame["precision"].fillna("fp32").astype(str)) if "precision" in frame else {"fp32"}
         want = str(meta.get("precision") or (meta.get("matrix") or {}).get("precision") or "fp32")
@@ -411,10 +415,20 @@ def _pct(x: float) -> str:
     return f"{100 * x:+.2f} pp"
 
 
-def headline(run: Run, paired: pd.DataFrame | None = None) -> dict[str, str]:
+_VERDICT_WORDS = {"win": "wins against", "loss": "loses against", "tie": "ties with",
+                  "too few seeds": "has too few seeds for a verdict against"}
+
+
+def headline(run: Run, paired: pd.DataFrame | None = None, verdicts: pd.DataFrame | None = None) -> dict[str, str]:
     """optimizer -> one sentence: contender vs baseline (test accuracy) and the end-of-training smoothness.
-    Schedule-free optimizers have no sentence here (they run a warmup-only schedule: :func:`schedule_free`)."""
+    Schedule-free optimizers have no sentence here (they run a warmup-only schedule: :func:`schedule_free`).
+    With ``verdicts`` (verdicts.csv), the verdict and its Holm-adjusted p are that file's row; else the
+    unadjusted 95% paired t interval decides."""
     paired = paired_table(run) if paired is None else paired
+    rows = {}
+    if verdicts is not None and len(verdicts):
+        v = verdicts[(verdicts["family"] == "schedule vs baseline") & (verdicts["schedule"] == run.contender)]
+        rows = {r.optimizer: r for r in v.itertuples()}
     names = set(run.summary["name"])
     base, cont = run.baseline, run.contender
     out = {}
@@ -432,12 +446,18 @@ def headline(run: Run, paired: pd.DataFrame | None = None) -> dict[str, str]:
             continue
         r = row.iloc[0]
         n = int(r["n"])
-        if not r["significant"]:
+        holm = ""
+        if opt in rows:
+            verdict = _VERDICT_WORDS[rows[opt].verdict]
+            if np.isfinite(rows[opt].p_adjusted):
+                holm = (f", Holm-adjusted p = {rows[opt].p_adjusted:.3g} ({rows[opt].test} test, over the run's "
+                        f"{int((verdicts['family'] == 'schedule vs baseline').sum())} schedule-vs-baseline comparisons)")
+        elif not r["significant"]:
             verdict = "ties with"
         else:
             verdict = "wins against" if r["mean_diff"] > 0 else "loses against"
         if n >= 2:  # a sign-flip p that cannot reach ALPHA with n seeds is no evidence: not printed
-            flip = f", sign-flip p = {r['p_value']:.3g}" if sign_flip_can_decide(n) else ""
+            flip = (f", sign-flip p = {r['p_value']:.3g}" if sign_flip_can_decide(n) else "") + holm
             stat = (f"mean paired difference {_pct(r['mean_diff'])}, 95% paired t interval "
                     f"[{_pct(r['t_low'])}, {_pct(r['t_high'])}], bootstrap [{_pct(r['ci_low'])}, "
                     f"{_pct(r['ci_high'])}]{flip}, {n} seeds")

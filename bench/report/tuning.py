@@ -34,6 +34,8 @@ def grid(run: Run) -> pd.DataFrame | None:
     for c in ("selected", "on_edge"):
         t[c] = t[c].map(_bool) if c in t else False
     t["diverged"] = t["diverged"].astype(int) if "diverged" in t else 0
+    if "collapsed" in t:  # a collapse counts as diverged everywhere (runs since the collapse veto)
+        t["diverged"] = t["collapsed"].astype(int)
     base = [float(f) for f in run.tuning_spec.get("lr_factors") or []]
     t["base"] = [any(math.isclose(float(f), b, rel_tol=1e-9) for b in base) for f in t["factor"]] if base else True
     return t
@@ -43,8 +45,8 @@ def audit(run: Run) -> dict:
     """The selection checked from the run's rows, without the runner's code.
 
     ``recomputed``: per (optimizer, schedule) the factor whose tuning models (summary.csv rows of stage
-    "tune...") have the highest mean of the tuning metric among factors with no diverged model (ties: the smaller
-    factor); ``mismatches``: configurations where tuning.csv selected another factor; ``eval_mismatches``:
+    "tune...") have the highest mean of the tuning metric among factors trained on every tuning seed with no
+    collapsed model (ties: the smaller factor); ``mismatches``: configurations where tuning.csv selected another factor; ``eval_mismatches``:
     evaluation models not at their configuration's selected factor; ``shared_seeds``: seeds that are both tuning
     and evaluation seeds (must be none); ``on_edge`` / ``unselected``: configurations selected on the edge of what
     they tried (untuned) / with no factor left (every factor diverged); ``diverged_points``: grid points with a
@@ -55,14 +57,15 @@ def audit(run: Run) -> dict:
     out = dict(metric=metric, models=len(ts), recomputed={}, mismatches=[], eval_mismatches=[], shared_seeds=[],
                tuning_seeds=sorted({int(x) for x in ts["seed"]}) if len(ts) else [],
                eval_seeds=sorted({int(x) for x in run.summary["seed"]}), on_edge=[], unselected=[],
-               diverged_points=0)
+               diverged_points=0, coin_flips=[])
     out["shared_seeds"] = sorted(set(out["tuning_seeds"]) & set(out["eval_seeds"]))
     if t is None or ts.empty or metric not in ts or "lr_factor" not in ts:
         return out
-    div = ts["diverged"].map(_bool)
+    div = ts["diverged"].map(_bool)  # load_run's collapse rule
+    seeds = run.tuning_spec.get("tuning_seeds") or out["tuning_seeds"]
     for (opt, name), g in ts.assign(_div=div).groupby(["optimizer", "name"], sort=False):
-        per = g.groupby("lr_factor").agg(mean=(metric, "mean"), div=("_div", "sum"))
-        ok = per[(per["div"] == 0) & np.isfinite(per["mean"])]
+        per = g.groupby("lr_factor").agg(mean=(metric, "mean"), div=("_div", "sum"), n=("seed", "nunique"))
+        ok = per[(per["div"] == 0) & np.isfinite(per["mean"]) & (per["n"] >= len(seeds))]
         out["recomputed"][(opt, name)] = float(ok.index[ok["mean"] == ok["mean"].max()].min()) if len(ok) else None
     chosen = {(r.optimizer, r.schedule): float(r.factor) for r in t[t["selected"]].itertuples()}
     for key, f in out["recomputed"].items():
@@ -76,7 +79,26 @@ def audit(run: Run) -> dict:
             if f is not None and not np.allclose(g["lr_factor"].astype(float), f, rtol=1e-9):
                 out["eval_mismatches"].append((opt, name))
     out["on_edge"] = [(r.optimizer, r.schedule) for r in t[t["selected"] & t["on_edge"]].itertuples()]
+    out["coin_flips"] = _coin_flips(t, len(seeds))
     out["diverged_points"] = int((t["diverged"] > 0).sum())
+    return out
+
+
+def _coin_flips(t: pd.DataFrame, n_seeds: int) -> list[tuple[str, str]]:
+    """Configurations whose selected factor's mean is within one standard deviation (over the tuning seeds) of a
+    neighbouring factor's trained on as many seeds with no collapse: there the pick is within seed noise."""
+    out = []
+    for (opt, name), g in t.groupby(["optimizer", "schedule"], sort=False):
+        g = g.sort_values("factor").reset_index(drop=True)
+        sel = g.index[g["selected"]]
+        if not len(sel) or not np.isfinite(g.loc[sel[0], "sd"]):
+            continue
+        i = int(sel[0])
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(g) and g.loc[j, "diverged"] == 0 and g.loc[j, "n_seeds"] >= n_seeds and \
+                    abs(g.loc[i, "mean"] - g.loc[j, "mean"]) <= g.loc[i, "sd"]:
+                out.append((opt, name))
+                break
     return out
 
 
