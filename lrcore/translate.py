@@ -13,6 +13,7 @@ import math
 
 from . import _validate as V
 from . import schedules as S
+from .codeform import from_code  # noqa: F401  (lrcore.from_code)
 
 FRAMEWORKS = ("torch", "keras", "hf", "timm", "optax")
 PREFIX = {"torch": "torch.optim.lr_scheduler.", "keras": "keras.optimizers.schedules.", "hf": "transformers.",
@@ -341,47 +342,3 @@ def to_code(schedule, framework: str) -> str:
     except _NoForm as e:
         raise ValueError(f"to_code: {schedule} cannot be written exactly in {framework}: {e}; closest exact "
                          f"alternative: {_alternative(schedule, framework)}") from None
-
-
-# ------------------------------------------------------------------------------------------ from_code
-
-class _FromCode(ast.NodeTransformer):
-    """A package's call text -> lrcore text: module prefixes dropped, ``optimizer`` -> ``lr=...``, dicts -> pairs."""
-
-    def __init__(self, framework, lr):
-        self.framework, self.lr = framework, lr
-
-    def visit_Call(self, node):
-        self.generic_visit(node)
-        name = ast.unparse(node.func).rpartition(".")[2]
-        node.func = ast.Name(f"{self.framework}.{name}", ast.Load())
-        if self.framework in ("torch", "hf", "timm"):
-            args = list(node.args)
-            if name == "get_scheduler" and args:
-                node.keywords.insert(0, ast.keyword("name", args.pop(0)))
-            if args and isinstance(args[0], ast.Name) and args[0].id in ("optimizer", "opt", "optim"):
-                args.pop(0)
-            node.args = args
-            node.keywords = [k for k in node.keywords if k.arg != "optimizer"]
-            if self.lr is not None and not any(k.arg == "lr" for k in node.keywords) and \
-                    not (self.framework == "torch" and name in ("OneCycleLR", "CyclicLR")):
-                node.keywords.append(ast.keyword("lr", ast.Constant(self.lr)))
-        return node
-
-    def visit_Dict(self, node):
-        self.generic_visit(node)
-        return ast.List([ast.List([k, v], ast.Load()) for k, v in zip(node.keys, node.values)], ast.Load())
-
-
-def from_code(text: str, framework: str, lr: float | None = None):
-    """The schedule of a package's own call text, e.g. ``get_cosine_schedule_with_warmup(optimizer,
-    num_warmup_steps=100, num_training_steps=1000)`` with ``lr`` the optimizer's learning rate."""
-    from .textform import parse
-    V.choice("from_code", "framework", framework, FRAMEWORKS)
-    tree = V.expression("from_code", "code", text, max_length=20_000, max_depth=100)
-    if not isinstance(tree.body, ast.Call):
-        raise ValueError(f"from_code: expected one constructor call, got {V._clip(text)}")
-    if lr is None and framework in ("torch", "hf", "timm") and "optimizer" in text:
-        raise ValueError(f"from_code: lr (the optimizer's learning rate) is required for {framework} code")
-    body = _FromCode(framework, lr).visit(tree.body)
-    return parse(ast.unparse(body))

@@ -270,3 +270,8 @@ def sgdr_schedule(cosine_kwargs) -> S.Schedule:
     if not schedules:
         raise ValueError(f"{o}: cosine_kwargs must not be empty")
     return join_schedules(schedules, boundaries[:-1])
+
+
+from ._origin import record  # noqa: E402
+
+record("optax", globals())
