@@ -184,3 +184,16 @@ def keras_schedule(s) -> str:
     body = expression(s, "keras")
     return ('type("Schedule", (keras.optimizers.schedules.LearningRateSchedule,), {"__call__": lambda self, step: '
             f'(lambda t: keras.ops.cast({body}, "float32"))(keras.ops.cast(step, "float64"))}})()')
+
+
+def lambda_text(fn) -> str:
+    """An lrcore expression string as Python code in t (math.* for its functions)."""
+    if not isinstance(fn, str):
+        raise NoExpression("a Python callable has no text form")
+    from .lambdas import CONSTANTS, FUNCTIONS
+    tree = ast.parse(fn, mode="eval")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and (node.id in CONSTANTS or node.id in FUNCTIONS) \
+                and node.id not in ("min", "max", "abs"):
+            node.id = f"math.{node.id}"
+    return ast.unparse(tree)

@@ -167,3 +167,22 @@ def from_code(text: str, framework: str, lr: float | None = None):
             raise MissingLR(f"from_code: {name} builds on an optimizer: its learning rate is required (lr=..., "
                             "lrbench translate --lr)") from None
         raise
+
+
+def unknown_hint(text: str) -> str:
+    """Why the text's outer constructor is known nowhere, with the nearest names (did you mean ...?)."""
+    from .schedules import SCHEDULES
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+        name = ast.unparse(node.func).rpartition(".")[2] if isinstance(node, ast.Call) else None
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        name = None
+    if name is None:
+        return f"expected one constructor call, got {V._clip(text)}"
+    owners = {n: "lrcore" for n in SCHEDULES}
+    for fw in FRAMEWORKS:
+        owners.update({n: fw for n in constructors(fw)})
+    close = difflib.get_close_matches(name, list(owners), n=3, cutoff=0.6)
+    if not close:
+        return f"unknown schedule {name!r} (lrcore's own, or torch, keras, hf, timm or optax's: give --from)"
+    return f"unknown schedule {name!r}; did you mean " + " or ".join(f"{c!r} ({owners[c]})" for c in close) + "?"

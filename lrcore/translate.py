@@ -13,6 +13,9 @@ import math
 
 from . import _validate as V
 from . import schedules as S
+from . import _expr as E
+from . import _search as X
+from ._expr import lambda_text as _lambda_expr
 from .codeform import from_code  # noqa: F401  (lrcore.from_code)
 
 FRAMEWORKS = ("torch", "keras", "hf", "timm", "optax")
@@ -43,30 +46,13 @@ def _int(x, what):
     return int(x)
 
 
-def _lambda_expr(fn) -> str:
-    """An lrcore expression string as Python code in t (math.* for its functions)."""
-    if not isinstance(fn, str):
-        raise _NoForm("a Python callable has no text form")
-    from .lambdas import CONSTANTS, FUNCTIONS
-    tree = ast.parse(fn, mode="eval")
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and (node.id in CONSTANTS or node.id in FUNCTIONS) \
-                and node.id not in ("min", "max", "abs"):
-            node.id = f"math.{node.id}"
-    return ast.unparse(tree)
-
-
 # ------------------------------------------------------------------------------------------ torch
 
 def _torch(s, base) -> str:
     """A torch scheduler reproducing s on an optimizer of rate ``base``."""
     if isinstance(s, S.Sequence):
-        s = _flat(s)
-        kids = [_torch(c, base) for c in s.schedules]
-        if any("SequentialLR(" in k for k in kids):
-            raise _NoForm("PyTorch's SequentialLR cannot hold a SequentialLR (a cosine that holds its floor is one)")
-        return _call("torch", "SequentialLR", "optimizer", f"schedulers=[{', '.join(kids)}]",
-                     milestones=list(s.milestones))
+        kids, milestones = _torch_children(_flat(s), base)
+        return _call("torch", "SequentialLR", "optimizer", f"schedulers=[{', '.join(kids)}]", milestones=milestones)
     if isinstance(s, S.OneCycle) and s.quantity == "lr":
         return _call("torch", "OneCycleLR", "optimizer", max_lr=s.max_lr, total_steps=s.total_steps,
                      pct_start=s.pct_start, anneal_strategy=s.anneal, div_factor=s.div_factor,
@@ -119,6 +105,36 @@ def _torch(s, base) -> str:
     raise _NoForm(f"{type(s).__name__} has no torch.optim.lr_scheduler counterpart")
 
 
+def _torch_children(s, base):
+    """SequentialLR's children (flat: PyTorch's SequentialLR holds no SequentialLR) and milestones: a cosine that
+    holds its floor is CosineAnnealingLR then ConstantLR at floor / lr; a child with no scheduler of its own a
+    LambdaLR with its closed form inline."""
+    kids, milestones = [], []
+    bounds = [0, *s.milestones, math.inf]
+    for j, c in enumerate(s.schedules):
+        if j:
+            milestones.append(bounds[j])
+        room = bounds[j + 1] - bounds[j]
+        if isinstance(c, S.Cosine) and not c.periodic and not c.offset and float(c.decay_steps).is_integer() \
+                and c.lr == base and 0 < base and c.floor <= base:
+            T = int(c.decay_steps)
+            kids.append(_call("torch", "CosineAnnealingLR", "optimizer", T_max=T, eta_min=c.floor))
+            if room > T + 1:  # it rises again after T: hold the floor from there
+                kids.append(_call("torch", "ConstantLR", "optimizer", factor=c.floor / base, total_iters=2 ** 62))
+                milestones.append(bounds[j] + T)
+            continue
+        try:
+            k = _torch(c, base)
+        except _NoForm:
+            k = None
+        if k is None or "SequentialLR(" in k:
+            if not base > 0:
+                raise _NoForm("a LambdaLR child needs an optimizer lr > 0")
+            k = _call("torch", "LambdaLR", "optimizer", f"lr_lambda={E.torch_lambda(c, base)}")
+        kids.append(k)
+    return kids, milestones
+
+
 def _flat(s):
     """A Sequence with its Sequence children spliced in (their milestones shifted by where they start)."""
     kids, ms = [], []
@@ -169,6 +185,9 @@ def _keras(s) -> str:
             (s.milestones, [s.lr * s.gamma ** k for k in range(len(s.milestones) + 1)])
         # Keras switches one step after a boundary: b - 1
         return _call("keras", "PiecewiseConstantDecay", boundaries=[x - 1 for x in b], values=list(v))
+    if isinstance(s, S.Linear):  # transformers's linear decay: a polynomial of power 1
+        return _call("keras", "PolynomialDecay", initial_learning_rate=s.start, decay_steps=s.steps,
+                     end_learning_rate=s.end, power=1.0)
     if isinstance(s, S.Polynomial):
         return _call("keras", "PolynomialDecay", initial_learning_rate=s.lr, decay_steps=s.decay_steps,
                      end_learning_rate=s.end, power=s.power, cycle=s.cycle)
@@ -195,7 +214,7 @@ def _warmup_and(s, start_zero=True):
     if isinstance(s, S.Sequence) and len(s.schedules) == 2 and isinstance(s.schedules[0], S.Linear) \
             and s.schedules[0].steps == s.milestones[0]:
         warm, rest = s.schedules
-        if warm.end == _natural_base(rest) and (warm.start == 0 or not start_zero):
+        if (warm.end == _natural_base(rest) or not start_zero) and (warm.start == 0 or not start_zero):
             return warm.steps, warm.start, rest
     return 0, None, s
 
@@ -258,9 +277,24 @@ def _timm(s) -> str:
         return _call("timm", "CosineLRScheduler", "optimizer", t_initial=int(rest.period), lr_min=rest.floor,
                      cycle_decay=rest.m_mul, cycle_limit=int(n) if n > 1 else 2 ** 62, **warm,
                      **({"warmup_prefix": True} if w else {})) + opt
+    if isinstance(rest, S.Linear) and rest.start == peak:  # a polynomial of power 1
+        rest = S.Polynomial(rest.start, rest.steps, end=rest.end, power=1.0)
+    if w and init is not None and isinstance(rest, S.Polynomial) and rest.lr != peak and not rest.cycle \
+            and float(rest.decay_steps).is_integer():  # timm's unshifted decay (warmup_prefix=False)
+        from .compat import timm as TM
+        warm_end = s.schedules[0].end
+        cand = TM.PolyLRScheduler(warm_end, t_initial=int(rest.decay_steps) + w, power=rest.power, lr_min=rest.end,
+                                  warmup_t=w, warmup_lr_init=init)
+        if X.deviation(cand, s, X.horizon(s))[2] is None:
+            return _call("timm", "PolyLRScheduler", "optimizer", t_initial=int(rest.decay_steps) + w, power=rest.power,
+                         lr_min=rest.end, warmup_t=w, warmup_lr_init=init) + f"  # optimizer lr={_lit(warm_end)}"
+    if w and s.schedules[0].end != peak:
+        raise _NoForm("timm's warmup ends at the optimizer's lr, where its decay (shifted or not) starts")
     if isinstance(rest, S.Polynomial) and not rest.cycle and float(rest.decay_steps).is_integer():
         return _call("timm", "PolyLRScheduler", "optimizer", t_initial=int(rest.decay_steps), power=rest.power,
                      lr_min=rest.end, **warm, **({"warmup_prefix": True} if w else {})) + opt
+    if type(rest) is S.Exponential and rest.staircase and float(rest.decay_steps).is_integer():
+        rest = S.Step(rest.lr, int(rest.decay_steps), rest.decay_rate)
     if isinstance(rest, S.Step):
         return _call("timm", "StepLRScheduler", "optimizer", decay_t=rest.step_size, decay_rate=rest.gamma, **warm) + opt
     if isinstance(rest, S.MultiStep):
@@ -291,6 +325,12 @@ def _optax(s) -> str:
     if isinstance(s, S.Step) and s.gamma > 0:
         return _call("optax", "exponential_decay", init_value=s.lr, transition_steps=s.step_size, decay_rate=s.gamma,
                      staircase=True)
+    if isinstance(s, S.PiecewiseConstant):
+        v = s.values
+        if any(a == 0 and b != 0 for a, b in zip(v, v[1:])):
+            raise _NoForm("optax's piecewise_constant_schedule multiplies init_value by scales: it cannot leave 0")
+        scales = {b: (y / x if x else 1.0) for b, x, y in zip(s.boundaries, v, v[1:])}
+        return _call("optax", "piecewise_constant_schedule", init_value=v[0], boundaries_and_scales=scales)
     if isinstance(s, S.MultiStep):
         scales = {}
         for m in s.milestones:
@@ -301,6 +341,7 @@ def _optax(s) -> str:
     if isinstance(s, S.Sequence):
         w, init, rest = _warmup_and(s, start_zero=False)
         if w and isinstance(rest, S.Cosine) and not rest.periodic and not rest.offset and rest.lr > 0 \
+                and s.schedules[0].end == rest.lr \
                 and float(rest.decay_steps).is_integer():
             return _call("optax", "warmup_cosine_decay_schedule", init_value=init, peak_value=rest.lr, warmup_steps=w,
                          decay_steps=w + int(rest.decay_steps), end_value=rest.floor)
@@ -314,31 +355,94 @@ def _rising_cosine(s) -> bool:
         (isinstance(s, S.Sequence) and any(_rising_cosine(c) for c in s.schedules))
 
 
-def _alternative(s, fw) -> str:
-    text = str(s)
-    if fw in ("torch", "hf", "timm"):
-        return (f"torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lambda t: lrcore.parse({text!r})(t) / lr) "
-                "on an optimizer of rate lr (transformers and timm train with any torch scheduler)")
-    if fw == "keras":
-        return f"lrcore.integrations.keras.LrcoreSchedule(lrcore.parse({text!r}), steps=N)"
-    return (f"values = jnp.asarray(lrcore.evaluate(lrcore.parse({text!r}), N)); schedule = lambda count: "
-            "values[jnp.minimum(count, N - 1)] (a table optax calls like any schedule)")
+def _code(s, framework):
+    """(text, None) when s has an exact form in framework, else (None, why not)."""
+    text = X.origin_code(s, framework, _code_or_raise)
+    if text:
+        return text, None
+    try:
+        if framework == "torch":
+            base = _natural_base(s)
+            return _torch(s, base) + f"  # optimizer lr={_lit(base)}", None
+        if framework in ("keras", "timm", "optax") and _rising_cosine(s):
+            raise _NoForm("PyTorch's CosineAnnealingLR and transformers's cosine rise again after their horizon "
+                          f"(T_max, num_training_steps): {framework}'s cosines hold their floor or restart")
+        return {"keras": _keras, "hf": _hf, "timm": _timm, "optax": _optax}[framework](s), None
+    except (_NoForm, E.NoExpression) as e:
+        why = str(e)
+    if framework == "torch" and _natural_base(s) > 0:  # no dedicated scheduler: LambdaLR, the closed form inline
+        try:
+            base = _natural_base(s)
+            return _call("torch", "LambdaLR", "optimizer", f"lr_lambda={E.torch_lambda(s, base)}") + \
+                f"  # optimizer lr={_lit(base)}", None
+        except E.NoExpression:
+            pass
+    return None, why
 
 
-def to_code(schedule, framework: str) -> str:
-    """The constructor call (text) reproducing ``schedule`` exactly in ``framework`` (module docstring)."""
+def _code_or_raise(s, framework):
+    text, why = _code(s, framework)
+    if text is None:
+        raise ValueError(why)
+    return text
+
+
+def _obstacle(s, fw, why) -> str:
+    """The quirk that stands in the way, in the packages' terms."""
+    leaves = list(_leaves(s))
+    if fw != "timm" and any(isinstance(c, S.Cosine) and c.offset for c in leaves):
+        return ("its cosine starts part-way through its cycle (timm's CosineLRScheduler without warmup_prefix runs "
+                f"its cycle from step 0, under the warmup; Keras's CosineDecay after a fractional warmup_steps): {fw}'s "
+                "cosines start at their peak")
+    if any(isinstance(c, (S.Chain, S.Multiplicative)) for c in leaves):
+        return "it is a recurrence (PyTorch's ChainedScheduler or MultiplicativeLR) with no closed form"
+    if fw == "keras" and isinstance(s, S.Sequence):
+        return f"Keras joins no schedules but CosineDecay's linear warmup ({why})"
+    return why
+
+
+def _leaves(s):
+    yield s
+    for c in getattr(s, "schedules", ()) or ():
+        yield from _leaves(c)
+
+
+def _refusal(s, fw, steps, why) -> str:
+    near, best = "", None
+    n = X.horizon(s) if steps is None else steps
+    for v in X.variants(s, None):
+        text, _ = _code(v, fw)
+        r = text and X.read_back(text, fw)
+        if r is None:
+            continue
+        size, at, first = X.deviation(r, s, max(n, X.horizon(s)))
+        if best is None or size < best[0]:
+            best = (size, at, first, text)
+    if best:
+        size, at, first, text = best
+        near = (f"; nearest native form: {text} (largest deviation {size:.3g} at step {at}" +
+                (f"; exact on steps 0..{first - 1}: to_code(..., steps={first}), lrbench translate --steps {first}"
+                 if first else "") + ")")
+    alt = X.alternative(s, fw, _natural_base(s), steps)
+    return (f"to_code: {s} cannot be written exactly in {fw}" + (f" on steps 0..{steps - 1}" if steps else "") +
+            f": {_obstacle(s, fw, why)}{near}; closest exact alternative: {alt}")
+
+
+def to_code(schedule, framework: str, steps: int | None = None) -> str:
+    """The constructor call (text) reproducing ``schedule`` exactly in ``framework`` (module docstring); with
+    ``steps=N``, exactly on steps 0..N-1 (a comment says so when it differs later)."""
     from .base import check_schedule
     check_schedule("to_code", "schedule", schedule)
     V.choice("to_code", "framework", framework, FRAMEWORKS)
-    try:
-        if framework == "torch":
-            base = _natural_base(schedule)
-            return _torch(schedule, base) + f"  # optimizer lr={_lit(base)}"
-        if framework in ("keras", "timm", "optax") and _rising_cosine(schedule):
-            raise _NoForm("a cosine that rises again after its decay steps (PyTorch's CosineAnnealingLR, "
-                          f"transformers's cosine past num_training_steps) has no {framework} counterpart: its "
-                          "cosines hold their floor or restart")
-        return {"keras": _keras, "hf": _hf, "timm": _timm, "optax": _optax}[framework](schedule)
-    except _NoForm as e:
-        raise ValueError(f"to_code: {schedule} cannot be written exactly in {framework}: {e}; closest exact "
-                         f"alternative: {_alternative(schedule, framework)}") from None
+    if steps is not None:
+        steps = V.integer("to_code", "steps", steps, low=1)
+    text, why = _code(schedule, framework)
+    if text:
+        return text
+    if steps is not None:
+        for v in X.variants(schedule, steps):
+            text, _ = _code(v, framework)
+            r = text and X.read_back(text, framework)
+            if r is not None and X.deviation(r, schedule, steps)[2] is None:
+                return text + f"  # exact on steps 0..{steps - 1} only (to_code steps={steps})"
+    raise ValueError(_refusal(schedule, framework, steps, why))

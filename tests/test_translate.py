@@ -50,8 +50,9 @@ def run_code(code: str, framework: str, n: int) -> np.ndarray:
         opt = make_optimizer(lr)
         sched = eval(code, {**ns, "optimizer": opt})
         out = np.empty(n)
+        step = sched.step_update if "t_in_epochs=False" in code else sched.step
         for t in range(n):
-            sched.step(t)
+            step(t)
             out[t] = opt.param_groups[0]["lr"]
         return out
     return torch_lrs(lambda opt: eval(code, {**ns, "optimizer": opt}), n, lr=lr)

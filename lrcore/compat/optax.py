@@ -71,8 +71,14 @@ def polynomial_schedule(init_value: float, end_value: float, power: float, trans
 
 def linear_schedule(init_value: float, end_value: float, transition_steps: int,
                     transition_begin: int = 0) -> S.Schedule:
-    """polynomial_schedule with power 1."""
-    return polynomial_schedule(init_value, end_value, 1, transition_steps, transition_begin)
+    """polynomial_schedule with power 1: an lrcore Linear (a whole number of steps), so that it translates as
+    the linear ramp it is (Keras CosineDecay's warmup, transformers's warmups, timm's warmup_t)."""
+    s = polynomial_schedule(init_value, end_value, 1, transition_steps, transition_begin)
+    p = s.schedules[-1] if isinstance(s, S.Sequence) else s
+    if isinstance(p, S.Polynomial) and float(p.decay_steps).is_integer():
+        line = S.Linear(p.lr, p.end, int(p.decay_steps))
+        return S.Sequence([s.schedules[0], line], s.milestones) if isinstance(s, S.Sequence) else line
+    return s
 
 
 def _pairs(o, boundaries_and_scales):
