@@ -39,7 +39,8 @@ class _Dialect:
 
 DIALECTS = {"math": _Dialect("math.", "min", "max", True),
             "jnp": _Dialect("jnp.", "jnp.minimum", "jnp.maximum", False),
-            "keras": _Dialect("keras.ops.", "keras.ops.minimum", "keras.ops.maximum", False)}
+            "keras": _Dialect("keras.ops.", "keras.ops.minimum", "keras.ops.maximum", False),
+            "lrcore": _Dialect("", "min", "max", True)}  # an lrcore.Lambda expression string
 
 
 def _n(x) -> str:
@@ -158,6 +159,8 @@ def expression(s, dialect: str, x: str = "t") -> str:
         return _lambda(s, d, x)
     if isinstance(s, S.Product):
         return " * ".join([_n(s.scale)] + [f"({expression(c, dialect, x)})" for c in s.schedules])
+    if type(s).__name__ == "Signed":  # compat.optax's schedules of negative values: plus - minus
+        return f"(({expression(s.plus, dialect, x)}) - ({expression(s.minus, dialect, x)}))"
     if isinstance(s, S.Sequence):
         bounds = [0, *s.milestones]
         out = None

@@ -73,18 +73,22 @@ def origin_code(s, fw: str, code_of) -> str | None:
     parts = []
     if name == "get_scheduler":
         parts.append(_lit(args.pop("name")))
-    if fw in OPTIMIZER_FRAMEWORKS:
+    if fw in OPTIMIZER_FRAMEWORKS and name != "ChainedScheduler":  # ChainedScheduler(schedulers, optimizer=None)
         parts.append("optimizer")
     try:
         for k, v in args.items():
             if k == "last_epoch" and v == -1:
                 continue
+            if k == "boundaries_and_scales" and isinstance(v, (list, tuple)):  # optax takes a dict
+                v = {b: x for b, x in v}
             if k == "lr_lambda" and isinstance(v, str):
                 parts.append(f"{k}=lambda t: {_lambda_text(v)}")
                 continue
             parts.append(f"{k}={_argument(v, fw, code_of)}")
     except ValueError:
         return None
+    if name == "ChainedScheduler":
+        parts.append("optimizer=optimizer")
     text = f"{PREFIX[fw]}{name}(" + ", ".join(parts) + ")"
     if fw in OPTIMIZER_FRAMEWORKS:
         base = lr if lr is not None else _first_lr(s)
@@ -179,7 +183,8 @@ def deviation(a, b, n: int):
 def alternative(s, fw: str, base: float, n: int | None) -> str:
     """An exact stand-in in fw's terms that runs as printed (no lrcore import where the closed form is written)."""
     try:
-        if fw in OPTIMIZER_FRAMEWORKS and base > 0:
+        base = base or 1.0
+        if fw in OPTIMIZER_FRAMEWORKS:
             return (f"torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda={E.torch_lambda(s, base)})  "
                     f"# optimizer lr={_lit(float(base))}" + ("" if fw == "torch" else
                                                               f" ({fw} trains with any torch scheduler)"))

@@ -123,6 +123,13 @@ class _Reader(ast.NodeTransformer):
         if fw in OPTIMIZER_FRAMEWORKS and self.lr is None and _needs_lr(fw, name):
             raise MissingLR(f"from_code: {name} builds on an optimizer: its learning rate is required (lr=..., "
                             "lrbench translate --lr)")
+        params = package_signature(fw, name).parameters
+        for k in node.keywords:
+            if k.arg not in params:
+                close = difflib.get_close_matches(k.arg, list(params), n=1, cutoff=0.6)
+                raise TypeError(f"{name}: got an unexpected keyword argument {k.arg!r}" +
+                                (f"; did you mean {close[0]!r}?" if close else "") +
+                                f" (the package's signature: {name}{_shown(fw, name)})")
         try:
             bound = package_signature(fw, name).bind(*node.args, **{k.arg: k.value for k in node.keywords})
         except TypeError as e:

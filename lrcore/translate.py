@@ -370,9 +370,9 @@ def _code(s, framework):
         return {"keras": _keras, "hf": _hf, "timm": _timm, "optax": _optax}[framework](s), None
     except (_NoForm, E.NoExpression) as e:
         why = str(e)
-    if framework == "torch" and _natural_base(s) > 0:  # no dedicated scheduler: LambdaLR, the closed form inline
+    if framework == "torch":  # no dedicated scheduler: LambdaLR, the closed form inline
         try:
-            base = _natural_base(s)
+            base = _natural_base(s) or 1.0  # (negative or zero values: on an optimizer of rate 1)
             return _call("torch", "LambdaLR", "optimizer", f"lr_lambda={E.torch_lambda(s, base)}") + \
                 f"  # optimizer lr={_lit(base)}", None
         except E.NoExpression:
@@ -394,6 +394,11 @@ def _obstacle(s, fw, why) -> str:
         return ("its cosine starts part-way through its cycle (timm's CosineLRScheduler without warmup_prefix runs "
                 f"its cycle from step 0, under the warmup; Keras's CosineDecay after a fractional warmup_steps): {fw}'s "
                 "cosines start at their peak")
+    if any(callable(getattr(c, f, None)) for c in leaves for f in ("fn", "scale_fn")):
+        return ("it holds a Python callable (LambdaLR's lr_lambda, CyclicLR's scale_fn, ...), which has no text form: "
+                "give it as an expression string in t, e.g. lr_lambda='0.95 ** t'")
+    if any(type(c).__name__ == "Signed" for c in leaves):
+        return f"its values go negative (optax's schedules are linear in their values); {fw}'s take a rate >= 0 ({why})"
     if any(isinstance(c, (S.Chain, S.Multiplicative)) for c in leaves):
         return "it is a recurrence (PyTorch's ChainedScheduler or MultiplicativeLR) with no closed form"
     if fw == "keras" and isinstance(s, S.Sequence):
