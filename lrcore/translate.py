@@ -279,7 +279,7 @@ def _timm(s) -> str:
                      **({"warmup_prefix": True} if w else {})) + opt
     if isinstance(rest, S.Linear) and rest.start == peak:  # a polynomial of power 1
         rest = S.Polynomial(rest.start, rest.steps, end=rest.end, power=1.0)
-    if w and init is not None and isinstance(rest, S.Polynomial) and rest.lr != peak and not rest.cycle \
+    if w and isinstance(rest, S.Polynomial) and rest.lr != s.schedules[0].end and not rest.cycle \
             and float(rest.decay_steps).is_integer():  # timm's unshifted decay (warmup_prefix=False)
         from .compat import timm as TM
         warm_end = s.schedules[0].end
@@ -293,6 +293,12 @@ def _timm(s) -> str:
     if isinstance(rest, S.Polynomial) and not rest.cycle and float(rest.decay_steps).is_integer():
         return _call("timm", "PolyLRScheduler", "optimizer", t_initial=int(rest.decay_steps), power=rest.power,
                      lr_min=rest.end, **warm, **({"warmup_prefix": True} if w else {})) + opt
+    if isinstance(rest, S.PiecewiseConstant) and rest.values[0] > 0 and len(set(
+            rest.values[k + 1] / rest.values[k] for k in range(len(rest.boundaries)))) == 1 and \
+            rest.values[1] / rest.values[0] > 0:  # a geometric step decay: MultiStepLRScheduler
+        as_steps = S.MultiStep(rest.values[0], rest.boundaries, rest.values[1] / rest.values[0])
+        if X.deviation(as_steps, rest, X.horizon(rest))[2] is None:
+            rest = as_steps
     if type(rest) is S.Exponential and rest.staircase and float(rest.decay_steps).is_integer():
         rest = S.Step(rest.lr, int(rest.decay_steps), rest.decay_rate)
     if isinstance(rest, S.Step):
@@ -401,6 +407,8 @@ def _obstacle(s, fw, why) -> str:
         return f"its values go negative (optax's schedules are linear in their values); {fw}'s take a rate >= 0 ({why})"
     if any(isinstance(c, (S.Chain, S.Multiplicative)) for c in leaves):
         return "it is a recurrence (PyTorch's ChainedScheduler or MultiplicativeLR) with no closed form"
+    if "rise again" in why:
+        return why
     if fw == "keras" and isinstance(s, S.Sequence):
         return f"Keras joins no schedules but CosineDecay's linear warmup ({why})"
     return why
