@@ -1,10 +1,16 @@
 """Recipes across ecosystems: a schedule as the constructor call of torch, keras, hf, timm or optax, and back.
 
-``to_code(s, framework)`` is the call (text) that reproduces ``s`` exactly in the framework, or a ValueError
-saying what it cannot express there and the closest exact alternative. torch, hf and timm build on an
-optimizer: their text names ``optimizer`` and ends with ``# optimizer lr=X``, the learning rate that
-optimizer must be created with. ``from_code(text, framework, lr=...)`` reads a package's own call text
-(``get_cosine_schedule_with_warmup(optimizer, ...)``, ``optax.cosine_decay_schedule(...)``) into a schedule.
+``to_code(s, framework)`` is the call (text) that reproduces ``s`` exactly in the framework, searched in this
+order: the call that built ``s`` when a ``lrcore.compat`` constructor of that framework did (read back, the same
+value); the framework's native constructors (the matchers below: a flat SequentialLR in torch, Linear as a
+polynomial of power 1, timm's unshifted decays, ...); in torch a LambdaLR with the closed form written inline
+(``lrcore._expr``: no lrcore import). With ``steps=N`` a form that agrees on steps 0..N-1 only (read back and
+compared) is written too, with a comment saying so. Otherwise a ValueError names the obstacle (the package quirk),
+the nearest native form with its largest deviation and the steps on which it is exact, and an exact alternative
+that runs as printed (``lrcore._search``). torch, hf and timm text names ``optimizer`` and ends with
+``# optimizer lr=X``, the learning rate that optimizer must be created with; the text assumes the usual imports
+(``torch``, ``transformers``, ``timm``, ``keras``, ``optax``, ``jax.numpy as jnp``, ``math``).
+``from_code(text, framework, lr=...)`` (``lrcore.codeform``) reads a package's own call text into a schedule.
 """
 from __future__ import annotations
 
@@ -78,6 +84,14 @@ def _torch(s, base) -> str:
                           "optimizer's lr: it cannot start from 0 or rise above the lr")
         return _call("torch", "LinearLR", "optimizer", start_factor=s.start / hi, end_factor=s.end / hi,
                      total_iters=s.steps)
+    if isinstance(s, S.PiecewiseConstant) and len(s.boundaries) == 1 and s.values[1] == base > 0 \
+            and 0 <= s.values[0] <= base:  # PyTorch's warm-up by a constant factor
+        return _call("torch", "ConstantLR", "optimizer", factor=s.values[0] / base, total_iters=s.boundaries[0])
+    if isinstance(s, S.PiecewiseConstant) and s.values[0] == base and min(s.values) > 0 and len(set(
+            s.values[k + 1] / s.values[k] for k in range(len(s.boundaries)))) == 1:
+        as_steps = S.MultiStep(base, s.boundaries, s.values[1] / base)
+        if X.deviation(as_steps, s, X.horizon(s))[2] is None:
+            return _call("torch", "MultiStepLR", "optimizer", milestones=list(s.boundaries), gamma=as_steps.gamma)
     if lr is not None and lr != base:
         raise _NoForm(f"{type(s).__name__} starts at the optimizer's lr in PyTorch ({base}), here at {lr}")
     if isinstance(s, S.Step):
@@ -161,6 +175,8 @@ def _natural_base(s) -> float:
         return max(s.start, s.end)
     if isinstance(s, (S.OneCycle,)):
         return s.max_lr
+    if isinstance(s, S.PiecewiseConstant):
+        return max(s.values)
     if isinstance(s, S.Cyclic):
         return s.base_lr
     return float(getattr(s, "lr", 0.0))
@@ -293,12 +309,13 @@ def _timm(s) -> str:
     if isinstance(rest, S.Polynomial) and not rest.cycle and float(rest.decay_steps).is_integer():
         return _call("timm", "PolyLRScheduler", "optimizer", t_initial=int(rest.decay_steps), power=rest.power,
                      lr_min=rest.end, **warm, **({"warmup_prefix": True} if w else {})) + opt
-    if isinstance(rest, S.PiecewiseConstant) and rest.values[0] > 0 and len(set(
+    if isinstance(rest, S.PiecewiseConstant) and min(rest.values) > 0 and len(set(
             rest.values[k + 1] / rest.values[k] for k in range(len(rest.boundaries)))) == 1 and \
-            rest.values[1] / rest.values[0] > 0:  # a geometric step decay: MultiStepLRScheduler
+            len(rest.values) > 1:  # a geometric step decay: MultiStepLRScheduler
         as_steps = S.MultiStep(rest.values[0], rest.boundaries, rest.values[1] / rest.values[0])
-        if X.deviation(as_steps, rest, X.horizon(rest))[2] is None:
-            rest = as_steps
+        if X.deviation(as_steps, rest, X.horizon(rest))[2] is None and not w:
+            rest, peak = as_steps, as_steps.lr
+            opt = f"  # optimizer lr={_lit(peak)}"
     if type(rest) is S.Exponential and rest.staircase and float(rest.decay_steps).is_integer():
         rest = S.Step(rest.lr, int(rest.decay_steps), rest.decay_rate)
     if isinstance(rest, S.Step):

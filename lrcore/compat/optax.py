@@ -16,7 +16,7 @@ Where optax differs from the usual recipe (numbers in reference/DIFFERENCES.md):
 * ``cosine_decay_schedule``'s ``exponent`` raises the cosine factor to a power (an lrcore.Lambda then).
 
 Negative values (optax's own tests use them) are accepted: such a schedule is a ``Signed`` one (positive parts less
-negative parts; lrcore's canonical schedules stay non-negative; its text form is the optax call), except a negative exponential_decay clipped at end_value.
+negative parts; lrcore's canonical schedules stay non-negative; its text form is the optax call).
 Not accepted (optax runs them): negative or fractional ``transition_begin`` and boundaries,
 unsorted ``join_schedules`` boundaries, negative ``power`` (optax gives inf at the end).
 """
@@ -175,8 +175,10 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
         return _negated(exponential_decay(-init, transition_steps, decay_rate, transition_begin, staircase),
                         "exponential_decay", init_value=init, transition_steps=transition_steps, decay_rate=decay_rate,
                         transition_begin=transition_begin, staircase=staircase)
-    init = V.rate(o, "init_value", init_value)  # a negative one clipped at end_value: not reproduced
     steps = V.real(o, "transition_steps", transition_steps)
+    if init < 0 or (end_value is not None and V.real(o, "end_value", end_value) < 0):
+        return _clipped(o, init, steps, V.real(o, "decay_rate", decay_rate, low=0.0), transition_begin,
+                        V.flag(o, "staircase", staircase), V.real(o, "end_value", end_value))
     rate = V.real(o, "decay_rate", decay_rate, low=0.0)
     staircase = V.flag(o, "staircase", staircase)
     if steps <= 0 or rate == 0:
@@ -191,6 +193,22 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
     if rate < 1.0 and end <= 0.0:
         return sched  # a decay to end <= 0 is never clipped
     return S.Sequence([sched, S.Constant(end)], [_crossing(init, rate, steps, begin, staircase, end)])
+
+
+def _clipped(o, init, steps, rate, transition_begin, staircase, end) -> S.Schedule:
+    """exponential_decay with a negative value and end_value, written as optax computes it (a Signed schedule of
+    its positive and negative parts)."""
+    args = dict(init_value=init, transition_steps=steps, decay_rate=rate, transition_begin=transition_begin,
+                staircase=staircase, end_value=end)
+    if steps <= 0 or rate == 0:
+        value = _num(init)
+    else:
+        begin = _num(_begin(o, "transition_begin", transition_begin))
+        p = f"((t - {begin}) / {_num(steps)})"
+        p = f"floor({p})" if staircase else p
+        value = f"({_num(init)} if t - {begin} <= 0.0 else {_num(init)} * {_num(rate)} ** {p})"
+        value = f"{'max' if rate < 1.0 else 'min'}({value}, {_num(end)})"
+    return _signed(S.Lambda(f"max({value}, 0.0)", 1.0), S.Lambda(f"max(-({value}), 0.0)", 1.0), o, **args)
 
 
 def _crossing(init, rate, steps, begin, staircase, end) -> int:
