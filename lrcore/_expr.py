@@ -123,6 +123,22 @@ def _restarts(s, d, x):
     return f"({_n(s.lr)} + {_n(s.floor - s.lr)} * {_sin2(d, f'(1.0 - {r})')})"
 
 
+def _wsd(s, d, x):
+    w, dd, T = s.warmup_steps, s.decay_steps, s.total_steps
+    D = _n(dd)
+    u = d.min(d.max(f"{x} - {_n(T - dd)}", "0.0"), D)
+    q, r = f"({u} / {D})", f"(({D} - {u}) / {D})"
+    if s.cooldown == "linear":
+        cool = f"({_n(s.lr)} * {r} + {_n(s.floor)} * {q})"
+    elif s.cooldown == "cosine":
+        cool = f"({_n(s.floor)} + {_n(s.lr - s.floor)} * {_sin2(d, r)})"
+    else:
+        cool = f"({_n(s.floor)} + {_n(s.lr - s.floor)} * ({r} / (1.0 + {d.f('sqrt', q)})))"
+    W = _n(max(w, 1))
+    warm = f"({_n(s.lr)} * ({d.min(x, W)} / {W}))"
+    return d.where(f"{x} < {_n(w)}", warm, d.where(f"{x} < {_n(T - dd)}", _n(s.lr), cool))
+
+
 def expression(s, dialect: str, x: str = "t") -> str:
     """``s`` at step ``x`` (a float expression) as code in ``dialect`` (module docstring)."""
     d = DIALECTS[dialect]
@@ -159,6 +175,13 @@ def expression(s, dialect: str, x: str = "t") -> str:
         return _lambda(s, d, x)
     if isinstance(s, S.Product):
         return " * ".join([_n(s.scale)] + [f"({expression(c, dialect, x)})" for c in s.schedules])
+    if isinstance(s, S.InverseSqrt):
+        u, w = f"({x} + 1.0)", _n(s.warmup_steps)
+        if not s.warmup_steps:
+            return f"{_n(s.lr)} / {d.f('sqrt', u)}"
+        return f"{_n(s.lr)} * {d.min(f'{u} / {w}', d.f('sqrt', f'{w} / {u}'))}"
+    if isinstance(s, S.WSD):
+        return _wsd(s, d, x)
     if type(s).__name__ == "Signed":  # compat.optax's schedules of negative values: plus - minus
         return f"(({expression(s.plus, dialect, x)}) - ({expression(s.minus, dialect, x)}))"
     if isinstance(s, S.Sequence):
