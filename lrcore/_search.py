@@ -139,9 +139,20 @@ def _cut(s, n):
     return S.Sequence(s.schedules[:keep], s.milestones[:keep - 1]) if keep > 1 else s.schedules[0]
 
 
+def _rewarmed(s):
+    """A linear warmup started from 0 (transformers's), and the schedule without its warmup."""
+    if isinstance(s, S.Sequence) and isinstance(s.schedules[0], S.Linear) and s.schedules[0].steps == s.milestones[0]:
+        w = s.schedules[0]
+        rest = S.Sequence(s.schedules[1:], [m - s.milestones[0] for m in s.milestones[1:]]) \
+            if len(s.schedules) > 2 else s.schedules[1]
+        return [S.Sequence([S.Linear(0.0, w.end, w.steps), *s.schedules[1:]], s.milestones), rest]
+    return []
+
+
 def variants(s, n: int | None):
     out = []
-    for v in (_map(s, _held), _map(s, _restarted), _map(_map(s, _held), _restarted)):
+    for v in (_map(s, _held), _map(s, _restarted), _map(_map(s, _held), _restarted), *_rewarmed(s),
+              *_rewarmed(_map(s, _held))):
         if n is not None:
             v = _cut(v, n)
         if v not in out and v != s:
