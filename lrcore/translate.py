@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 
 from . import _validate as V
 from . import schedules as S
@@ -235,10 +236,40 @@ def _warmup_and(s, start_zero=True):
     return 0, None, s
 
 
+_FORMULAS = {  # the lrcore.Lambda expressions compat.hf / compat.timm write, read back into the package's call
+    ("hf", "get_inverse_sqrt_schedule"): re.compile(r"1\.0 / sqrt\(\(t \+ (?P<timescale>[-+.e\d]+)\) / [-+.e\d]+\)"),
+    ("timm", "StepLRScheduler"): re.compile(r"(?P<lr>[-+.e\d]+) \* (?P<decay_rate>[-+.e\d]+) \*\* "
+                                            r"\(\(t \+ (?P<off>[-+.e\d]+)\) // (?P<decay_t>[-+.e\d]+)\)"),
+}
+
+
+def _formula(s, fw):
+    """The package call whose formula compat wrote as an lrcore.Lambda (matched, rebuilt, the same value)."""
+    from . import compat
+    w, init, rest = _warmup_and(s, start_zero=(fw == "hf"))
+    if not isinstance(rest, S.Lambda) or not isinstance(rest.fn, str):
+        return None
+    for (f, name), pattern in _FORMULAS.items():
+        m = pattern.fullmatch(rest.fn)
+        if f != fw or not m:
+            continue
+        g = {k: float(v) for k, v in m.groupdict().items()}
+        if name == "StepLRScheduler":
+            lr, kw = g["lr"], dict(decay_t=g["decay_t"], decay_rate=g["decay_rate"])
+            kw.update(dict(warmup_t=w, warmup_lr_init=init, warmup_prefix=not g["off"]) if w else {})
+        else:
+            lr, kw = rest.lr, dict(num_warmup_steps=w, timescale=g["timescale"])
+        if getattr(compat, fw).__dict__[name](lr, **kw) == s:
+            return _call(fw, name, "optimizer", **kw) + f"  # optimizer lr={_lit(lr)}"
+    return None
+
+
 def _hf(s) -> str:
     w, _, rest = _warmup_and(s)
     peak = _natural_base(rest)
     opt = f"  # optimizer lr={_lit(peak)}"
+    if _formula(s, "hf"):
+        return _formula(s, "hf")
     if isinstance(rest, S.Constant):
         if w:
             return _call("hf", "get_constant_schedule_with_warmup", "optimizer", num_warmup_steps=w) + opt
@@ -276,6 +307,8 @@ def _timm(s) -> str:
     w, init, rest = _warmup_and(s, start_zero=False)
     peak = _natural_base(rest)
     opt = f"  # optimizer lr={_lit(peak)}"
+    if _formula(s, "timm"):
+        return _formula(s, "timm")
     warm = dict(warmup_t=w, warmup_lr_init=init) if w else {}
     n = 1
     if isinstance(rest, S.Sequence) and len(rest.schedules) == 2 and isinstance(rest.schedules[0], S.CosineRestarts) \

@@ -229,6 +229,13 @@ NATIVE = [  # (lrcore schedule, framework, start of the expected text) -- the ex
     (timm.PolyLRScheduler(0.1, t_initial=100, power=1.0, warmup_t=10), "timm", "timm.scheduler.PolyLRScheduler("),
     (timm.StepLRScheduler(0.1, decay_t=2.4, decay_rate=0.5), "timm", "timm.scheduler.StepLRScheduler("),
     (hf.get_inverse_sqrt_schedule(0.1, 10), "hf", "transformers.get_inverse_sqrt_schedule("),
+    # the same from their text form (no record of the constructor: found by search)
+    (lrcore.parse(str(hf.get_inverse_sqrt_schedule(0.1, 10, timescale=50))), "hf",
+     "transformers.get_inverse_sqrt_schedule("),
+    (lrcore.parse(str(timm.StepLRScheduler(0.1, decay_t=2.4, decay_rate=0.5, warmup_t=3, warmup_lr_init=0.01,
+                                           warmup_prefix=False))), "timm", "timm.scheduler.StepLRScheduler("),
+    (lrcore.parse(str(timm.PolyLRScheduler(0.1, t_initial=100, power=2.0, warmup_t=10, lr_min=0.001))), "timm",
+     "timm.scheduler.PolyLRScheduler("),
 ]
 
 
