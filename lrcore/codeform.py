@@ -104,6 +104,11 @@ class _Reader(ast.NodeTransformer):
             raise ValueError(f"from_code: a lambda of one argument (the step) is expected, got {ast.unparse(node)}")
         return ast.Constant(ast.unparse(_Lambda(a.args[0].arg).visit(node.body)))
 
+    def visit_Attribute(self, node):
+        if ast.unparse(node.value).rpartition(".")[2] == "SchedulerType":  # transformers's enum: its value
+            return ast.Constant(node.attr.lower())
+        return self.generic_visit(node)
+
     def visit_Dict(self, node):
         self.generic_visit(node)
         return ast.List([ast.List([k, v], ast.Load()) for k, v in zip(node.keys, node.values)], ast.Load())

@@ -153,6 +153,8 @@ ISSUE_EXAMPLES = [
     ("get_linear_schedule_with_warmup(optimizer, 500, 10000)", "hf",
      hf.get_linear_schedule_with_warmup(0.1, num_warmup_steps=500, num_training_steps=10000)),
     ("get_scheduler('linear', optimizer, 0, 345)", "hf", hf.get_scheduler("linear", 0.1, 0, 345)),
+    ("get_scheduler(SchedulerType.COSINE, optimizer=opt, num_warmup_steps=10, num_training_steps=100)", "hf",
+     hf.get_scheduler("cosine", 0.1, 10, 100)),
     ("CosineLRScheduler(optimizer, 300)", "timm", timm.CosineLRScheduler(0.1, t_initial=300)),
     ("MultiStepLR(optimizer, [30, 80], 0.1)", "torch", T.MultiStepLR(0.1, milestones=[30, 80], gamma=0.1)),
     ("torch.optim.lr_scheduler.StepLR(optimizer=opt, step_size=30, last_epoch=-1)", "torch", T.StepLR(0.1, 30)),
