@@ -809,20 +809,37 @@ def plot_cmd(schedules, steps, out, peak, log):
 @click.argument("text")
 @click.option("--to", "target", required=True, type=click.Choice(["torch", "keras", "hf", "timm", "optax"]),
               help="The framework to write the schedule in.")
-@click.option("--from", "source", default="lrcore", show_default=True,
-              type=click.Choice(["lrcore", "torch", "keras", "hf", "timm", "optax"]),
-              help="What TEXT is: lrcore's text form, or a package's own constructor call.")
-@click.option("--lr", default=None, type=float, help="The optimizer's learning rate (--from torch, hf, timm).")
-def translate(text, target, source, lr):
+@click.option("--from", "source", default=None, type=click.Choice(["lrcore", "torch", "keras", "hf", "timm", "optax"]),
+              help="What TEXT is: lrcore's text form, or a package's own constructor call (default: the framework "
+                   "whose constructor TEXT names).")
+@click.option("--lr", default=None, type=float,
+              help="The optimizer's learning rate, for torch, hf and timm code (not needed where the constructor "
+                   "sets it: OneCycleLR's max_lr, CyclicLR's base_lr).")
+@click.option("--steps", default=None, type=click.IntRange(min=1),
+              help="Exact on steps 0..N-1 only (the text says so); without it, exact on every step or refused.")
+def translate(text, target, source, lr, steps):
     """Print the constructor call that reproduces a schedule exactly in another framework, e.g.
     lrbench translate "get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=100,
-    num_training_steps=1000)" --from hf --lr 3e-4 --to optax."""
+    num_training_steps=1000)" --lr 3e-4 --to optax --steps 1000."""
     import lrcore
+    from lrcore.codeform import MissingLR, guess_framework, unknown_hint
     try:
+        if source is None:
+            source = guess_framework(text)
+            if source is None:
+                raise ValueError(f"translate: {unknown_hint(text)}")
+            if source != "lrcore":
+                click.echo(f"(reading TEXT as {source} code: --from {source})", err=True)
         schedule = lrcore.parse(text) if source == "lrcore" else lrcore.from_code(text, source, lr=lr)
-        click.echo(lrcore.to_code(schedule, target))
+        click.echo(lrcore.to_code(schedule, target, steps=steps))
+    except MissingLR as e:
+        raise click.ClickException(f"--lr is required: {str(e).partition(': ')[2].partition(':')[0]}: give the "
+                                   "optimizer's learning rate, e.g. --lr 0.1") from None
     except (ValueError, TypeError) as e:
-        raise click.ClickException(str(e)) from None
+        message = str(e)
+        if source == "lrcore" and message.startswith("unknown schedule"):
+            message = f"translate: {unknown_hint(text)}"
+        raise click.ClickException(message) from None
 
 
 @main.command("cross-check")

@@ -85,7 +85,11 @@ def _value_text(v) -> str:
 
 
 def to_text(s: Schedule) -> str:
-    """Constructor syntax: ``Name(param=value, ...)`` with the non-default parameters."""
+    """Constructor syntax: ``Name(param=value, ...)`` with the non-default parameters (a schedule with a
+    ``_call`` method, such as compat.optax's signed ones, writes the call that builds it)."""
+    if hasattr(s, "_call"):
+        name, arguments = s._call()
+        return f"{name}(" + ", ".join(f"{k}={_value_text(v)}" for k, v in arguments) + ")"
     return f"{type(s).__name__}(" + ", ".join(f"{k}={_value_text(v)}" for k, v in _fields(s)) + ")"
 
 
@@ -102,4 +106,7 @@ def _value_dict(v, where: str):
 
 def to_dict(s: Schedule) -> dict:
     """``{"type": Name, param: value, ...}`` with the non-default parameters, nested schedules as dicts."""
+    if hasattr(s, "_call"):
+        name, arguments = s._call()
+        return {"type": name, **{k: _value_dict(v, name) for k, v in arguments}}
     return {"type": type(s).__name__, **{k: _value_dict(v, type(s).__name__) for k, v in _fields(s)}}

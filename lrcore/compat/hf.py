@@ -288,3 +288,8 @@ def get_reduce_on_plateau_schedule(lr: float, **kwargs):
     min_lr, eps); ``step([metric])`` gives the new lr."""
     from ..reactive import Plateau
     return Plateau(1, _lr("get_reduce_on_plateau_schedule", lr), semantics="torch", **kwargs)
+
+
+from ._origin import record  # noqa: E402
+
+record("hf", globals())

@@ -111,3 +111,8 @@ def CosineDecayRestarts(initial_learning_rate: float, first_decay_steps: float, 
     return S.CosineRestarts(initial, _positive(o, "first_decay_steps", first_decay_steps),
                             t_mul=V.real(o, "t_mul", t_mul, low=1.0), m_mul=V.real(o, "m_mul", m_mul, low=0.0),
                             floor=alpha * initial)
+
+
+from ._origin import record  # noqa: E402
+
+record("keras", globals())

@@ -15,18 +15,23 @@ Where optax differs from the usual recipe (numbers in reference/DIFFERENCES.md):
   of the scales, reaching each value at its boundary;
 * ``cosine_decay_schedule``'s ``exponent`` raises the cosine factor to a power (an lrcore.Lambda then).
 
-Not accepted (optax runs them): negative rates, negative or fractional ``transition_begin`` and boundaries,
+Negative values (optax's own tests use them) are accepted: such a schedule is a ``Signed`` one (positive parts less
+negative parts; lrcore's canonical schedules stay non-negative; its text form is the optax call).
+Not accepted (optax runs them): negative or fractional ``transition_begin`` and boundaries,
 unsorted ``join_schedules`` boundaries, negative ``power`` (optax gives inf at the end).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
 from .. import _validate as V
 from .. import schedules as S
-from ..base import check_schedule
+from ..base import Schedule, check_schedule
+from ..kernels import formulas as F
+from ..program import Leaf
 
 __all__ = ["constant_schedule", "polynomial_schedule", "linear_schedule", "piecewise_constant_schedule",
            "exponential_decay", "cosine_decay_schedule", "piecewise_interpolate_schedule", "linear_onecycle_schedule",
@@ -49,9 +54,47 @@ def _after(begin, first, then):
     return S.Sequence([first, then], [begin]) if begin else then
 
 
+@dataclasses.dataclass(frozen=True, repr=False)
+class Signed(Schedule):
+    """plus(t) - minus(t), both non-negative schedules: an optax schedule that takes negative values (lrcore's
+    canonical schedules stay non-negative). Its text and dict forms are the optax call that built it."""
+    plus: Schedule
+    minus: Schedule
+    call: str
+    arguments: tuple
+
+    def _numpy(self, t):
+        return self.plus._numpy(t) - self.minus._numpy(t)
+
+    def _leaves(self):
+        return [Leaf(F.TABLE, (), table=self._numpy)]
+
+    def _call(self):
+        return f"optax.{self.call}", self.arguments
+
+    __repr__ = __str__ = Schedule.__str__
+
+
+def _signed(plus, minus, call, **arguments) -> Signed:
+    """optax's schedules are linear in their values: one with negative values is the schedule of the positive
+    parts less the schedule of the negative parts."""
+    def frozen(v):
+        if isinstance(v, dict):
+            v = list(v.items())
+        return tuple(frozen(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+    pairs = tuple((k, frozen(v)) for k, v in arguments.items())
+    return Signed(plus, minus, call, pairs)
+
+
+def _negated(s, call, **arguments) -> Signed:
+    return _signed(S.Constant(0.0), s, call, **arguments)
+
+
 def constant_schedule(value: float) -> S.Schedule:
     """value."""
-    return S.Constant(V.rate("constant_schedule", "value", value))
+    v = V.real("constant_schedule", "value", value)
+    return S.Constant(v) if v >= 0 else _negated(S.Constant(-v), "constant_schedule", value=v)
 
 
 def polynomial_schedule(init_value: float, end_value: float, power: float, transition_steps: int,
@@ -59,8 +102,13 @@ def polynomial_schedule(init_value: float, end_value: float, power: float, trans
     """(init - end)(1 - c / transition_steps) ** power + end, c = clip(t - transition_begin, 0, transition_steps);
     init_value when transition_steps <= 0."""
     o = "polynomial_schedule"
-    init, end = V.rate(o, "init_value", init_value), V.rate(o, "end_value", end_value)
+    init, end = V.real(o, "init_value", init_value), V.real(o, "end_value", end_value)
     power = V.real(o, "power", power, low=0.0)
+    if init < 0 or end < 0:  # (init - end) g + end = init g + end (1 - g): the positive parts less the negative
+        return _signed(polynomial_schedule(max(init, 0.0), max(end, 0.0), power, transition_steps, transition_begin),
+                       polynomial_schedule(max(-init, 0.0), max(-end, 0.0), power, transition_steps, transition_begin),
+                       "polynomial_schedule", init_value=init, end_value=end, power=power,
+                       transition_steps=transition_steps, transition_begin=transition_begin)
     steps = V.real(o, "transition_steps", transition_steps)
     if steps <= 0:
         return S.Constant(init)
@@ -71,8 +119,14 @@ def polynomial_schedule(init_value: float, end_value: float, power: float, trans
 
 def linear_schedule(init_value: float, end_value: float, transition_steps: int,
                     transition_begin: int = 0) -> S.Schedule:
-    """polynomial_schedule with power 1."""
-    return polynomial_schedule(init_value, end_value, 1, transition_steps, transition_begin)
+    """polynomial_schedule with power 1: an lrcore Linear (a whole number of steps), so that it translates as
+    the linear ramp it is (Keras CosineDecay's warmup, transformers's warmups, timm's warmup_t)."""
+    s = polynomial_schedule(init_value, end_value, 1, transition_steps, transition_begin)
+    p = s.schedules[-1] if isinstance(s, S.Sequence) else s
+    if isinstance(p, S.Polynomial) and float(p.decay_steps).is_integer():
+        line = S.Linear(p.lr, p.end, int(p.decay_steps))
+        return S.Sequence([s.schedules[0], line], s.milestones) if isinstance(s, S.Sequence) else line
+    return s
 
 
 def _pairs(o, boundaries_and_scales):
@@ -93,7 +147,10 @@ def _pairs(o, boundaries_and_scales):
 def piecewise_constant_schedule(init_value: float, boundaries_and_scales=None) -> S.Schedule:
     """init_value times every scale whose boundary is <= t."""
     o = "piecewise_constant_schedule"
-    v = V.rate(o, "init_value", init_value)
+    v = V.real(o, "init_value", init_value)
+    if v < 0:
+        return _negated(piecewise_constant_schedule(-v, boundaries_and_scales), "piecewise_constant_schedule",
+                        init_value=v, boundaries_and_scales=boundaries_and_scales)
     starts, values = [], [v]
     for b, s in _pairs(o, boundaries_and_scales):
         v = v * s  # optax: v * indicator + (1 - indicator) * scale * v, at t >= b
@@ -113,8 +170,15 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
     """init_value until transition_begin, then init * decay_rate ** ((t - begin) / transition_steps) (floored if
     staircase), clipped at end_value (max when decay_rate < 1, else min)."""
     o = "exponential_decay"
-    init = V.rate(o, "init_value", init_value)
+    init = V.real(o, "init_value", init_value)
+    if init < 0 and end_value is None:
+        return _negated(exponential_decay(-init, transition_steps, decay_rate, transition_begin, staircase),
+                        "exponential_decay", init_value=init, transition_steps=transition_steps, decay_rate=decay_rate,
+                        transition_begin=transition_begin, staircase=staircase)
     steps = V.real(o, "transition_steps", transition_steps)
+    if init < 0 or (end_value is not None and V.real(o, "end_value", end_value) < 0):
+        return _clipped(o, init, steps, V.real(o, "decay_rate", decay_rate, low=0.0), transition_begin,
+                        V.flag(o, "staircase", staircase), V.real(o, "end_value", end_value))
     rate = V.real(o, "decay_rate", decay_rate, low=0.0)
     staircase = V.flag(o, "staircase", staircase)
     if steps <= 0 or rate == 0:
@@ -129,6 +193,22 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
     if rate < 1.0 and end <= 0.0:
         return sched  # a decay to end <= 0 is never clipped
     return S.Sequence([sched, S.Constant(end)], [_crossing(init, rate, steps, begin, staircase, end)])
+
+
+def _clipped(o, init, steps, rate, transition_begin, staircase, end) -> S.Schedule:
+    """exponential_decay with a negative value and end_value, written as optax computes it (a Signed schedule of
+    its positive and negative parts)."""
+    args = dict(init_value=init, transition_steps=steps, decay_rate=rate, transition_begin=transition_begin,
+                staircase=staircase, end_value=end)
+    if steps <= 0 or rate == 0:
+        value = _num(init)
+    else:
+        begin = _num(_begin(o, "transition_begin", transition_begin))
+        p = f"((t - {begin}) / {_num(steps)})"
+        p = f"floor({p})" if staircase else p
+        value = f"({_num(init)} if t - {begin} <= 0.0 else {_num(init)} * {_num(rate)} ** {p})"
+        value = f"{'max' if rate < 1.0 else 'min'}({value}, {_num(end)})"
+    return _signed(S.Lambda(f"max({value}, 0.0)", 1.0), S.Lambda(f"max(-({value}), 0.0)", 1.0), o, **args)
 
 
 def _crossing(init, rate, steps, begin, staircase, end) -> int:
@@ -153,15 +233,21 @@ def cosine_decay_schedule(init_value: float, decay_steps: int, alpha: float = 0.
                           exponent: float = 1.0) -> S.Schedule:
     """init * ((1 - alpha) c ** exponent + alpha), c = (1 + cos(pi min(t, D) / D)) / 2."""
     o = "cosine_decay_schedule"
-    init = V.rate(o, "init_value", init_value)
+    init = V.real(o, "init_value", init_value)
     if not V.real(o, "decay_steps", decay_steps) > 0:
         raise ValueError(f"{o}: decay_steps must be > 0, got {decay_steps!r}")
     D = V.duration(o, "decay_steps", decay_steps)
-    alpha, exponent = V.real(o, "alpha", alpha, low=0.0), V.real(o, "exponent", exponent, low=0.0)
-    if exponent == 1.0:
+    alpha, exponent = V.real(o, "alpha", alpha), V.real(o, "exponent", exponent, low=0.0)
+    if exponent == 1.0 and init >= 0 and alpha >= 0:
         return S.Cosine(init, D, floor=alpha * init)
     c = f"(0.5 * (1.0 + cos(pi * min(t, {_num(D)}) / {_num(D)})))"
-    return S.Lambda(f"(1.0 - {_num(alpha)}) * {c} ** {_num(exponent)} + {_num(alpha)}", init)
+    if init >= 0 and alpha >= 0:
+        return S.Lambda(f"(1.0 - {_num(alpha)}) * {c} ** {_num(exponent)} + {_num(alpha)}", init)
+    # init (1 - alpha) c**e + init alpha: the positive terms less the negative ones
+    a, b = init * (1.0 - alpha), init * alpha
+    plus = S.Lambda(f"{_num(max(a, 0.0))} * {c} ** {_num(exponent)} + {_num(max(b, 0.0))}", 1.0)
+    minus = S.Lambda(f"{_num(max(-a, 0.0))} * {c} ** {_num(exponent)} + {_num(max(-b, 0.0))}", 1.0)
+    return _signed(plus, minus, o, init_value=init, decay_steps=decay_steps, alpha=alpha, exponent=exponent)
 
 
 def piecewise_interpolate_schedule(interpolate_type: str, init_value: float, boundaries_and_scales=None) -> S.Schedule:
@@ -170,7 +256,10 @@ def piecewise_interpolate_schedule(interpolate_type: str, init_value: float, bou
     o = "piecewise_interpolate_schedule"
     if interpolate_type not in ("linear", "cosine"):
         raise ValueError(f"{o}: interpolate_type must be either 'cosine' or 'linear', got {interpolate_type!r}")
-    init = V.rate(o, "init_value", init_value)
+    init = V.real(o, "init_value", init_value)
+    if init < 0:
+        return _negated(piecewise_interpolate_schedule(interpolate_type, -init, boundaries_and_scales), o,
+                        interpolate_type=interpolate_type, init_value=init, boundaries_and_scales=boundaries_and_scales)
     pairs = _pairs(o, boundaries_and_scales)
     bounds = [0] + [V.integer(o, "boundaries_and_scales boundary", b, low=0) for b, _ in pairs]
     values = list(np.cumprod([init] + [s for _, s in pairs]))
@@ -185,7 +274,7 @@ def piecewise_interpolate_schedule(interpolate_type: str, init_value: float, bou
 
 
 def _factors(o, peak_value, div_factor, final_div_factor):
-    return (V.rate(o, "peak_value", peak_value), V.real(o, "div_factor", div_factor, low=0.0, low_open=True),
+    return (V.real(o, "peak_value", peak_value), V.real(o, "div_factor", div_factor, low=0.0, low_open=True),
             V.real(o, "final_div_factor", final_div_factor, low=0.0, low_open=True))
 
 
@@ -236,8 +325,8 @@ def warmup_cosine_decay_schedule(init_value: float, peak_value: float, warmup_st
                                  end_value: float = 0.0, exponent: float = 1.0) -> S.Schedule:
     """Linear init -> peak over warmup_steps, then a cosine peak -> end_value over decay_steps - warmup_steps."""
     o = "warmup_cosine_decay_schedule"
-    peak = V.rate(o, "peak_value", peak_value)
-    alpha = 0.0 if peak == 0.0 else V.rate(o, "end_value", end_value) / peak
+    peak = V.real(o, "peak_value", peak_value)
+    alpha = 0.0 if peak == 0.0 else V.real(o, "end_value", end_value) / peak
     w = V.integer(o, "warmup_steps", warmup_steps, low=0)
     if not V.real(o, "decay_steps", decay_steps) - w > 0:
         raise ValueError(f"{o}: decay_steps must be > warmup_steps (the cosine lasts decay_steps - warmup_steps "
@@ -261,6 +350,8 @@ def sgdr_schedule(cosine_kwargs) -> S.Schedule:
     o = "sgdr_schedule"
     schedules, boundaries, step = [], [], 0
     for i, kwargs in enumerate(V.sequence(o, "cosine_kwargs", cosine_kwargs)):
+        if isinstance(kwargs, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in kwargs):
+            kwargs = dict(kwargs)  # [name, value] pairs: the text form of a dict
         if not isinstance(kwargs, dict):
             raise TypeError(f"{o}: cosine_kwargs[{i}] must be a dict of warmup_cosine_decay_schedule arguments, "
                             f"got {kwargs!r}")
@@ -270,3 +361,8 @@ def sgdr_schedule(cosine_kwargs) -> S.Schedule:
     if not schedules:
         raise ValueError(f"{o}: cosine_kwargs must not be empty")
     return join_schedules(schedules, boundaries[:-1])
+
+
+from ._origin import record  # noqa: E402
+
+record("optax", globals())

@@ -147,9 +147,14 @@ def PolyLRScheduler(lr: float, t_initial: int, power: float = 0.5, lr_min: float
     k, p = V.real(o, "k_decay", k_decay), V.real(o, "power", power, low=0.0)
 
     def canonical(off):
-        if M != 1.0 or k != 1.0 or off or L > 1:
+        if M != 1.0 or k != 1.0 or L > 1:
             return None
-        return S.Constant(lr_min) if L <= 0 else S.Polynomial(lr, T, end=lr_min, power=p)
+        if L <= 0 or off >= T:
+            return S.Constant(lr_min)
+        # without warmup_prefix the cycle is off steps in: (1 - (u + off) / T) ** p = (1 - u / (T - off)) ** p
+        # * ((T - off) / T) ** p, a polynomial from a lower start over the T - off steps left
+        start = lr if not off else lr_min + (lr - lr_min) * ((T - off) / T) ** p
+        return S.Polynomial(start, T - off, end=lr_min, power=p)
 
     def shape(peak, low, t_curr, t_i):
         return f"{low} + ({peak} - {low}) * (1.0 - {t_curr} ** {_num(k)} / {t_i} ** {_num(k)}) ** {_num(p)}"
@@ -294,3 +299,8 @@ class PlateauLRScheduler:
             self.plateau.lr = np.full(self.plateau.M, self.warmup_lr_init + epoch * self.step_size)
             return self.plateau.lr.copy()
         return self.plateau.step(metrics)
+
+
+from ._origin import record  # noqa: E402
+
+record("timm", globals())

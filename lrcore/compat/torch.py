@@ -58,30 +58,39 @@ __all__ = ["StepLR", "MultiStepLR", "ConstantLR", "LinearLR", "ExponentialLR", "
            "ChainedScheduler", "LambdaLR", "MultiplicativeLR"]
 
 
+def _epoch(owner: str, last_epoch) -> str:
+    """PyTorch's ``last_epoch``: -1 (a fresh scheduler) is its default; another value resumes a run and needs
+    ``initial_lr`` in the optimizer's param groups, which lrcore does not model."""
+    if isinstance(last_epoch, bool) or last_epoch != -1:
+        raise ValueError(f"{owner}: last_epoch must be -1 (a fresh scheduler; another value resumes a run from the "
+                         f"optimizer's state), got {last_epoch!r}")
+    return owner
+
+
 def _lr(owner: str, lr) -> float:
     if lr is None:
         raise TypeError(f"{owner}: lr (the optimizer's initial learning rate) is required")
     return V.rate(owner, "lr", lr)
 
 
-def StepLR(lr: float, step_size: int, gamma: float = 0.1) -> S.Schedule:
+def StepLR(lr: float, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> S.Schedule:
     """lr * gamma ** (t // step_size)."""
-    o = "StepLR"
+    o = _epoch("StepLR", last_epoch)
     return S.Step(_lr(o, lr), V.integer(o, "step_size", step_size, low=1), V.real(o, "gamma", gamma, low=0.0))
 
 
-def MultiStepLR(lr: float, milestones, gamma: float = 0.1) -> S.Schedule:
+def MultiStepLR(lr: float, milestones, gamma: float = 0.1, last_epoch: int = -1) -> S.Schedule:
     """lr * gamma ** (number of milestones <= t), repeats counted."""
-    o = "MultiStepLR"
+    o = _epoch("MultiStepLR", last_epoch)
     ms = [V.real(o, f"milestones[{i}]", m) for i, m in enumerate(V.sequence(o, "milestones", milestones))]
     # PyTorch multiplies when the step equals a milestone: a negative or fractional one is never reached
     ms = sorted(V.integer(o, "milestones", m, low=0) for m in ms if m >= 0 and float(m).is_integer())
     return S.MultiStep(_lr(o, lr), ms, V.real(o, "gamma", gamma, low=0.0))
 
 
-def ConstantLR(lr: float, factor: float = 1.0 / 3, total_iters: int = 5) -> S.Schedule:
+def ConstantLR(lr: float, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1) -> S.Schedule:
     """lr * factor for t < total_iters, then lr."""
-    o = "ConstantLR"
+    o = _epoch("ConstantLR", last_epoch)
     lr, factor = _lr(o, lr), V.real(o, "factor", factor, low=0.0, high=1.0)
     total_iters = V.integer(o, "total_iters", total_iters, low=-MAX_STEP)
     if total_iters <= 0:  # PyTorch checks no sign: a negative total_iters is never reached, as 0
@@ -89,9 +98,10 @@ def ConstantLR(lr: float, factor: float = 1.0 / 3, total_iters: int = 5) -> S.Sc
     return S.PiecewiseConstant([total_iters], [lr * factor, lr])
 
 
-def LinearLR(lr: float, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5) -> S.Schedule:
+def LinearLR(lr: float, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5,
+             last_epoch: int = -1) -> S.Schedule:
     """lr * (start_factor + (end_factor - start_factor) * min(t, total_iters) / total_iters)."""
-    o = "LinearLR"
+    o = _epoch("LinearLR", last_epoch)
     lr = _lr(o, lr)
     start_factor = V.real(o, "start_factor", start_factor, low=0.0, low_open=True, high=1.0)
     end_factor = V.real(o, "end_factor", end_factor, low=0.0, high=1.0)
@@ -101,14 +111,15 @@ def LinearLR(lr: float, start_factor: float = 1.0 / 3, end_factor: float = 1.0, 
     return S.Linear(lr * start_factor, lr * end_factor, total_iters)
 
 
-def ExponentialLR(lr: float, gamma: float) -> S.Schedule:
+def ExponentialLR(lr: float, gamma: float, last_epoch: int = -1) -> S.Schedule:
     """lr * gamma ** t."""
+    _epoch("ExponentialLR", last_epoch)
     return S.Exponential(_lr("ExponentialLR", lr), V.real("ExponentialLR", "gamma", gamma, low=0.0), 1)
 
 
-def PolynomialLR(lr: float, total_iters: int = 5, power: float = 1.0) -> S.Schedule:
+def PolynomialLR(lr: float, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1) -> S.Schedule:
     """lr * (1 - min(t, total_iters) / total_iters) ** power."""
-    o = "PolynomialLR"
+    o = _epoch("PolynomialLR", last_epoch)
     lr, power = _lr(o, lr), V.real(o, "power", power, low=0.0)
     total_iters = V.integer(o, "total_iters", total_iters, low=-MAX_STEP)
     if total_iters <= 0:  # PyTorch checks no sign: a negative total_iters is never reached, as 0
@@ -116,9 +127,9 @@ def PolynomialLR(lr: float, total_iters: int = 5, power: float = 1.0) -> S.Sched
     return S.Polynomial(lr, total_iters, end=0.0, power=power)
 
 
-def CosineAnnealingLR(lr: float, T_max: int, eta_min: float = 0.0) -> S.Schedule:
+def CosineAnnealingLR(lr: float, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> S.Schedule:
     """eta_min + (lr - eta_min) * (1 + cos(pi * t / T_max)) / 2 for every t (rises again past T_max)."""
-    o = "CosineAnnealingLR"
+    o = _epoch("CosineAnnealingLR", last_epoch)
     # PyTorch takes a fractional T_max too (its recursive form is the closed form, period 2 T_max)
     whole = isinstance(T_max, numbers.Real) and not isinstance(T_max, bool) and math.isfinite(T_max) \
         and float(T_max).is_integer()
@@ -131,9 +142,10 @@ def CosineAnnealingLR(lr: float, T_max: int, eta_min: float = 0.0) -> S.Schedule
     return S.Chain([cosine], cosine.lr)
 
 
-def CosineAnnealingWarmRestarts(lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0) -> S.Schedule:
+def CosineAnnealingWarmRestarts(lr: float, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
+                                last_epoch: int = -1) -> S.Schedule:
     """SGDR: cycles of T_0 * T_mult**i steps, each a cosine from lr to eta_min."""
-    o = "CosineAnnealingWarmRestarts"
+    o = _epoch("CosineAnnealingWarmRestarts", last_epoch)
     return S.CosineRestarts(_lr(o, lr), V.integer(o, "T_0", T_0, low=1), t_mul=float(V.integer(o, "T_mult", T_mult, low=1)),
                             floor=V.rate(o, "eta_min", eta_min))
 
@@ -141,9 +153,9 @@ def CosineAnnealingWarmRestarts(lr: float, T_0: int, T_mult: int = 1, eta_min: f
 def CyclicLR(base_lr: float, max_lr: float, step_size_up: int = 2000, step_size_down: int | None = None,
              mode: str = "triangular", gamma: float = 1.0, scale_fn=None, scale_mode: str = "cycle",
              cycle_momentum: bool = True, base_momentum: float = 0.8, max_momentum: float = 0.9,
-             lr: float | None = None) -> S.Schedule:
+             last_epoch: int = -1, lr: float | None = None) -> S.Schedule:
     """Cyclical learning rate (``lr`` is ignored: PyTorch sets the optimizer's lr to base_lr)."""
-    o = "CyclicLR"
+    o = _epoch("CyclicLR", last_epoch)
     V.choice(o, "scale_mode", scale_mode, ("cycle", "iterations"))
     if scale_fn is not None:  # PyTorch ignores mode then, and honours scale_mode
         mode = mode if mode in ("triangular", "triangular2", "exp_range") else "triangular"
@@ -164,9 +176,9 @@ def OneCycleLR(max_lr: float, total_steps: int | None = None, epochs: int | None
                steps_per_epoch: int | None = None, pct_start: float = 0.3, anneal_strategy: str = "cos",
                cycle_momentum: bool = True, base_momentum: float = 0.85, max_momentum: float = 0.95,
                div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False,
-               lr: float | None = None) -> S.Schedule:
+               last_epoch: int = -1, lr: float | None = None) -> S.Schedule:
     """One-cycle policy (``lr`` is ignored: PyTorch starts from max_lr / div_factor)."""
-    o = "OneCycleLR"
+    o = _epoch("OneCycleLR", last_epoch)
     if total_steps is None:
         if epochs is None or steps_per_epoch is None:
             raise ValueError(f"{o}: give total_steps, or both epochs and steps_per_epoch")
@@ -178,9 +190,9 @@ def OneCycleLR(max_lr: float, total_steps: int | None = None, epochs: int | None
                       cycle_momentum=cycle_momentum, base_momentum=base_momentum, max_momentum=max_momentum)
 
 
-def SequentialLR(schedulers, milestones, lr: float | None = None) -> S.Schedule:
+def SequentialLR(schedulers, milestones, last_epoch: int = -1, lr: float | None = None) -> S.Schedule:
     """schedulers[j] from milestone j-1 on, restarted at its own step 0."""
-    o = "SequentialLR"
+    o = _epoch("SequentialLR", last_epoch)
     schedulers = V.sequence(o, "schedulers", schedulers)
     milestones = V.sequence(o, "milestones", milestones)
     if len(milestones) != len(schedulers) - 1:
@@ -307,11 +319,18 @@ def _built_in_order(schedulers, lr):
     return [shared(s) for s, _ in built], tuple(b for _, b in built)
 
 
-def LambdaLR(lr: float, lr_lambda) -> S.Schedule:
+def LambdaLR(lr: float, lr_lambda, last_epoch: int = -1) -> S.Schedule:
     """lr * lr_lambda(t) (a callable, or an expression string in t)."""
+    _epoch("LambdaLR", last_epoch)
     return S.Lambda(lr_lambda, _lr("LambdaLR", lr))
 
 
-def MultiplicativeLR(lr: float, lr_lambda) -> S.Schedule:
+def MultiplicativeLR(lr: float, lr_lambda, last_epoch: int = -1) -> S.Schedule:
     """lr * prod_{k=1..t} lr_lambda(k)."""
+    _epoch("MultiplicativeLR", last_epoch)
     return S.Multiplicative(lr_lambda, _lr("MultiplicativeLR", lr))
+
+
+from ._origin import record  # noqa: E402
+
+record("torch", globals())
