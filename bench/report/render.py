@@ -6,10 +6,8 @@ docs/BENCH.md, "bench/report/render.py".
 """
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
-import html
 import math
 from pathlib import Path
 
@@ -23,7 +21,9 @@ from . import plots as RP
 from . import stats as RS
 from . import tuning as RT
 from . import verdicts as RV
+from .page import Table, frame_table, num, pct, read_csv, to_html, to_markdown
 from .stats import ReportError
+from .tuning_section import tuning_intro, tuning_section
 
 __all__ = ["write_report", "write_verdicts", "answer_line", "build_report", "ReportError"]
 
@@ -33,65 +33,17 @@ CUDA_SEQUENTIAL_NOTE = ("On CUDA the sequential baseline calls loss.item() every
                         "of the 'x sequential' ratio there is that sync, not batching.")
 
 
-# ------------------------------------------------------------------------------------------- formatting
-
-def _num(v, fmt: str = ".3g", missing: str = "n/a") -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if math.isnan(f):
-        return missing
-    if math.isinf(f):
-        return "never" if f > 0 else "-inf"
-    return format(f, fmt)
-
-
-def _pct(v, digits: int = 2) -> str:
-    return _num(100 * float(v), f".{digits}f") if v is not None and np.isfinite(float(v)) else "n/a"
-
-
-class Table:
-    """A table of strings, rendered to HTML (escaped) and to Markdown (escaped, pipes quoted)."""
-
-    def __init__(self, id: str, title: str, columns: list[str], rows: list[list[str]], note: str = ""):
-        self.id, self.title, self.columns, self.rows, self.note = id, title, columns, rows, note
-
-    def html(self) -> str:
-        e = html.escape
-        head = "".join(f"<th>{e(c)}</th>" for c in self.columns)
-        body = "\n".join("<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in r) + "</tr>" for r in self.rows)
-        note = f'<p class="note">{e(self.note)}</p>' if self.note else ""
-        return (f'<h3>{e(self.title)}</h3>\n<table id="{e(self.id)}">\n<thead><tr>{head}</tr></thead>\n'
-                f"<tbody>\n{body}\n</tbody>\n</table>\n{note}")
-
-    def md(self) -> str:
-        def cell(x):
-            return _md(str(x)).replace("\n", " ")
-        lines = [f"### {_md(self.title)}", "", "| " + " | ".join(cell(c) for c in self.columns) + " |",
-                 "|" + "|".join("---" for _ in self.columns) + "|"]
-        lines += ["| " + " | ".join(cell(x) for x in r) + " |" for r in self.rows]
-        if self.note:
-            lines += ["", _md(self.note)]
-        return "\n".join(lines) + "\n"
-
-
-def _md(text: str) -> str:
-    """Markdown-safe text: HTML special characters escaped (Markdown renders inline HTML), pipes quoted."""
-    return html.escape(str(text), quote=False).replace("|", "\\|")
-
-
 # ------------------------------------------------------------------------------------------------ tables
 
 def _config_table(table: pd.DataFrame, single_seed: bool, target: float, run: RS.Run) -> Table:
     timed = bool(RS.step_costs(run))
     rows = []
     for r in table.itertuples():
-        ci = "n/a (1 seed)" if r.seeds < 2 else f"[{_pct(r.ci_low)}, {_pct(r.ci_high)}]"
-        ett = "never" if not r.reached else _num(r.epochs_to_target, "g")
-        ttt = "never" if not r.reached else _num(r.time_to_target_s, ".3g") + " s"
-        rows.append([r.optimizer, r.schedule, _num(r.peak_lr, ".3g"), r.seeds, _pct(r.test_acc), ci,
-                     _pct(r.best_val_acc), _num(r.best_epoch, ".0f"), ett] + ([ttt] if timed else [])
+        ci = "n/a (1 seed)" if r.seeds < 2 else f"[{pct(r.ci_low)}, {pct(r.ci_high)}]"
+        ett = "never" if not r.reached else num(r.epochs_to_target, "g")
+        ttt = "never" if not r.reached else num(r.time_to_target_s, ".3g") + " s"
+        rows.append([r.optimizer, r.schedule, num(r.peak_lr, ".3g"), r.seeds, pct(r.test_acc), ci,
+                     pct(r.best_val_acc), num(r.best_epoch, ".0f"), ett] + ([ttt] if timed else [])
                     + [f"{r.reached}/{r.seeds}", f"{r.diverged}/{r.seeds}"])
     note = ("Test accuracy of the final weights, in %. 95% interval: Student t over seeds, clipped to [0, 100]"
             + (" (one seed: no interval)." if single_seed else ".")
@@ -119,7 +71,7 @@ def _time_rule(run: RS.Run) -> str:
 
 
 def _ranking_table(rank: pd.DataFrame) -> Table:
-    rows = [[r.optimizer, _num(r.rank, ".0f", "not ranked"), r.schedule, _pct(r.test_acc), f"{r.diverged}/{r.seeds}"]
+    rows = [[r.optimizer, num(r.rank, ".0f", "not ranked"), r.schedule, pct(r.test_acc), f"{r.diverged}/{r.seeds}"]
             for r in rank.itertuples()]
     note = "Schedules ranked by mean test accuracy within each optimizer (1 = best)."
     if not rank["ranked"].all():
@@ -136,15 +88,15 @@ def _p_cell(p, n) -> str:
     n = int(n)
     if n < 2 or not RS.sign_flip_can_decide(n):
         return f"n/a (>= {RS.sign_flip_floor(n):.3g})" if n >= 1 else "n/a"
-    return _num(p, ".3g")
+    return num(p, ".3g")
 
 
 def _paired_table(paired: pd.DataFrame, base: str) -> Table:
     rows = []
     for r in paired.itertuples():
-        ci = "n/a" if r.n < 2 else f"[{_num(100 * r.ci_low, '+.2f')}, {_num(100 * r.ci_high, '+.2f')}]"
-        ti = "n/a" if r.n < 2 else f"[{_num(100 * r.t_low, '+.2f')}, {_num(100 * r.t_high, '+.2f')}]"
-        rows.append([r.optimizer, r.schedule, r.baseline, r.n, _num(100 * r.mean_diff, "+.2f"), ti, ci,
+        ci = "n/a" if r.n < 2 else f"[{num(100 * r.ci_low, '+.2f')}, {num(100 * r.ci_high, '+.2f')}]"
+        ti = "n/a" if r.n < 2 else f"[{num(100 * r.t_low, '+.2f')}, {num(100 * r.t_high, '+.2f')}]"
+        rows.append([r.optimizer, r.schedule, r.baseline, r.n, num(100 * r.mean_diff, "+.2f"), ti, ci,
                      _p_cell(r.p_value, r.n), "yes" if r.significant else "no", f"{r.wins}/{r.losses}"])
     note = (f"Paired by optimizer and seed: difference of test accuracy (percentage points) of each schedule minus "
             f"{base!r}. Significant when the 95% paired t interval of the mean difference excludes 0 (the paired "
@@ -165,9 +117,9 @@ def _schedule_free_table(comparisons: list[dict], target: float, timed: bool = T
     def cells(c: dict | None):
         if c is None:
             return ["none", "", "n/a", "", "", "", ""][:7 if timed else 6]
-        ett = "never" if not c["reached"] else _num(c["epochs_to_target"], "g")
-        ttt = "never" if not c["reached"] else _num(c["time_to_target_s"], ".3g") + " s"
-        return [f"{c['optimizer']} + {c['schedule']}", c["seeds"], _pct(c["test_acc"]), ett] + (
+        ett = "never" if not c["reached"] else num(c["epochs_to_target"], "g")
+        ttt = "never" if not c["reached"] else num(c["time_to_target_s"], ".3g") + " s"
+        return [f"{c['optimizer']} + {c['schedule']}", c["seeds"], pct(c["test_acc"]), ett] + (
             [ttt] if timed else []) + [f"{c['reached']}/{c['seeds']}", f"{c['diverged']}/{c['seeds']}"]
 
     rows = []
@@ -175,9 +127,9 @@ def _schedule_free_table(comparisons: list[dict], target: float, timed: bool = T
         fam, st = c["family"], c["stats"]
         best, twin = cells(c["best"]), cells(c["twin"])
         if st["n"] >= 1:
-            diff = _num(100 * st["mean_diff"], "+.2f")
+            diff = num(100 * st["mean_diff"], "+.2f")
             ci = ("n/a (1 seed)" if st["n"] < 2 else
-                  f"[{_num(100 * st['t_low'], '+.2f')}, {_num(100 * st['t_high'], '+.2f')}]")
+                  f"[{num(100 * st['t_low'], '+.2f')}, {num(100 * st['t_high'], '+.2f')}]")
         else:
             diff = ci = "n/a"
         role = (f"best scheduled on tuning seeds (of {c['candidates']})" if c.get("picked_on") == "tuning" else
@@ -220,40 +172,17 @@ def _family_notes(run: RS.Run, comparisons: list[dict]) -> list[str]:
     return lines
 
 
-def _frame_table(df: pd.DataFrame, id: str, title: str, note: str = "", fmt: dict | None = None) -> Table:
-    fmt = fmt or {}
-    rows = []
-    for r in df.itertuples(index=False):
-        cells = []
-        for c, v in zip(df.columns, r):
-            if c in fmt:
-                cells.append(fmt[c](v))
-            elif isinstance(v, (float, np.floating)):
-                cells.append(_num(v, ".4g"))
-            else:
-                cells.append(str(v))
-        rows.append(cells)
-    return Table(id, title, [str(c) for c in df.columns], rows, note)
-
-
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    try:
-        return pd.read_csv(path) if path.is_file() else None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-        return None
-
-
 def _conformance(results: Path) -> Table | None:
-    df = _read_csv(results / "conformance.csv")
+    df = read_csv(results / "conformance.csv")
     if df is None or df.empty:
         return None
     if not {"framework", "verdict"} <= set(df.columns):
-        return _frame_table(df, "conformance", "Conformance (results/conformance.csv)")
+        return frame_table(df, "conformance", "Conformance (results/conformance.csv)")
     rows = []
     for fw, g in df.groupby("framework", sort=False):
         bad = g[g["verdict"].astype(str) != "pass"]
         cases = int(g["cases"].sum()) if "cases" in g else len(g)
-        worst = (f"{_num(g['max_err'].max(), '.2g')} ({g['err_measure'].iloc[0]}, limit {g['limit'].iloc[0]})"
+        worst = (f"{num(g['max_err'].max(), '.2g')} ({g['err_measure'].iloc[0]}, limit {g['limit'].iloc[0]})"
                  if {"max_err", "err_measure", "limit"} <= set(g.columns) else "")
         rows.append([fw, len(g), cases, len(g) - len(bad), ", ".join(f"{s} ({v})" for s, v in
                                                                       zip(bad.get("schedule", []), bad["verdict"]))
@@ -266,17 +195,17 @@ def _conformance(results: Path) -> Table | None:
 def _evaluator_speed(results: Path) -> list[Table]:
     out = []
     for dev in ("cpu", "gpu"):
-        df = _read_csv(results / "speed" / f"evaluate_{dev}.csv")
+        df = read_csv(results / "speed" / f"evaluate_{dev}.csv")
         if df is None or df.empty:
             continue
         cols = [c for c in ("case", "method", "values_per_second", "speedup_vs_numpy", "max_rel_err", "machine")
                 if c in df.columns] or list(df.columns)
-        out.append(_frame_table(df[cols], f"evaluator-speed{'' if dev == 'cpu' else '-gpu'}",
+        out.append(frame_table(df[cols], f"evaluator-speed{'' if dev == 'cpu' else '-gpu'}",
                                 f"Evaluator speed ({dev.upper()})",
                                 f"From results/speed/evaluate_{dev}.csv (lrbench speed).",
-                                {"values_per_second": lambda v: _num(v, ".3g"),
-                                 "speedup_vs_numpy": lambda v: "" if pd.isna(v) else _num(v, ".3g") + "x",
-                                 "max_rel_err": lambda v: _num(v, ".1e", "")}))
+                                {"values_per_second": lambda v: num(v, ".3g"),
+                                 "speedup_vs_numpy": lambda v: "" if pd.isna(v) else num(v, ".3g") + "x",
+                                 "max_rel_err": lambda v: num(v, ".1e", "")}))
     return out
 
 
@@ -289,7 +218,7 @@ def _throughput_rows(run: RS.Run, results: Path) -> tuple[pd.DataFrame, pd.DataF
     bars = []
     speed = []
     for p in sorted((results / "speed").glob("trainer_*.csv")):
-        df = _read_csv(p)
+        df = read_csv(p)
         if df is None or not {"trainer", "model_epochs_per_s"} <= set(df.columns):
             continue
         df = df.copy()
@@ -328,7 +257,7 @@ def _crossframework(cross: pd.DataFrame) -> list:
     table, accuracy in percentage points; a crossframework.csv without the t interval is shown as it is."""
     from . import crossframework as CF
     if not {"config", "metric", "n_pairs", "mean_diff", "t_low", "t_high"} <= set(cross.columns):
-        return [_frame_table(cross, "crossframework", "PyTorch vs Keras",
+        return [frame_table(cross, "crossframework", "PyTorch vs Keras",
                              "From crossframework.csv in the run folder: PyTorch minus Keras, paired by "
                              "configuration.",
                              {"significant": lambda v: "yes" if str(v).strip().lower() in ("true", "1", "yes")
@@ -342,14 +271,14 @@ def _crossframework(cross: pd.DataFrame) -> list:
                       [CF.verdict_lead(cross, metric)] + CF.verdict_lines(cross, metric)))
     def interval(lo, hi, scale, fmt):
         ok = np.isfinite(lo) and np.isfinite(hi)
-        return f"[{_num(scale * lo, fmt)}, {_num(scale * hi, fmt)}]" if ok else "n/a"
+        return f"[{num(scale * lo, fmt)}, {num(scale * hi, fmt)}]" if ok else "n/a"
 
     rows = []
     for r in cross.to_dict("records"):
         acc = str(r["metric"]).endswith("acc")
         scale, fmt = (100.0, "+.2f") if acc else (1.0, "+.4f")
         rows.append([r["config"], CF.METRIC_NAMES.get(r["metric"], r["metric"]) + (" (pp)" if acc else ""),
-                     int(r["n_pairs"]), _num(scale * r["mean_diff"], fmt),
+                     int(r["n_pairs"]), num(scale * r["mean_diff"], fmt),
                      interval(r["t_low"], r["t_high"], scale, fmt),
                      interval(r.get("ci_low", math.nan), r.get("ci_high", math.nan), scale, fmt),
                      _p_cell(r.get("p_value", math.nan), r["n_pairs"]), "yes" if CF.is_significant(r) else "no"])
@@ -369,7 +298,7 @@ def _precision(run_dir: Path) -> list:
     the sentence on verdicts first (also in the summary), then the verdict table and the paired table."""
     from . import crossframework as CF
     from . import precision as PR
-    paired, table = _read_csv(run_dir / "precision.csv"), _read_csv(run_dir / "precision_verdicts.csv")
+    paired, table = read_csv(run_dir / "precision.csv"), read_csv(run_dir / "precision_verdicts.csv")
     if paired is None or table is None or paired.empty:
         return []
     items: list = [PR.verdict_line(paired, table),
@@ -377,7 +306,7 @@ def _precision(run_dir: Path) -> list:
                    "and batches, so each seed pairs a bf16 model with its fp32 twin (lrbench cross-check)."]
     items.append(("list", "precision-test-acc", CF.verdict_lines(paired, "test_acc", PR.SIDES)[:1]))
     items.append(("details", f"The report's {len(table)} verdicts in each precision",
-                  [_frame_table(table, "precision-verdicts", "Verdicts in fp32 and in bf16 (precision_verdicts.csv)",
+                  [frame_table(table, "precision-verdicts", "Verdicts in fp32 and in bf16 (precision_verdicts.csv)",
                                 "Each schedule against the baseline per optimizer (95% paired t interval of test "
                                 "accuracy) and each schedule-free comparison, as the report of each run states "
                                 "them.")]))
@@ -387,8 +316,8 @@ def _precision(run_dir: Path) -> list:
         scale, fmt = (100.0, "+.2f") if acc else (1.0, "+.4f")
         ok = np.isfinite(r["t_low"]) and np.isfinite(r["t_high"])
         rows.append([r["config"], CF.METRIC_NAMES.get(r["metric"], r["metric"]) + (" (pp)" if acc else ""),
-                     int(r["n_pairs"]), _num(scale * r["mean_diff"], fmt),
-                     f"[{_num(scale * r['t_low'], fmt)}, {_num(scale * r['t_high'], fmt)}]" if ok else "n/a",
+                     int(r["n_pairs"]), num(scale * r["mean_diff"], fmt),
+                     f"[{num(scale * r['t_low'], fmt)}, {num(scale * r['t_high'], fmt)}]" if ok else "n/a",
                      "yes" if CF.is_significant(r) else "no"])
     items.append(("details", f"bf16 - fp32 per configuration ({len(paired)} rows)",
                   [Table("precision", "bf16 - fp32, paired by seed (precision.csv)",
@@ -426,199 +355,17 @@ def _environment(run: RS.Run) -> Table:
         ("model", f"widths {model.get('widths', '')}, {model.get('activation', '')}, dropout "
                   f"{model.get('dropout', '')}"),
         ("peak learning rates", ", ".join(
-            f"{k} {_num(v, '.4g')}" + (" (LR range test)" if (mx.get("peak_lr") or {}).get(k) == "find" else "")
+            f"{k} {num(v, '.4g')}" + (" (LR range test)" if (mx.get("peak_lr") or {}).get(k) == "find" else "")
             for k, v in (m.get("peak_lr") or mx.get("peak_lr") or {}).items())),
         ("data", f"{data.get('n_train', '?')} train / {data.get('n_val', '?')} validation / {data.get('n_test', '?')} "
                  f"test, split seed {data.get('split_seed', '?')}, from {data.get('dir', '?')}"),
-        ("throughput", f"{_num(tp.get('model_epochs_per_s'))} model-epochs/s, {_num(tp.get('samples_per_s'))} "
-                       f"samples/s, {_num(tp.get('flop_per_s'))} FLOP/s, wall {_num(tp.get('wall_s'))} s"
+        ("throughput", f"{num(tp.get('model_epochs_per_s'))} model-epochs/s, {num(tp.get('samples_per_s'))} "
+                       f"samples/s, {num(tp.get('flop_per_s'))} FLOP/s, wall {num(tp.get('wall_s'))} s"
          if tp else "n/a"),
         ("step against its roofline", _roofline_text(tp.get("roofline"))),
         ("versions", versions),
     ]
     return Table("environment", "Environment", ["item", "value"], [[k, str(v)] for k, v in pairs])
-
-
-# ------------------------------------------------------------------------------------------ tuned runs
-
-def _lr(v) -> str:
-    return _num(v, ".3g")
-
-
-def _tuning_intro(run: RS.Run) -> str:
-    """One sentence: how the tuned learning rates were chosen, and on which seeds the verdicts are judged."""
-    spec, a = run.tuning_spec, RT.audit(run)
-    factors = ", ".join(f"{f:g}" for f in spec.get("lr_factors") or [])
-    return (f"Every configuration runs at its own tuned peak learning rate: the optimizer's peak_lr x [{factors}]"
-            + (f" (and up to {spec['extend']} factor(s) further out where the best sat on the grid's edge)"
-               if spec.get("extend") else "")
-            + (f" screened on tuning seed(s) {a['tuning_seeds'][:int(spec['screen_seeds'])]}, the leading factor"
-               + (" and its neighbours" if spec.get("confirm_neighbours", True) else "")
-               + f" trained on tuning seeds {a['tuning_seeds'][int(spec['screen_seeds']):]} too"
-               if spec.get("screen_seeds") and int(spec["screen_seeds"]) < len(a["tuning_seeds"])
-               else f" on tuning seeds {a['tuning_seeds']}")
-            + f"; selected: the highest mean {a['metric']} (validation only)"
-            + (" among factors trained on every tuning seed with no collapse" if len(a["tuning_seeds"]) >= 3 else "")
-            + f"; every verdict below is judged on the evaluation seeds {a['eval_seeds']}.")
-
-
-def _range_test_lines(run: RS.Run) -> list[str]:
-    """Per optimizer: the LR range test's suggestion against the tuned peaks, as ratios tuned / suggested."""
-    lines = []
-    for r in RT.range_test(run):
-        where = ("inside the range of the tuned peaks" if r["inside"] else
-                 "the suggestion is below every tuned peak" if r["suggested"] < min(r["lrs"]) else
-                 "the suggestion is above every tuned peak")
-        n = len(r["ratios"])
-        near = sum(abs(math.log10(x)) <= 0.5 for x in r["ratios"])
-        if math.isclose(min(r["lrs"]), max(r["lrs"]), rel_tol=1e-9):
-            peaks = (f"the tuned peak of {'its schedule' if n == 1 else f'all {n} schedules'} is "
-                     f"{_lr(r['lrs'][0])}, {r['low']:.2g}x the suggestion")
-        else:
-            peaks = (f"the tuned peaks of its {n} schedules are {_lr(min(r['lrs']))} to {_lr(max(r['lrs']))}, "
-                     f"{r['low']:.2g}x to {r['high']:.2g}x the suggestion (geometric mean {r['typical']:.2g}x)")
-        text = (f"{r['optimizer']}: the LR range test suggests {_lr(r['suggested'])}; {peaks}, {where}; within a "
-                f"factor of 3.16 of it: {near} of {n}")
-        if r["edge"]:
-            text += f"; untuned (selected on the grid's edge): {', '.join(r['edge'])}"
-        lines.append(text + ".")
-    return lines
-
-
-def _audit_lines(run: RS.Run) -> list[str]:
-    """The selection checked again from the tuning models, the seeds, the untuned and the diverged points."""
-    a = RT.audit(run)
-    n_cfg = len(a["recomputed"])
-    lines = []
-    if a["mismatches"]:
-        lines.append(f"Selection check FAILED: recomputed from the {a['models']} tuning models' {a['metric']}, "
-                     + "; ".join(f"{o} + {n}: tuning.csv {f1}, recomputed {f2}" for (o, n), f1, f2 in a["mismatches"])
-                     + ".")
-    else:
-        lines.append(f"Selection check: recomputed from the {a['models']} tuning models' {a['metric']} alone "
-                     f"(summary.csv), the selected factor agrees with tuning.csv for all {n_cfg} configurations.")
-    if a["eval_mismatches"]:
-        lines.append("Evaluation models NOT at their selected factor: "
-                     + ", ".join(f"{o} + {n}" for o, n in a["eval_mismatches"]) + ".")
-    lines.append(f"Tuning seeds {a['tuning_seeds']} and evaluation seeds {a['eval_seeds']} "
-                 + ("are disjoint." if not a["shared_seeds"] else f"SHARE {a['shared_seeds']}: the verdicts are "
-                                                                  "judged on seeds the learning rate was chosen on."))
-    if a["on_edge"]:
-        lines.append(f"Untuned: {len(a['on_edge'])} configuration(s) selected on the edge of every factor they tried "
-                     f"(extensions spent), so their best learning rate may lie beyond it: "
-                     + ", ".join(f"{o} + {n}" for o, n in a["on_edge"]) + " (starred in the heatmap, red squares "
-                     "in the sensitivity figure).")
-    else:
-        lines.append("No configuration's selected learning rate sits on the edge of the factors it tried.")
-    if a["unselected"]:
-        lines.append("No factor selected (every tuning model diverged): "
-                     + ", ".join(f"{o} + {n}" for o, n in a["unselected"]) + ".")
-    if a["diverged_points"]:
-        lines.append(f"{a['diverged_points']} grid point(s) collapsed in tuning (a non-finite loss, or a final "
-                     "validation accuracy below twice chance, on some tuning seed; crosses in the sensitivity "
-                     "figure); a collapsed point is never selected.")
-    if a["coin_flips"]:
-        lines.append(f"Within seed noise: {len(a['coin_flips'])} of {n_cfg} selections are within one standard "
-                     "deviation (over the tuning seeds) of a neighbouring learning rate trained on as many seeds: "
-                     "there the pick between the two is within seed noise.")
-    if len(a["tuning_seeds"]) < 3:
-        lines.append(f"Selected on {len(a['tuning_seeds'])} tuning seed(s) only: a learning rate next to a collapse "
-                     "can survive one seed (runs since the collapse veto select on 3 or more).")
-    return lines
-
-
-def _cost_line(cost: pd.DataFrame) -> str:
-    """Tuning vs evaluation in models, model-epochs and wall time."""
-    if cost.empty:
-        return "Cost: meta.json lists no stages."
-    tune, ev = cost[cost["tuning"]], cost[~cost["tuning"]]
-    tm, em = int(tune["model_epochs"].sum()), int(ev["model_epochs"].sum())
-    text = (f"Cost: tuning trained {int(tune['models'].sum())} models ({tm:,} model-epochs, {len(tune)} stage(s)), "
-            f"evaluation {int(ev['models'].sum())} models ({em:,} model-epochs): tuning is "
-            f"{tm / max(1, tm + em):.0%} of the run's model-epochs")
-    if np.isfinite(cost["wall_s"]).all():
-        tw, ew = float(tune["wall_s"].sum()), float(ev["wall_s"].sum())
-        text += f"; wall time {tw / 3600:.2f} h tuning, {ew / 3600:.2f} h evaluation (throughput.csv)"
-    return text + "."
-
-
-def _band_table(band: pd.DataFrame) -> Table:
-    rows = [[r.optimizer, r.schedule, _pct(r.best), _lr(r.best_lr),
-             ("<= " if r.open_low else "") + _lr(r.low), (">= " if r.open_high else "") + _lr(r.high),
-             _num(r.decades, ".2f"), f"{r.points}/{r.tried}", "untuned (edge)" if r.untuned else ""]
-            for r in band.itertuples()]
-    return Table("tuning-band", f"Learning-rate band within {100 * RT.BAND:g} pp of the best (robustness)",
-                 ["optimizer", "schedule", "best (tuning) %", "selected lr", "band low", "band high", "decades",
-                  "points in band", "note"], rows,
-                 f"The learning rates tried whose mean tuning metric is within {100 * RT.BAND:g} percentage points of "
-                 "the configuration's best (diverged points excluded); decades = log10(high / low): wider is more "
-                 "robust to a mis-set learning rate. <= / >=: the band reaches the smallest / largest lr tried and "
-                 "may go on beyond it. With one tuning seed a 0.5 pp band is close to seed noise.")
-
-
-def _expected_max_table(em: pd.DataFrame, metric: str) -> Table:
-    ks = [c for c in em.columns if c.startswith("E")]
-    rows = [[r["optimizer"], r["schedule"], int(r["N"])] + [_pct(r[k]) if k in r and pd.notna(r[k]) else ""
-                                                             for k in ks] for _, r in em.iterrows()]
-    return Table("expected-max", f"Expected best {metric} after k random grid picks (%)",
-                 ["optimizer", "schedule", "N"] + [f"k={k[1:]}" for k in ks], rows,
-                 "E[max of k picks with replacement] from the N base-grid values sorted v(1) <= ... <= v(N): "
-                 "E = sum_i v(i) [(i/N)^k - ((i-1)/N)^k] (Dodge et al. 2019, \"Show Your Work\"). Base grid only "
-                 "(the matrix's lr_factors): every configuration has the same N; edge extensions are left out. A "
-                 "diverged point counts with its recorded metric (frozen weights), a missing one as 0. k=1 is the "
-                 "grid's mean; k=N is close to, but below, the best point.")
-
-
-def _cost_table(cost: pd.DataFrame) -> Table:
-    rows = [[r.stage, r.configurations, r.seeds, r.models, f"{r.model_epochs:,}",
-             _num(r.wall_s, ".4g") if np.isfinite(r.wall_s) else "n/a"] for r in cost.itertuples()]
-    return Table("tuning-cost", "Cost per stage", ["stage", "configurations", "seeds", "models", "model-epochs",
-                                                   "wall time (s)"], rows,
-                 "From meta.json's stages, summary.csv's rows per stage and throughput.csv's chunk wall times. "
-                 "Model-epochs count a diverged (frozen) model's epochs too: the batched stack computes them.")
-
-
-def _grid_table(grid: pd.DataFrame) -> Table:
-    rows = [[r.optimizer, r.schedule, _num(r.factor, "g"), _lr(r.lr), _pct(r.mean), _pct(r.sd) if pd.notna(r.sd)
-             else "n/a", int(r.n_seeds) if "n_seeds" in grid else "", int(r.diverged), str(r.stage),
-             ("yes" if r.selected else "") + (" (edge)" if r.selected and r.on_edge else ""),
-             "" if r.base else "extension"] for r in grid.itertuples()]
-    return Table("tuning-grid", "Tuning grid (tuning.csv)",
-                 ["optimizer", "schedule", "factor", "lr", "mean %", "sd %", "tuning seeds", "collapsed", "stage",
-                  "selected", "grid"], rows,
-                 "Every (optimizer, schedule, factor) trained on the tuning seeds: mean and sd of the tuning metric "
-                 "over them. Selected: the highest mean among factors trained on every tuning seed with no "
-                 "collapsed model (ties: the smaller factor); edge: the smallest or largest factor that "
-                 "configuration tried.")
-
-
-def _tuning_section(run: RS.Run) -> list:
-    """A tuned run's learning rates in words (range test vs tuned peaks, the selection check, the untuned, the cost),
-    then its tables collapsed: the robustness band, the expected best after k picks, the cost, the grid."""
-    grid = RT.grid(run)
-    if grid is None:
-        return ["This tuned run has no tuning.csv: its selection cannot be shown (the runner writes it when the "
-                "tuning stages end)."]
-    items: list = []
-    lines = _range_test_lines(run)
-    if lines:
-        ratios = [x for r in RT.range_test(run) for x in r["ratios"]]
-        near = sum(abs(math.log10(x)) <= 0.5 for x in ratios)
-        items.append(f"Does the LR range test (find_lr/find_lr.csv, 'suggested') find the tuned learning rate? In "
-                     f"{near} of {len(ratios)} configurations the tuned peak is within a factor of 3.16 (half a "
-                     "decade, one grid step) of its optimizer's suggestion:")
-        items.append(("list", "range-test", lines))
-    else:
-        items.append("No LR range test in this run (find_lr/find_lr.csv): the sensitivity figure has no suggestion.")
-    items += _audit_lines(run)
-    cost = RT.cost(run)
-    items.append(_cost_line(cost))
-    metric = str(run.tuning_spec.get("metric") or "final_val_acc")
-    band, em = RT.band(run), RT.expected_max_table(run)
-    items.append(("details", "Tuning tables: the learning-rate band within 0.5 pp of each best, the expected best "
-                             "after k random grid picks, the cost per stage, the whole grid",
-                  [_band_table(band), _expected_max_table(em, metric), _cost_table(cost), _grid_table(grid)]))
-    return items
 
 
 def _step_cost_table(run: RS.Run) -> Table | None:
@@ -636,25 +383,11 @@ def _step_cost_table(run: RS.Run) -> Table | None:
     run_dev = str(run.meta.get("device_name", ""))
     if dev and run_dev and dev != run_dev:
         note += f" Measured on {dev}; the run trained on {run_dev}."
-    return _frame_table(sc[cols], "step-cost", "Cost per step (step_cost.csv)", note,
-                        {c: (lambda v: _num(v, ".3g")) for c in ("model_step_s", "step_s", "step_s_min", "step_s_max")})
+    return frame_table(sc[cols], "step-cost", "Cost per step (step_cost.csv)", note,
+                        {c: (lambda v: num(v, ".3g")) for c in ("model_step_s", "step_s", "step_s_min", "step_s_max")})
 
 
 # ------------------------------------------------------------------------------------------------ report
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;
-padding:0 1em;color:#222;line-height:1.45}
-table{border-collapse:collapse;margin:.5em 0 1em;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f0f0f0} tbody tr:nth-child(even){background:#fafafa}
-img{max-width:100%;height:auto;display:block;margin:.5em 0 1.5em}
-.note{color:#555;font-size:13px;max-width:60em} h1{font-size:1.6em} h2{border-bottom:1px solid #ddd}
-#headline li,#schedulefree li{margin-bottom:.4em}
-.lead{font-size:1.15em;font-weight:600;max-width:60em}
-details{margin:.5em 0 1em} summary{cursor:pointer;font-weight:600;margin:.3em 0}
-"""
-
 
 @dataclasses.dataclass
 class _Page:
@@ -710,7 +443,7 @@ def _build(run_dir: Path, results_dir: Path | None) -> tuple[_Page, str, str]:
                  table, RS.paired_table(run), v, _with_verdicts(RS.schedule_free(run, table), v))
     sections = [(title, items) for title, make in _SECTIONS if (items := make(page))]
     run_id = str(run.meta.get("run_id", page.run_dir.name))
-    return page, _html(run_id, sections, page.plots), _markdown(run_id, sections)
+    return page, to_html(run_id, sections, page.plots), to_markdown(run_id, sections)
 
 
 def _answer_section(p: _Page) -> list:
@@ -786,12 +519,12 @@ def _run_paragraph(p: _Page) -> str:
     if found:
         peaks = run.meta.get("peak_lr") or {}
         intro += " Peak learning rates from the LR range test (lrbench find-lr): " + ", ".join(
-            f"{k} {_num(peaks.get(k), '.3g')}" for k in found) + "."
-    return intro + (" " + _tuning_intro(run) if run.tuned else "")
+            f"{k} {num(peaks.get(k), '.3g')}" for k in found) + "."
+    return intro + (" " + tuning_intro(run) if run.tuned else "")
 
 
 def _tuning_items(p: _Page) -> list:
-    return _tuning_section(p.run) if p.run.tuned else []
+    return tuning_section(p.run) if p.run.tuned else []
 
 
 def _schedule_free_section(p: _Page) -> list:
@@ -817,9 +550,9 @@ def _figures_section(p: _Page) -> list:
     if range_png.is_file():  # peak_lr = "find": the range test that chose this run's peaks
         figures.append(p.fig("find_lr.png", range_png.read_bytes, "LR range test, its suggestions drawn in the "
                              "sensitivity figure" if run.tuned else "LR range test that chose the peak learning rates"))
-        found_table = _read_csv(run_dir / "find_lr" / "find_lr.csv")
+        found_table = read_csv(run_dir / "find_lr" / "find_lr.csv")
         if found_table is not None and not found_table.empty:
-            figures.append(_frame_table(found_table, "find-lr", "LR range test suggestions (find_lr/find_lr.csv)"))
+            figures.append(frame_table(found_table, "find-lr", "LR range test suggestions (find_lr/find_lr.csv)"))
     return figures
 
 
@@ -844,16 +577,16 @@ def _paired_section(p: _Page) -> list:
 
 
 def _verdicts_table(v: pd.DataFrame) -> Table:
-    return _frame_table(v, "verdicts", "Verdicts (verdicts.csv)",
+    return frame_table(v, "verdicts", "Verdicts (verdicts.csv)",
                         "One row per comparison: mean paired difference of test accuracy (this minus versus, "
                         "percentage points) over the seeds both share, its unadjusted 95% t interval, the test's "
                         "two-sided p and Holm's adjustment within the family.",
-                        {c: (lambda x: _num(x, ".3g")) for c in ("p", "p_adjusted")}
-                        | {c: (lambda x: _num(x, "+.2f")) for c in ("mean_diff_pp", "ci_low_pp", "ci_high_pp")})
+                        {c: (lambda x: num(x, ".3g")) for c in ("p", "p_adjusted")}
+                        | {c: (lambda x: num(x, "+.2f")) for c in ("mean_diff_pp", "ci_low_pp", "ci_high_pp")})
 
 
 def _crossframework_section(p: _Page) -> list:
-    cross = _read_csv(p.run_dir / "crossframework.csv")
+    cross = read_csv(p.run_dir / "crossframework.csv")
     return _crossframework(cross) if cross is not None and not cross.empty else []
 
 
@@ -872,12 +605,12 @@ def _throughput_section(p: _Page) -> list:
                             "samples_per_s", "speedup_vs_sequential", "speedup_vs_fp32", "step_over_roofline", "file")
                 if c in speed.columns]
         cuda_rows = "device" in speed.columns and speed["device"].astype(str).str.startswith("cuda").any()
-        items.append(_frame_table(speed[cols], "throughput", "Trainer speed (results/speed/trainer_*.csv)",
+        items.append(frame_table(speed[cols], "throughput", "Trainer speed (results/speed/trainer_*.csv)",
                                   CUDA_SEQUENTIAL_NOTE if cuda_rows else ""))
     elif run.throughput is not None:
         cols = [c for c in ("chunk", "trainer", "device", "n_models", "epochs", "wall_s", "samples_per_s",
                             "model_epochs_per_s", "flop_per_s") if c in run.throughput.columns]
-        items.append(_frame_table(run.throughput[cols], "throughput", "This run's chunks (throughput.csv)",
+        items.append(frame_table(run.throughput[cols], "throughput", "This run's chunks (throughput.csv)",
                                   "No trainer speed table in results/speed/ (the batched vs sequential "
                                   "comparison): only this run is shown."))
     step_cost = _step_cost_table(run)
@@ -897,68 +630,6 @@ _SECTIONS = [("Summary", _answer_section), ("Verdicts", _verdicts_section), ("Le
              ("Throughput", _throughput_section), ("Conformance", _conformance_section),
              ("Evaluator speed", lambda p: _evaluator_speed(p.results)),
              ("Environment", lambda p: [_environment(p.run)])]
-
-
-def _html(run_id: str, sections, plots: dict[str, bytes]) -> str:
-    e = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
-             'style-src \'unsafe-inline\'">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>lrbench report: {e(run_id)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>lrbench report: {e(run_id)}</h1>"]
-    def item(it):
-        if isinstance(it, Table):
-            parts.append(it.html())
-        elif isinstance(it, tuple) and it[0] == "details":  # collapsible: the summary line, then the tables
-            parts.append(f"<details>\n<summary>{e(it[1])}</summary>")
-            for sub in it[2]:
-                item(sub)
-            parts.append("</details>")
-        elif isinstance(it, tuple) and it[0] == "img":
-            data = base64.b64encode(plots[it[1]]).decode("ascii")
-            parts.append(f'<img alt="{e(it[2])}" src="data:image/png;base64,{data}">')
-        elif isinstance(it, tuple) and it[0] == "list":
-            parts.append(f'<ul id="{e(it[1])}">' + "".join(f"<li>{e(s)}</li>" for s in it[2]) + "</ul>")
-        elif isinstance(it, tuple) and it[0] == "lead":  # the answer: first line under the title
-            parts.append(f'<p id="{e(it[1])}" class="lead">{e(it[2])}</p>')
-        else:
-            parts.append(f"<p>{e(str(it))}</p>")
-
-    for heading, items in sections:
-        parts.append(f"<h2>{e(heading)}</h2>")
-        for it in items:
-            item(it)
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
-
-
-def _markdown(run_id: str, sections) -> str:
-    out = [f"# lrbench report: {_md(run_id)}", ""]
-
-    def item(it):
-        nonlocal out
-        if isinstance(it, Table):
-            out.append(it.md())
-        elif isinstance(it, tuple) and it[0] == "details":  # GitHub renders the tables inside, collapsed
-            out += [f"<details><summary>{_md(it[1])}</summary>", ""]
-            for sub in it[2]:
-                item(sub)
-            out += ["</details>", ""]
-        elif isinstance(it, tuple) and it[0] == "img":
-            out += [f"![{_md(it[2])}](plots/{it[1]})", ""]
-        elif isinstance(it, tuple) and it[0] == "list":
-            out += [f"- {_md(s)}" for s in it[2]] + [""]
-        elif isinstance(it, tuple) and it[0] == "lead":
-            out += [f"**{_md(it[2])}**", ""]
-        else:
-            out += [_md(str(it)), ""]
-
-    for heading, items in sections:
-        out += [f"## {_md(heading)}", ""]
-        for it in items:
-            item(it)
-    return "\n".join(out)
 
 
 def _write(path: Path, data: bytes) -> None:
