@@ -12,6 +12,8 @@ machine's copy bandwidth (``lrbench train-speed``, and ``meta.json``'s ``through
   (read, in their dtype: 2 bytes in bf16), every state tensor (read + write), the bfloat16 copy of the
   parameters (write).
 * Copy bandwidth: a 256 MB tensor copy, (bytes read + bytes written) / time, best of n.
+* The optimizer's achieved bandwidth: its bytes over its measured pass in real steps (:func:`optimizer_time`),
+  and that as a share of the copy bandwidth (1.0: the update runs at the speed of a copy).
 
 :func:`profile` says where a step's time goes: each aten call of a real step timed by category, the
 optimizer's pass (the numba kernels run outside aten) and the rest (Python and dispatch).
@@ -26,8 +28,8 @@ import time
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ["Step", "make_step", "record_matmuls", "time_matmuls", "optimizer_bytes", "copy_bandwidth", "measure",
-           "profile", "MATMULS"]
+__all__ = ["Step", "make_step", "record_matmuls", "time_matmuls", "optimizer_bytes", "copy_bandwidth",
+           "optimizer_time", "measure", "profile", "MATMULS"]
 
 MATMULS = ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm")
 #: aten name -> profile category (anything else: "other aten ops")
@@ -228,10 +230,35 @@ def step_time(step: Step, steps: int = 10) -> float:
     return statistics.median(times)
 
 
-def measure(step: Step, *, step_s: float | None = None, repeats: int = 10) -> dict:
+def optimizer_time(step: Step, steps: int = 5) -> float:
+    """Median seconds of the optimizer's update (its whole ``step`` call) in ``steps`` real steps, after one
+    untimed step."""
+    step()
+    opt, inner, spent = step.opt, step.opt.step, []
+
+    def timed_step(*args, **kwargs):
+        _sync(step.device)
+        t0 = time.perf_counter()
+        out = inner(*args, **kwargs)
+        _sync(step.device)
+        spent.append(time.perf_counter() - t0)
+        return out
+
+    opt.step = timed_step
+    try:
+        for _ in range(steps):
+            step()
+    finally:
+        del opt.step
+    return statistics.median(spent)
+
+
+def measure(step: Step, *, step_s: float | None = None, repeats: int = 10, optimizer_steps: int = 5) -> dict:
     """The roofline of ``step`` and the step's time against it (``step_s``: a step's time measured elsewhere,
     e.g. in a training run; default: :func:`step_time` here). Keys: step_s, roofline_s, step_over_roofline,
-    matmul_s, matmul_flops, optimizer_bytes, copy_bandwidth, optimizer_s, precision, matmuls (one dict per call)."""
+    matmul_s, matmul_flops, optimizer_bytes, copy_bandwidth, optimizer_s (the bytes at the copy bandwidth),
+    optimizer_step_s (the update measured, :func:`optimizer_time`), optimizer_bandwidth (bytes / that),
+    optimizer_share (of the copy bandwidth), precision, matmuls (one dict per call)."""
     calls = record_matmuls(step)
     mm = time_matmuls(calls, step.device, repeats)
     nbytes = optimizer_bytes(step.opt, step.model.grads)
@@ -240,10 +267,12 @@ def measure(step: Step, *, step_s: float | None = None, repeats: int = 10) -> di
         step_s = step_time(step)
     matmul_s = sum(r["seconds"] for r in mm)
     roof = matmul_s + nbytes / bw
+    opt_s = optimizer_time(step, optimizer_steps)
     return dict(step_s=step_s, roofline_s=roof, step_over_roofline=step_s / roof, matmul_s=matmul_s,
                 matmul_flops=sum(r["flops"] for r in mm), optimizer_bytes=nbytes, copy_bandwidth=bw,
-                optimizer_s=nbytes / bw, precision=step.model.precision, n_models=step.model.n_models,
-                matmuls=mm)
+                optimizer_s=nbytes / bw, optimizer_step_s=opt_s, optimizer_bandwidth=nbytes / opt_s,
+                optimizer_share=nbytes / opt_s / bw, precision=step.model.precision,
+                n_models=step.model.n_models, matmuls=mm)
 
 
 # ------------------------------------------------------------------------------------------- profile
@@ -359,6 +388,8 @@ def main(argv=None):
               f"(matmuls alone {r['matmul_s'] * 1e3:.1f} ms = {r['matmul_flops'] / r['matmul_s'] / 1e9:.0f} GFLOP/s; "
               f"optimizer {r['optimizer_bytes'] / 1e6:.0f} MB at {r['copy_bandwidth'] / 1e9:.1f} GB/s = "
               f"{r['optimizer_s'] * 1e3:.1f} ms): step / roofline {r['step_over_roofline']:.2f}x")
+        print(f"    optimizer update measured: {r['optimizer_step_s'] * 1e3:.1f} ms = "
+              f"{r['optimizer_bandwidth'] / 1e9:.1f} GB/s, {r['optimizer_share']:.0%} of the copy bandwidth")
         for row in r["matmuls"]:
             print(f"    {row['op']:8s} {row['shapes']:40s} {row['dtype']:9s} {row['seconds'] * 1e3:7.2f} ms "
                   f"{row['flops'] / row['seconds'] / 1e9:7.0f} GFLOP/s")
