@@ -359,6 +359,7 @@ def main(argv=None):
     ap.add_argument("--optim-impl", default="auto", choices=["auto", "numba", "torch"])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", default=None, help="write roofline_<device>.csv and step_profile_<device>.csv here")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -381,8 +382,10 @@ def main(argv=None):
     print(f"matrix {mx.name}: first chunk, {len(first)} models, batch {mx.batch_size}; {m['cpu']}, "
           f"{torch.get_num_threads()} torch threads; {args.rounds} interleaved rounds of {args.steps} steps")
     step_s = {p: statistics.median(times[p]) for p in precisions}
+    table, parts = [], []
     for p in precisions:
         r = measure(steps[p], step_s=step_s[p])
+        table.append(r)
         spread = f"[{min(times[p]) * 1e3:.1f}, {max(times[p]) * 1e3:.1f}]"
         print(f"{p}: step {r['step_s'] * 1e3:.1f} ms {spread}, roofline {r['roofline_s'] * 1e3:.1f} ms "
               f"(matmuls alone {r['matmul_s'] * 1e3:.1f} ms = {r['matmul_flops'] / r['matmul_s'] / 1e9:.0f} GFLOP/s; "
@@ -395,10 +398,44 @@ def main(argv=None):
                   f"{row['flops'] / row['seconds'] / 1e9:7.0f} GFLOP/s")
         for row in profile(steps[p]):
             print(f"    {row['part']:45s} {row['seconds'] * 1e3:7.2f} ms {row['share']:5.0%}")
+            parts.append(dict(row, precision=p))
     if "fp32" in step_s and "bf16" in step_s:
         ratios = [a / b for a, b in zip(times["fp32"], times["bf16"])]
         print(f"bf16 step speed-up over fp32: {step_s['fp32'] / step_s['bf16']:.2f}x (per round "
               f"{min(ratios):.2f}-{max(ratios):.2f}x)")
+    if args.out:
+        print("written:", *_write(table, parts, args.out, m["cpu"], args.device))
+
+
+#: Columns of ``roofline_<device>.csv`` (``python -m bench.speed.roofline --out DIR``).
+ROOFLINE_COLUMNS = ["precision", "n_models", "step_ms", "roofline_ms", "step_over_roofline", "matmul_ms",
+                    "matmul_gflop_per_s", "optimizer_bytes", "copy_gb_per_s", "optimizer_at_copy_ms",
+                    "optimizer_measured_ms", "optimizer_gb_per_s", "optimizer_share_of_copy", "device_name",
+                    "torch_threads", "measured_utc"]
+
+
+def _write(table: list[dict], parts: list[dict], out, device_name: str, device: str) -> list:
+    """The roofline rows and the step profile as CSV under ``out`` (the profile in trainer_speed's columns)."""
+    from pathlib import Path
+
+    from ..machine import utc
+    from ..results import write_csv
+    from .trainer import PROFILE_COLUMNS
+    out, now = Path(out), utc()
+    out.mkdir(parents=True, exist_ok=True)
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    rows = [dict(precision=r["precision"], n_models=r["n_models"], step_ms=r["step_s"] * 1e3,
+                 roofline_ms=r["roofline_s"] * 1e3, step_over_roofline=r["step_over_roofline"],
+                 matmul_ms=r["matmul_s"] * 1e3, matmul_gflop_per_s=r["matmul_flops"] / r["matmul_s"] / 1e9,
+                 optimizer_bytes=r["optimizer_bytes"], copy_gb_per_s=r["copy_bandwidth"] / 1e9,
+                 optimizer_at_copy_ms=r["optimizer_s"] * 1e3, optimizer_measured_ms=r["optimizer_step_s"] * 1e3,
+                 optimizer_gb_per_s=r["optimizer_bandwidth"] / 1e9, optimizer_share_of_copy=r["optimizer_share"],
+                 device_name=device_name, torch_threads=torch.get_num_threads(), measured_utc=now) for r in table]
+    prof = [dict(precision=p["precision"], part=p["part"], ms_per_step=p["seconds"] * 1e3, share=p["share"],
+                 n_models=next(r["n_models"] for r in table if r["precision"] == p["precision"]),
+                 device_name=device_name, measured_utc=now) for p in parts]
+    return [write_csv(out / f"roofline_{kind}.csv", rows, ROOFLINE_COLUMNS, lineterminator="\n"),
+            write_csv(out / f"step_profile_{kind}.csv", prof, PROFILE_COLUMNS, lineterminator="\n")]
 
 
 if __name__ == "__main__":
