@@ -180,28 +180,30 @@ def _tile(arr, row, a):
 
 
 @njit(inline="always")
-def _sgd_tile(pp, gg, bb, lr, wd, mu, kp, nesterov, first):
+def _sgd_tile(pp, gg, lr, wd):
+    for j in range(pp.shape[0]):
+        gj = _fma(pp[j], wd, _widen(gg[j])) if wd != 0 else _widen(gg[j])  # grad.add(param, alpha=wd)
+        pp[j] = _fma(gj, lr, pp[j])                              # param.add_(grad, alpha=-lr)
+
+
+@njit(inline="always")
+def _sgd_momentum_tile(pp, gg, bb, lr, wd, mu, kp, nesterov, first):
     # grad.add(param, alpha=wd) where wd != 0 (below: gj)
-    if mu != 0:
-        if first:
-            for j in range(pp.shape[0]):
-                gj = _fma(pp[j], wd, _widen(gg[j])) if wd != 0 else _widen(gg[j])
-                bb[j] = gj                                       # buf = grad.clone()
-                pp[j] = _fma(_fma(bb[j], mu, gj), lr, pp[j]) if nesterov else _fma(bb[j], lr, pp[j])
-        elif nesterov:
-            for j in range(pp.shape[0]):
-                gj = _fma(pp[j], wd, _widen(gg[j])) if wd != 0 else _widen(gg[j])
-                bb[j] = _fma(gj, kp, bb[j] * mu)                 # buf.mul_(mu).add_(grad, alpha=1-d)
-                pp[j] = _fma(_fma(bb[j], mu, gj), lr, pp[j])     # grad.add(buf, alpha=mu); p.add_
-        else:
-            for j in range(pp.shape[0]):
-                gj = _fma(pp[j], wd, _widen(gg[j])) if wd != 0 else _widen(gg[j])
-                bb[j] = _fma(gj, kp, bb[j] * mu)                 # buf.mul_(mu).add_(grad, alpha=1-d)
-                pp[j] = _fma(bb[j], lr, pp[j])                   # param.add_(buf, alpha=-lr)
+    if first:
+        for j in range(pp.shape[0]):
+            gj = _fma(pp[j], wd, _widen(gg[j])) if wd != 0 else _widen(gg[j])
+            bb[j] = gj                                           # buf = grad.clone()
+            pp[j] = _fma(_fma(bb[j], mu, gj), lr, pp[j]) if nesterov else _fma(bb[j], lr, pp[j])
+    elif nesterov:
+        for j in range(pp.shape[0]):
+            gj = _fma(pp[j], wd, _widen(gg[j])) if wd != 0 else _widen(gg[j])
+            bb[j] = _fma(gj, kp, bb[j] * mu)                     # buf.mul_(mu).add_(grad, alpha=1-d)
+            pp[j] = _fma(_fma(bb[j], mu, gj), lr, pp[j])         # grad.add(buf, alpha=mu); p.add_
     else:
         for j in range(pp.shape[0]):
             gj = _fma(pp[j], wd, _widen(gg[j])) if wd != 0 else _widen(gg[j])
-            pp[j] = _fma(gj, lr, pp[j])                          # param.add_(grad, alpha=-lr)
+            bb[j] = _fma(gj, kp, bb[j] * mu)                     # buf.mul_(mu).add_(grad, alpha=1-d)
+            pp[j] = _fma(bb[j], lr, pp[j])                       # param.add_(buf, alpha=-lr)
 
 
 @njit(**_OPTS)
@@ -215,9 +217,12 @@ def sgd(ps, gs, bufs, lows, jobs, slot, first, neg_lr, momentum, keep, weight_de
     for job in prange(jobs.shape[0]):
         i, m, a = jobs[job, 0], jobs[job, 1], jobs[job, 2]
         mu = momentum[m]
-        pp = _tile(ps[i], m, a)
-        bb = _tile(bufs[i], slot[m], a) if mu != 0 else pp  # pp: a stand-in never read without momentum
-        _sgd_tile(pp, _tile(gs[i], m, a), bb, neg_lr[m], weight_decay[m], mu, keep[m], nesterov[m], first[i, m])
+        pp, gg = _tile(ps[i], m, a), _tile(gs[i], m, a)
+        if mu != 0:
+            _sgd_momentum_tile(pp, gg, _tile(bufs[i], slot[m], a), neg_lr[m], weight_decay[m], mu, keep[m],
+                               nesterov[m], first[i, m])
+        else:
+            _sgd_tile(pp, gg, neg_lr[m], weight_decay[m])
         _store_low(lows[i], m, a, pp)
 
 
