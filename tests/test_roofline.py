@@ -63,3 +63,20 @@ def test_measure_and_profile():
     assert names[:2] == ["matmuls", "optimizer update"] and "Python and dispatch (the rest)" in names
     assert all(p["seconds"] >= 0 for p in parts)
     assert not hasattr(step.opt, "__dict__") or "step" not in vars(step.opt)  # the timing wrapper is removed
+
+
+def test_optimizer_bandwidth_and_the_written_tables(tmp_path):
+    """measure() reports the optimizer's update measured in real steps (bytes / its time, and that over the copy
+    bandwidth); ``python -m bench.speed.roofline --out`` writes those rows and the step profile as CSV."""
+    import csv
+
+    step = R.make_step(configs(), widths=SMALL, batch_size=32, precision="fp32")
+    r = R.measure(step, step_s=1.0, repeats=1, optimizer_steps=2)
+    assert r["optimizer_step_s"] > 0
+    assert r["optimizer_bandwidth"] == pytest.approx(r["optimizer_bytes"] / r["optimizer_step_s"])
+    assert r["optimizer_share"] == pytest.approx(r["optimizer_bandwidth"] / r["copy_bandwidth"])
+    parts = [dict(p, precision="fp32") for p in R.profile(step, steps=2)]
+    roof, prof = R._write([r], parts, tmp_path, "a CPU", "cpu")
+    rows = list(csv.DictReader(roof.open()))
+    assert list(rows[0]) == R.ROOFLINE_COLUMNS and float(rows[0]["optimizer_share_of_copy"]) > 0
+    assert len(list(csv.DictReader(prof.open()))) == len(parts)

@@ -12,6 +12,8 @@ machine's copy bandwidth (``lrbench train-speed``, and ``meta.json``'s ``through
   (read, in their dtype: 2 bytes in bf16), every state tensor (read + write), the bfloat16 copy of the
   parameters (write).
 * Copy bandwidth: a 256 MB tensor copy, (bytes read + bytes written) / time, best of n.
+* The optimizer's achieved bandwidth: its bytes over its measured pass in real steps (:func:`optimizer_time`),
+  and that as a share of the copy bandwidth (1.0: the update runs at the speed of a copy).
 
 :func:`profile` says where a step's time goes: each aten call of a real step timed by category, the
 optimizer's pass (the numba kernels run outside aten) and the rest (Python and dispatch).
@@ -26,8 +28,8 @@ import time
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ["Step", "make_step", "record_matmuls", "time_matmuls", "optimizer_bytes", "copy_bandwidth", "measure",
-           "profile", "MATMULS"]
+__all__ = ["Step", "make_step", "record_matmuls", "time_matmuls", "optimizer_bytes", "copy_bandwidth",
+           "optimizer_time", "measure", "profile", "MATMULS"]
 
 MATMULS = ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm")
 #: aten name -> profile category (anything else: "other aten ops")
@@ -228,10 +230,35 @@ def step_time(step: Step, steps: int = 10) -> float:
     return statistics.median(times)
 
 
-def measure(step: Step, *, step_s: float | None = None, repeats: int = 10) -> dict:
+def optimizer_time(step: Step, steps: int = 5) -> float:
+    """Median seconds of the optimizer's update (its whole ``step`` call) in ``steps`` real steps, after one
+    untimed step."""
+    step()
+    opt, inner, spent = step.opt, step.opt.step, []
+
+    def timed_step(*args, **kwargs):
+        _sync(step.device)
+        t0 = time.perf_counter()
+        out = inner(*args, **kwargs)
+        _sync(step.device)
+        spent.append(time.perf_counter() - t0)
+        return out
+
+    opt.step = timed_step
+    try:
+        for _ in range(steps):
+            step()
+    finally:
+        del opt.step
+    return statistics.median(spent)
+
+
+def measure(step: Step, *, step_s: float | None = None, repeats: int = 10, optimizer_steps: int = 5) -> dict:
     """The roofline of ``step`` and the step's time against it (``step_s``: a step's time measured elsewhere,
     e.g. in a training run; default: :func:`step_time` here). Keys: step_s, roofline_s, step_over_roofline,
-    matmul_s, matmul_flops, optimizer_bytes, copy_bandwidth, optimizer_s, precision, matmuls (one dict per call)."""
+    matmul_s, matmul_flops, optimizer_bytes, copy_bandwidth, optimizer_s (the bytes at the copy bandwidth),
+    optimizer_step_s (the update measured, :func:`optimizer_time`), optimizer_bandwidth (bytes / that),
+    optimizer_share (of the copy bandwidth), precision, matmuls (one dict per call)."""
     calls = record_matmuls(step)
     mm = time_matmuls(calls, step.device, repeats)
     nbytes = optimizer_bytes(step.opt, step.model.grads)
@@ -240,10 +267,12 @@ def measure(step: Step, *, step_s: float | None = None, repeats: int = 10) -> di
         step_s = step_time(step)
     matmul_s = sum(r["seconds"] for r in mm)
     roof = matmul_s + nbytes / bw
+    opt_s = optimizer_time(step, optimizer_steps)
     return dict(step_s=step_s, roofline_s=roof, step_over_roofline=step_s / roof, matmul_s=matmul_s,
                 matmul_flops=sum(r["flops"] for r in mm), optimizer_bytes=nbytes, copy_bandwidth=bw,
-                optimizer_s=nbytes / bw, precision=step.model.precision, n_models=step.model.n_models,
-                matmuls=mm)
+                optimizer_s=nbytes / bw, optimizer_step_s=opt_s, optimizer_bandwidth=nbytes / opt_s,
+                optimizer_share=nbytes / opt_s / bw, precision=step.model.precision,
+                n_models=step.model.n_models, matmuls=mm)
 
 
 # ------------------------------------------------------------------------------------------- profile
@@ -330,6 +359,7 @@ def main(argv=None):
     ap.add_argument("--optim-impl", default="auto", choices=["auto", "numba", "torch"])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", default=None, help="write roofline_<device>.csv and step_profile_<device>.csv here")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -352,22 +382,60 @@ def main(argv=None):
     print(f"matrix {mx.name}: first chunk, {len(first)} models, batch {mx.batch_size}; {m['cpu']}, "
           f"{torch.get_num_threads()} torch threads; {args.rounds} interleaved rounds of {args.steps} steps")
     step_s = {p: statistics.median(times[p]) for p in precisions}
+    table, parts = [], []
     for p in precisions:
         r = measure(steps[p], step_s=step_s[p])
+        table.append(r)
         spread = f"[{min(times[p]) * 1e3:.1f}, {max(times[p]) * 1e3:.1f}]"
         print(f"{p}: step {r['step_s'] * 1e3:.1f} ms {spread}, roofline {r['roofline_s'] * 1e3:.1f} ms "
               f"(matmuls alone {r['matmul_s'] * 1e3:.1f} ms = {r['matmul_flops'] / r['matmul_s'] / 1e9:.0f} GFLOP/s; "
               f"optimizer {r['optimizer_bytes'] / 1e6:.0f} MB at {r['copy_bandwidth'] / 1e9:.1f} GB/s = "
               f"{r['optimizer_s'] * 1e3:.1f} ms): step / roofline {r['step_over_roofline']:.2f}x")
+        print(f"    optimizer update measured: {r['optimizer_step_s'] * 1e3:.1f} ms = "
+              f"{r['optimizer_bandwidth'] / 1e9:.1f} GB/s, {r['optimizer_share']:.0%} of the copy bandwidth")
         for row in r["matmuls"]:
             print(f"    {row['op']:8s} {row['shapes']:40s} {row['dtype']:9s} {row['seconds'] * 1e3:7.2f} ms "
                   f"{row['flops'] / row['seconds'] / 1e9:7.0f} GFLOP/s")
         for row in profile(steps[p]):
             print(f"    {row['part']:45s} {row['seconds'] * 1e3:7.2f} ms {row['share']:5.0%}")
+            parts.append(dict(row, precision=p))
     if "fp32" in step_s and "bf16" in step_s:
         ratios = [a / b for a, b in zip(times["fp32"], times["bf16"])]
         print(f"bf16 step speed-up over fp32: {step_s['fp32'] / step_s['bf16']:.2f}x (per round "
               f"{min(ratios):.2f}-{max(ratios):.2f}x)")
+    if args.out:
+        print("written:", *_write(table, parts, args.out, m["cpu"], args.device))
+
+
+#: Columns of ``roofline_<device>.csv`` (``python -m bench.speed.roofline --out DIR``).
+ROOFLINE_COLUMNS = ["precision", "n_models", "step_ms", "roofline_ms", "step_over_roofline", "matmul_ms",
+                    "matmul_gflop_per_s", "optimizer_bytes", "copy_gb_per_s", "optimizer_at_copy_ms",
+                    "optimizer_measured_ms", "optimizer_gb_per_s", "optimizer_share_of_copy", "device_name",
+                    "torch_threads", "measured_utc"]
+
+
+def _write(table: list[dict], parts: list[dict], out, device_name: str, device: str) -> list:
+    """The roofline rows and the step profile as CSV under ``out`` (the profile in trainer_speed's columns)."""
+    from pathlib import Path
+
+    from ..machine import utc
+    from ..results import write_csv
+    from .trainer import PROFILE_COLUMNS
+    out, now = Path(out), utc()
+    out.mkdir(parents=True, exist_ok=True)
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    rows = [dict(precision=r["precision"], n_models=r["n_models"], step_ms=r["step_s"] * 1e3,
+                 roofline_ms=r["roofline_s"] * 1e3, step_over_roofline=r["step_over_roofline"],
+                 matmul_ms=r["matmul_s"] * 1e3, matmul_gflop_per_s=r["matmul_flops"] / r["matmul_s"] / 1e9,
+                 optimizer_bytes=r["optimizer_bytes"], copy_gb_per_s=r["copy_bandwidth"] / 1e9,
+                 optimizer_at_copy_ms=r["optimizer_s"] * 1e3, optimizer_measured_ms=r["optimizer_step_s"] * 1e3,
+                 optimizer_gb_per_s=r["optimizer_bandwidth"] / 1e9, optimizer_share_of_copy=r["optimizer_share"],
+                 device_name=device_name, torch_threads=torch.get_num_threads(), measured_utc=now) for r in table]
+    prof = [dict(precision=p["precision"], part=p["part"], ms_per_step=p["seconds"] * 1e3, share=p["share"],
+                 n_models=next(r["n_models"] for r in table if r["precision"] == p["precision"]),
+                 device_name=device_name, measured_utc=now) for p in parts]
+    return [write_csv(out / f"roofline_{kind}.csv", rows, ROOFLINE_COLUMNS, lineterminator="\n"),
+            write_csv(out / f"step_profile_{kind}.csv", prof, PROFILE_COLUMNS, lineterminator="\n")]
 
 
 if __name__ == "__main__":

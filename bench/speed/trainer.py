@@ -22,7 +22,8 @@ CUDA_SEQUENTIAL_NOTE = ("note: on CUDA the sequential baseline calls loss.item()
 COLUMNS = ["trainer", "device", "device_name", "n_models", "epochs", "model_epochs_per_s", "samples_per_s",
            "flop_per_s", "matmul_flop_per_s", "speedup_vs_sequential", "flop_fraction_of_matmul", "torch_threads",
            "matrix", "measured_utc", "precision", "speedup_vs_fp32", "step_ms", "roofline_ms", "step_over_roofline",
-           "matmul_ms", "optimizer_ms", "optimizer_bytes", "copy_bandwidth"]
+           "matmul_ms", "optimizer_ms", "optimizer_bytes", "copy_bandwidth", "optimizer_measured_ms",
+           "optimizer_gb_per_s", "optimizer_share_of_copy"]
 #: Columns of ``step_profile_<device>.csv``: where a batched step's time goes (:func:`bench.speed.roofline.profile`).
 PROFILE_COLUMNS = ["precision", "part", "ms_per_step", "share", "n_models", "device_name", "measured_utc"]
 
@@ -144,7 +145,14 @@ def measure(matrix, data, *, device="cpu", epochs: int = 1, sequential_models: i
             r.update(step_ms=roof["step_s"] * 1e3, roofline_ms=roof["roofline_s"] * 1e3,
                      step_over_roofline=roof["step_over_roofline"], matmul_ms=roof["matmul_s"] * 1e3,
                      optimizer_ms=roof["optimizer_s"] * 1e3, optimizer_bytes=roof["optimizer_bytes"],
-                     copy_bandwidth=roof["copy_bandwidth"])
+                     copy_bandwidth=roof["copy_bandwidth"], optimizer_measured_ms=roof["optimizer_step_s"] * 1e3,
+                     optimizer_gb_per_s=roof["optimizer_bandwidth"] / 1e9,
+                     optimizer_share_of_copy=roof["optimizer_share"])
+            log(f"optimizer update ({prec}): {roof['optimizer_bytes'] / 1e6:.0f} MB in "
+                f"{roof['optimizer_step_s'] * 1e3:.1f} ms = {roof['optimizer_bandwidth'] / 1e9:.1f} GB/s, "
+                f"{roof['optimizer_share']:.0%} of the copy bandwidth ({roof['copy_bandwidth'] / 1e9:.1f} GB/s); "
+                f"step {roof['step_s'] * 1e3:.1f} ms vs roofline {roof['roofline_s'] * 1e3:.1f} ms "
+                f"({roof['step_over_roofline']:.2f}x)")
             for p in R.profile(step) if profile is not None else ():
                 profile.append(dict(precision=prec, part=p["part"], ms_per_step=p["seconds"] * 1e3,
                                             share=p["share"], n_models=len(first), device_name=env["device_name"],

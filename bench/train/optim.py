@@ -175,6 +175,9 @@ class BatchedOptimizer:
             self.sf_weight_sum = torch.zeros(M, dtype=torch.float64, device=self.device)
             self._sf_started = np.zeros(M, np.bool_)  # numba path: z holds y of the model's first step
         self._fused = None
+        self._jobs: dict = {}  # the numba path's job tables, by (kind, rows, parameter sizes)
+        if self.impl == "numba":
+            self._warm()
         if self.impl == "torch":  # one (M, N) buffer for the whole stack (bench.train.optim_fused), when possible
             from .optim_fused import FusedStep, flatten_params
             flat = flatten_params(self.params)
@@ -183,6 +186,19 @@ class BatchedOptimizer:
             elif self._sf_kinds:
                 raise ValueError("BatchedOptimizer: the schedule-free kinds need all parameters in one dtype on one "
                                  "device (impl='torch' updates them as one buffer)")
+
+    def _warm(self):
+        """Compile or load the numba kernels of this stack's kinds now (float gradients, and bfloat16 ones for a
+        float32 stack: mixed precision), so that no training step pays for it (numba caches them on disk:
+        compiled once per machine, loaded in well under a second after that)."""
+        from lrcore import _threads
+
+        from . import optim_kernels as K
+        _threads.ensure_started()  # numba's pool, started without resetting torch's thread count
+        dt = np.dtype(_NP_DTYPES[self.params[0].dtype])
+        for kind in self._rows:
+            for gd in (dt, np.dtype(np.uint16)) if dt == np.float32 else (dt,):
+                K.warm(kind, len(self.params), dt, gd)
 
     def _vector(self, name, value) -> torch.Tensor:
         """Validate on the host, keep the host copy (``_host``, for choosing code paths), return it on the device.
@@ -380,55 +396,79 @@ class BatchedOptimizer:
                            np.zeros(M, dt) if decoupled else r(h["weight_decay"]), w, w - dt.type(1),
                            r(h["beta2"]), r(1.0 - h["beta2"]), r(-(h["lr"] / (1.0 - h["beta1"] ** t))),
                            r((1.0 - h["beta2"] ** t) ** 0.5), r(h["eps"]))
-            for pi, p in enumerate(self.params):
-                if grads[pi] is None:
-                    continue
-                st = self.state.setdefault((kind, pi), {})
-                P = p.detach().view(M, -1).numpy()
-                G = _rows(grads[pi], M)
-                # the bfloat16 copy, written with the update: when it was valid (frozen rows keep theirs) or
-                # every row is updated
-                L = _rows(p._lrbench_low, M) if getattr(p, "_lrbench_low", None) is not None and (
-                    act is None or _low_valid(p)) else K.NO_LOW
-                empty = np.zeros((0, P.shape[1]), dt)
-                shape = (K_, *p.shape[1:])
-                flat = lambda name: st[name].view(K_, -1).numpy() if name in st else empty
-                if kind == "sgd":
-                    if "momentum_buffer" not in st and (h["momentum"][rows] != 0).any():
-                        st["momentum_buffer"] = torch.zeros(shape, dtype=p.dtype)
-                        st["_first"] = np.ones(M, np.bool_)
-                    first = st.get("_first", np.zeros(M, np.bool_))
-                    K.sgd(P, G, flat("momentum_buffer"), rows, self._slot, first, *scalars, L)
-                    if "_first" in st:
-                        st["_first"][rows[h["momentum"][rows] != 0]] = False
-                elif kind in SCHEDULE_FREE:
-                    if "z" not in st:
-                        st["z"] = torch.zeros(shape, dtype=p.dtype)
-                    if kind == "sgd_schedulefree":
-                        K.sgd_schedulefree(P, G, flat("z"), rows, self._slot, ~self._sf_started, *scalars, L)
-                    else:
-                        if "exp_avg_sq" not in st:
-                            st["exp_avg_sq"] = torch.zeros(shape, dtype=p.dtype)
-                        K.adamw_schedulefree(P, G, flat("z"), flat("exp_avg_sq"), rows, self._slot,
-                                             ~self._sf_started, *scalars, L)
-                elif kind == "rmsprop":
-                    if "square_avg" not in st:
-                        st["square_avg"] = torch.zeros(shape, dtype=p.dtype)
-                    if "grad_avg" not in st and h["centered"][rows].any():
-                        st["grad_avg"] = torch.zeros(shape, dtype=p.dtype)
-                    if "momentum_buffer" not in st and (h["momentum"][rows] > 0).any():
-                        st["momentum_buffer"] = torch.zeros(shape, dtype=p.dtype)
-                    K.rmsprop(P, G, flat("square_avg"), flat("grad_avg"), flat("momentum_buffer"), rows, self._slot,
-                              *scalars, L)
-                else:
-                    if "exp_avg" not in st:
-                        st["exp_avg"] = torch.zeros(shape, dtype=p.dtype)
-                        st["exp_avg_sq"] = torch.zeros(shape, dtype=p.dtype)
-                    K.adam(P, G, flat("exp_avg"), flat("exp_avg_sq"), rows, self._slot, *scalars, L)
-                if L is not K.NO_LOW:
-                    p._lrbench_low_version = p._version
+            self._launch(K, kind, rows, K_, scalars, grads, act)
             if kind in SCHEDULE_FREE:
                 self._sf_started[rows] = True
+
+    def _launch(self, K, kind: str, rows: np.ndarray, K_: int, scalars: tuple, grads: list, act):
+        """One kernel launch for every parameter of ``kind`` that has a gradient (its state made on first use),
+        one per gradient dtype should they differ."""
+        h, M = self._host, self.n_models
+        by_dtype: dict = {}
+        for pi, p in enumerate(self.params):
+            if grads[pi] is not None:
+                G = _rows(grads[pi], M)
+                by_dtype.setdefault(G.dtype, []).append((pi, p, G))
+        for group in by_dtype.values():
+            ps, gs, lows, states, firsts = [], [], [], [], []
+            for pi, p, G in group:
+                st = self.state.setdefault((kind, pi), {})
+                ps.append(p.detach().view(M, -1).numpy())
+                gs.append(G)
+                # the bfloat16 copy, written with the update: when it was valid (frozen rows keep theirs) or
+                # every row is updated
+                lows.append(_rows(p._lrbench_low, M) if getattr(p, "_lrbench_low", None) is not None and (
+                    act is None or _low_valid(p)) else K.NO_LOW)
+                states.append(self._kind_state(st, kind, rows, K_, p))
+                if kind == "sgd":
+                    firsts.append(st.get("_first", np.zeros(M, np.bool_)))
+            key = (kind, rows.tobytes(), tuple(P.shape[1] for P in ps))
+            jobs = self._jobs.get(key)
+            if jobs is None:
+                jobs = self._jobs[key] = K.jobs([P.shape[1] for P in ps], rows)
+            first = (np.stack(firsts),) if kind == "sgd" else (~self._sf_started,) if kind in SCHEDULE_FREE else ()
+            fn = K.KERNELS[kind][0]
+            fn(tuple(ps), tuple(gs), *(tuple(col) for col in zip(*states)), tuple(lows), jobs, self._slot, *first,
+               *scalars)
+            for (pi, p, G), L in zip(group, lows):
+                st = self.state[(kind, pi)]
+                if kind == "sgd" and "_first" in st:
+                    st["_first"][rows[h["momentum"][rows] != 0]] = False
+                if L is not K.NO_LOW:
+                    p._lrbench_low_version = p._version
+
+    def _kind_state(self, st: dict, kind: str, rows: np.ndarray, K_: int, p: torch.Tensor) -> tuple:
+        """The (K, n) state arrays of one parameter that ``kind``'s kernel takes (made on first use; a (0, n)
+        stand-in for state no model of the kind needs)."""
+        h = self._host
+        shape = (K_, *p.shape[1:])
+        empty = np.zeros((0, p[0].numel()), _NP_DTYPES[p.dtype])
+
+        def zeros(name):
+            if name not in st:
+                st[name] = torch.zeros(shape, dtype=p.dtype)
+        flat = lambda name: st[name].view(K_, -1).numpy() if name in st else empty
+        if kind == "sgd":
+            if "momentum_buffer" not in st and (h["momentum"][rows] != 0).any():
+                zeros("momentum_buffer")
+                st["_first"] = np.ones(self.n_models, np.bool_)
+            return (flat("momentum_buffer"),)
+        if kind in SCHEDULE_FREE:
+            zeros("z")
+            if kind == "sgd_schedulefree":
+                return (flat("z"),)
+            zeros("exp_avg_sq")
+            return flat("z"), flat("exp_avg_sq")
+        if kind == "rmsprop":
+            zeros("square_avg")
+            if "grad_avg" not in st and h["centered"][rows].any():
+                zeros("grad_avg")
+            if "momentum_buffer" not in st and (h["momentum"][rows] > 0).any():
+                zeros("momentum_buffer")
+            return flat("square_avg"), flat("grad_avg"), flat("momentum_buffer")
+        zeros("exp_avg")
+        zeros("exp_avg_sq")
+        return flat("exp_avg"), flat("exp_avg_sq")
 
     # ------------------------------------------------------------------------------------ torch path
 
