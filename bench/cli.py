@@ -287,25 +287,6 @@ def _warn_if_bf16_is_slow(console, device) -> None:
                       soft_wrap=True)
 
 
-def _roofline_of_run(configs, matrix, device, chunk_row, optim_impl) -> dict:
-    """meta.json's throughput.roofline: the run's first chunk, its step (training time / steps) against the
-    sum of its matmuls alone plus its optimizer's bytes at the copy bandwidth (bench.speed.roofline)."""
-    import math
-
-    from .speed import roofline
-    train_s, steps = chunk_row.get("train_s"), chunk_row.get("steps")
-    ok = train_s is not None and steps and math.isfinite(float(train_s))
-    try:
-        step = roofline.make_step(configs, widths=matrix.widths, activation=matrix.activation,
-                                  dropout=matrix.dropout, batch_size=matrix.batch_size, device=device,
-                                  precision=matrix.precision, optim_impl=optim_impl)
-        out = roofline.measure(step, step_s=float(train_s) / float(steps) if ok else None)
-    except (RuntimeError, ValueError, TypeError) as e:  # a measurement must not fail a finished run
-        return {"error": f"{type(e).__name__}: {e}"}
-    out["chunk"] = int(chunk_row.get("chunk", 0))
-    return out
-
-
 @main.command()
 @click.option("--matrix", "matrix_spec", default="quick", show_default=True,
               help="A built-in matrix (quick, default, full, keras-classic, precision) or a TOML file.")
@@ -359,8 +340,9 @@ def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framewor
 
     from .matrix import MatrixError, load_matrix, parse_seeds
     from .matrix.executors import ExecutorError, make_executor
-    from .matrix.runner import CorruptPartWarning, RunError, RunWriteError, resolve_device, run_matrix
+    from .matrix.runner import CorruptPartWarning, RunError, RunWriteError, run_matrix
     from .train import FashionMNISTError
+    from .train.registry import DeviceError, pick_trainer, resolve_device
     console = Console(stderr=True)
     show = warnings.showwarning
 
@@ -378,10 +360,10 @@ def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framewor
     if threads:
         import torch
         torch.set_num_threads(threads)
-    if sequential and framework == "keras":
-        raise click.UsageError("--sequential is the PyTorch one-at-a-time trainer; Keras always trains one at a time")
-    trainer = "sequential" if sequential else ("keras" if framework == "keras" else
-                                               ("batched" if framework == "torch" else None))
+    try:
+        trainer = pick_trainer(framework, sequential)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     try:
         matrix = None
         if resume is None:
@@ -401,7 +383,7 @@ def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framewor
             if changes:
                 matrix = matrix.replace(**changes)
             if matrix.precision == "bf16":
-                _warn_if_bf16_is_slow(console, "cpu" if trainer == "keras" else resolve_device(device))
+                _warn_if_bf16_is_slow(console, resolve_device(device, trainer or "batched"))
             console.print(_matrix_banner(matrix))
         elif any(v is not None for v in (epochs, seeds, run_id, chunk_size, trainer, precision)) or no_tuning:
             raise click.UsageError("--resume continues a run with its own settings: give no --epochs, --seeds, "
@@ -409,22 +391,24 @@ def run(matrix_spec, device, epochs, seeds, resume, run_id, sequential, framewor
         run_dir = run_matrix(matrix, results_dir=results_root(results_dir), run_id=run_id, device=device,
                              trainer=trainer, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
                              progress=not no_progress, console=console, executor=ex,
-                             command="lrbench " + " ".join(sys.argv[1:]), optim_impl=optim_impl,
-                             measure_limit=_roofline_of_run)
+                             command="lrbench " + " ".join(sys.argv[1:]), optim_impl=optim_impl)
     except RunWriteError as e:
         raise io_failure(e.error, e.run_dir, results_dir) from None
     except RunLocked as e:
         raise locked_failure(e, "Pick another --run-id" if resume is None else
                              "Wait for it to end, or stop it (Ctrl-C, or kill on its host: finished chunks stay) "
                              "and resume again") from None
-    except (MatrixError, RunError, FashionMNISTError, ExecutorError) as e:
+    except (MatrixError, RunError, FashionMNISTError, ExecutorError, DeviceError) as e:
         raise click.ClickException(str(e)) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: finished chunks are saved; continue with "
                       "lrbench run --resume <run-id> (see results/runs/)")
         raise SystemExit(130)
-    if not no_step_cost and executor == "local":  # Ray workers' machines are not this one: measure there
-        measure_step_cost(run_dir, console)
+    if executor == "local":  # Ray workers' machines are not this one: measure there
+        from .speed.postrun import roofline_of_run
+        roofline_of_run(run_dir)  # the first chunk's step against its own limit (meta.json)
+        if not no_step_cost:
+            measure_step_cost(run_dir, console)
     if not no_report:
         try:
             write_run_report(run_dir, results_root(results_dir))
@@ -559,9 +543,9 @@ def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, kera
     from rich.table import Table
 
     from .matrix import MatrixError, load_matrix
-    from .matrix.runner import RunError, resolve_device
     from .speed import trainer as trainer_speed
     from .train import FashionMNISTError, load_fashion_mnist
+    from .train.registry import DeviceError, resolve_device
     if threads:
         torch.set_num_threads(threads)
     console = Console()
@@ -569,7 +553,7 @@ def train_speed(matrix_spec, device, epochs, sequential_models, chunk_size, kera
         matrix = load_matrix(matrix_spec)
         dev = resolve_device(device)
         data = load_fashion_mnist(dev, data_dir)
-    except (MatrixError, RunError, FashionMNISTError) as e:
+    except (MatrixError, DeviceError, FashionMNISTError) as e:
         raise click.ClickException(str(e)) from None
     precisions = list(precision) or [matrix.precision]
     if "bf16" in precisions:
@@ -733,36 +717,36 @@ def find_lr_cmd(optimizers, steps, lr_min, lr_max, smoothing, diverge_factor, ba
     Suggestions per optimizer: the steepest descent of the smoothed loss, the lr of its minimum / 10, and
     their geometric mean ("suggested", what a matrix's peak_lr = "find" uses).
     """
-    import torch
     from rich.console import Console
     from rich.table import Table
 
     from .train import FashionMNISTError, load_fashion_mnist
     from .train import find_lr as F
+    from .train.config import TrainSpec
+    from .train.registry import DeviceError, resolve_device
     if lr_min >= lr_max:
         raise click.BadParameter(f"--lr-min ({lr_min}) must be below --lr-max ({lr_max})", param_hint="--lr-min")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device.startswith("cuda") and not torch.cuda.is_available():
-        raise click.BadParameter("this machine has no CUDA GPU", param_hint="--device")
-    elif device != "cpu" and not device.startswith("cuda"):
-        raise click.BadParameter(f"expected auto, cpu, cuda or cuda:N, got {device!r}", param_hint="--device")
+    try:
+        device = resolve_device(device)
+    except DeviceError as e:
+        raise click.BadParameter(str(e), param_hint="--device") from None
     try:
         data = load_fashion_mnist(device, data_dir)
     except FashionMNISTError as e:
         raise click.ClickException(str(e)) from None
     console = Console()
-    precision = precision or "fp32"
-    if precision == "bf16":
+    spec = TrainSpec(batch_size=batch_size, widths=widths, activation=activation, dropout=dropout,
+                     precision=precision or "fp32")
+    if spec.precision == "bf16":
         _warn_if_bf16_is_slow(console, device)
-    with console.status(f"range test: {', '.join(optimizers)} ({steps} steps, {lr_min:g} to {lr_max:g}, {precision})"):
-        curve = F.range_test(optimizers, data, widths=widths, activation=activation, dropout=dropout,
-                             batch_size=batch_size, device=device, seed=seed, lr_min=lr_min, lr_max=lr_max,
-                             steps=steps, smoothing=smoothing, diverge_factor=diverge_factor, precision=precision)
+    with console.status(f"range test: {', '.join(optimizers)} ({steps} steps, {lr_min:g} to {lr_max:g}, "
+                        f"{spec.precision})"):
+        curve = F.range_test(optimizers, data, spec, device=device, seed=seed, lr_min=lr_min, lr_max=lr_max,
+                             steps=steps, smoothing=smoothing, diverge_factor=diverge_factor)
     sug = F.suggest(curve)
     out = Path(out_dir) if out_dir else results_root() / "find_lr"
-    table = F.write_results(curve, sug, out, steps=steps, title=f"LR range test ({'-'.join(map(str, widths))} "
-                            f"{activation}, batch {batch_size}, seed {seed}, {precision})", precision=precision)
+    table = F.write_results(curve, sug, out, steps=steps, title=f"LR range test ({F.title_of(spec, seed)})",
+                            precision=spec.precision)
     t = Table(title="LR range test", title_justify="left")
     for col in ("optimizer", "steepest", "min / 10", "suggested", "stopped at lr"):
         t.add_column(col, justify="left" if col == "optimizer" else "right")
