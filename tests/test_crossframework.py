@@ -99,8 +99,9 @@ def test_real_torch_and_keras_runs(tmp_path):
                                  y_val=d.y_val[:512], x_test=d.x_test[:512], y_test=d.y_test[:512])
     text = "keras.CosineDecay(initial_learning_rate=0.0, decay_steps=total - 4, warmup_target=peak, warmup_steps=4)"
     cfgs = [TrainConfig("cosine_warmup", "adam", 1e-3, text, seed=s) for s in (0, 1)]
-    t = train_chunk(cfgs, data, epochs=1, widths=(784, 32, 10))
-    k = train_keras(cfgs, data, epochs=1, widths=(784, 32, 10))
+    from bench.train.config import TrainSpec
+    t = train_chunk(cfgs, data, TrainSpec(epochs=1, widths=(784, 32, 10)))
+    k = train_keras(cfgs, data, TrainSpec(epochs=1, widths=(784, 32, 10)))
     _write(tmp_path / "torch", t.summary)
     _write(tmp_path / "keras", k.summary)
     df = compare(tmp_path / "torch", tmp_path / "keras")

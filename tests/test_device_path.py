@@ -65,9 +65,10 @@ def test_trainer_torch_path_equals_numba_path(data, early_stopping):
             configs.append(TrainConfig(f"{opt}-{seed}", opt, lr, "Cosine(lr=peak, decay_steps=total)", seed))
         configs.append(TrainConfig(f"plateau-{seed}", "adam", 1e-3, "plateau", seed))
     configs.append(TrainConfig("diverges", "sgd", 1e6, "Constant(lr=peak)", 0))
-    kw = dict(epochs=3, plateau_kwargs=dict(factor=0.1, patience=0), early_stopping=early_stopping)
-    a = train_chunk(configs, small, optim_impl="numba", **kw)
-    b = train_chunk(configs, small, optim_impl="torch", **kw)
+    from bench.train.config import TrainSpec
+    spec = TrainSpec(epochs=3, plateau=dict(factor=0.1, patience=0), early_stopping=early_stopping)
+    a = train_chunk(configs, small, spec.replace(optim_impl="numba"))
+    b = train_chunk(configs, small, spec.replace(optim_impl="torch"))
     for col in ("trained", "diverged", "stopped", "epoch", "model"):
         assert a.history[col].tolist() == b.history[col].tolist(), col
     assert bool(a.summary.loc[a.summary.name == "diverges", "diverged"].iloc[0])

@@ -12,10 +12,12 @@ import torch
 from click.testing import CliRunner
 
 from bench.train import find_lr as F
+from bench.train.config import TrainSpec
 from bench.cli import find_lr_cmd
 
 OPTS = ["sgd", "adam", "momentum"]  # kinds interleaved on purpose: the stack reorders them, the curve must not
-KW = dict(widths=(784, 32, 10), batch_size=128, lr_min=1e-5, lr_max=10.0, steps=150)
+SPEC = TrainSpec(widths=(784, 32, 10), batch_size=128)
+KW = dict(lr_min=1e-5, lr_max=10.0, steps=150)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,7 +37,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def curve(data):
-    return F.range_test(OPTS, data, **KW)
+    return F.range_test(OPTS, data, SPEC, **KW)
 
 
 def test_sweep_and_smoothing(curve):
@@ -69,7 +71,7 @@ def test_stopping_rule(curve):
 def test_each_model_is_its_own(curve, data):
     """The stack changes nothing: an optimizer alone gives the same curve (same weights, same batches)."""
     for name in ("adam", "momentum"):
-        alone = F.range_test([name], data, **KW)
+        alone = F.range_test([name], data, SPEC, **KW)
         together = curve[curve["optimizer"] == name]
         assert len(alone) == len(together)
         np.testing.assert_allclose(alone["loss"], together["loss"], rtol=1e-5, atol=1e-6)
@@ -118,8 +120,8 @@ def test_plot_limits_include_the_raw_loss(tmp_path):
 
 
 def test_find_peaks(data):
-    peaks = F.find_peaks(["adam", "sgd"], data, widths=(784, 32, 10), activation="relu", dropout=0.0,
-                         batch_size=128, device="cpu", seed=0)
+    peaks = F.find_peaks(["adam", "sgd"], data, TrainSpec(widths=(784, 32, 10), activation="relu", dropout=0.0,
+                                                           batch_size=128), device="cpu", seed=0)
     assert list(peaks) == ["adam", "sgd"]
     assert 1e-5 < peaks["adam"] < 0.05 and 1e-3 < peaks["sgd"] < 3, peaks
 
@@ -158,8 +160,8 @@ def test_schedule_free_optimizers(data):
     """The range test runs the schedule-free optimizers (loss at their gradient point y, as they train) beside
     the others in one stack; each curve equals the one it gives alone, and the suggestions are in range."""
     opts = ["adamw_schedulefree", "adam", "sgd_schedulefree"]
-    curve = F.range_test(opts, data, **KW)
-    alone = F.range_test(["sgd_schedulefree"], data, **KW)
+    curve = F.range_test(opts, data, SPEC, **KW)
+    alone = F.range_test(["sgd_schedulefree"], data, SPEC, **KW)
     mine = curve[curve["optimizer"] == "sgd_schedulefree"].reset_index(drop=True)
     np.testing.assert_allclose(mine["loss"], alone["loss"], rtol=1e-4)
     sug = F.suggest(curve)

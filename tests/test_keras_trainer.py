@@ -12,6 +12,7 @@ import lrcore  # noqa: E402
 from bench.train.keras import (KERAS_OPTIMIZERS, keras_learning_rate, native_schedule, plateau_to_keras,  # noqa: E402
                                  train_keras, _build_model)
 from bench.train.batched import HISTORY_COLUMNS, SUMMARY_COLUMNS, TrainConfig, steps_per_epoch, train_chunk  # noqa: E402
+from bench.train.config import TrainSpec  # noqa: E402
 
 B = 128
 WARM = "keras.CosineDecay(initial_learning_rate=0.0, decay_steps=total - 10, warmup_target=peak, warmup_steps=10)"
@@ -36,8 +37,8 @@ def _spe(data):
 def test_schema_throughput_and_lr_table(data):
     cfgs = [TrainConfig("warm", "adam", 1e-3, WARM, seed=0), TrainConfig("expo", "momentum", 0.01, EXPO, seed=1)]
     seen = []
-    r = train_keras(cfgs, data, epochs=2, batch_size=B, progress=lambda e, rows: seen.append((e, rows)))
-    t = train_chunk(cfgs[:1], data, epochs=2, batch_size=B)
+    r = train_keras(cfgs, data, TrainSpec(epochs=2, batch_size=B), progress=lambda e, rows: seen.append((e, rows)))
+    t = train_chunk(cfgs[:1], data, TrainSpec(epochs=2, batch_size=B))
     assert list(r.history.columns) == HISTORY_COLUMNS == list(t.history.columns)
     assert list(r.summary.columns) == SUMMARY_COLUMNS == list(t.summary.columns)
     assert set(r.throughput) == set(t.throughput)
@@ -81,7 +82,7 @@ def test_native_schedules_match_lrcore_per_step(data):
     assert lr0.decay_steps == total - 10 and lr0.warmup_target == 1e-3
     assert keras_learning_rate(cfgs[3], total, spe) == 1e-3
     trace = LrTrace()
-    r = train_keras(cfgs, data, epochs=2, batch_size=B, callbacks=[trace])
+    r = train_keras(cfgs, data, TrainSpec(epochs=2, batch_size=B), callbacks=[trace])
     for c, got in zip(cfgs, trace.runs):
         ref = lrcore.evaluate(c.parse(total, spe), total)
         assert len(got) == total
@@ -138,7 +139,7 @@ def test_same_seed_same_result_different_seed_differs(data):
     assert not np.array_equal(w0[0], w2[0])
     cfgs = [TrainConfig("c", "adam", 1e-3, seed=0), TrainConfig("c", "adam", 1e-3, seed=0),
             TrainConfig("c", "adam", 1e-3, seed=1)]
-    r = train_keras(cfgs, data, epochs=1, batch_size=B, widths=(784, 64, 10))
+    r = train_keras(cfgs, data, TrainSpec(epochs=1, batch_size=B, widths=(784, 64, 10)))
     cols = ["train_loss", "val_loss", "val_acc", "lr"]
     h = r.history.set_index("model")
     np.testing.assert_array_equal(h.loc[0, cols].to_numpy(float), h.loc[1, cols].to_numpy(float))
@@ -149,7 +150,7 @@ def test_same_seed_same_result_different_seed_differs(data):
 
 def test_divergence_is_reported_and_others_complete(data):
     cfgs = [TrainConfig("huge", "sgd", 1e6, seed=0), TrainConfig("ok", "sgd", 0.05, seed=0)]
-    r = train_keras(cfgs, data, epochs=2, batch_size=B, widths=(784, 64, 10))
+    r = train_keras(cfgs, data, TrainSpec(epochs=2, batch_size=B, widths=(784, 64, 10)))
     s = r.summary.set_index("model")
     assert s.loc[0, "diverged"] and s.loc[0, "diverged_epoch"] == 0 and s.loc[0, "epochs_trained"] == 1
     assert not s.loc[1, "diverged"] and s.loc[1, "epochs_trained"] == 2 and s.loc[1, "test_acc"] > 0.5
@@ -162,16 +163,16 @@ def test_divergence_is_reported_and_others_complete(data):
 def test_plateau_reduces_lr(data):
     # an absolute threshold of 10 makes every epoch after the first a bad one: torch patience 0 -> Keras 1
     cfg = TrainConfig("p", "adam", 1e-3, "plateau")
-    r = train_keras([cfg], data, epochs=3, batch_size=B, widths=(784, 32, 10),
-                    plateau_kwargs=dict(factor=0.5, patience=0, threshold=10.0, threshold_mode="abs"))
+    r = train_keras([cfg], data, TrainSpec(epochs=3, batch_size=B, widths=(784, 32, 10),
+                                           plateau=dict(factor=0.5, patience=0, threshold=10.0, threshold_mode="abs")))
     lrs = r.history.sort_values("epoch")["lr"].to_numpy()
     np.testing.assert_allclose(lrs, [1e-3, 1e-3, 5e-4], rtol=1e-6)
 
 
 def test_early_stopping_restores_best(data):
     cfg = TrainConfig("c", "adam", 1e-3)
-    r = train_keras([cfg], data, epochs=4, batch_size=B, widths=(784, 32, 10),
-                    early_stopping=dict(patience=1, min_delta=10.0))
+    r = train_keras([cfg], data, TrainSpec(epochs=4, batch_size=B, widths=(784, 32, 10),
+                                           early_stopping=dict(patience=1, min_delta=10.0)))
     s = r.summary.iloc[0]
     h = r.history.sort_values("epoch")
     assert s["stopped_epoch"] == 1 and s["epochs_trained"] == 2 and not s["diverged"]

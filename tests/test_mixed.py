@@ -300,10 +300,10 @@ def test_bf16_trainer_torch_path_equals_numba_path():
                for seed in (0, 1) for opt, lr in (("sgd", 0.1), ("nesterov", 0.01), ("rmsprop", 5e-4),
                                                   ("adamw", 1e-3), ("adamw_schedulefree", 2.5e-3))]
     configs += [TrainConfig("plateau", "adam", 1e-3, "plateau", 0), TrainConfig("diverges", "sgd", 1e6, seed=0)]
-    kw = dict(epochs=2, widths=SMALL, plateau_kwargs=dict(factor=0.1, patience=0), early_stopping=1,
-              precision="bf16")
-    a = train_chunk(configs, small, optim_impl="numba", **kw)
-    b = train_chunk(configs, small, optim_impl="torch", **kw)
+    from bench.train.config import TrainSpec
+    spec = TrainSpec(epochs=2, widths=SMALL, plateau=dict(factor=0.1, patience=0), early_stopping=1, precision="bf16")
+    a = train_chunk(configs, small, spec.replace(optim_impl="numba"))
+    b = train_chunk(configs, small, spec.replace(optim_impl="torch"))
     assert a.throughput["precision"] == b.throughput["precision"] == "bf16"
     for col in ("trained", "diverged", "stopped", "epoch", "model"):
         assert a.history[col].tolist() == b.history[col].tolist(), col

@@ -158,19 +158,19 @@ def test_worker_death_is_retried(cluster, small, data, tmp_path):
     """A worker that dies (os._exit) mid-chunk: the chunk runs again on a new worker, up to max_retries."""
     log = str(tmp_path / "attempts")
 
-    def dies_on_first_attempt(trainer, configs, data, matrix, device, progress):
-        from bench.matrix.runner import _train
+    def dies_on_first_attempt(trainer, configs, data, spec, device, progress):
+        from bench.train.registry import train
         with open(log, "a") as f:
             f.write("x")
         if os.path.getsize(log) == 1:
             os._exit(1)
-        return _train(trainer, configs, data, matrix, device, progress)
+        return train(trainer, configs, data, spec, device, progress)
 
     ex = RayExecutor(address=cluster, max_retries=1)
     ex.start()
     ex.resolve_device("cpu")
     job = [ChunkJob(0, small.configs()[:2])]
-    kw = dict(train=dies_on_first_attempt, trainer="batched", matrix=small, data=data, device="cpu")
+    kw = dict(train=dies_on_first_attempt, trainer="batched", spec=small.train_spec(), data=data, device="cpu")
     with RunProgress("w", 2, 1, enabled=False) as bar:
         ((k, result, info),) = list(ex.run(job, progress=bar, **kw))
     assert open(log).read() == "xx" and k == 0 and len(result.summary) == 2

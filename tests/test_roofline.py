@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bench.speed import roofline as R
-from bench.train.config import TrainConfig
+from bench.train.config import TrainConfig, TrainSpec
 
 SMALL = (784, 32, 16, 10)
 
@@ -27,7 +27,7 @@ def one_thread():
 def test_the_recorded_matmuls_are_the_steps(precision):
     """Two seeds (two groups sharing a batch): the first layer's forward and weight gradient once per group, the
     other layers' forward, weight gradient and input gradient once each; dtype and FLOPs as trained."""
-    step = R.make_step(configs(), widths=SMALL, batch_size=32, precision=precision)
+    step = R.make_step(configs(), TrainSpec(widths=SMALL, batch_size=32, precision=precision))
     calls = R.record_matmuls(step)
     assert len(calls) == 2 + 2 + 3 * 2
     rows = R.time_matmuls(calls, "cpu", repeats=2)
@@ -43,7 +43,7 @@ def test_the_recorded_matmuls_are_the_steps(precision):
 def test_optimizer_bytes(precision):
     """sgd: parameter read + write and gradient read; momentum: + its buffer; adam: + two moments; bf16:
     gradients of 2 bytes and a 2-byte copy of the parameters written."""
-    step = R.make_step(configs(), widths=SMALL, batch_size=32, precision=precision)
+    step = R.make_step(configs(), TrainSpec(widths=SMALL, batch_size=32, precision=precision))
     step()
     n = sum(p[0].numel() for p in step.model.params)  # one model's parameters
     grad, low = (4, 0) if precision == "fp32" else (2, 2)
@@ -53,7 +53,7 @@ def test_optimizer_bytes(precision):
 
 
 def test_measure_and_profile():
-    step = R.make_step(configs(), widths=SMALL, batch_size=32, precision="bf16")
+    step = R.make_step(configs(), TrainSpec(widths=SMALL, batch_size=32, precision="bf16"))
     r = R.measure(step, repeats=2)
     assert r["roofline_s"] == pytest.approx(r["matmul_s"] + r["optimizer_bytes"] / r["copy_bandwidth"])
     assert r["step_over_roofline"] == pytest.approx(r["step_s"] / r["roofline_s"]) and r["precision"] == "bf16"

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import bench.matrix.runner as runner
+from bench.train import registry
 from bench.cli import write_run_report
 from bench.matrix.runner import CorruptPartWarning, RunError, run_matrix
 from bench.matrix.spec import load_matrix
@@ -92,7 +93,7 @@ def test_paired_design_same_seed_same_start(full_run):
 
 def test_resume_after_interrupt_skips_finished_chunks(matrix, data, tmp_path, monkeypatch, full_run):
     calls = []
-    real = runner._train
+    real = registry.train
 
     def interrupt_second_chunk(*a, **k):
         calls.append(1)
@@ -100,7 +101,7 @@ def test_resume_after_interrupt_skips_finished_chunks(matrix, data, tmp_path, mo
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(runner, "_train", interrupt_second_chunk)
+    monkeypatch.setattr(registry, "train", interrupt_second_chunk)
     with pytest.raises(KeyboardInterrupt):
         run_matrix(matrix, results_dir=tmp_path, run_id="r", device="cpu", chunk_size=5, data=data,
                    progress=False)
@@ -109,7 +110,7 @@ def test_resume_after_interrupt_skips_finished_chunks(matrix, data, tmp_path, mo
     assert meta["status"] == "interrupted"
     assert len(pd.read_csv(run / "summary.csv")) == 4  # the finished chunk is already readable
     first = (run / "parts" / "chunk-0000.summary.csv").stat().st_mtime_ns
-    monkeypatch.setattr(runner, "_train", real)
+    monkeypatch.setattr(registry, "train", real)
     calls.clear()
     run_matrix(resume="r", results_dir=tmp_path, data=data, progress=False)
     assert (run / "parts" / "chunk-0000.summary.csv").stat().st_mtime_ns == first

@@ -6,6 +6,7 @@ import pytest
 
 import lrcore
 from bench.train.batched import HISTORY_COLUMNS, SUMMARY_COLUMNS, TrainConfig, steps_per_epoch, train_chunk
+from bench.train.config import TrainSpec
 
 WIDTHS = (784, 32, 10)
 EPOCHS = 3
@@ -24,7 +25,9 @@ def data():
 
 def run(configs, data, **kw):
     kw.setdefault("epochs", EPOCHS)
-    return train_chunk(configs, data, batch_size=BATCH, widths=WIDTHS, **kw)
+    if "plateau_kwargs" in kw:
+        kw["plateau"] = kw.pop("plateau_kwargs")
+    return train_chunk(configs, data, TrainSpec(batch_size=BATCH, widths=WIDTHS, **kw))
 
 
 CONFIGS = [
@@ -145,7 +148,7 @@ def test_schedule_free_in_a_chunk_matches_the_package(impl, data):
     pytest.importorskip("schedulefree")
     from bench.train.sequential import train_sequential
     mine = run(SF_CONFIGS, data, optim_impl=impl, epochs=2)
-    ref = train_sequential(SF_CONFIGS, data, epochs=2, batch_size=BATCH, widths=WIDTHS)
+    ref = train_sequential(SF_CONFIGS, data, TrainSpec(epochs=2, batch_size=BATCH, widths=WIDTHS))
     a, b = (r.history.sort_values(["model", "epoch"]).reset_index(drop=True) for r in (mine, ref))
     np.testing.assert_allclose(a["val_loss"], b["val_loss"], rtol=2e-4)
     np.testing.assert_allclose(a["val_acc"], b["val_acc"], atol=2.5 / 512)  # at most 2 of 512 answers flip

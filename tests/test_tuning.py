@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import bench.matrix.runner as runner
+from bench.train import registry
 from bench.matrix.runner import run_matrix
 from bench.matrix.spec import MatrixError, load_matrix
 from bench.matrix.tuning import Stage, candidates, next_stage, outward, select
@@ -250,7 +250,7 @@ def test_tuned_run_selection_is_recomputed_from_its_tuning_models(tuned_run, mat
 def test_interrupted_tuned_run_resumes_to_the_same_answer(tuned_run, matrix, data, tmp_path, monkeypatch, stop_at):
     """Interrupted in the tuning stage (chunk 1) or after it (chunk 3: the selection made, evaluation
     started): --resume plans the same stages and selects the same factors."""
-    real, calls = runner._train, []
+    real, calls = registry.train, []
 
     def interrupt(*a, **k):
         calls.append(1)
@@ -258,10 +258,10 @@ def test_interrupted_tuned_run_resumes_to_the_same_answer(tuned_run, matrix, dat
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(runner, "_train", interrupt)
+    monkeypatch.setattr(registry, "train", interrupt)
     with pytest.raises(KeyboardInterrupt):
         run_matrix(matrix, results_dir=tmp_path, run_id="r", device="cpu", data=data, progress=False, chunk_size=4)
-    monkeypatch.setattr(runner, "_train", real)
+    monkeypatch.setattr(registry, "train", real)
     assert json.loads((tmp_path / "runs" / "r" / "meta.json").read_text())["status"] == "interrupted"
     run_matrix(resume="r", results_dir=tmp_path, data=data, progress=False)
     a = pd.read_csv(tmp_path / "runs" / "r" / "tuning.csv")

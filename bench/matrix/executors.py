@@ -1,8 +1,8 @@
 """Where a run's chunks train: :class:`LocalExecutor` (this process, one chunk after the other, the
 default) or :class:`RayExecutor` (Ray tasks on a private local cluster or on an existing one).
 
-An executor's ``run(jobs, train=..., trainer=..., matrix=..., data=..., device=..., progress=...)``
-yields ``(chunk, ChunkResult, info)`` as chunks finish; the runner writes each part itself (the driver
+An executor's ``run(jobs, trainer=..., spec=..., data=..., device=..., progress=...)`` trains each job with
+``bench.train.registry.train(trainer, configs, data, spec, device, progress)`` (or the ``train`` given) and yields ``(chunk, ChunkResult, info)`` as chunks finish; the runner writes each part itself (the driver
 owns the run folder: no shared file system). ``info`` is recorded in the part's JSON: ``executor``,
 ``node`` (host name), ``device`` (what trained it), ``threads`` (torch's thread count during the chunk),
 ``matmul_flop_per_s`` (a torch matmul measured where the chunk ran), for Ray also ``node_id`` and ``node_ip``.
@@ -60,14 +60,16 @@ class LocalExecutor:
     def describe(self) -> dict:
         return {"executor": "local"}
 
-    def run(self, jobs: Sequence[ChunkJob], *, train: Callable, trainer: str, matrix, data, device: str,
-            progress) -> Iterator[tuple]:
+    def run(self, jobs: Sequence[ChunkJob], *, trainer: str, spec, data, device: str, progress,
+            train: Callable | None = None) -> Iterator[tuple]:
         import numba
         import torch
+
+        from ..train import registry
         matmul = matmul_rate(trainer, device)
         for j, job in enumerate(jobs):
-            progress.start_chunk(j, job.chunk, len(job.configs), matrix.epochs)
-            result = train(trainer, job.configs, data, matrix, device, progress.epoch_done)
+            progress.start_chunk(j, job.chunk, len(job.configs), spec.epochs)
+            result = (train or registry.train)(trainer, job.configs, data, spec, device, progress.epoch_done)
             yield job.chunk, result, {"executor": "local", "node": platform.node(), "device": device,
                                       "threads": torch.get_num_threads(), "numba_threads": numba.get_num_threads(),
                                       "matmul_flop_per_s": matmul}
@@ -120,7 +122,7 @@ def _cpu_name() -> str:
         return platform.processor()
 
 
-def _chunk_task(train, chunk, configs, packed, matrix, trainer, want_gpu, cpus, sink):
+def _chunk_task(train, chunk, configs, packed, spec, trainer, want_gpu, cpus, sink):
     """One chunk as a Ray task: threads = the task's CPU share, device = its GPU when torch sees one."""
     import numba
     import ray
@@ -141,7 +143,9 @@ def _chunk_task(train, chunk, configs, packed, matrix, trainer, want_gpu, cpus, 
         accs = [r["val_acc"] for r in rows if r.get("trained") and math.isfinite(r["val_acc"])]
         sink.push.remote(("epoch", chunk, epoch, len(rows), max(accs) if accs else math.nan))
 
-    result = train(trainer, configs, data, matrix, device, progress)
+    if train is None:
+        from ..train.registry import train
+    result = train(trainer, configs, data, spec, device, progress)
     info = {"executor": "ray", **node, "threads": torch.get_num_threads(), "numba_threads": numba.get_num_threads(),
             "matmul_flop_per_s": matmul_rate(trainer, device)}
     return result, info
@@ -268,8 +272,8 @@ class RayExecutor:
                 "gpus_per_task": self.gpus_per_task, "max_retries": self.max_retries}
 
     # -- chunks
-    def run(self, jobs: Sequence[ChunkJob], *, train: Callable, trainer: str, matrix, data, device: str,
-            progress) -> Iterator[tuple]:
+    def run(self, jobs: Sequence[ChunkJob], *, trainer: str, spec, data, device: str, progress,
+            train: Callable | None = None) -> Iterator[tuple]:
         ray = self._ray
         if ray is None:
             raise ExecutorError("RayExecutor.run before start()")
@@ -280,7 +284,7 @@ class RayExecutor:
         task = ray.remote(_chunk_task).options(num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task or 0,
                                                max_retries=self.max_retries, retry_exceptions=False)
         want_gpu = bool(self.gpus_per_task)
-        pending = {task.remote(train, job.chunk, job.configs, packed, matrix, trainer, want_gpu,
+        pending = {task.remote(train, job.chunk, job.configs, packed, spec, trainer, want_gpu,
                                self.cpus_per_task, sink): job for job in jobs}
         started = 0
         try:
@@ -289,7 +293,7 @@ class RayExecutor:
                 for ev in ray.get(sink.drain.remote()):
                     if ev[0] == "start":
                         progress.task_started(started, ev[1], sum(len(j.configs) for j in jobs if j.chunk == ev[1]),
-                                              matrix.epochs, f"{ev[2]['node']} {ev[2]['device']}")
+                                              spec.epochs, f"{ev[2]['node']} {ev[2]['device']}")
                         started += 1
                     else:
                         progress.task_epoch(*ev[1:])
@@ -304,7 +308,7 @@ class RayExecutor:
                     except ray.exceptions.RayError as e:
                         raise ExecutorError(f"chunk {job.chunk} lost after {self.max_retries} retries "
                                             f"(--max-retries): {type(e).__name__}: {e}") from None
-                    progress.task_finished(job.chunk, len(job.configs) * matrix.epochs)
+                    progress.task_finished(job.chunk, len(job.configs) * spec.epochs)
                     yield job.chunk, result, info
         finally:
             # cancel only what is still running: force-cancelling a task whose reply is arriving trips a Ray

@@ -29,8 +29,8 @@ this process, or Ray tasks on many machines).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
-import functools
 import json
 import signal
 import sys
@@ -44,13 +44,13 @@ from ..machine import environment
 from ..machine import utc as _utc
 from ..results import RunNotFound, find_run, results_root, run_lock, write_json
 from ..results import atomic_write as _atomic_write
+from ..train.registry import TRAINERS, DeviceError, check_combination, resolve_device
 from .spec import Matrix, from_dict
 from .tuning import Stage, next_stage
 
 __all__ = ["TRAINERS", "RunError", "RunWriteError", "CorruptPartWarning", "run_matrix", "resolve_run", "plan_chunks",
-           "EXTRA_HISTORY", "EXTRA_SUMMARY", "THROUGHPUT_COLUMNS"]
+           "run_configs", "EXTRA_HISTORY", "EXTRA_SUMMARY", "THROUGHPUT_COLUMNS"]
 
-TRAINERS = ("batched", "sequential", "keras")
 EXTRA_HISTORY = ["trainer", "chunk", "model_time_s", "stage", "lr_factor", "precision"]
 EXTRA_SUMMARY = ["trainer", "chunk", "stage", "lr_factor", "precision"]
 THROUGHPUT_COLUMNS = ["chunk", "trainer", "device", "precision", "n_models", "epochs", "steps", "batch_size", "n_train",
@@ -78,19 +78,6 @@ class CorruptPartWarning(UserWarning):
 
 
 # ----------------------------------------------------------------------------------------- small helpers
-
-def resolve_device(device: str) -> str:
-    """auto -> cuda when torch sees a GPU, else cpu; cuda without a GPU is an error."""
-    import torch
-    if device == "auto":
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RunError("--device cuda: torch sees no CUDA GPU here (torch.cuda.is_available() is False); "
-                       "use --device cpu or auto")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise RunError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
-    return "cuda:0" if device == "cuda" else device
-
 
 def plan_chunks(n_configs: int, chunk_size: int) -> list[list[int]]:
     """Consecutive config indices in ``ceil(n / chunk_size)`` chunks of equal size (+-1), except that a
@@ -176,20 +163,6 @@ def _terminate_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
-
-
-def _train(trainer: str, configs, data, matrix: Matrix, device: str, progress, optim_impl: str = "auto"):
-    kw = dict(epochs=matrix.epochs, batch_size=matrix.batch_size, widths=matrix.widths,
-              activation=matrix.activation, dropout=matrix.dropout,
-              early_stopping=matrix.early_stopping or None, plateau_kwargs=matrix.plateau, progress=progress)
-    if trainer == "batched":
-        from ..train.batched import train_chunk
-        return train_chunk(configs, data, device=device, optim_impl=optim_impl, precision=matrix.precision, **kw)
-    if trainer == "sequential":
-        from ..train.sequential import train_sequential
-        return train_sequential(configs, data, device=device, precision=matrix.precision, **kw)
-    from ..train.keras import train_keras
-    return train_keras(configs, data, **kw)
 
 
 def _chunk_paths(run_dir: Path, k: int) -> dict[str, Path]:
@@ -332,9 +305,8 @@ def _range_test(matrix: Matrix, find: list[str], data, device: str, run_dir: Pat
     say = console or Console(stderr=True)
     status = say.status(f"LR range test of {', '.join(todo)} ({SWEEP_STEPS} steps, batched)")
     with status if progress else contextlib.nullcontext():
-        found = find_peaks(todo, data, widths=matrix.widths, activation=matrix.activation, dropout=matrix.dropout,
-                           batch_size=matrix.batch_size, device=device, seed=0, out_dir=run_dir / "find_lr",
-                           required=find, precision=matrix.precision)
+        found = find_peaks(todo, data, matrix.train_spec(), device=device, seed=0, out_dir=run_dir / "find_lr",
+                           required=find)
     if progress:
         say.print("LR range test: " + ", ".join(f"{k} {v:.3g}" for k, v in found.items()) +
                   f" (curves and plot in {run_dir / 'find_lr'})")
@@ -342,7 +314,7 @@ def _range_test(matrix: Matrix, find: list[str], data, device: str, run_dir: Pat
 
 
 def _train_chunks(run_dir: Path, meta: dict, executor, chunks: list[list[int]], configs: list, stage: str, *,
-                  matrix: Matrix, data, device: str, trainer: str, progress: bool, console, train) -> None:
+                  spec, data, device: str, trainer: str, progress: bool, console) -> None:
     """Train every chunk without an intact part and write each part as it finishes; an interrupt or a
     failed chunk is recorded in meta.json ("interrupted" / "failed") with the finished parts assembled."""
     from .executors import ChunkJob, ExecutorError
@@ -352,7 +324,7 @@ def _train_chunks(run_dir: Path, meta: dict, executor, chunks: list[list[int]], 
     if not todo:
         return
     label = meta["run_id"] + (f" [{stage}]" if stage and stage != "main" else "")
-    bar = RunProgress(label, sum(len(chunks[k]) for k in todo) * matrix.epochs, len(todo), enabled=progress,
+    bar = RunProgress(label, sum(len(chunks[k]) for k in todo) * spec.epochs, len(todo), enabled=progress,
                       console=console)
     jobs = [ChunkJob(k, [configs[i] for i in chunks[k]]) for k in todo]
 
@@ -364,13 +336,12 @@ def _train_chunks(run_dir: Path, meta: dict, executor, chunks: list[list[int]], 
 
     try:
         with bar, _terminate_as_interrupt():
-            finished = executor.run(jobs, train=train, trainer=trainer, matrix=matrix, data=data, device=device,
-                                    progress=bar)
+            finished = executor.run(jobs, trainer=trainer, spec=spec, data=data, device=device, progress=bar)
             with contextlib.closing(finished):  # an interrupt while a part is written still cancels the rest
                 try:
                     for k, result, info in finished:
                         _save_chunk(run_dir, k, chunks[k], result, trainer, info, [configs[i] for i in chunks[k]],
-                                    matrix.precision)
+                                    spec.precision)
                 except (KeyboardInterrupt, ExecutorError) as e:
                     record_stop(e)  # before the executor cancels its tasks: a crash there keeps the status
                     raise
@@ -381,10 +352,28 @@ def _train_chunks(run_dir: Path, meta: dict, executor, chunks: list[list[int]], 
         raise
 
 
+@dataclasses.dataclass
+class _Run:
+    """One run's state, the same whether it is new or resumed: where it writes, what trains how and where."""
+    dir: Path
+    meta: dict | None        # None until a new run's meta.json is first written
+    matrix: Matrix
+    trainer: str
+    device: str              # where chunks train
+    chunks: list[list[int]]
+    chunk_size: int | None   # the --chunk-size option (None: by device and trainer)
+    peaks: dict
+    optim_impl: str
+
+    @property
+    def spec(self):
+        return self.matrix.train_spec(optim_impl=self.optim_impl)
+
+
 def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None, run_id: str | None = None,
                device: str = "auto", trainer: str | None = None, chunk_size: int | None = None, data_dir=None,
                resume: str | None = None, progress: bool = True, console=None, command: str | None = None,
-               data=None, executor=None, optim_impl: str = "auto", measure_limit=None) -> Path:
+               data=None, executor=None, optim_impl: str = "auto") -> Path:
     """Train ``matrix`` (or continue run ``resume``) and write its run folder; returns the folder.
 
     ``results_dir``: the results root (default :func:`bench.results.results_root`). ``data``: an already
@@ -392,9 +381,7 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None,
     ``data_dir`` (or the usual places) onto the training device. ``executor``: where the chunks train
     (:mod:`bench.matrix.executors`; default :class:`~bench.matrix.executors.LocalExecutor`, this process); a
     :class:`~bench.matrix.executors.RayExecutor` that this call connects is shut down at its end. The report
-    is the caller's (``lrbench run``). ``measure_limit(configs, matrix, device, chunk_row, optim_impl)``: called
-    at the end of a complete batched run for its first chunk; its dict goes to ``meta.json``'s
-    ``throughput.roofline`` (the CLI passes ``bench.speed.roofline``'s: the runner does not import speed).
+    and the post-run measurements (step cost, roofline: ``bench.speed``) are the caller's (``lrbench run``).
     """
     from .executors import ExecutorError, LocalExecutor
 
@@ -402,10 +389,15 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None,
     folder = _RunFolder(command)
     try:
         with folder:
-            return _run_matrix(matrix, executor, results_dir=results_root(results_dir), run_id=run_id, device=device,
-                               trainer=trainer, chunk_size=chunk_size, data_dir=data_dir, resume=resume,
-                               progress=progress, console=console, command=command, data=data,
-                               optim_impl=optim_impl, folder=folder, measure_limit=measure_limit)
+            if executor.name != "local":
+                executor.start()
+            if resume is not None:
+                run = _resumed(folder, resume, results_root(results_dir), executor, optim_impl)
+            else:
+                run = _new(folder, matrix, results_root(results_dir), executor, run_id=run_id, device=device,
+                           trainer=trainer, chunk_size=chunk_size, optim_impl=optim_impl)
+            return _train_run(run, executor, data=data, data_dir=data_dir, progress=progress, console=console,
+                              command=command, resumed=resume is not None)
     except ExecutorError as e:
         raise RunError(str(e)) from None
     except OSError as e:
@@ -417,83 +409,108 @@ def run_matrix(matrix: Matrix | None = None, *, results_dir: Path | None = None,
             executor.shutdown()
 
 
-def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk_size, data_dir, resume, progress,
-                console, command, data, optim_impl, folder: _RunFolder, measure_limit=None) -> Path:
+def _resumed(folder: _RunFolder, resume: str, results_dir: Path, executor, optim_impl: str) -> _Run:
+    """The state of run ``resume`` from its meta.json (locked first, then read)."""
+    run_dir = folder.claim(resume, results_dir, new=False)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    if meta.get("status") == "complete":
+        raise RunError(f"run {meta['run_id']} is complete: nothing to resume")
+    device = meta["device"]
+    if executor.name != "local":
+        device = executor.resolve_device("cuda" if device.startswith("cuda") else "cpu")
+    else:
+        try:
+            resolve_device(device, meta["trainer"])
+        except DeviceError:
+            raise RunError(f"run {meta['run_id']} ran on {device}; this machine has no CUDA GPU") from None
+    return _Run(run_dir, meta, from_dict(meta["matrix"], source=meta["matrix"].get("source", "")), meta["trainer"],
+                device, meta["chunks"], meta.get("chunk_size_option"), meta["peak_lr"],
+                meta.get("optim_impl", optim_impl))
+
+
+def _new(folder: _RunFolder, matrix: Matrix | None, results_dir: Path, executor, *, run_id, device, trainer,
+         chunk_size, optim_impl) -> _Run:
+    """A new run's state: its trainer (checked against the matrix), device and folder (locked)."""
+    if matrix is None:
+        raise RunError("run_matrix: give a matrix or resume=<run-id>")
+    trainer = trainer or ("keras" if matrix.framework == "keras" else "batched")
+    problem = check_combination(trainer, matrix.framework, matrix.precision)
+    if problem:
+        raise RunError(problem)
+    native = [n for n, t in matrix.schedules.items() if t.strip().startswith("keras-native:")]
+    if native and trainer != "keras" and matrix.framework == "keras":
+        matrix, native = matrix.torch_counterpart(), []  # the PyTorch half of a cross-framework check
+    if native and trainer != "keras":
+        raise RunError(f"matrix {matrix.name}: schedules {native} are real Keras objects (keras-native:); "
+                       f"train them with the Keras trainer, not {trainer!r}")
+    try:
+        device = (executor.resolve_device("cpu" if trainer == "keras" else device) if executor.name != "local"
+                  else resolve_device(device, trainer))
+    except DeviceError as e:
+        raise RunError(str(e)) from None
+    if chunk_size is not None and chunk_size < 1:
+        raise RunError(f"--chunk-size must be >= 1, got {chunk_size}")
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_id = run_id or f"{stamp}-{matrix.name}" + (f"-{trainer}" if trainer != "batched" else "")
+    if "/" in run_id or run_id.startswith(".") or not run_id.strip():
+        raise RunError(f"--run-id must be a plain folder name, got {run_id!r}")
+    run_dir = folder.claim(run_id, results_dir, new=True)  # locked before the existence check
+    return _Run(run_dir, None, matrix, trainer, device, [], chunk_size, dict(matrix.peak_lr), optim_impl)
+
+
+def _train_run(run: _Run, executor, *, data, data_dir, progress, console, command, resumed: bool) -> Path:
+    """1. the data, the LR range test where needed, meta.json; 2. the stage loop (train what is planned,
+    plan the next stage from the results, repeat); 3. the run assembled and marked complete."""
     import torch
 
     from ..train.data import load_fashion_mnist
     local = executor.name == "local"
-    if not local:
-        executor.start()
-    if resume is not None:
-        run_dir = folder.claim(resume, results_dir, new=False)  # locked, then read
-        meta = json.loads((run_dir / "meta.json").read_text())
-        if meta.get("status") == "complete":
-            raise RunError(f"run {meta['run_id']} is complete: nothing to resume")
-        matrix = from_dict(meta["matrix"], source=meta["matrix"].get("source", ""))
-        trainer, device = meta["trainer"], meta["device"]
-        optim_impl = meta.get("optim_impl", optim_impl)
-        chunks = meta["chunks"]
-        chunk_size = meta.get("chunk_size_option")
-        peaks = meta["peak_lr"]
-        if not local:
-            device = executor.resolve_device("cuda" if device.startswith("cuda") else "cpu")
-        elif device.startswith("cuda") and not torch.cuda.is_available():
-            raise RunError(f"run {meta['run_id']} ran on {device}; this machine has no CUDA GPU")
-    else:
-        if matrix is None:
-            raise RunError("run_matrix: give a matrix or resume=<run-id>")
-        trainer = trainer or ("keras" if matrix.framework == "keras" else "batched")
-        if trainer not in TRAINERS:
-            raise RunError(f"trainer must be one of {TRAINERS}, got {trainer!r}")
-        if trainer == "keras" and matrix.precision != "fp32":
-            raise RunError(f"precision {matrix.precision!r} trains in the PyTorch trainers only, not with Keras")
-        native = [n for n, t in matrix.schedules.items() if t.strip().startswith("keras-native:")]
-        if native and trainer != "keras" and matrix.framework == "keras":
-            matrix, native = matrix.torch_counterpart(), []  # the PyTorch half of a cross-framework check
-        if native and trainer != "keras":
-            raise RunError(f"matrix {matrix.name}: schedules {native} are real Keras objects (keras-native:); "
-                           f"train them with the Keras trainer, not {trainer!r}")
-        if not local:
-            device = executor.resolve_device("cpu" if trainer == "keras" else device)
-        else:
-            device = "cpu" if trainer == "keras" else resolve_device(device)
-        if chunk_size is not None and chunk_size < 1:
-            raise RunError(f"--chunk-size must be >= 1, got {chunk_size}")
-        chunks = []
-        peaks = dict(matrix.peak_lr)
-        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-        suffix = f"-{trainer}" if trainer != "batched" else ""
-        run_id = run_id or f"{stamp}-{matrix.name}{suffix}"
-        if "/" in run_id or run_id.startswith(".") or not run_id.strip():
-            raise RunError(f"--run-id must be a plain folder name, got {run_id!r}")
-        run_dir = folder.claim(run_id, results_dir, new=True)  # locked before the existence check
-        meta = None
-
     # the driver's own device: where it loads the data (a Ray driver: the CPU, for the object store) and
     # runs the LR range test
-    here = device if local else ("cuda:0" if device == "cuda" and torch.cuda.is_available() else "cpu")
+    here = run.device if local else ("cuda:0" if run.device == "cuda" and torch.cuda.is_available() else "cpu")
     if data is None:
-        data = load_fashion_mnist("cpu" if trainer == "keras" or not local else device, data_dir)
-    find = [o for o, v in peaks.items() if v == "find"]
-    if find or (matrix.tuning is not None and not (run_dir / "find_lr" / "find_lr.csv").is_file()):
-        peaks.update(_range_test(matrix, find, data, here, run_dir, progress, console))
+        data = load_fashion_mnist("cpu" if run.trainer == "keras" or not local else run.device, data_dir)
+    find = [o for o, v in run.peaks.items() if v == "find"]
+    if find or (run.matrix.tuning is not None and not (run.dir / "find_lr" / "find_lr.csv").is_file()):
+        run.peaks.update(_range_test(run.matrix, find, data, here, run.dir, progress, console))
+    if run.meta is None:
+        run.meta = _new_meta(run, data, here, command, executor)
+    _meta_running(run.meta, executor, resumed)
+    write_json(run.dir / "meta.json", run.meta)
+    stages = ([Stage.from_dict(d) for d in run.meta["stages"]] if "stages" in run.meta else
+              [Stage("main", tuple((o, n, 1.0) for o, n in run.matrix.points), run.matrix.seeds)])  # older runs
+    configs = [c for st in stages for c in st.configs(run.matrix, run.peaks)]
+    while True:  # 1. train what is planned and not done; 2. plan the next stage from the results; 3. repeat
+        _train_chunks(run.dir, run.meta, executor, run.chunks, configs, stages[-1].name if stages else "",
+                      spec=run.spec, data=data, device=run.device, trainer=run.trainer, progress=progress,
+                      console=console)
+        summary = _assemble(run.dir, len(run.chunks))[1] if run.chunks else None
+        stage = next_stage(run.matrix, stages, summary)
+        if stage is None:
+            break
+        configs += _plan_stage(run, stage, stages, len(configs), executor)
+    return _complete(run)
 
-    if meta is None:
-        run_dir.mkdir(parents=True, exist_ok=True)  # may hold find_lr/ already
-        meta = {"run_id": run_id, "status": "running", "command": command or " ".join(sys.argv),
-                "matrix": matrix.to_dict(), "framework": matrix.framework, "precision": matrix.precision,
-                "trainer": trainer,
-                **environment(here), "started_utc": _utc(), "finished_utc": None, "epochs": matrix.epochs,
-                "seeds": list(matrix.seeds), "n_configs": 0, "chunk_size_option": chunk_size,
-                "chunks": chunks, "stages": [], "peak_lr": peaks, "optim_impl": optim_impl,
-                "data": {"dir": str(data.source), "sha256_verified": True, "n_train": len(data.x_train),
-                         "n_val": len(data.x_val), "n_test": len(data.x_test), "split_seed": data.split_seed,
-                         "normalisation": {"mean": data.mean, "std": data.std}}}
-        if not local:
-            meta["device"] = device
-            meta["device_name"] = f"Ray cluster: {executor.summary()}"
-            meta["gpu"] = None
+
+def _new_meta(run: _Run, data, here: str, command: str | None, executor) -> dict:
+    """A new run's meta.json (DESIGN.md's results layout); its folder made (it may hold find_lr/ already)."""
+    run.dir.mkdir(parents=True, exist_ok=True)
+    m = run.matrix
+    meta = {"run_id": run.dir.name, "status": "running", "command": command or " ".join(sys.argv),
+            "matrix": m.to_dict(), "framework": m.framework, "precision": m.precision, "trainer": run.trainer,
+            **environment(here), "started_utc": _utc(), "finished_utc": None, "epochs": m.epochs,
+            "seeds": list(m.seeds), "n_configs": 0, "chunk_size_option": run.chunk_size,
+            "chunks": run.chunks, "stages": [], "peak_lr": run.peaks, "optim_impl": run.optim_impl,
+            "data": {"dir": str(data.source), "sha256_verified": True, "n_train": len(data.x_train),
+                     "n_val": len(data.x_val), "n_test": len(data.x_test), "split_seed": data.split_seed,
+                     "normalisation": {"mean": data.mean, "std": data.std}}}
+    if executor.name != "local":
+        meta.update(device=run.device, device_name=f"Ray cluster: {executor.summary()}", gpu=None)
+    return meta
+
+
+def _meta_running(meta: dict, executor, resumed: bool) -> None:
+    """meta.json as a run (re)starts: running, the executor and its settings, when it was resumed."""
     meta["status"] = "running"
     meta.pop("error", None)
     settings = executor.describe()  # {"executor": "local" | "ray", its settings...}
@@ -502,50 +519,46 @@ def _run_matrix(matrix, executor, *, results_dir, run_id, device, trainer, chunk
     if settings:
         meta[meta["executor"]] = settings
     meta.setdefault("resumed_utc", [])
-    if resume is not None:
+    if resumed:
         meta["resumed_utc"].append(_utc())
-    write_json(run_dir / "meta.json", meta)
 
-    stages = ([Stage.from_dict(d) for d in meta["stages"]] if "stages" in meta else
-              [Stage("main", tuple((o, n, 1.0) for o, n in matrix.points), matrix.seeds)])  # runs before stages
-    configs = [c for st in stages for c in st.configs(matrix, peaks)]
 
-    def train(*args):  # looked up at call time (tests replace runner._train)
-        return _train(*args, optim_impl=optim_impl)
+def _plan_stage(run: _Run, stage: Stage, stages: list, n_configs: int, executor) -> list:
+    """Chunks for a new stage's configurations (returned), its files and meta.json entry written."""
+    new = stage.configs(run.matrix, run.peaks)
+    size = run.chunk_size or (ONE_AT_A_TIME_CHUNK if run.trainer != "batched" else
+                              -(-len(new) // (1 if executor.name == "local" else executor.slots()))
+                              if run.device.startswith("cuda") else CPU_CHUNK)
+    first = len(run.chunks)
+    run.chunks += [[n_configs + i for i in c] for c in plan_chunks(len(new), size)]
+    stages.append(stage)
+    for name, frame in stage.files.items():
+        _atomic_write(run.dir / name, lambda p, f=frame: f.to_csv(p, index=False))
+    meta = run.meta
+    meta.update(stage.meta)
+    meta["stages"] = meta.get("stages", []) + [{**stage.to_dict(), "chunks": list(range(first, len(run.chunks)))}]
+    meta.update(chunks=run.chunks, n_configs=n_configs + len(new), chunk_size=len(run.chunks[0]))
+    write_json(run.dir / "meta.json", meta)
+    return new
 
-    run_chunks = functools.partial(_train_chunks, run_dir, meta, executor, matrix=matrix, data=data, device=device,
-                                   trainer=trainer, progress=progress, console=console,
-                                   train=train if local else functools.partial(_train, optim_impl=optim_impl))
-    while True:  # 1. train what is planned and not done; 2. plan the next stage from the results; 3. repeat
-        run_chunks(chunks, configs, stages[-1].name if stages else "")
-        summary = _assemble(run_dir, len(chunks))[1] if chunks else None
-        stage = next_stage(matrix, stages, summary)
-        if stage is None:
-            break
-        new = stage.configs(matrix, peaks)
-        size = chunk_size or (ONE_AT_A_TIME_CHUNK if trainer != "batched" else
-                              -(-len(new) // (1 if local else executor.slots())) if device.startswith("cuda")
-                              else CPU_CHUNK)
-        first = len(chunks)
-        chunks += [[len(configs) + i for i in c] for c in plan_chunks(len(new), size)]
-        configs += new
-        stages.append(stage)
-        for name, frame in stage.files.items():
-            _atomic_write(run_dir / name, lambda p, f=frame: f.to_csv(p, index=False))
-        meta.update(stage.meta)
-        meta["stages"] = meta.get("stages", []) + [{**stage.to_dict(), "chunks": list(range(first, len(chunks)))}]
-        meta.update(chunks=chunks, n_configs=len(configs), chunk_size=len(chunks[0]))
-        write_json(run_dir / "meta.json", meta)
-    missing = [k for k in range(len(chunks)) if not _chunk_done(run_dir, k)]
+
+def _complete(run: _Run) -> Path:
+    """Every chunk's part checked, the run files assembled, meta.json marked complete with its throughput."""
+    missing = [k for k in range(len(run.chunks)) if not _chunk_done(run.dir, k)]
     if missing:
-        raise RunError(f"chunks {missing} of run {meta['run_id']} have no intact part after training: "
-                       f"lrbench run --resume {meta['run_id']} trains them again")
-    _, _, tp = _assemble(run_dir, len(chunks))
-    meta["status"] = "complete"
-    meta["finished_utc"] = _utc()
-    meta["throughput"] = _aggregate(tp)
-    if measure_limit is not None and trainer == "batched" and local:  # the step against its own limit
-        meta["throughput"]["roofline"] = measure_limit([configs[i] for i in chunks[0]], matrix, here,
-                                                       tp.iloc[0].to_dict(), optim_impl)
-    write_json(run_dir / "meta.json", meta)
-    return run_dir
+        raise RunError(f"chunks {missing} of run {run.meta['run_id']} have no intact part after training: "
+                       f"lrbench run --resume {run.meta['run_id']} trains them again")
+    _, _, tp = _assemble(run.dir, len(run.chunks))
+    run.meta["status"] = "complete"
+    run.meta["finished_utc"] = _utc()
+    run.meta["throughput"] = _aggregate(tp)
+    write_json(run.dir / "meta.json", run.meta)
+    return run.dir
+
+
+def run_configs(meta: dict) -> tuple[Matrix, list]:
+    """A run's matrix and every configuration it planned (``meta.json``'s chunk indices point into them)."""
+    matrix = from_dict(meta["matrix"], source=meta["matrix"].get("source", ""))
+    stages = ([Stage.from_dict(d) for d in meta["stages"]] if "stages" in meta else
+              [Stage("main", tuple((o, n, 1.0) for o, n in matrix.points), matrix.seeds)])
+    return matrix, [c for st in stages for c in st.configs(matrix, meta["peak_lr"])]

@@ -20,7 +20,7 @@ import lrcore
 
 from ..train.config import ACTIVATION_NAMES as ACTIVATIONS
 from ..train.config import (NATIVE_PREFIX, OPTIMIZERS, PRECISIONS, SCHEDULE_FREE_OPTIMIZERS, TrainConfig,
-                            steps_per_epoch, strip_native)
+                            TrainSpec, steps_per_epoch, strip_native)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -133,9 +133,9 @@ class Matrix:
     target_val_acc: float = 0.85
     baseline: str | None = None
     contender: str | None = None
-    widths: tuple[int, ...] = (784, 256, 128, 10)
-    activation: str = "relu"
-    dropout: float = 0.0
+    widths: tuple[int, ...] = TrainSpec.widths
+    activation: str = TrainSpec.activation
+    dropout: float = TrainSpec.dropout
     plateau: dict[str, Any] = dataclasses.field(default_factory=dict)
     schedule_free: dict[str, str] = dataclasses.field(default_factory=dict)
     tuning: Tuning | None = None
@@ -145,6 +145,14 @@ class Matrix:
     @property
     def steps_per_epoch(self) -> int:
         return steps_per_epoch(N_TRAIN, self.batch_size)
+
+    def train_spec(self, **changes) -> TrainSpec:
+        """How this matrix's models train, as one value for the trainers, find-lr, step cost and the roofline
+        (``changes``: fields to override, e.g. ``optim_impl``)."""
+        return TrainSpec(**{**dict(epochs=self.epochs, batch_size=self.batch_size, widths=self.widths,
+                                   activation=self.activation, dropout=self.dropout,
+                                   early_stopping=self.early_stopping or None, plateau=dict(self.plateau),
+                                   precision=self.precision), **changes})
 
     schedule_free_optimizers = SCHEDULE_FREE_OPTIMIZERS
 
@@ -252,13 +260,29 @@ def load_matrix(spec: str | Path) -> Matrix:
 
 
 def from_dict(raw: dict, source: str = "") -> Matrix:
-    """Validate a matrix given as a dict (the TOML layout; ``source`` ignored inside)."""
+    """Validate a matrix given as a dict (the TOML layout; ``source`` ignored inside): one check per table, in
+    the file's order; the first rule broken raises :class:`MatrixError` naming the file, the key and the rule."""
     where = f"matrix {source or raw.get('name', '?')}"
 
     def fail(msg):
         raise MatrixError(f"{where}: {msg}")
 
     raw = {k: v for k, v in raw.items() if k != "source"}
+    top = _top(raw, fail)
+    model = _model(raw.get("model", {}), fail)
+    peaks = _peak_lr(raw.get("peak_lr"), fail)
+    plateau = _plateau(raw.get("plateau", {}), fail)
+    schedules, sf = _schedules(raw, peaks, top, fail)
+    tuning = _tuning(raw.get("tuning"), top["seeds"], top["early_stopping"], fail)
+    roles = _roles(raw, schedules, fail)
+    return Matrix(peak_lr=dict(peaks), schedules=dict(schedules), plateau=dict(plateau), schedule_free=sf,
+                  tuning=tuning, source=source, **top, **model, **roles)
+
+
+def _top(raw: dict, fail) -> dict:
+    """The top-level keys: name, framework and precision (checked together), epochs, seeds, batch size, early
+    stopping, the accuracy target, the description."""
+    from ..train.registry import check_combination
     unknown = sorted(set(raw) - set(TOP_KEYS))
     if unknown:
         fail(f"unknown key(s) {unknown}; allowed: {', '.join(TOP_KEYS)}")
@@ -272,8 +296,9 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
     if precision not in PRECISIONS:
         fail(f"precision must be one of {PRECISIONS} (bf16: the matmuls in bfloat16, float32 master weights), "
              f"got {precision!r}")
-    if precision != "fp32" and framework != "torch":
-        fail(f"precision = {precision!r} trains in the PyTorch trainers only (framework = \"torch\")")
+    problem = check_combination(None, framework, precision)
+    if problem:
+        fail(problem)
     epochs = raw.get("epochs")
     if not _int(epochs) or epochs < 1:
         fail(f"epochs must be an integer >= 1, got {epochs!r}")
@@ -281,7 +306,7 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
         seeds = tuple(parse_seeds(raw.get("seeds", 1)))
     except ValueError as e:
         fail(str(e))
-    batch_size = raw.get("batch_size", 128)
+    batch_size = raw.get("batch_size", TrainSpec.batch_size)
     if not _int(batch_size) or not 1 <= batch_size <= N_TRAIN:
         fail(f"batch_size must be an integer in [1, {N_TRAIN}], got {batch_size!r}")
     es = raw.get("early_stopping", 0)
@@ -295,26 +320,33 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
     desc = raw.get("description", "")
     if not isinstance(desc, str):
         fail(f"description must be a string, got {desc!r}")
+    return dict(name=name, framework=framework, precision=precision, epochs=epochs, seeds=seeds,
+                batch_size=batch_size, early_stopping=es, target_val_acc=float(target), description=desc)
 
-    model = raw.get("model", {})
+
+def _model(model, fail) -> dict:
+    """The ``[model]`` table: widths from 784 pixels to 10 classes, activation, dropout."""
     if not isinstance(model, dict):
         fail(f"[model] must be a table, got {model!r}")
     bad = sorted(set(model) - set(MODEL_KEYS))
     if bad:
         fail(f"[model] unknown key(s) {bad}; allowed: {', '.join(MODEL_KEYS)}")
-    widths = model.get("widths", [784, 256, 128, 10])
+    widths = model.get("widths", list(TrainSpec.widths))
     if not (isinstance(widths, list) and len(widths) >= 2 and all(_int(w) and w >= 1 for w in widths)):
         fail(f"[model] widths must be a list of >= 2 positive integers, got {widths!r}")
     if widths[0] != 784 or widths[-1] != 10:
         fail(f"[model] widths must start with 784 (28x28 pixels) and end with 10 (classes), got {widths}")
-    activation = model.get("activation", "relu")
+    activation = model.get("activation", TrainSpec.activation)
     if activation not in ACTIVATIONS:
         fail(f"[model] activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-    dropout = model.get("dropout", 0.0)
+    dropout = model.get("dropout", TrainSpec.dropout)
     if not _num(dropout) or not 0 <= dropout < 1:
         fail(f"[model] dropout must be a number in [0, 1), got {dropout!r}")
+    return dict(widths=tuple(widths), activation=activation, dropout=float(dropout))
 
-    peaks = raw.get("peak_lr")
+
+def _peak_lr(peaks, fail) -> dict:
+    """The ``[peak_lr]`` table: known optimizers, each a positive number or "find"."""
     if not isinstance(peaks, dict) or not peaks:
         fail(f"[peak_lr] must be a table naming at least one optimizer ({', '.join(OPTIMIZERS)})")
     for opt, v in peaks.items():
@@ -322,8 +354,11 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
             fail(f"[peak_lr] unknown optimizer {opt!r}; known: {', '.join(OPTIMIZERS)}")
         if not (v == "find" or (_num(v) and v > 0)):
             fail(f"[peak_lr] {opt} must be a positive number or \"find\", got {v!r}")
+    return peaks
 
-    plateau = raw.get("plateau", {})
+
+def _plateau(plateau, fail) -> dict:
+    """The ``[plateau]`` table: ``ReduceLROnPlateau`` keywords that ``lrcore.Plateau`` accepts."""
     if not isinstance(plateau, dict):
         fail(f"[plateau] must be a table, got {plateau!r}")
     bad = sorted(set(plateau) - set(PLATEAU_KEYS))
@@ -333,7 +368,13 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
         lrcore.Plateau(1, 1.0, mode="min", semantics="torch", **plateau)
     except (TypeError, ValueError) as e:
         fail(f"[plateau] {e}")
+    return plateau
 
+
+def _schedules(raw: dict, peaks: dict, top: dict, fail) -> tuple[dict, dict]:
+    """The ``[schedules]`` and ``[schedule_free]`` tables (the latter defaulted where schedule-free optimizers
+    run), each schedule parsed and evaluated at every peak over the run's steps."""
+    framework = top["framework"]
     schedules = raw.get("schedules")
     if not isinstance(schedules, dict) or not schedules:
         fail("[schedules] must be a table with at least one schedule")
@@ -352,37 +393,47 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
     if clash:
         fail(f"[schedule_free] names {clash} are also in [schedules]: give the schedule-free schedules their own "
              "names (results are looked up by name)")
-    spe = steps_per_epoch(N_TRAIN, batch_size)
-    total = epochs * spe
     check_peaks = sorted({float(v) for v in peaks.values() if v != "find"} | {1.0})
     for table, sname, text in [("schedules", n, t) for n, t in schedules.items()] + \
             [("schedule_free", n, t) for n, t in sf.items()]:
-        if not isinstance(text, str) or not text.strip():
-            fail(f"[{table}] {sname!r} must be lrcore text or \"plateau\", got {text!r}")
-        if not sname.strip():
-            fail(f"[{table}] a schedule name must not be empty")
-        if text.strip().lower() == "plateau":
-            if table == "schedule_free":
-                fail(f"[schedule_free] {sname!r}: plateau is a decay; schedule-free optimizers take a warmup-only "
-                     "schedule (e.g. Warmup(Constant(lr=peak), steps=total // 20))")
-            continue
-        if text.strip().startswith(NATIVE_PREFIX):
-            if framework != "keras":
-                fail(f"[schedules] {sname!r}: {NATIVE_PREFIX} (a real Keras schedule) needs framework = \"keras\"")
-            if not strip_native(text).startswith(("keras.", "Constant(")):
-                fail(f"[schedules] {sname!r}: after {NATIVE_PREFIX} give a keras.X(...) schedule (or Constant(...): "
-                     f"Keras's fixed rate, a plain float), got {text!r}")
-        for peak in check_peaks:
-            try:
-                s = lrcore.parse(strip_native(text), peak=peak, total=total, steps_per_epoch=spe, epochs=epochs)
-            except (TypeError, ValueError) as e:
-                fail(f"[{table}] {sname!r}: {e}")
-            values = lrcore.evaluate(s, total)
-            bad_at = np.flatnonzero(~np.isfinite(values) | (values < 0))
-            if len(bad_at):
-                fail(f"[{table}] {sname!r} gives lr {values[bad_at[0]]!r} at step {bad_at[0]} "
-                     f"(peak={peak}, total={total}): learning rates must be finite and >= 0")
-    tuning = _tuning(raw.get("tuning"), seeds, es, fail)
+        _schedule(table, sname, text, framework, top["epochs"], top["batch_size"], check_peaks, fail)
+    return schedules, sf
+
+
+def _schedule(table: str, sname: str, text, framework: str, epochs: int, batch_size: int, check_peaks, fail):
+    """One schedule's text: "plateau" (not for schedule-free), ``keras-native:`` (Keras matrices only), else
+    lrcore text whose learning rates are finite and >= 0 at every step, for every peak."""
+    if not isinstance(text, str) or not text.strip():
+        fail(f"[{table}] {sname!r} must be lrcore text or \"plateau\", got {text!r}")
+    if not sname.strip():
+        fail(f"[{table}] a schedule name must not be empty")
+    if text.strip().lower() == "plateau":
+        if table == "schedule_free":
+            fail(f"[schedule_free] {sname!r}: plateau is a decay; schedule-free optimizers take a warmup-only "
+                 "schedule (e.g. Warmup(Constant(lr=peak), steps=total // 20))")
+        return
+    if text.strip().startswith(NATIVE_PREFIX):
+        if framework != "keras":
+            fail(f"[schedules] {sname!r}: {NATIVE_PREFIX} (a real Keras schedule) needs framework = \"keras\"")
+        if not strip_native(text).startswith(("keras.", "Constant(")):
+            fail(f"[schedules] {sname!r}: after {NATIVE_PREFIX} give a keras.X(...) schedule (or Constant(...): "
+                 f"Keras's fixed rate, a plain float), got {text!r}")
+    spe = steps_per_epoch(N_TRAIN, batch_size)
+    total = epochs * spe
+    for peak in check_peaks:
+        try:
+            s = lrcore.parse(strip_native(text), peak=peak, total=total, steps_per_epoch=spe, epochs=epochs)
+        except (TypeError, ValueError) as e:
+            fail(f"[{table}] {sname!r}: {e}")
+        values = lrcore.evaluate(s, total)
+        bad_at = np.flatnonzero(~np.isfinite(values) | (values < 0))
+        if len(bad_at):
+            fail(f"[{table}] {sname!r} gives lr {values[bad_at[0]]!r} at step {bad_at[0]} "
+                 f"(peak={peak}, total={total}): learning rates must be finite and >= 0")
+
+
+def _roles(raw: dict, schedules: dict, fail) -> dict:
+    """``baseline`` and ``contender``: schedules of the matrix; default "constant" / "warmup_cosine" when present."""
     out = {}
     for key in ("baseline", "contender"):
         v = raw.get(key)
@@ -393,11 +444,7 @@ def from_dict(raw: dict, source: str = "") -> Matrix:
         out["baseline"] = "constant"
     if out["contender"] is None and "warmup_cosine" in schedules:
         out["contender"] = "warmup_cosine"
-    return Matrix(name=name, epochs=epochs, seeds=seeds, peak_lr=dict(peaks), schedules=dict(schedules),
-                  description=desc, framework=framework, batch_size=batch_size, early_stopping=es,
-                  target_val_acc=float(target), baseline=out["baseline"], contender=out["contender"],
-                  widths=tuple(widths), activation=activation, dropout=float(dropout), plateau=dict(plateau),
-                  schedule_free=sf, tuning=tuning, precision=precision, source=source)
+    return out
 
 
 def _tuning(table, seeds: tuple[int, ...], early_stopping: int, fail) -> Tuning | None:

@@ -65,12 +65,11 @@ def count_chunk(matrix="quick", *, epochs: int = 1, optim_impl: str = "torch", s
         n = int(steps) * matrix.batch_size
         data = dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
     configs = matrix.configs()[:CPU_CHUNK]
-    kw = dict(epochs=epochs, batch_size=matrix.batch_size, widths=matrix.widths, activation=matrix.activation,
-              dropout=matrix.dropout, plateau_kwargs=matrix.plateau, optim_impl=optim_impl, precision=precision)
-    train_chunk(configs[:2], _slice(data, matrix.batch_size), **{**kw, "epochs": 1})  # warm-up, uncounted
+    spec = matrix.train_spec(epochs=epochs, early_stopping=None, optim_impl=optim_impl, precision=precision)
+    train_chunk(configs[:2], _slice(data, matrix.batch_size), spec.replace(epochs=1))  # warm-up, uncounted
     counter = OpCounter()
     with counter:
-        train_chunk(configs, data, **kw)
+        train_chunk(configs, data, spec)
     n_steps = epochs * steps_per_epoch(len(data.x_train), matrix.batch_size)
     return dict(models=len(configs), epochs=epochs, steps=n_steps, optim_impl=optim_impl, precision=precision,
                 syncs=counter.syncs, ops=counter.ops, allocs=counter.allocs, views=counter.views,

@@ -80,15 +80,15 @@ class Step:
         return losses
 
 
-def make_step(configs, *, widths=(784, 256, 128, 10), activation="relu", dropout=0.0, batch_size=128, device="cpu",
-              precision="fp32", optim_impl="auto", n_batches: int = 8) -> Step:
-    """A :class:`Step` of ``configs`` (any order: sorted as the trainer sorts them) on random images (speed does
-    not depend on the pixels), ``n_batches`` different batches per seed."""
+def make_step(configs, spec, *, device="cpu", n_batches: int = 8) -> Step:
+    """A :class:`Step` of ``configs`` (any order: sorted as the trainer sorts them) trained as ``spec`` (a
+    :class:`bench.train.config.TrainSpec`) says, on random images (speed does not depend on the pixels),
+    ``n_batches`` different batches per seed."""
     from ..train.batched import batch_permutation, make_stack, stack_order
     dev = torch.device(device)
     cfgs = [configs[i] for i in stack_order(configs)]
-    model, opt, groups = make_stack(cfgs, widths=widths, activation=activation, dropout=dropout, device=dev,
-                                    precision=precision, optim_impl=optim_impl)
+    model, opt, groups = make_stack(cfgs, spec, device=dev)
+    widths, batch_size, precision = spec.widths, spec.batch_size, spec.precision
     n = n_batches * batch_size
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, widths[0], generator=g).to(dev, torch.bfloat16 if precision == "bf16" else torch.float32)
@@ -371,8 +371,7 @@ def main(argv=None):
     first = [configs[i] for i in plan_chunks(len(configs), len(configs) if args.device.startswith("cuda")
                                              else CPU_CHUNK)[0]]
     precisions = args.precision or ["fp32", "bf16"]
-    steps = {p: make_step(first, widths=mx.widths, activation=mx.activation, dropout=mx.dropout,
-                          batch_size=mx.batch_size, device=args.device, precision=p, optim_impl=args.optim_impl)
+    steps = {p: make_step(first, mx.train_spec(precision=p, optim_impl=args.optim_impl), device=args.device)
              for p in precisions}
     times = {p: [] for p in precisions}
     for r in range(args.rounds):

@@ -71,6 +71,17 @@ def load_data(data_dir=None):
     return load_fashion_mnist("cpu", data_dir)
 
 
+def _train_chunk(train_chunk, cfgs, data, epochs: int, batch_size: int, precision: str):
+    """``train_chunk`` as the commit under test calls it: with a ``TrainSpec`` where it has one, else with the
+    settings as keywords (older commits of the asv history)."""
+    try:
+        from bench.train.config import TrainSpec
+    except ImportError:
+        return train_chunk(cfgs, data, epochs=epochs, batch_size=batch_size, device="cpu",
+                           **({"precision": precision} if precision != "fp32" else {}))
+    return train_chunk(cfgs, data, TrainSpec(epochs=epochs, batch_size=batch_size, precision=precision), device="cpu")
+
+
 def short_training(data=None, *, data_dir=None, configs=None, epochs: int = EPOCHS,
                    batch_size: int = BATCH_SIZE, precision: str = "fp32") -> dict:
     """Train ``configs`` (default :data:`CONFIGS`) briefly in ``precision``; returns ``{"error_rate": {name: 1 -
@@ -88,8 +99,7 @@ def short_training(data=None, *, data_dir=None, configs=None, epochs: int = EPOC
             for name, opt, lr, text in configs]
     with deterministic():
         t0 = time.perf_counter()
-        result = train_chunk(cfgs, small, epochs=epochs, batch_size=batch_size, device="cpu",
-                             **({"precision": precision} if precision != "fp32" else {}))
+        result = _train_chunk(train_chunk, cfgs, small, epochs, batch_size, precision)
         seconds = time.perf_counter() - t0
     acc = dict(zip(result.summary["name"], result.summary["test_acc"].astype(float)))
     errors = {name: round(1.0 - acc[name], 6) for name, *_ in configs}

@@ -40,84 +40,107 @@ def measure(matrix, data, *, device="cpu", epochs: int = 1, sequential_models: i
     chunk's step, from the timed training), and where that step's time goes is appended to ``profile`` (a
     list, when given: rows of :data:`PROFILE_COLUMNS` for :func:`write`).
     """
-    import dataclasses
-
     import torch
 
     from ..machine import environment, matmul_flop_rate
-    from ..machine import utc as _utc
     from ..matrix.runner import CPU_CHUNK, plan_chunks
-    from ..train.batched import train_chunk
-    from ..train.sequential import train_sequential
 
     dev = torch.device(device)
     precisions = list(dict.fromkeys(precisions or [matrix.precision]))
+    specs = {p: matrix.train_spec(epochs=epochs, early_stopping=None, precision=p, optim_impl=optim_impl)
+             for p in precisions}
     configs = matrix.configs()
-    kw = dict(epochs=epochs, batch_size=matrix.batch_size, device=dev, widths=matrix.widths,
-              activation=matrix.activation, dropout=matrix.dropout, plateau_kwargs=matrix.plateau)
     stride = max(1, len(configs) // max(1, sequential_models))
     seq_cfgs = configs[::stride][:sequential_models]
-    half = len(seq_cfgs) // 2
-    # untimed warm-up of both trainers on a slice of the data (thread pools, allocator, kernel caches):
-    # the first model trained in a process runs up to 3x slower, which would flatter the batched side
-    small = small_cpu(data, matrix.batch_size)
-    log("warm-up (untimed)")
-    for prec in precisions:
-        train_sequential(seq_cfgs[:2], small, precision=prec, **kw)
-        train_chunk(configs[:chunk_size or CPU_CHUNK], small, optim_impl=optim_impl, precision=prec, **kw)
+    chunks = plan_chunks(len(configs), chunk_size or (len(configs) if dev.type == "cuda" else CPU_CHUNK))
+    # 1. untimed warm-up; 2. half the sequential models; 3. the batched chunks, precisions side by side;
+    # 4. the other half of the sequential models (a drift over the measurement hits both trainers)
+    _warm_up(configs[:chunk_size or CPU_CHUNK], seq_cfgs[:2], small_cpu(data, matrix.batch_size), specs, dev, log)
     mm = [matmul_flop_rate(dev)]
     seq = {p: dict(wall=0.0, flops=0, n=0) for p in precisions}
-
-    def sequential(part, prec):
-        r = train_sequential(part, data, precision=prec, **kw)
-        seq[prec]["wall"] += r.throughput["wall_s"]
-        seq[prec]["flops"] += r.throughput["flops"]
-        seq[prec]["n"] += len(part)
-
+    half = len(seq_cfgs) // 2
     for prec in precisions:
         if half:
             log(f"sequential ({prec}): {half} of {len(seq_cfgs)} models")
-            sequential(seq_cfgs[:half], prec)
-    size = chunk_size or (len(configs) if dev.type == "cuda" else CPU_CHUNK)
-    chunks = plan_chunks(len(configs), size)
-    bat = {p: dict(wall=0.0, flops=0, me=0, train0=0.0, steps0=0) for p in precisions}
-    for rnd in range(max(1, int(rounds))):
-        for k, idx in enumerate(chunks):
-            order = precisions if (rnd + k) % 2 == 0 else precisions[::-1]
-            for prec in order:
-                log(f"batched ({prec}): chunk {k + 1} ({len(idx)} models)"
-                    + (f", round {rnd + 1}" if rounds > 1 else ""))
-                r = train_chunk([configs[i] for i in idx], data, optim_impl=optim_impl, precision=prec, **kw)
-                b = bat[prec]
-                b["wall"] += r.throughput["wall_s"]
-                b["flops"] += r.throughput["flops"]
-                b["me"] += len(idx) * epochs
-                if k == 0:
-                    b["train0"] += r.throughput["train_s"]
-                    b["steps0"] += r.throughput["steps"]
+            _sequential(seq_cfgs[:half], data, specs[prec], dev, seq[prec])
+    bat = _batched(configs, chunks, data, specs, dev, rounds, log)
     for prec in precisions:
         log(f"sequential ({prec}): {len(seq_cfgs) - half} more models")
-        sequential(seq_cfgs[half:], prec)
+        _sequential(seq_cfgs[half:], data, specs[prec], dev, seq[prec])
     mm.append(matmul_flop_rate(dev))
-    matmul = max(mm)
     env = environment(dev)
-    n_train = len(data.x_train)
     measured = []
     for prec in precisions:
         b, q = bat[prec], seq[prec]
-        measured.append(("batched", prec, env["device"], b["me"] / epochs, b["wall"], b["flops"], matmul))
-        measured.append(("sequential", prec, env["device"], q["n"], q["wall"], q["flops"], matmul))
+        measured.append(("batched", prec, env["device"], b["me"] / epochs, b["wall"], b["flops"], max(mm)))
+        measured.append(("sequential", prec, env["device"], q["n"], q["wall"], q["flops"], max(mm)))
     if keras_models:
-        from ..train.keras import matmul_flop_rate_tf, train_keras
-        k_cfgs = seq_cfgs[:keras_models]
-        log(f"keras: {len(k_cfgs)} models (model.fit, one at a time)")
-        cpu = dataclasses.replace(data, **{f: getattr(data, f).cpu() for f in
-                                          ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")})
-        kw_keras = {k: v for k, v in kw.items() if k != "device"}
-        train_keras(k_cfgs[:1], small_cpu(cpu, matrix.batch_size), **kw_keras)  # untimed warm-up (tracing)
-        r = train_keras(k_cfgs, cpu, **kw_keras)
-        measured.append(("keras", "fp32", r.throughput["device"], len(k_cfgs), r.throughput["wall_s"],
-                         r.throughput["flops"], matmul_flop_rate_tf()))
+        measured.append(_keras(seq_cfgs[:keras_models], data, specs[precisions[0]], matrix.batch_size, log))
+    rows = _rows(measured, matrix, epochs, len(data.x_train), env, precisions)
+    if roofline:
+        _rooflines(rows, [configs[i] for i in chunks[0]], specs, bat, dev, env, log, profile)
+    return rows
+
+
+def _warm_up(chunk, seq_cfgs, small, specs: dict, dev, log):
+    """Untimed training of both trainers on a slice of the data (thread pools, allocator, kernel caches): the
+    first model trained in a process runs up to 3x slower, which would flatter the batched side."""
+    from ..train.batched import train_chunk
+    from ..train.sequential import train_sequential
+    log("warm-up (untimed)")
+    for spec in specs.values():
+        train_sequential(seq_cfgs, small, spec, device=dev)
+        train_chunk(chunk, small, spec, device=dev)
+
+
+def _sequential(part, data, spec, dev, acc: dict):
+    from ..train.sequential import train_sequential
+    r = train_sequential(part, data, spec, device=dev)
+    acc["wall"] += r.throughput["wall_s"]
+    acc["flops"] += r.throughput["flops"]
+    acc["n"] += len(part)
+
+
+def _batched(configs, chunks, data, specs: dict, dev, rounds: int, log) -> dict:
+    """Every chunk in every precision, ``rounds`` times, the order of the precisions alternating; per
+    precision: wall time, FLOPs, model-epochs, and the first chunk's training time and steps (its step time)."""
+    from ..train.batched import train_chunk
+    precisions = list(specs)
+    bat = {p: dict(wall=0.0, flops=0, me=0, train0=0.0, steps0=0) for p in precisions}
+    for rnd in range(max(1, int(rounds))):
+        for k, idx in enumerate(chunks):
+            for prec in (precisions if (rnd + k) % 2 == 0 else precisions[::-1]):
+                log(f"batched ({prec}): chunk {k + 1} ({len(idx)} models)"
+                    + (f", round {rnd + 1}" if rounds > 1 else ""))
+                r = train_chunk([configs[i] for i in idx], data, specs[prec], device=dev)
+                b = bat[prec]
+                b["wall"] += r.throughput["wall_s"]
+                b["flops"] += r.throughput["flops"]
+                b["me"] += len(idx) * specs[prec].epochs
+                if k == 0:
+                    b["train0"] += r.throughput["train_s"]
+                    b["steps0"] += r.throughput["steps"]
+    return bat
+
+
+def _keras(k_cfgs, data, spec, batch_size: int, log) -> tuple:
+    """The Keras row's measurement (float32, on the CPU copy of the data, after an untimed tracing run)."""
+    import dataclasses
+
+    from ..train.keras import matmul_flop_rate_tf, train_keras
+    log(f"keras: {len(k_cfgs)} models (model.fit, one at a time)")
+    cpu = dataclasses.replace(data, **{f: getattr(data, f).cpu() for f in
+                                      ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")})
+    spec = spec.replace(precision="fp32")
+    train_keras(k_cfgs[:1], small_cpu(cpu, batch_size), spec)  # untimed warm-up (tracing)
+    r = train_keras(k_cfgs, cpu, spec)
+    return ("keras", "fp32", r.throughput["device"], len(k_cfgs), r.throughput["wall_s"], r.throughput["flops"],
+            matmul_flop_rate_tf())
+
+
+def _rows(measured, matrix, epochs: int, n_train: int, env: dict, precisions) -> list[dict]:
+    """The table's rows, with the speed-ups against the sequential trainer and against fp32."""
+    from ..machine import utc as _utc
     rows = []
     for trainer, prec, device_used, n, wall, flops, mm_rate in measured:
         rows.append(dict(trainer=trainer, precision=prec, device=device_used, device_name=env["device_name"],
@@ -131,33 +154,33 @@ def measure(matrix, data, *, device="cpu", epochs: int = 1, sequential_models: i
         r["flop_fraction_of_matmul"] = r["flop_per_s"] / r["matmul_flop_per_s"]
         if ("fp32" in precisions and r["precision"] != "fp32" and (r["trainer"], "fp32") in rate):
             r["speedup_vs_fp32"] = r["model_epochs_per_s"] / rate[(r["trainer"], "fp32")]
-    if roofline:
-        from . import roofline as R
-        first = [configs[i] for i in chunks[0]]
-        for r in rows:
-            if r["trainer"] != "batched":
-                continue
-            prec, b = r["precision"], bat[r["precision"]]
-            log(f"roofline ({prec}): the first chunk's matmuls alone, the optimizer's bytes, a profile of a step")
-            step = R.make_step(first, widths=matrix.widths, activation=matrix.activation, dropout=matrix.dropout,
-                               batch_size=matrix.batch_size, device=dev, precision=prec, optim_impl=optim_impl)
-            roof = R.measure(step, step_s=b["train0"] / b["steps0"])
-            r.update(step_ms=roof["step_s"] * 1e3, roofline_ms=roof["roofline_s"] * 1e3,
-                     step_over_roofline=roof["step_over_roofline"], matmul_ms=roof["matmul_s"] * 1e3,
-                     optimizer_ms=roof["optimizer_s"] * 1e3, optimizer_bytes=roof["optimizer_bytes"],
-                     copy_bandwidth=roof["copy_bandwidth"], optimizer_measured_ms=roof["optimizer_step_s"] * 1e3,
-                     optimizer_gb_per_s=roof["optimizer_bandwidth"] / 1e9,
-                     optimizer_share_of_copy=roof["optimizer_share"])
-            log(f"optimizer update ({prec}): {roof['optimizer_bytes'] / 1e6:.0f} MB in "
-                f"{roof['optimizer_step_s'] * 1e3:.1f} ms = {roof['optimizer_bandwidth'] / 1e9:.1f} GB/s, "
-                f"{roof['optimizer_share']:.0%} of the copy bandwidth ({roof['copy_bandwidth'] / 1e9:.1f} GB/s); "
-                f"step {roof['step_s'] * 1e3:.1f} ms vs roofline {roof['roofline_s'] * 1e3:.1f} ms "
-                f"({roof['step_over_roofline']:.2f}x)")
-            for p in R.profile(step) if profile is not None else ():
-                profile.append(dict(precision=prec, part=p["part"], ms_per_step=p["seconds"] * 1e3,
-                                            share=p["share"], n_models=len(first), device_name=env["device_name"],
-                                            measured_utc=r["measured_utc"]))
     return rows
+
+
+def _rooflines(rows, first, specs: dict, bat: dict, dev, env: dict, log, profile: list | None):
+    """Each batched row's step (the first chunk's, from the timed training) against its roofline; where that
+    step's time goes appended to ``profile`` when given."""
+    from . import roofline as R
+    for r in rows:
+        if r["trainer"] != "batched":
+            continue
+        prec, b = r["precision"], bat[r["precision"]]
+        log(f"roofline ({prec}): the first chunk's matmuls alone, the optimizer's bytes, a profile of a step")
+        step = R.make_step(first, specs[prec], device=dev)
+        roof = R.measure(step, step_s=b["train0"] / b["steps0"])
+        r.update(step_ms=roof["step_s"] * 1e3, roofline_ms=roof["roofline_s"] * 1e3,
+                 step_over_roofline=roof["step_over_roofline"], matmul_ms=roof["matmul_s"] * 1e3,
+                 optimizer_ms=roof["optimizer_s"] * 1e3, optimizer_bytes=roof["optimizer_bytes"],
+                 copy_bandwidth=roof["copy_bandwidth"], optimizer_measured_ms=roof["optimizer_step_s"] * 1e3,
+                 optimizer_gb_per_s=roof["optimizer_bandwidth"] / 1e9, optimizer_share_of_copy=roof["optimizer_share"])
+        log(f"optimizer update ({prec}): {roof['optimizer_bytes'] / 1e6:.0f} MB in "
+            f"{roof['optimizer_step_s'] * 1e3:.1f} ms = {roof['optimizer_bandwidth'] / 1e9:.1f} GB/s, "
+            f"{roof['optimizer_share']:.0%} of the copy bandwidth ({roof['copy_bandwidth'] / 1e9:.1f} GB/s); "
+            f"step {roof['step_s'] * 1e3:.1f} ms vs roofline {roof['roofline_s'] * 1e3:.1f} ms "
+            f"({roof['step_over_roofline']:.2f}x)")
+        for p in R.profile(step) if profile is not None else ():
+            profile.append(dict(precision=prec, part=p["part"], ms_per_step=p["seconds"] * 1e3, share=p["share"],
+                                n_models=len(first), device_name=env["device_name"], measured_utc=r["measured_utc"]))
 
 
 def small_cpu(data, batch_size: int):

@@ -1,6 +1,7 @@
 """Train a chunk of MLP configurations at once (one BatchedMLP stack) on Fashion-MNIST.
 
-``train_chunk(configs, data, epochs=...)`` -> :class:`ChunkResult` ``(history, summary, throughput)``:
+``train_chunk(configs, data, spec)`` -> :class:`ChunkResult` ``(history, summary, throughput)`` (``spec``: a
+:class:`bench.train.config.TrainSpec`, epochs, batch size, model, early stopping, plateau, precision):
 
 * ``history``: pandas DataFrame, one row per model per epoch (columns :data:`HISTORY_COLUMNS`).
 * ``summary``: pandas DataFrame, one row per model (columns :data:`SUMMARY_COLUMNS`).
@@ -23,7 +24,7 @@ Rules
   read back once per epoch, and plateau updates write into the device table once per epoch.
   ``schedule="plateau"`` is reactive: lr
   starts at ``peak`` and ``lrcore.Plateau`` (torch semantics, factor 0.1 / patience 2 by default, see
-  ``plateau_kwargs``) steps on the validation loss after each epoch.
+  ``TrainSpec.plateau``) steps on the validation loss after each epoch.
 * Schedule-free optimizers (``sgd_schedulefree``, ``adamw_schedulefree``): the stack's parameters hold
   their gradient point y while training; before each validation pass ``BatchedOptimizer.eval()`` moves
   them to the averaged weights x (the package's ``optimizer.eval()``), so validation, the best-weights
@@ -66,19 +67,18 @@ validation pass, over ``wall_s`` (elementwise work is not counted).
 """
 from __future__ import annotations
 
-import math
 import time
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 
 import lrcore
 
 from .config import (_BASE_MOMENTUM, HISTORY_COLUMNS, NATIVE_PREFIX, OPTIMIZERS, SUMMARY_COLUMNS,  # noqa: F401
-                     ChunkResult, TrainConfig, steps_per_epoch, strip_native)
+                     ChunkResult, TrainConfig, TrainSpec, steps_per_epoch, strip_native)
 from .model import OPTIMIZER_DEFAULTS, BatchedMLP, BatchedOptimizer, forward_flops, step_flops, train_step
+from .record import ModelRecords, chunk_result
 
 __all__ = ["TrainConfig", "NATIVE_PREFIX", "strip_native", "OPTIMIZERS", "HISTORY_COLUMNS", "SUMMARY_COLUMNS", "ChunkResult", "train_chunk",
            "batch_permutation", "steps_per_epoch", "stack_order", "make_stack"]
@@ -115,201 +115,204 @@ def stack_order(configs: Sequence[TrainConfig]) -> list[int]:
                                                        configs[m].optimizer))
 
 
-def make_stack(cfgs: Sequence[TrainConfig], *, widths=(784, 256, 128, 10), activation: str = "relu",
-               dropout: float = 0.0, device="cpu", precision: str = "fp32", optim_impl: str = "auto", lr=None):
-    """(model, optimizer, groups) for configurations already in :func:`stack_order`: the BatchedMLP, its
-    BatchedOptimizer with each optimizer's hyper-parameters (``lr``: the first step's, per model; default
-    the peaks) and the number of consecutive models of each seed."""
+def make_stack(cfgs: Sequence[TrainConfig], spec: TrainSpec, *, device="cpu", lr=None):
+    """(model, optimizer, groups) for configurations already in :func:`stack_order`: the BatchedMLP of ``spec``'s
+    model and precision, its BatchedOptimizer (``spec.optim_impl``) with each optimizer's hyper-parameters (``lr``:
+    the first step's, per model; default the peaks) and the number of consecutive models of each seed."""
     kinds = [OPTIMIZERS[c.optimizer][0] for c in cfgs]
     hyper: dict[str, list] = {}
     for name in {n for c in cfgs for n in OPTIMIZERS[c.optimizer][1]}:
         hyper[name] = [OPTIMIZERS[c.optimizer][1].get(name, OPTIMIZER_DEFAULTS[k].get(name, 0.0))
                        for c, k in zip(cfgs, kinds)]
-    model = BatchedMLP([c.seed for c in cfgs], widths, activation, dropout, device=device, precision=precision)
+    model = BatchedMLP([c.seed for c in cfgs], spec.widths, spec.activation, spec.dropout, device=device,
+                       precision=spec.precision)
     lr = [c.peak_lr for c in cfgs] if lr is None else lr
-    opt = BatchedOptimizer(model.params, kinds, impl=optim_impl, lr=lr, **hyper)
+    opt = BatchedOptimizer(model.params, kinds, impl=spec.optim_impl, lr=lr, **hyper)
     seeds = sorted({c.seed for c in cfgs})
     return model, opt, [sum(c.seed == s for c in cfgs) for s in seeds]
 
 
-def train_chunk(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size: int = 128, device="cpu",
-                widths=(784, 256, 128, 10), activation: str = "relu", dropout: float = 0.0, early_stopping=None, progress: Callable | None = None,
-                plateau_kwargs: dict | None = None, eval_batch_size: int = 5000, optim_impl: str = "auto",
-                precision: str = "fp32") -> ChunkResult:
-    """Train every config for ``epochs`` epochs in one stack (see the module docstring).
+class _Tables:
+    """The chunk's lr table (and momentum / beta1 table where a schedule cycles it), computed once: float64
+    (``lr`` / ``mom``), float32 on the host, and the optimizer's columns (``lr_cols`` / ``mom_cols``: on the
+    training device for the torch optimizer); ``plateau`` steps the reactive models' rows after each epoch."""
 
-    ``early_stopping``: None, a patience (int) or a dict of ``lrcore.EarlyStopping`` keyword arguments
-    (monitored: validation loss). ``progress(epoch, rows)``: called after each epoch with that epoch's
-    history rows (dicts). ``optim_impl``: :class:`BatchedOptimizer`'s ``impl`` (auto: numba on the CPU,
-    torch elsewhere). ``precision``: "fp32" | "bf16" (:class:`BatchedMLP`'s).
-    """
+    def __init__(self, cfgs: Sequence[TrainConfig], spec: TrainSpec, spe: int):
+        m, total = len(cfgs), spec.epochs * spe
+        scheds = [c.parse(total, spe) for c in cfgs]
+        self.lr = np.empty((m, total), np.float64)
+        static = [i for i in range(m) if scheds[i] is not None]
+        if static:
+            self.lr[static] = lrcore.evaluate_many([scheds[i] for i in static], total)
+        self.reactive = np.array([s is None for s in scheds])
+        self.lr[self.reactive] = np.array([c.peak_lr for c in cfgs])[self.reactive, None]
+        cycling = [i for i in range(m) if scheds[i] is not None and scheds[i].momentum is not None]
+        self.mom = None
+        if cycling:
+            self.mom = np.repeat(np.array([_BASE_MOMENTUM[c.optimizer] for c in cfgs])[:, None], total, axis=1)
+            self.mom[cycling] = lrcore.evaluate_many([scheds[i].momentum for i in cycling], total)
+        # float32 tables on the host: each step hands the optimizer a column without a device round trip
+        self.lr32 = self.lr.astype(np.float32)
+        self.lr_cols, self.mom_cols = self.lr32, None if self.mom is None else self.mom.astype(np.float32)
+        self.plateau = (lrcore.Plateau(m, self.lr[:, 0], mode="min", semantics="torch", **spec.plateau_kwargs())
+                        if self.reactive.any() else None)
+        self.spe, self.epochs, self.dev = spe, spec.epochs, None
+
+    def to(self, dev: torch.device):
+        """The columns on the training device for the whole chunk (the torch optimizer; see the module
+        docstring)."""
+        self.dev = dev
+        self.lr_cols = torch.as_tensor(self.lr32, dtype=torch.float64, device=dev)
+        if self.mom_cols is not None:
+            self.mom_cols = torch.as_tensor(self.mom_cols, dtype=torch.float64, device=dev)
+
+    def last(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(lr, momentum) of the epoch's last step, per model (momentum NaN when no model cycles it)."""
+        t = (epoch + 1) * self.spe - 1
+        return self.lr[:, t].copy(), np.full(len(self.lr), np.nan) if self.mom is None else self.mom[:, t].copy()
+
+    def step_plateau(self, epoch: int, metric: np.ndarray, ok: np.ndarray):
+        """The reactive models' lr for the epochs to come, from this epoch's validation loss."""
+        if self.plateau is None:
+            return
+        new_lr = self.plateau.step(metric, active=ok & self.reactive)
+        if epoch + 1 >= self.epochs:
+            return
+        r, a = self.reactive, (epoch + 1) * self.spe
+        self.lr[r, a:] = new_lr[r, None]
+        self.lr32[r, a:] = new_lr[r, None]
+        if self.dev is not None:  # one host-to-device copy per epoch
+            rows = torch.as_tensor(np.flatnonzero(r), device=self.dev)
+            self.lr_cols[rows, a:] = torch.as_tensor(self.lr32[r, a:], dtype=torch.float64, device=self.dev)
+
+
+class _Data(NamedTuple):
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def _on_device(data, dev: torch.device, precision: str) -> _Data:
+    """The six tensors on the training device; bf16: the images rounded once (what autocast does each step)."""
+    x_dtype = torch.bfloat16 if precision == "bf16" else data.x_train.dtype
+    return _Data(data.x_train.to(dev, x_dtype), data.y_train.to(dev), data.x_val.to(dev, x_dtype),
+                 data.y_val.to(dev), data.x_test.to(dev, x_dtype), data.y_test.to(dev))
+
+
+class _Stack(NamedTuple):
+    model: BatchedMLP
+    opt: BatchedOptimizer
+    groups: list[int]
+    seeds: list[int]
+    tables: _Tables
+    es: object  # lrcore.EarlyStopping or None
+    records: ModelRecords
+
+
+def train_chunk(configs: Sequence[TrainConfig], data, spec: TrainSpec, *, device="cpu",
+                progress: Callable | None = None) -> ChunkResult:
+    """Train every config as ``spec`` says, in one stack (see the module docstring). ``progress(epoch, rows)``:
+    called after each epoch with that epoch's history rows (dicts)."""
     configs = list(configs)
     if not configs:
         raise ValueError("train_chunk: no configs")
-    if int(epochs) < 1:
-        raise ValueError(f"train_chunk: epochs must be >= 1, got {epochs!r}")
-    epochs, B = int(epochs), int(batch_size)
     dev = torch.device(device)
-    M = len(configs)
     order = stack_order(configs)
     cfgs = [configs[m] for m in order]
-
-    x_dtype = torch.bfloat16 if precision == "bf16" else data.x_train.dtype  # the matmuls' input, rounded once
-    x_train, y_train = data.x_train.to(dev, x_dtype), data.y_train.to(dev)
-    x_val, y_val = data.x_val.to(dev, x_dtype), data.y_val.to(dev)
-    x_test, y_test = data.x_test.to(dev, x_dtype), data.y_test.to(dev)
-    N = len(x_train)
+    d = _on_device(data, dev, spec.precision)
+    N, B, M = len(d.x_train), int(spec.batch_size), len(cfgs)
     spe = steps_per_epoch(N, B)
-    total = epochs * spe
-
-    # --- schedules: lr and momentum tables, computed once
-    scheds = [c.parse(total, spe) for c in cfgs]
-    lr_np = np.empty((M, total), np.float64)
-    static = [m for m in range(M) if scheds[m] is not None]
-    if static:
-        lr_np[static] = lrcore.evaluate_many([scheds[m] for m in static], total)
-    reactive = np.array([s is None for s in scheds])
-    lr_np[reactive] = np.array([c.peak_lr for c in cfgs])[reactive, None]
-    mom_sched = [s.momentum if s is not None else None for s in scheds]
-    cycling = [m for m in range(M) if mom_sched[m] is not None]
-    mom_np = None
-    if cycling:
-        mom_np = np.repeat(np.array([_BASE_MOMENTUM[c.optimizer] for c in cfgs])[:, None], total, axis=1)
-        mom_np[cycling] = lrcore.evaluate_many([mom_sched[m] for m in cycling], total)
-    # float32 tables on the host: each step hands the optimizer a column without a device round trip
-    lr_table = lr_np.astype(np.float32)
-    mom_table = None if mom_np is None else mom_np.astype(np.float32)
-    plateau = None
-    if reactive.any():
-        kw = dict(factor=0.1, patience=2)
-        kw.update(plateau_kwargs or {})
-        plateau = lrcore.Plateau(M, lr_np[:, 0], mode="min", semantics="torch", **kw)
-    es = None
-    if early_stopping is not None:
-        kw = {"patience": int(early_stopping)} if isinstance(early_stopping, (int, np.integer)) \
-            else dict(early_stopping)
-        kw.setdefault("restore_best_weights", True)
-        es = lrcore.EarlyStopping(M, mode="min", **kw)
-
-    # --- model and optimizer
-    model, opt, groups = make_stack(cfgs, widths=widths, activation=activation, dropout=dropout, device=dev,
-                                    precision=precision, optim_impl=optim_impl, lr=lr_np[:, 0])
-    on_device = opt.impl == "torch"
-    if on_device:  # the tables on the training device for the whole chunk (see the module docstring)
-        lr_cols = torch.as_tensor(lr_table, dtype=torch.float64, device=dev)
-        mom_cols = None if mom_table is None else torch.as_tensor(mom_table, dtype=torch.float64, device=dev)
-    else:
-        lr_cols, mom_cols = lr_table, mom_table
-
-    seeds = sorted({c.seed for c in cfgs})
-
+    tables = _Tables(cfgs, spec, spe)
+    model, opt, groups = make_stack(cfgs, spec, device=dev, lr=tables.lr[:, 0])
+    if opt.impl == "torch":
+        tables.to(dev)
+    es_kw = spec.early_stopping_kwargs()
+    st = _Stack(model, opt, groups, sorted({c.seed for c in cfgs}), tables,
+                None if es_kw is None else lrcore.EarlyStopping(M, mode="min", **es_kw), ModelRecords(cfgs, order))
+    best_weights, es_weights = _snapshot(model), _snapshot(model) if st.es is not None else None
     active = torch.ones(M, dtype=torch.bool, device=dev)
-    diverged_epoch = np.full(M, -1, np.int64)
-    epochs_trained = np.zeros(M, np.int64)
-    best_acc = np.full(M, -np.inf)
-    best_acc_epoch = np.full(M, -1, np.int64)
-    best_acc_weights = _snapshot(model)
-    es_weights = _snapshot(model) if es is not None else None
-    rows: list[dict] = []
-    flops = 0
-    train_s = 0.0
+    flops, train_s = 0, 0.0
     t_start = time.perf_counter()
-    for epoch in range(epochs):
+    for epoch in range(spec.epochs):
+        # 1. train every active model for an epoch; 2. validate; 3. record, snapshot, step plateau and stopping
         _sync(dev)
         t0 = time.perf_counter()
         trained = active.cpu().numpy().copy()
-        perms = torch.stack([batch_permutation(s, epoch, N) for s in seeds]).to(dev)  # (seeds, N)
-        opt.train()  # schedule-free models: parameters back to the gradient point y (others: no-op)
-        loss_sum = torch.zeros(M, dtype=torch.float64, device=dev)
-        for k in range(spe):
-            t = epoch * spe + k
-            idx = perms[:, k * B:(k + 1) * B]
-            losses, active = train_step(model, opt, x_train[idx], y_train[idx], lr=lr_cols[:, t],  # (seeds, B, 784)
-                                        momentum=None if mom_cols is None else mom_cols[:, t], active=active,
-                                        groups=groups)
-            loss_sum.add_(losses)  # float32 into float64, one op
-            flops += step_flops(widths, idx.shape[1], M, input_grad=False)
+        loss_sum, active, f = _train_epoch(st, d, spec, epoch, active)
         _sync(dev)
         train_s += time.perf_counter() - t0
         opt.eval()  # schedule-free models: evaluate and snapshot the averaged weights x (others: no-op)
-        val_loss_t, val_acc_t = model.evaluate(x_val, y_val, eval_batch_size)
-        flops += forward_flops(widths, len(x_val), M)
+        val = model.evaluate(d.x_val, d.y_val, spec.eval_batch_size)
+        flops += f + forward_flops(spec.widths, len(d.x_val), M)
         _sync(dev)
-        dt = time.perf_counter() - t0
-        train_loss = (loss_sum / spe).cpu().numpy()
-        val_loss, val_acc = val_loss_t.cpu().numpy(), val_acc_t.cpu().numpy()
-        act_np = active.cpu().numpy()
-        newly_div = trained & ~act_np  # lost during this epoch: only divergence freezes inside an epoch
-        diverged_epoch[newly_div] = epoch
-        diverged = diverged_epoch >= 0
-        epochs_trained += trained
-        lr_last = lr_np[:, (epoch + 1) * spe - 1].copy()
-        mom_last = np.full(M, np.nan) if mom_np is None else mom_np[:, (epoch + 1) * spe - 1].copy()
-        ok = trained & ~diverged & np.isfinite(val_loss)
-        # best validation accuracy snapshot
-        better = ok & (val_acc > best_acc)
-        best_acc = np.where(better, val_acc, best_acc)
-        best_acc_epoch[better] = epoch
-        _copy_slices(best_acc_weights, model.params, better)
-        metric = np.where(np.isfinite(val_loss), val_loss, np.inf)
-        if plateau is not None:
-            new_lr = plateau.step(metric, active=ok & reactive)
-            if epoch + 1 < epochs:
-                lr_np[reactive, (epoch + 1) * spe:] = new_lr[reactive, None]
-                lr_table[reactive, (epoch + 1) * spe:] = new_lr[reactive, None]
-                if on_device:  # one host-to-device copy per epoch
-                    rows_r = torch.as_tensor(np.flatnonzero(reactive), device=dev)
-                    lr_cols[rows_r, (epoch + 1) * spe:] = torch.as_tensor(
-                        lr_table[reactive, (epoch + 1) * spe:], dtype=torch.float64, device=dev)
-        stopped = np.zeros(M, bool)
-        if es is not None:
-            stopped = es.step(metric, active=ok)
-            _copy_slices(es_weights, model.params, es.improved)
-            if stopped.any():
-                active = active & torch.as_tensor(~stopped, device=dev)
-        epoch_rows = []
-        for j in range(M):
-            c = cfgs[j]
-            epoch_rows.append(dict(model=order[j], name=c.name, optimizer=c.optimizer, schedule=c.schedule,
-                                   peak_lr=float(c.peak_lr), seed=int(c.seed), epoch=epoch,
-                                   train_loss=float(train_loss[j]) if trained[j] else math.nan,
-                                   val_loss=float(val_loss[j]), val_acc=float(val_acc[j]),
-                                   lr=float(np.float32(lr_last[j])), momentum=float(mom_last[j]),
-                                   epoch_time_s=dt, trained=bool(trained[j]), diverged=bool(diverged[j]),
-                                   stopped=bool(stopped[j])))
-        epoch_rows.sort(key=lambda r: r["model"])
-        rows.extend(epoch_rows)
+        rows, active = _end_epoch(st, epoch, (loss_sum / spe).cpu().numpy(), val, trained, active,
+                                  time.perf_counter() - t0, best_weights, es_weights)
         if progress is not None:
-            progress(epoch, epoch_rows)
+            progress(epoch, rows)
     _sync(dev)
     wall = time.perf_counter() - t_start
+    summary = _final_scores(st, d, spec, best_weights, es_weights)
+    return chunk_result(st.records.rows, summary, wall_s=wall, train_s=train_s, precision=spec.precision,
+                        epochs=spec.epochs, steps=spec.epochs * spe, batch_size=B, n_train=N, flops=flops, device=dev)
 
-    # --- final scores
-    if es is not None:
-        _copy_slices(model.params, es_weights, es.best_epoch >= 0)
-    test_loss, test_acc = (t.cpu().numpy() for t in model.evaluate(x_test, y_test, eval_batch_size))
-    final_val_loss, final_val_acc = (t.cpu().numpy() for t in model.evaluate(x_val, y_val, eval_batch_size))
-    _copy_slices(model.params, best_acc_weights, best_acc_epoch >= 0)
-    _, test_acc_best = (t.cpu().numpy() for t in model.evaluate(x_test, y_test, eval_batch_size))
-    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-    summary_rows = []
-    last_train = history.sort_values("epoch").groupby("model")["train_loss"].agg(
-        lambda s: s.dropna().iloc[-1] if s.notna().any() else math.nan)
-    for j in range(M):
-        c = cfgs[j]
-        summary_rows.append(dict(
-            model=order[j], name=c.name, optimizer=c.optimizer, schedule=c.schedule, peak_lr=float(c.peak_lr),
-            seed=int(c.seed), epochs_trained=int(epochs_trained[j]), diverged=bool(diverged_epoch[j] >= 0),
-            diverged_epoch=int(diverged_epoch[j]),
-            stopped_epoch=int(es.stopped_epoch[j]) if es is not None and es.stopped[j] else -1,
-            final_train_loss=float(last_train[order[j]]), final_val_loss=float(final_val_loss[j]),
-            final_val_acc=float(final_val_acc[j]),
-            best_val_acc=float(best_acc[j]) if best_acc_epoch[j] >= 0 else math.nan,
-            best_val_epoch=int(best_acc_epoch[j]), test_loss=float(test_loss[j]), test_acc=float(test_acc[j]),
-            test_acc_best=float(test_acc_best[j]) if best_acc_epoch[j] >= 0 else math.nan))
-    summary = pd.DataFrame(sorted(summary_rows, key=lambda r: r["model"]), columns=SUMMARY_COLUMNS)
-    throughput = dict(wall_s=wall, train_s=train_s, precision=precision, n_models=M, epochs=epochs, steps=total,
-                      batch_size=B, n_train=N,
-                      samples_per_s=M * N * epochs / wall, model_epochs_per_s=M * epochs / wall,
-                      flop_per_s=flops / wall, flops=flops, device=str(dev))
-    return ChunkResult(history, summary, throughput)
+
+def _train_epoch(st: _Stack, d: _Data, spec: TrainSpec, epoch: int, active: torch.Tensor):
+    """One epoch's steps: each seed's own batch order, one batch per seed shared by its models. Returns the
+    per-model loss sum (float64, on the device), the active mask after it and the matmul FLOPs."""
+    N, B, spe = len(d.x_train), int(spec.batch_size), st.tables.spe
+    perms = torch.stack([batch_permutation(s, epoch, N) for s in st.seeds]).to(d.x_train.device)  # (seeds, N)
+    st.opt.train()  # schedule-free models: parameters back to the gradient point y (others: no-op)
+    loss_sum = torch.zeros(len(st.records.configs), dtype=torch.float64, device=d.x_train.device)
+    flops = 0
+    lr_cols, mom_cols = st.tables.lr_cols, st.tables.mom_cols
+    for k in range(spe):
+        t = epoch * spe + k
+        idx = perms[:, k * B:(k + 1) * B]
+        losses, active = train_step(st.model, st.opt, d.x_train[idx], d.y_train[idx], lr=lr_cols[:, t],  # (seeds, B, 784)
+                                    momentum=None if mom_cols is None else mom_cols[:, t], active=active,
+                                    groups=st.groups)
+        loss_sum.add_(losses)  # float32 into float64, one op
+        flops += step_flops(spec.widths, idx.shape[1], len(st.records.configs), input_grad=False)
+    return loss_sum, active, flops
+
+
+def _end_epoch(st: _Stack, epoch: int, train_loss: np.ndarray, val, trained: np.ndarray, active: torch.Tensor,
+               dt: float, best_weights, es_weights):
+    """After an epoch's validation: divergence, the best-accuracy snapshot, plateau, early stopping (which
+    freezes the stopped models), the history rows. Returns (rows, active)."""
+    rec = st.records
+    val_loss, val_acc = (t.cpu().numpy() for t in val)
+    newly_div = trained & ~active.cpu().numpy()  # lost during this epoch: only divergence freezes inside an epoch
+    rec.diverged_epoch[newly_div] = epoch
+    lr_last, mom_last = st.tables.last(epoch)
+    ok = trained & ~rec.diverged & np.isfinite(val_loss)
+    _copy_slices(best_weights, st.model.params, rec.improve(epoch, val_acc, ok))
+    metric = np.where(np.isfinite(val_loss), val_loss, np.inf)
+    st.tables.step_plateau(epoch, metric, ok)
+    stopped = np.zeros(len(rec.configs), bool)
+    if st.es is not None:
+        stopped = st.es.step(metric, active=ok)
+        _copy_slices(es_weights, st.model.params, st.es.improved)
+        if stopped.any():
+            active = active & torch.as_tensor(~stopped, device=active.device)
+    rows = rec.add_epoch(epoch, train_loss=train_loss, val_loss=val_loss, val_acc=val_acc, lr=lr_last,
+                         momentum=mom_last, epoch_time_s=dt, trained=trained, stopped=stopped)
+    return rows, active
+
+
+def _final_scores(st: _Stack, d: _Data, spec: TrainSpec, best_weights, es_weights) -> list[dict]:
+    """Test and final validation scores (after early stopping's restore), then the test accuracy of the
+    best-validation-accuracy weights: the summary rows."""
+    model, rec, eb = st.model, st.records, spec.eval_batch_size
+    if st.es is not None:
+        _copy_slices(model.params, es_weights, st.es.best_epoch >= 0)
+        rec.stopped_epoch[:] = np.where(st.es.stopped, st.es.stopped_epoch, -1)
+    test_loss, test_acc = (t.cpu().numpy() for t in model.evaluate(d.x_test, d.y_test, eb))
+    final_val_loss, final_val_acc = (t.cpu().numpy() for t in model.evaluate(d.x_val, d.y_val, eb))
+    _copy_slices(model.params, best_weights, rec.best_epoch >= 0)
+    _, test_acc_best = (t.cpu().numpy() for t in model.evaluate(d.x_test, d.y_test, eb))
+    return rec.summary(final_val_loss=final_val_loss, final_val_acc=final_val_acc, test_loss=test_loss,
+                       test_acc=test_acc, test_acc_best=test_acc_best)

@@ -1,7 +1,9 @@
-"""What a training run is made of, without torch: a configuration, the optimizer names, the result columns.
+"""What a training run is made of, without torch: how models train (:class:`TrainSpec`), one model
+(:class:`TrainConfig`), the optimizer names, the result columns.
 
-The matrix spec (``bench.matrix.spec``) validates against these names without importing the trainers;
-the three trainers (``batched``, ``sequential``, ``keras``) share them. Column meanings: ``bench.train.batched``.
+The matrix spec (``bench.matrix.spec``) validates against these names without importing the trainers and makes
+the run's ``TrainSpec`` (``Matrix.train_spec()``); the three trainers (``batched``, ``sequential``, ``keras``),
+find-lr, step cost and the roofline take it whole. Column meanings: ``bench.train.batched``.
 """
 from __future__ import annotations
 
@@ -14,8 +16,12 @@ import lrcore
 if TYPE_CHECKING:  # the trainers' tables; this module itself needs no pandas
     import pandas as pd
 
-__all__ = ["TrainConfig", "NATIVE_PREFIX", "strip_native", "OPTIMIZERS", "SCHEDULE_FREE_OPTIMIZERS", "ACTIVATION_NAMES", "PRECISIONS", "HISTORY_COLUMNS",
+__all__ = ["TrainSpec", "TrainConfig", "NATIVE_PREFIX", "strip_native", "OPTIMIZERS", "SCHEDULE_FREE_OPTIMIZERS", "ACTIVATION_NAMES", "PRECISIONS", "HISTORY_COLUMNS",
            "SUMMARY_COLUMNS", "ChunkResult", "steps_per_epoch"]
+
+#: Training precisions: "fp32" (float32 throughout) and "bf16" (the matmuls in bfloat16 with float32 master
+#: weights, optimizer state, loss and softmax: ``bench.train.mixed``). Runs of different precision are never pooled.
+PRECISIONS = ("fp32", "bf16")
 
 #: The MLP's activations (``bench.train.model.ACTIVATIONS`` holds their torch functions).
 ACTIVATION_NAMES = ("relu", "gelu", "tanh")
@@ -47,6 +53,61 @@ HISTORY_COLUMNS = ["model", "name", "optimizer", "schedule", "peak_lr", "seed", 
 SUMMARY_COLUMNS = ["model", "name", "optimizer", "schedule", "peak_lr", "seed", "epochs_trained", "diverged",
                    "diverged_epoch", "stopped_epoch", "final_train_loss", "final_val_loss", "final_val_acc",
                    "best_val_acc", "best_val_epoch", "test_loss", "test_acc", "test_acc_best"]
+
+
+#: ``lrcore.Plateau`` / ``ReduceLROnPlateau`` settings a matrix's [plateau] table starts from.
+PLATEAU_DEFAULTS = {"factor": 0.1, "patience": 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec:
+    """How every model of a run trains, made once (``Matrix.train_spec()``) and passed whole to the trainers,
+    find-lr, step cost and the roofline; the one place that holds these defaults.
+
+    ``early_stopping``: None (off), a patience (int) or ``lrcore.EarlyStopping`` keyword arguments (monitored:
+    validation loss). ``plateau``: the [plateau] table (``ReduceLROnPlateau`` keywords) of "plateau" schedules.
+    ``optim_impl``: the batched optimizer's (auto: numba on the CPU, torch elsewhere); other trainers ignore it."""
+    epochs: int = 1
+    batch_size: int = 128
+    widths: tuple[int, ...] = (784, 256, 128, 10)
+    activation: str = "relu"
+    dropout: float = 0.0
+    early_stopping: int | dict | None = None
+    plateau: dict = dataclasses.field(default_factory=dict)
+    precision: str = "fp32"
+    optim_impl: str = "auto"
+    eval_batch_size: int = 5000
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        if int(self.epochs) < 1:
+            raise ValueError(f"TrainSpec: epochs must be >= 1, got {self.epochs!r}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"TrainSpec: batch_size must be >= 1, got {self.batch_size!r}")
+        if self.activation not in ACTIVATION_NAMES:
+            raise ValueError(f"TrainSpec: activation must be one of {ACTIVATION_NAMES}, got {self.activation!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"TrainSpec: precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+    def replace(self, **changes) -> "TrainSpec":
+        return dataclasses.replace(self, **changes)
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        return steps_per_epoch(n_train, self.batch_size)
+
+    def plateau_kwargs(self) -> dict:
+        """The [plateau] table over :data:`PLATEAU_DEFAULTS` (factor 0.1, patience 2)."""
+        return {**PLATEAU_DEFAULTS, **(self.plateau or {})}
+
+    def early_stopping_kwargs(self) -> dict | None:
+        """``lrcore.EarlyStopping`` / ``keras.callbacks.EarlyStopping`` keywords (restore_best_weights on unless
+        said otherwise), or None when early stopping is off."""
+        es = self.early_stopping
+        if es is None:
+            return None
+        kw = {"patience": int(es)} if isinstance(es, int) or hasattr(es, "__index__") else dict(es)
+        kw.setdefault("restore_best_weights", True)
+        return kw
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +165,3 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     return -(-int(n_train) // int(batch_size))
 
 
-#: Training precisions: "fp32" (float32 throughout) and "bf16" (the matmuls in bfloat16 with float32 master
-#: weights, optimizer state, loss and softmax: ``bench.train.mixed``). Runs of different precision are never pooled.
-PRECISIONS = ("fp32", "bf16")

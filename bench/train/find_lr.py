@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .config import TrainSpec
+
 __all__ = ["range_test", "suggest", "find_peaks", "plot", "CURVE_COLUMNS"]
 
 CURVE_COLUMNS = ["optimizer", "step", "lr", "loss", "smoothed_loss"]
@@ -44,17 +46,18 @@ def _check(optimizers, lr_min, lr_max, steps, smoothing, diverge_factor, batch_s
     return opts
 
 
-def range_test(optimizers: Sequence[str], data, *, widths=(784, 256, 128, 10), activation: str = "relu",
-               dropout: float = 0.0, batch_size: int = 128, device="cpu", seed: int = 0, lr_min: float = 1e-7,
-               lr_max: float = 10.0, steps: int = SWEEP_STEPS, smoothing: float = 0.98,
-               diverge_factor: float = 4.0, precision: str = "fp32") -> pd.DataFrame:
-    """The range test's curves: one row per optimizer per step it ran (columns :data:`CURVE_COLUMNS`);
-    ``precision``: the stack's (:class:`bench.train.model.BatchedMLP`)."""
+def range_test(optimizers: Sequence[str], data, spec: TrainSpec | None = None, *, device="cpu", seed: int = 0,
+               lr_min: float = 1e-7, lr_max: float = 10.0, steps: int = SWEEP_STEPS, smoothing: float = 0.98,
+               diverge_factor: float = 4.0) -> pd.DataFrame:
+    """The range test's curves: one row per optimizer per step it ran (columns :data:`CURVE_COLUMNS`), on the
+    model, batch size and precision of ``spec`` (default: ``TrainSpec()``)."""
     from .batched import batch_permutation
     from .config import OPTIMIZERS
     from .model import OPTIMIZER_DEFAULTS, BatchedMLP, BatchedOptimizer, train_step
-    opts = _check(optimizers, lr_min, lr_max, steps, smoothing, diverge_factor, batch_size)
-    steps, B, M = int(steps), int(batch_size), len(opts)
+    spec = spec or TrainSpec()
+    widths, activation, dropout, precision = spec.widths, spec.activation, spec.dropout, spec.precision
+    opts = _check(optimizers, lr_min, lr_max, steps, smoothing, diverge_factor, spec.batch_size)
+    steps, B, M = int(steps), int(spec.batch_size), len(opts)
     dev = torch.device(device)
     order = sorted(range(M), key=lambda m: OPTIMIZERS[opts[m]][0])  # each optimizer kind contiguous
     names = [opts[m] for m in order]
@@ -149,19 +152,17 @@ def write_results(curve: pd.DataFrame, suggestions: dict, out_dir, *, steps: int
     return table
 
 
-def find_peaks(optimizers: Sequence[str], data, *, widths=(784, 256, 128, 10), activation: str = "relu",
-               dropout: float = 0.0, batch_size: int = 128, device="cpu", seed: int = 0,
-               out_dir=None, required: Sequence[str] | None = None, precision: str = "fp32") -> dict[str, float]:
+def find_peaks(optimizers: Sequence[str], data, spec: TrainSpec | None = None, *, device="cpu", seed: int = 0,
+               out_dir=None, required: Sequence[str] | None = None) -> dict[str, float]:
     """optimizer -> suggested peak lr (a matrix's ``peak_lr = "find"``), from one :func:`range_test`; its
     curves, table and plot go to ``out_dir`` (:func:`write_results`) when given. An optimizer of ``required``
     (default: all) without a suggestion is an error; the others are left out of the result."""
-    curve = range_test(list(optimizers), data, widths=widths, activation=activation, dropout=dropout,
-                       batch_size=batch_size, device=device, seed=seed, precision=precision)
+    spec = spec or TrainSpec()
+    curve = range_test(list(optimizers), data, spec, device=device, seed=seed)
     sug = suggest(curve)
     if out_dir is not None:
         write_results(curve, sug, out_dir, steps=SWEEP_STEPS, title=f"LR range test for the matrix's peaks ("
-                      f"{'-'.join(map(str, widths))} {activation}, batch {batch_size}, seed {seed}, {precision})",
-                      precision=precision)
+                      f"{title_of(spec, seed)})", precision=spec.precision)
     out = {}
     for o in optimizers:
         v = sug.get(o, {}).get("suggested", math.nan)
@@ -172,6 +173,11 @@ def find_peaks(optimizers: Sequence[str], data, *, widths=(784, 256, 128, 10), a
                              "give its peak_lr in the matrix")
         out[o] = float(v)
     return out
+
+
+def title_of(spec: TrainSpec, seed: int) -> str:
+    """What a range test ran, for its plot's title: model, batch size, seed, precision."""
+    return f"{'-'.join(map(str, spec.widths))} {spec.activation}, batch {spec.batch_size}, seed {seed}, {spec.precision}"
 
 
 def plot(curve: pd.DataFrame, suggestions: dict, path=None, title: str = "LR range test") -> bytes:

@@ -1,6 +1,6 @@
 """The Keras path: the benchmark's MLP configurations trained with ``model.fit`` (Keras 3, TensorFlow backend).
 
-``train_keras(configs, data, epochs=...)`` returns the same ``ChunkResult`` columns as the batched trainer,
+``train_keras(configs, data, spec)`` returns the same ``ChunkResult`` columns as the batched trainer,
 on the same batches and learning rates, so runs of both frameworks pair by seed. What is matched with
 PyTorch and what is Keras's own: docs/BENCH.md, "bench/train/keras.py".
 """
@@ -16,13 +16,13 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 import lrcore  # noqa: E402
 
 from .batched import batch_permutation  # noqa: E402
-from .config import HISTORY_COLUMNS, NATIVE_PREFIX, SUMMARY_COLUMNS, ChunkResult, TrainConfig, steps_per_epoch  # noqa: E402
+from .config import NATIVE_PREFIX, PLATEAU_DEFAULTS, ChunkResult, TrainConfig, TrainSpec, steps_per_epoch  # noqa: E402
 from .model import forward_flops, step_flops  # noqa: E402
+from .record import ModelRecords, chunk_result  # noqa: E402
 
 __all__ = ["train_keras", "train_one_keras", "keras_optimizer", "keras_learning_rate", "native_schedule",
            "KERAS_OPTIMIZERS", "NATIVE_PREFIX", "plateau_to_keras", "matmul_flop_rate_tf"]
@@ -132,10 +132,9 @@ def keras_optimizer(name: str, learning_rate):
 
 
 def plateau_to_keras(plateau_kwargs: dict | None) -> dict:
-    """PyTorch ``ReduceLROnPlateau`` keyword arguments -> ``keras.callbacks.ReduceLROnPlateau`` ones (see the
-    module docstring for the mapping)."""
-    kw = dict(factor=0.1, patience=2)
-    kw.update(plateau_kwargs or {})
+    """PyTorch ``ReduceLROnPlateau`` keyword arguments (``TrainSpec.plateau_kwargs()``) ->
+    ``keras.callbacks.ReduceLROnPlateau`` ones (docs/BENCH.md gives the mapping)."""
+    kw = {**PLATEAU_DEFAULTS, **(plateau_kwargs or {})}
     unknown = set(kw) - {"factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps"}
     if unknown:
         raise ValueError(f"train_keras: unknown plateau keyword(s) {sorted(unknown)}")
@@ -208,20 +207,11 @@ def _epoch_dataset(tf, x, y, seed: int, epochs: int, batch_size: int):
     return ds.map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx))).prefetch(2)
 
 
-def train_one_keras(config: TrainConfig, arrays: dict, *, epochs: int, batch_size: int = 128,
-                    widths=(784, 256, 128, 10), activation: str = "relu", dropout: float = 0.0, early_stopping=None,
-                    plateau_kwargs: dict | None = None, progress: Callable | None = None, model_index: int = 0,
-                    callbacks: Sequence = (), eval_batch_size: int = 5000, jit_compile: bool = False):
-    """Train one configuration with ``model.fit``; returns (history rows, summary row, flops).
-    ``arrays``: dict of tf tensors / numpy arrays x_train, y_train, x_val, y_val, x_test, y_test."""
+def _compiled(config: TrainConfig, spec: TrainSpec, arrays: dict, spe: int, jit_compile: bool):
+    """The config's compiled model (its tracker of the compiled step's variables) and its optimizer, built."""
     keras = _keras()
-    tf = _tf()
-    epochs, B = int(epochs), int(batch_size)
-    N = int(arrays["x_train"].shape[0])
-    spe = steps_per_epoch(N, B)
-    total = epochs * spe
-    lr = keras_learning_rate(config, total, spe)
-    model, tr = _build_model(widths, activation, dropout, config.seed)
+    lr = keras_learning_rate(config, spec.epochs * spe, spe)
+    model, tr = _build_model(spec.widths, spec.activation, spec.dropout, config.seed)
     opt = keras_optimizer(config.optimizer, lr)
     model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"], jit_compile=jit_compile)
@@ -229,24 +219,29 @@ def train_one_keras(config: TrainConfig, arrays: dict, *, epochs: int, batch_siz
     # builds the compiled metrics (our train step does not touch them; fit reads their result) and traces
     # the test step; no weights change
     model.evaluate(arrays["x_val"][:8], arrays["y_val"][:8], verbose=0)
-    flops_full = step_flops(widths, B, 1, input_grad=False)
-    last_b = N - (spe - 1) * B
-    flops_last = step_flops(widths, last_b, 1, input_grad=False)
+    return model, tr
 
-    cbs = []
+
+def _callbacks(config: TrainConfig, spec: TrainSpec):
+    """Keras's own ReduceLROnPlateau ("plateau") and EarlyStopping (when on): (callbacks, the EarlyStopping)."""
+    keras = _keras()
+    cbs, es = [], None
     if config.reactive:
-        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", mode="min", **plateau_to_keras(plateau_kwargs)))
-    es = None
-    if early_stopping is not None:
-        kw = {"patience": int(early_stopping)} if isinstance(early_stopping, (int, np.integer)) \
-            else dict(early_stopping)
-        kw.setdefault("restore_best_weights", True)
-        es = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", **kw)
+        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", mode="min",
+                                                     **plateau_to_keras(spec.plateau_kwargs())))
+    es_kw = spec.early_stopping_kwargs()
+    if es_kw is not None:
+        es = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", **es_kw)
         cbs.append(es)
-    cbs.extend(callbacks)
+    return cbs, es
 
-    state = dict(rows=[], best_acc=-math.inf, best_epoch=-1, best_weights=None, diverged_epoch=-1,
-                 stopped_epoch=-1, trained=0, flops=0, t0=0.0)
+
+def _recorder(rec: ModelRecords, tr, es, spec: TrainSpec, spe: int, n_val: int, n_train: int, progress, state):
+    """The callback that writes ``rec`` after each epoch from the compiled step's variables and fit's logs."""
+    keras = _keras()
+    B = int(spec.batch_size)
+    flops_full = step_flops(spec.widths, B, 1, input_grad=False)
+    flops_last = step_flops(spec.widths, n_train - (spe - 1) * B, 1, input_grad=False)
 
     class Recorder(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -260,39 +255,45 @@ def train_one_keras(config: TrainConfig, arrays: dict, *, epochs: int, batch_siz
             val_loss, val_acc = float(logs.get("val_loss", math.nan)), float(logs.get("val_accuracy", math.nan))
             steps = int(tr.steps.numpy())
             state["flops"] += steps * flops_full + (flops_last - flops_full if steps == spe else 0) + \
-                forward_flops(widths, len(arrays["x_val"]))  # the epoch's validation pass
-            state["trained"] += 1
-            halted = bool(tr.halted.numpy())
-            if state["diverged_epoch"] < 0 and (halted or not math.isfinite(val_loss)):
-                state["diverged_epoch"] = epoch
+                forward_flops(spec.widths, n_val)  # the epoch's validation pass
+            if rec.diverged_epoch[0] < 0 and (bool(tr.halted.numpy()) or not math.isfinite(val_loss)):
+                rec.diverged_epoch[0] = epoch
                 self.model.stop_training = True
-            diverged = state["diverged_epoch"] >= 0
+            diverged = rec.diverged_epoch[0] >= 0
             if not diverged:
-                if val_acc > state["best_acc"]:
-                    state["best_acc"], state["best_epoch"] = val_acc, epoch
+                if rec.improve(epoch, [val_acc], [True])[0]:
                     state["best_weights"] = self.model.get_weights()
-                if es is not None and self.model.stop_training and state["stopped_epoch"] < 0:
-                    state["stopped_epoch"] = epoch
-            row = dict(epoch=epoch, train_loss=float(tr.loss_sum.numpy()) / spe if not diverged else math.nan,
-                       val_loss=val_loss, val_acc=val_acc, lr=float(np.float32(tr.lr.numpy())), momentum=math.nan,
-                       epoch_time_s=dt, trained=True, diverged=diverged, stopped=state["stopped_epoch"] >= 0)
-            state["rows"].append(row)
+                if es is not None and self.model.stop_training and rec.stopped_epoch[0] < 0:
+                    rec.stopped_epoch[0] = epoch
+            row = rec.add_epoch(epoch, train_loss=[float(tr.loss_sum.numpy()) / spe if not diverged else math.nan],
+                                val_loss=[val_loss], val_acc=[val_acc], lr=[tr.lr.numpy()], momentum=[math.nan],
+                                epoch_time_s=dt, trained=[True], stopped=[rec.stopped_epoch[0] >= 0])
             if progress is not None:
-                progress(epoch, [_full_row(config, model_index, row)])
+                progress(epoch, row)
 
-    cbs.append(Recorder())
-    ds = _epoch_dataset(tf, arrays["x_train"], arrays["y_train"], config.seed, epochs, B)
-    model.fit(ds, epochs=epochs, steps_per_epoch=spe, validation_data=(arrays["x_val"], arrays["y_val"]),
-              validation_batch_size=eval_batch_size, callbacks=cbs, verbose=0, shuffle=False)
-    rows = state["rows"]
-    for epoch in range(len(rows), epochs):  # after divergence / early stopping
-        prev = rows[-1]
-        rows.append(dict(epoch=epoch, train_loss=math.nan, val_loss=prev["val_loss"], val_acc=prev["val_acc"],
-                         lr=prev["lr"], momentum=math.nan, epoch_time_s=0.0, trained=False,
-                         diverged=state["diverged_epoch"] >= 0, stopped=state["stopped_epoch"] >= 0))
+    return Recorder()
+
+
+def train_one_keras(config: TrainConfig, arrays: dict, spec: TrainSpec, *, progress: Callable | None = None,
+                    model_index: int = 0, callbacks: Sequence = (), jit_compile: bool = False):
+    """Train one configuration with ``model.fit`` as ``spec`` says; returns (history rows, summary row, flops).
+    ``arrays``: dict of tf tensors / numpy arrays x_train, y_train, x_val, y_val, x_test, y_test."""
+    tf = _tf()
+    N, B, eb = int(arrays["x_train"].shape[0]), int(spec.batch_size), spec.eval_batch_size
+    spe = steps_per_epoch(N, B)
+    model, tr = _compiled(config, spec, arrays, spe, jit_compile)
+    cbs, es = _callbacks(config, spec)
+    cbs.extend(callbacks)
+    rec, state = ModelRecords([config], [model_index]), dict(best_weights=None, flops=0, t0=0.0)
+    cbs.append(_recorder(rec, tr, es, spec, spe, len(arrays["x_val"]), N, progress, state))
+    ds = _epoch_dataset(tf, arrays["x_train"], arrays["y_train"], config.seed, spec.epochs, B)
+    model.fit(ds, epochs=spec.epochs, steps_per_epoch=spe, validation_data=(arrays["x_val"], arrays["y_val"]),
+              validation_batch_size=eb, callbacks=cbs, verbose=0, shuffle=False)
+    for epoch in range(len(rec.rows), spec.epochs):  # after divergence / early stopping
+        rec.add_idle_epoch(epoch)
 
     def score(x, y):
-        loss, acc = model.evaluate(x, y, batch_size=eval_batch_size, verbose=0)
+        loss, acc = model.evaluate(x, y, batch_size=eb, verbose=0)
         return float(loss), float(acc)
 
     test_loss, test_acc = score(arrays["x_test"], arrays["y_test"])  # after EarlyStopping's restore
@@ -301,22 +302,9 @@ def train_one_keras(config: TrainConfig, arrays: dict, *, epochs: int, batch_siz
     if state["best_weights"] is not None:
         model.set_weights(state["best_weights"])
         test_acc_best = score(arrays["x_test"], arrays["y_test"])[1]
-    finite_train = [r["train_loss"] for r in rows if math.isfinite(r["train_loss"])]
-    best_epoch = state["best_epoch"]
-    summary = dict(model=model_index, name=config.name, optimizer=config.optimizer, schedule=config.schedule,
-                   peak_lr=float(config.peak_lr), seed=int(config.seed), epochs_trained=state["trained"],
-                   diverged=state["diverged_epoch"] >= 0, diverged_epoch=state["diverged_epoch"],
-                   stopped_epoch=state["stopped_epoch"],
-                   final_train_loss=finite_train[-1] if finite_train else math.nan,
-                   final_val_loss=final_val_loss, final_val_acc=final_val_acc,
-                   best_val_acc=state["best_acc"] if best_epoch >= 0 else math.nan, best_val_epoch=best_epoch,
-                   test_loss=test_loss, test_acc=test_acc, test_acc_best=test_acc_best)
-    return [_full_row(config, model_index, r) for r in rows], summary, state["flops"]
-
-
-def _full_row(config: TrainConfig, model: int, r: dict) -> dict:
-    return dict(model=model, name=config.name, optimizer=config.optimizer, schedule=config.schedule,
-                peak_lr=float(config.peak_lr), seed=int(config.seed), **r)
+    summary = rec.summary(final_val_loss=[final_val_loss], final_val_acc=[final_val_acc], test_loss=[test_loss],
+                          test_acc=[test_acc], test_acc_best=[test_acc_best])
+    return rec.rows, summary[0], state["flops"]
 
 
 def _arrays(data) -> dict:
@@ -329,48 +317,35 @@ def _arrays(data) -> dict:
     return out
 
 
-def train_keras(configs: Sequence[TrainConfig], data, *, epochs: int, batch_size: int = 128,
-                widths=(784, 256, 128, 10), activation: str = "relu", dropout: float = 0.0, early_stopping=None,
-                plateau_kwargs: dict | None = None, progress: Callable | None = None, callbacks: Sequence = (),
-                eval_batch_size: int = 5000, device=None, jit_compile: bool = False) -> ChunkResult:
-    """Train every config with Keras ``model.fit``, one after the other (see the module docstring); the
-    result has ``train_chunk``'s columns and throughput keys. ``progress(epoch, rows)`` is called after
-    each epoch of each model with that model's row (a list of one dict). ``callbacks``: extra Keras
+def train_keras(configs: Sequence[TrainConfig], data, spec: TrainSpec, *, device=None,
+                progress: Callable | None = None, callbacks: Sequence = (), jit_compile: bool = False) -> ChunkResult:
+    """Train every config with Keras ``model.fit`` as ``spec`` says, one after the other (see the module
+    docstring); the result has ``train_chunk``'s columns and throughput keys. ``progress(epoch, rows)`` is called
+    after each epoch of each model with that model's row (a list of one dict). ``callbacks``: extra Keras
     callbacks given to every ``fit`` (they run before the recorder). ``device`` is ignored (TensorFlow
-    places ops itself; the result says "cpu" or TensorFlow's GPU)."""
+    places ops itself; the result says "cpu" or TensorFlow's GPU). Keras trains in float32 only."""
     configs = list(configs)
     if not configs:
         raise ValueError("train_keras: no configs")
-    if int(epochs) < 1:
-        raise ValueError(f"train_keras: epochs must be >= 1, got {epochs!r}")
     _keras()  # TensorFlow's start-up chatter silenced before anything imports it
-    N, B = len(data.x_train), int(batch_size)
+    N, B = len(data.x_train), int(spec.batch_size)
     spe = steps_per_epoch(N, B)
     for c in configs:  # fail before any training: bad text, cycling momentum, unknown Keras class
-        keras_learning_rate(c, int(epochs) * spe, spe)
+        keras_learning_rate(c, spec.epochs * spe, spe)
     tf = _tf()
     arrays = _arrays(data)
     rows, summaries, flops = [], [], 0
     t0 = time.perf_counter()
     for m, c in enumerate(configs):
-        r, s, f = train_one_keras(c, arrays, epochs=epochs, batch_size=B, widths=widths, activation=activation,
-                                  dropout=dropout, early_stopping=early_stopping, plateau_kwargs=plateau_kwargs,
-                                  progress=progress, model_index=m, callbacks=callbacks,
-                                  eval_batch_size=eval_batch_size, jit_compile=jit_compile)
+        r, s, f = train_one_keras(c, arrays, spec, progress=progress, model_index=m, callbacks=callbacks,
+                                  jit_compile=jit_compile)
         rows.extend(r)
         summaries.append(s)
         flops += f
-    wall = time.perf_counter() - t0
-    M = len(configs)
-    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS).sort_values(["epoch", "model"], kind="stable")
-    summary = pd.DataFrame(summaries, columns=SUMMARY_COLUMNS)
-    dev = "cuda:0" if tf.config.list_logical_devices("GPU") else "cpu"
     # train_s: model.fit validates inside its epochs, so the training steps alone are not timed apart
-    throughput = dict(wall_s=wall, train_s=None, precision="fp32", n_models=M, epochs=int(epochs),
-                      steps=int(epochs) * spe, batch_size=B, n_train=N,
-                      samples_per_s=M * N * int(epochs) / wall, model_epochs_per_s=M * int(epochs) / wall,
-                      flop_per_s=flops / wall, flops=flops, device=dev)
-    return ChunkResult(history.reset_index(drop=True), summary, throughput)
+    return chunk_result(rows, summaries, wall_s=time.perf_counter() - t0, train_s=None, precision="fp32",
+                        epochs=spec.epochs, steps=spec.epochs * spe, batch_size=B, n_train=N, flops=flops,
+                        device="cuda:0" if tf.config.list_logical_devices("GPU") else "cpu")
 
 
 # ------------------------------------------------------------------------------------------ throughput

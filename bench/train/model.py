@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from ..machine import matmul_flop_rate
 from . import mixed
 from .activations import ACTIVATIONS, activation_backward
-from .config import PRECISIONS
+from .config import PRECISIONS, TrainSpec
 from .optim import OPTIMIZER_DEFAULTS, BatchedOptimizer, torch_optimizer
 
 __all__ = ["ACTIVATIONS", "OPTIMIZER_DEFAULTS", "BatchedMLP", "BatchedOptimizer", "train_step", "step_flops", "forward_flops",
@@ -84,7 +84,7 @@ def forward_flops(widths: Sequence[int], n_examples: int, n_models: int = 1) -> 
 class BatchedMLP:
     """M independent MLPs with stacked parameters (see the module docstring)."""
 
-    def __init__(self, seeds: Sequence[int], widths: Sequence[int] = (784, 256, 128, 10), activation: str = "relu",
+    def __init__(self, seeds: Sequence[int], widths: Sequence[int] = TrainSpec.widths, activation: str = "relu",
                  dropout=0.0, device="cpu", dtype=torch.float32, dropout_seed: int = 0, precision: str = "fp32"):
         if precision not in PRECISIONS:
             raise ValueError(f"BatchedMLP: precision must be one of {PRECISIONS}, got {precision!r}")
@@ -311,7 +311,7 @@ class BatchedMLP:
         return out
 
 
-def torch_reference_model(widths=(784, 256, 128, 10), activation="relu", dropout=0.0) -> torch.nn.Sequential:
+def torch_reference_model(widths=TrainSpec.widths, activation="relu", dropout=0.0) -> torch.nn.Sequential:
     """The plain torch model a :class:`BatchedMLP` model is equivalent to (built with torch's RNG)."""
     layers = []
     for l, (i, o) in enumerate(zip(widths[:-1], widths[1:])):
@@ -372,7 +372,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     M, steps, B = args.models, args.steps, args.batch_size
-    widths = (784, 256, 128, 10)
+    widths = TrainSpec.widths
     try:
         from .data import load_fashion_mnist
         data = load_fashion_mnist(dev, args.data_dir)

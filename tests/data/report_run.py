@@ -65,7 +65,8 @@ def make_run(results: Path, data, run_id: str = "20261122-000000-tiny", schedule
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices: one thread is several times faster on a shared machine
     try:
-        res = train(configs, data, epochs=EPOCHS, batch_size=BATCH, widths=tuple(WIDTHS))
+        from bench.train.config import TrainSpec
+        res = train(configs, data, TrainSpec(epochs=EPOCHS, batch_size=BATCH, widths=tuple(WIDTHS)))
     finally:
         torch.set_num_threads(threads)
     run_dir = Path(results) / "runs" / run_id

@@ -54,4 +54,9 @@ class ChunkMemory:
         self.data = synthetic_data()
 
     def peakmem_train_chunk(self, models):
-        self.train_chunk(self.configs, self.data, epochs=1, batch_size=128)
+        try:  # the settings as one TrainSpec where the commit has one, else as keywords (older commits)
+            from bench.train.config import TrainSpec
+        except ImportError:
+            self.train_chunk(self.configs, self.data, epochs=1, batch_size=128)
+        else:
+            self.train_chunk(self.configs, self.data, TrainSpec(epochs=1, batch_size=128))

@@ -1,0 +1,4 @@
+"""``python -m bench.cli``: the ``lrbench`` command."""
+from . import main
+
+main()
