@@ -419,7 +419,7 @@ def _write(table: list[dict], parts: list[dict], out, device_name: str, device: 
 
     from ..machine import utc
     from ..results import write_csv
-    from .trainer import PROFILE_COLUMNS
+    from .columns import PROFILE_COLUMNS
     out, now = Path(out), utc()
     out.mkdir(parents=True, exist_ok=True)
     kind = "cuda" if device.startswith("cuda") else "cpu"

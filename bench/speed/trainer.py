@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..results import write_csv
+from .columns import PROFILE_COLUMNS
 
 __all__ = ["measure", "write", "small_cpu", "COLUMNS", "PROFILE_COLUMNS", "CUDA_SEQUENTIAL_NOTE"]
 
@@ -25,7 +26,6 @@ COLUMNS = ["trainer", "device", "device_name", "n_models", "epochs", "model_epoc
            "matmul_ms", "optimizer_ms", "optimizer_bytes", "copy_bandwidth", "optimizer_measured_ms",
            "optimizer_gb_per_s", "optimizer_share_of_copy"]
 #: Columns of ``step_profile_<device>.csv``: where a batched step's time goes (:func:`bench.speed.roofline.profile`).
-PROFILE_COLUMNS = ["precision", "part", "ms_per_step", "share", "n_models", "device_name", "measured_utc"]
 
 
 def measure(matrix, data, *, device="cpu", epochs: int = 1, sequential_models: int = 12, chunk_size: int | None = None,
