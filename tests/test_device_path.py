@@ -146,3 +146,13 @@ def test_gpu_check_compares_the_cuda_and_cpu_runs(tmp_path):
     assert "4 configurations" in text and "max 0.0020" in text
     got = pd.read_csv(tmp_path / "train_compare.csv")
     assert len(got) == 4 and abs(got.test_acc_diff - 0.002).max() < 1e-12
+
+
+def test_gpu_check_precision_step_runs_on_the_cpu(tmp_path):
+    """The precision step's code path (make_step, step_time, measure) on the CPU with small models, so a change
+    to those signatures shows here and not first on a lent GPU."""
+    from bench.speed import gpu_check
+    text = gpu_check.step_precisions(tmp_path, None, rounds=1, device="cpu", widths=(784, 16, 10), batch_size=32)
+    rows = list(csv.DictReader((tmp_path / "speed" / "precision_cpu.csv").open()))
+    assert [r["mode"] for r in rows] == ["fp32", "tf32", "bf16"] and all(float(r["step_ms"]) > 0 for r in rows)
+    assert "fp32" in text and "roofline" in text

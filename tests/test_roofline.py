@@ -70,7 +70,7 @@ def test_optimizer_bandwidth_and_the_written_tables(tmp_path):
     bandwidth); ``python -m bench.speed.roofline --out`` writes those rows and the step profile as CSV."""
     import csv
 
-    step = R.make_step(configs(), widths=SMALL, batch_size=32, precision="fp32")
+    step = R.make_step(configs(), TrainSpec(widths=SMALL, batch_size=32, precision="fp32"))
     r = R.measure(step, step_s=1.0, repeats=1, optimizer_steps=2)
     assert r["optimizer_step_s"] > 0
     assert r["optimizer_bandwidth"] == pytest.approx(r["optimizer_bytes"] / r["optimizer_step_s"])

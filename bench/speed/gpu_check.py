@@ -213,14 +213,21 @@ def step_train_speed(out: Path, args) -> str:
     return "speed/trainer_cuda.csv"
 
 
-def step_precisions(out: Path, args, rounds: int = 5) -> str:
+def step_precisions(out: Path, args, rounds: int = 5, device: str = "cuda", **spec_changes) -> str:
+    """fp32, tf32 and bf16 steps of the quick matrix's models, interleaved, with their rooflines
+    (``device``/``spec_changes``: where and how small, for the CPU test of this step)."""
+    import platform
+
     import torch
 
     from bench.matrix import load_matrix
     from bench.speed import roofline as R
-    configs = load_matrix("quick").configs()
+    mx = load_matrix("quick")
+    configs = mx.configs()
     modes = {"fp32": ("fp32", False), "tf32": ("fp32", True), "bf16": ("bf16", False)}
-    steps = {m: R.make_step(configs, device="cuda", precision=p, optim_impl="torch") for m, (p, _) in modes.items()}
+    steps = {m: R.make_step(configs, mx.train_spec(precision=p, optim_impl="torch", **spec_changes), device=device)
+             for m, (p, _) in modes.items()}
+    name = torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or platform.machine()
     old = torch.backends.cuda.matmul.allow_tf32
     times = {m: [] for m in modes}
     rows = []
@@ -237,11 +244,11 @@ def step_precisions(out: Path, args, rounds: int = 5) -> str:
                              step_over_roofline=roof["step_over_roofline"], matmul_ms=roof["matmul_s"] * 1e3,
                              matmul_tflop_per_s=roof["matmul_flops"] / roof["matmul_s"] / 1e12,
                              optimizer_ms=roof["optimizer_s"] * 1e3, copy_bandwidth=roof["copy_bandwidth"],
-                             gpu=torch.cuda.get_device_name(0)))
+                             gpu=name))
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old
     (out / "speed").mkdir(parents=True, exist_ok=True)
-    with (out / "speed" / "precision_cuda.csv").open("w", newline="") as f:
+    with (out / "speed" / f"precision_{device}.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, list(rows[0]), lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
