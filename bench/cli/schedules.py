@@ -50,7 +50,7 @@ def conformance(examples, seed, frameworks, out_path):
                   str(r["explained_steps"]), r["verdict"] if r["verdict"] == "pass" else f"[red]{r['verdict']}[/red]")
     console.print(t)
     console.print("max error: relative (torch, hf, timm, optax: limit 1e-10) or |diff| / (2e-6 |ref| + 1e-6 max|ref|) (keras, "
-                  "limit 1); explained steps: see reference/DIFFERENCES.md and reference/conformance.py EXPLAINED")
+                  "limit 1); explained steps: see reference/DIFFERENCES.md and reference/explained.py EXPLAINED")
     for r in rows:
         for f in r["failures"][:3]:
             console.print(f"[red]mismatch[/red] {C.describe(f)}", soft_wrap=True)
