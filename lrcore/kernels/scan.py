@@ -1,6 +1,6 @@
 """Sequential scan of affine recurrences: x_t = A[j, t] x + B[j, t] applied for j = 0..J-1 in order.
 
-Used by ``lrcore.schedules.Chain`` (PyTorch's ChainedScheduler, whose value at step t is each chained
+Used by ``lrcore.chain.Chain`` (PyTorch's ChainedScheduler, whose value at step t is each chained
 scheduler's update applied to the lr the ones before it left). O(n) per schedule, sequential in t; the
 coefficients come per chunk of steps, computed vectorized by the caller.
 """
