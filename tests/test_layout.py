@@ -199,3 +199,23 @@ def test_config_names_match_the_model():
     from bench.train.config import ACTIVATION_NAMES
     from bench.train.model import ACTIVATIONS
     assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
+
+
+MAX_MODULE_LINES = 800
+MAX_FUNCTION_LINES = 80
+
+
+def test_modules_and_functions_read_in_one_view():
+    """No module of lrcore/, reference/, bench/ over 800 lines and no function over 80 (issue 33's rule:
+    a long job is split into named steps)."""
+    long_modules, long_functions = [], []
+    for mod, path in _modules().items():
+        src = path.read_text()
+        if src.count("\n") > MAX_MODULE_LINES:
+            long_modules.append(f"{mod}: {src.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{mod}.{node.name} (line {node.lineno}): {n} lines")
+    assert not long_modules and not long_functions, long_modules + long_functions

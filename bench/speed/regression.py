@@ -397,7 +397,7 @@ def record_reference(path=DEFAULT_REFERENCE) -> str:
 # ----------------------------------------------------------------------------------------------- CLI
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m bench.speed.regression", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--against", metavar="REV", help="reference commit (default: results/regression/reference.json)")
@@ -413,66 +413,67 @@ def main(argv=None) -> int:
     ap.add_argument("--record", action="store_true", help="after a pass, record HEAD as the reference commit")
     ap.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (default: the loader's search)")
     ap.add_argument("--json", default=None, metavar="PATH", help="also write the timings and verdicts here")
-    args = ap.parse_args(argv)
+    return ap
 
-    def wanted(name):
-        return not args.only or any(o in name for o in args.only)
 
-    def say(text):
-        print(f"  {text}", flush=True)
+def _say(text):
+    print(f"  {text}", flush=True)
 
-    path = Path(args.baseline)
-    baseline = load_baseline(path) if path.exists() else None
-    if args.update:
-        try:
-            measured = measure(args.only, data_dir=args.data_dir)
-        except (FileNotFoundError, ValueError) as exc:
-            print(f"regression gate: cannot measure: {exc}", file=sys.stderr)
-            return 2
-        doc = write_baseline(measured, path, baseline)
-        render(judge(measured, doc), title=f"error-rate baseline written: {path}")
-        return 0
 
-    verdicts, timings, unjudgeable = [], {}, []
-    probes = [n for n in P.PROBES if wanted(n)]
-    if not args.no_speed and probes:
-        try:
-            with contextlib.ExitStack() as stack:
-                if args.reference_tree:
-                    ref_tree, ref_name = Path(args.reference_tree), args.reference_tree
-                else:
-                    sha, source = reference_commit(args.against)
-                    ref_tree = stack.enter_context(reference_tree(sha))
-                    ref_name = f"{sha[:10]} ({source})"
-                print(f"regression gate: speed of {args.candidate_tree} against {ref_name}", flush=True)
-                timings = compare(Path(args.candidate_tree), ref_tree, probes, rounds=args.rounds, log=say)
-            verdicts += judge_speed(timings)
-        except CannotJudge as exc:
-            unjudgeable.append(str(exc))
-            print(f"regression gate: cannot judge speed: {exc}", file=sys.stderr)
-    metrics = [n for n in METRICS if wanted(n)]
-    if not args.no_accuracy and metrics:
-        if baseline is None:
-            unjudgeable.append(f"no error-rate baseline at {path}")
-            print(f"regression gate: no baseline at {path}; create it with python -m bench.speed.regression --update",
-                  file=sys.stderr)
-        else:
-            try:
-                t0 = time.perf_counter()
-                measured = measure(args.only, data_dir=args.data_dir)
-                say("short training: mean error " + ", ".join(
-                    f"{p} {measured[k]['value']:.4f}" for p, k in (("fp32", "error_rate.mean"),
-                                                                  ("bf16", "error_rate.bf16.mean")) if k in measured)
-                    + f" ({time.perf_counter() - t0:.1f} s)")
-                verdicts += judge(measured, baseline, require_all=not args.only)
-            except (FileNotFoundError, ValueError) as exc:  # Fashion-MNIST missing or corrupt
-                unjudgeable.append(f"cannot measure error rates: {exc}")
-                print(f"regression gate: cannot measure error rates: {exc}", file=sys.stderr)
-    if verdicts:
-        render(verdicts)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"timings": timings, "cannot_judge": unjudgeable,
-                                               "verdicts": [dataclasses.asdict(v) for v in verdicts]}, indent=2))
+def _update_baseline(args, path: Path, baseline) -> int:
+    """--update: measure the error rates and write them as the baseline (2 when they cannot be measured)."""
+    try:
+        measured = measure(args.only, data_dir=args.data_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"regression gate: cannot measure: {exc}", file=sys.stderr)
+        return 2
+    doc = write_baseline(measured, path, baseline)
+    render(judge(measured, doc), title=f"error-rate baseline written: {path}")
+    return 0
+
+
+def _speed_verdicts(args, probes, unjudgeable: list) -> tuple[list, dict]:
+    """Time ``probes`` in the candidate tree against the reference tree (a folder, or a commit's worktree)."""
+    try:
+        with contextlib.ExitStack() as stack:
+            if args.reference_tree:
+                ref_tree, ref_name = Path(args.reference_tree), args.reference_tree
+            else:
+                sha, source = reference_commit(args.against)
+                ref_tree = stack.enter_context(reference_tree(sha))
+                ref_name = f"{sha[:10]} ({source})"
+            print(f"regression gate: speed of {args.candidate_tree} against {ref_name}", flush=True)
+            timings = compare(Path(args.candidate_tree), ref_tree, probes, rounds=args.rounds, log=_say)
+        return judge_speed(timings), timings
+    except CannotJudge as exc:
+        unjudgeable.append(str(exc))
+        print(f"regression gate: cannot judge speed: {exc}", file=sys.stderr)
+        return [], {}
+
+
+def _error_verdicts(args, path: Path, baseline, unjudgeable: list) -> list:
+    """A short training's error rates against the committed baseline."""
+    if baseline is None:
+        unjudgeable.append(f"no error-rate baseline at {path}")
+        print(f"regression gate: no baseline at {path}; create it with python -m bench.speed.regression --update",
+              file=sys.stderr)
+        return []
+    try:
+        t0 = time.perf_counter()
+        measured = measure(args.only, data_dir=args.data_dir)
+        _say("short training: mean error " + ", ".join(
+            f"{p} {measured[k]['value']:.4f}" for p, k in (("fp32", "error_rate.mean"),
+                                                          ("bf16", "error_rate.bf16.mean")) if k in measured)
+            + f" ({time.perf_counter() - t0:.1f} s)")
+        return judge(measured, baseline, require_all=not args.only)
+    except (FileNotFoundError, ValueError) as exc:  # Fashion-MNIST missing or corrupt
+        unjudgeable.append(f"cannot measure error rates: {exc}")
+        print(f"regression gate: cannot measure error rates: {exc}", file=sys.stderr)
+        return []
+
+
+def _exit_code(verdicts, unjudgeable: list, record: bool) -> int:
+    """1 on a judged regression; 2 when something could not be judged; 0 (and --record) otherwise."""
     speed = [v for v in verdicts if v.kind == "time"]
     if speed and not any(v.judged for v in speed):
         unjudgeable.append("the reference tree could run none of the speed probes: --against a newer commit")
@@ -481,7 +482,7 @@ def main(argv=None) -> int:
     # a probe the reference tree lacks is shown as NOT JUDGED and passes; an error rate without a baseline does not
     if unjudgeable or not verdicts or any(not v.judged for v in verdicts if v.kind == "error"):
         return 2
-    if args.record:
+    if record:
         try:
             print(f"regression gate: reference recorded: {record_reference()}")
         except CannotJudge as exc:
@@ -489,6 +490,31 @@ def main(argv=None) -> int:
             return 2
     return 0
 
+
+def main(argv=None) -> int:
+    """The gate: speed against the reference commit, error rates against the baseline; exit 0 / 1 / 2."""
+    args = _parser().parse_args(argv)
+
+    def wanted(name):
+        return not args.only or any(o in name for o in args.only)
+
+    path = Path(args.baseline)
+    baseline = load_baseline(path) if path.exists() else None
+    if args.update:
+        return _update_baseline(args, path, baseline)
+    verdicts, timings, unjudgeable = [], {}, []
+    probes = [n for n in P.PROBES if wanted(n)]
+    if not args.no_speed and probes:
+        found, timings = _speed_verdicts(args, probes, unjudgeable)
+        verdicts += found
+    if not args.no_accuracy and any(wanted(n) for n in METRICS):
+        verdicts += _error_verdicts(args, path, baseline, unjudgeable)
+    if verdicts:
+        render(verdicts)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"timings": timings, "cannot_judge": unjudgeable,
+                                               "verdicts": [dataclasses.asdict(v) for v in verdicts]}, indent=2))
+    return _exit_code(verdicts, unjudgeable, args.record)
 
 if __name__ == "__main__":
     sys.exit(main())
