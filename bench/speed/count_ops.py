@@ -50,8 +50,9 @@ class OpCounter(TorchDispatchMode):
 
 
 def count_chunk(matrix="quick", *, epochs: int = 1, optim_impl: str = "torch", steps: int | None = None,
-                data=None, data_dir=None, precision: str = "fp32") -> dict:
-    """Train the matrix's first chunk under :class:`OpCounter`; returns the counts per training step."""
+                data=None, data_dir=None, precision: str = "fp32", widths=None) -> dict:
+    """Train the matrix's first chunk under :class:`OpCounter`; returns the counts per training step
+    (``widths``: narrower layers of the same count, for a count that does not need the real sizes)."""
     from ..matrix import load_matrix
     from ..matrix.runner import CPU_CHUNK
     from ..train.batched import steps_per_epoch, train_chunk
@@ -65,7 +66,8 @@ def count_chunk(matrix="quick", *, epochs: int = 1, optim_impl: str = "torch", s
         n = int(steps) * matrix.batch_size
         data = dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
     configs = matrix.configs()[:CPU_CHUNK]
-    spec = matrix.train_spec(epochs=epochs, early_stopping=None, optim_impl=optim_impl, precision=precision)
+    spec = matrix.train_spec(epochs=epochs, early_stopping=None, optim_impl=optim_impl, precision=precision,
+                             **({"widths": widths} if widths is not None else {}))
     train_chunk(configs[:2], _slice(data, matrix.batch_size), spec.replace(epochs=1))  # warm-up, uncounted
     counter = OpCounter()
     with counter:
