@@ -86,7 +86,10 @@ def test_gate_catches_a_batched_step_doing_its_work_three_times(tmp_path):
     faulty = copy_of_the_project(tmp_path / "faulty", STEP_THREE_TIMES)
     verdicts = R.judge_speed(R.compare(faulty, ROOT, ["train.batched_step"], rounds=3))
     assert failed(verdicts) == ["train.batched_step"], table(verdicts)
-    assert verdicts[0].ratio > 2.0, table(verdicts)
+    # Tripled forward/backward is not a tripled step (the optimizer update and the batch gather stay once):
+    # the ratio is 1 + 2 f, with f the forward/backward's share (1.98x on CI, above 2 on a quiet machine).
+    # What the gate must show is a clear call: every round's ratio beyond the limit, not the median alone.
+    assert verdicts[0].spread[0] > verdicts[0].limit, table(verdicts)
 
 
 def test_the_faults_keep_the_values(tmp_path):
