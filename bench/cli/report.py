@@ -97,3 +97,55 @@ def crossframework_cmd(run_a, run_b, out_csv, alpha):
     click.echo(f"wrote {where}{also}")
 
 
+
+
+@main.command("verdict-changes")
+@click.argument("old_run")
+@click.argument("new_run")
+@_root_option()
+@click.option("--out", "out_csv", default=None, type=click.Path(dir_okay=False),
+              help="also write every comparison, changed or not, to this CSV")
+@click.option("--all", "show_all", is_flag=True, help="list the unchanged comparisons too")
+def verdict_changes_cmd(old_run, new_run, results_dir, out_csv, show_all):
+    """Which verdicts changed from OLD_RUN to NEW_RUN (run ids or folders): their verdicts.csv joined by family,
+    optimizer, schedule and metric; per family, a count of each old -> new verdict, then the changed rows."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..report import verdict_changes as VC
+    root = results_root(results_dir)
+    try:
+        old_dir, new_dir = resolve_run_dir(old_run, root), resolve_run_dir(new_run, root)
+        changes = VC.verdict_changes(VC.read_verdicts(old_dir), VC.read_verdicts(new_dir))
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    console = Console(width=160)
+    counts = Table(title=f"verdicts, {old_dir.name} -> {new_dir.name}", title_justify="left")
+    for col in ("family", "old", "new", "comparisons"):
+        counts.add_column(col, justify="right" if col == "comparisons" else "left")
+    for r in VC.transitions(changes).itertuples(index=False):
+        counts.add_row(r.family, r.old, r.new, str(r.count), style=None if r.old == r.new else "bold")
+    console.print(counts)
+    shown = changes if show_all else changes[(changes["change"] != "unchanged") | changes["versus_changed"]]
+    if len(shown):
+        rows = Table(title="changed comparisons (difference in pp, new run minus its baseline)", title_justify="left")
+        for col in ("family", "optimizer", "schedule", "versus (old -> new)", "diff old", "diff new", "change"):
+            rows.add_column(col)
+        for r in shown.itertuples(index=False):
+            versus = f"{r.versus_old} -> {r.versus_new}" if r.versus_changed else (
+                r.versus_new if r.change == "only in new" else r.versus_old)
+            rows.add_row(r.family, r.optimizer, r.schedule, str(versus), _pp(r.mean_diff_pp_old),
+                         _pp(r.mean_diff_pp_new), r.change)
+        console.print(rows)
+    n_changed = int((changes["change"] != "unchanged").sum())
+    click.echo(f"{n_changed} of {len(changes)} comparisons changed (verdict, or present in one run only)")
+    if out_csv:
+        try:
+            changes.to_csv(out_csv, index=False)
+        except OSError as e:
+            raise io_failure(e) from None
+        click.echo(f"wrote {out_csv}")
+
+
+def _pp(x) -> str:
+    return "-" if x != x else f"{x:+.2f}"
