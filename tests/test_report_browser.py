@@ -221,12 +221,15 @@ def test_tables_in_dom(page):
         assert r[8] == "never" or 1 <= float(r[8]) <= rr.EPOCHS
         assert r[10] in ("0/2", "1/2", "2/2")
     assert t["paired"][0] == ["optimizer", "schedule", "baseline", "seeds", "mean diff (pp)", "95% t interval (pp)",
-                              "95% bootstrap interval (pp)", "p", "significant", "better/worse seeds"]
+                              "95% bootstrap interval (pp)", "p", "verdict (Holm)", "better/worse seeds"]
     assert [r[1] for r in t["paired"][1:]] == ["warmup_cosine", EVIL, "warmup_cosine", EVIL]
-    assert all(r[2] == "constant" and r[8] in ("yes", "no") for r in t["paired"][1:])
+    assert all(r[2] == "constant" and r[8] == "too few seeds" for r in t["paired"][1:])  # 2 seeds
     ranks = t["ranking"]
-    assert ranks[0] == ["optimizer", "rank", "schedule", "test acc %", "diverged"]
+    assert ranks[0] == ["optimizer", "rank", "rank 95% interval", "schedule", "test acc %", "diverged"]
     assert [r[1] for r in ranks[1:]] == ["1", "2", "3"] * 2
+    for r in ranks[1:]:  # the interval brackets the observed rank
+        lo, hi = map(int, r[2].split("-"))
+        assert 1 <= lo <= int(r[1]) <= hi <= 3
     env = dict(r for r in t["environment"][1:])
     assert env["trainer"] == "batched" and env["git commit"].startswith("0000000000")
     assert len(state["headline"]) == 2 and state["headline"][0].startswith("sgd: warmup_cosine ")

@@ -401,7 +401,8 @@ def test_schedule_free_best_is_picked_on_the_tuning_seeds(run, files, page):
     ev = run.summary[run.summary["optimizer"] == "sgd"].groupby("name")["test_acc"].mean()
     assert c["best"]["eval_rank"] == 1 + int((ev > ev[pick["schedule"]]).sum())
     line = _sentences(page[0], "schedulefree")[0]
-    assert (f"(sgd + {pick['schedule']}, chosen on the tuning seeds: the highest final_val_acc at its selected "
+    assert (f" its rival, the SGD-like configuration sgd + {pick['schedule']} (chosen on the tuning seeds: the "
+            f"highest final_val_acc at its selected "
             f"learning rate ({100 * pick['mean']:.2f}%) of {len(fam)}; rank {c['best']['eval_rank']} of {len(fam)} "
             "on the evaluation seeds)") in line
     cost = files["step_cost"].set_index("optimizer")["model_step_s"]
@@ -412,7 +413,8 @@ def test_schedule_free_best_is_picked_on_the_tuning_seeds(run, files, page):
             assert f"{side['epochs_to_target']:g} epoch" in line and f"= {secs:.3g} s" in line
     html = H.unescape(page[0])
     assert "picked on the tuning seeds" in html and "selection bias favours it" not in html
-    assert _table(page[0], "schedule-free")[1][1] == f"best scheduled on tuning seeds (of {len(fam)})"
+    assert _table(page[0], "schedule-free")[1][1] == f"rival chosen on tuning seeds (of {len(fam)})"
+    assert "Schedule-free vs its rival chosen on the tuning seeds" in html and "the best scheduled" not in html
 
 
 # ------------------------------------------------------------------------------------------ the page

@@ -188,6 +188,29 @@ def test_two_seeds_never_declare_a_win(tuned, tmp_path):
     assert (v["verdict"] == "too few seeds").all() and (v["n"] <= 2).all()
     page = H.unescape(build_report(d, tmp_path)[0])
     assert " wins against " not in page and "Too few seeds (2) to say whether warmup + cosine beats" in page
+    # the tie set: nothing can be shown worse than the best on 2 seeds, so every configuration stays in it
+    ties = V.tie_sets(v)["overall"]
+    assert len(ties["tied"]) == len(v[v["family"] == V.FAMILY_TIES_OVERALL]) + 1 and not ties["worse"]
+    answer = re.search(r'<p id="answer" class="lead">(.*?)</p>', page).group(1)
+    assert "but too few seeds to tell it apart from any of the other configurations" in answer
+    assert "tie for best" not in answer and " is best at " not in answer
+
+
+def test_tie_sets_keep_what_cannot_be_shown_worse():
+    """A tie set is the best and every configuration whose verdict against it is not a loss: ties, and those
+    with too few seeds to tell (listed again as undecided); losses are the significantly worse."""
+    v = pd.DataFrame({"family": [V.FAMILY_TIES_OVERALL] * 4, "optimizer": ["sgd", "adam", "adamw", "rmsprop"],
+                      "schedule": ["cosine", "step", "wsd", "constant"], "versus": ["sgd/wsd"] * 4,
+                      "verdict": ["tie", "loss", "too few seeds", "loss"]})
+    t = V.tie_sets(v)["overall"]
+    assert t == {"best": "sgd/wsd", "tied": ["sgd/wsd", "sgd/cosine", "adamw/wsd"],
+                 "worse": ["adam/step", "rmsprop/constant"], "undecided": ["adamw/wsd"]}
+    means = {"sgd/wsd": 0.9, "sgd/cosine": 0.89, "adamw/wsd": 0.88, "adam/step": 0.8, "rmsprop/constant": 0.7}
+    line = RA._tie_clause(v, means)
+    assert line.startswith("3 configurations tie for best at 88.00-90.00% test accuracy")
+    assert "1 of them with too few seeds to tell" in line
+    only = RA._tie_clause(v.assign(verdict="loss"), means)
+    assert only.startswith("SGD with warmup-stable-decay is best at 90.00%") and "significantly worse" in only
 
 
 def test_rank_intervals_contain_the_observed_rank(tuned):

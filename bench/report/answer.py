@@ -65,9 +65,16 @@ def _tie_clause(v: pd.DataFrame, means: dict[str, float]) -> str:
         return ""
     tied = [means[k] for k in ties["tied"] if k in means]
     lo, hi = 100 * min(tied), 100 * max(tied)
-    best = ties["best"]
-    return (f"{len(ties['tied'])} configurations tie for best at {lo:.2f}-{hi:.2f}% test accuracy (highest mean: "
-            f"{label(best)}, {100 * means[best]:.2f}%; tie = not significantly worse after Holm's correction)")
+    best, n_tied, n_undecided = ties["best"], len(ties["tied"]), len(ties["undecided"])
+    if n_undecided and n_undecided == n_tied - 1:
+        return (f"the highest mean is {label(best)} ({100 * means[best]:.2f}%), but too few seeds to tell it apart "
+                f"from {'any' if not ties['worse'] else n_undecided} of the other configurations")
+    if n_tied == 1:
+        return (f"{label(best)} is best at {100 * means[best]:.2f}% test accuracy, every other configuration "
+                "significantly worse after Holm's correction")
+    text = (f"{n_tied} configurations tie for best at {lo:.2f}-{hi:.2f}% test accuracy (highest mean: {label(best)}, "
+            f"{100 * means[best]:.2f}%; tie = not significantly worse after Holm's correction")
+    return text + (f"; {n_undecided} of them with too few seeds to tell)" if n_undecided else ")")
 
 
 def _schedule_free_clause(v: pd.DataFrame) -> str:
@@ -104,10 +111,10 @@ def tie_lines(v: pd.DataFrame, ranks: pd.DataFrame, means: dict[str, float]) -> 
                 f"seed resamples); ")
         line += (f"tied with it: {', '.join(name(k) for k in others)}" if others and len(others) <= 12 else
                  f"tied with it: {len(others)} others" if others else "no other configuration ties with it")
+        if t["undecided"]:
+            line += f" ({len(t['undecided'])} of them with too few seeds to tell)"
         if t["worse"]:
             line += f"; significantly worse: {len(t['worse'])}"
-        if t["undecided"]:
-            line += f"; too few seeds to tell: {len(t['undecided'])}"
         out.append(line + ".")
     return out
 

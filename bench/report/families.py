@@ -43,10 +43,11 @@ SELECTION_NOTE = ("The best scheduled configuration is picked after looking at t
                   "best of the family's scheduled configurations on these seeds), so selection bias favours it: a "
                   "schedule-free twin that matches it matches a choice made with hindsight.")
 #: The same in a tuned run, where the choice is made on the tuning seeds (bench.report.stats.schedule_free).
-TUNED_SELECTION_NOTE = ("The best scheduled configuration of each family is picked on the tuning seeds (the highest "
+TUNED_SELECTION_NOTE = ("Each family's rival is picked on the tuning seeds (the highest "
                         "tuning metric at each configuration's selected learning rate), before the evaluation seeds "
                         "are looked at: no hindsight, so it is not favoured by selection bias on these test "
-                        "accuracies (its rank among the family's configurations on the evaluation seeds is given).")
+                        "accuracies, and it need not be the family's best on them (its rank among the family's "
+                        "configurations on the evaluation seeds is given; the hindsight line compares with the best).")
 
 
 def is_schedule_free(optimizer: str) -> bool:

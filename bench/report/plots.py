@@ -209,7 +209,8 @@ def heatmap(table: pd.DataFrame, untuned=frozenset(), collapsed=frozenset(), tie
     configuration, its cell spanning the columns of its family (see :func:`heatmap_layout`). ``untuned``:
     (optimizer, schedule) pairs whose tuned learning rate sits on the grid's edge (a star); ``collapsed``: pairs
     with a collapsed seed, hatched grey and left out of the colour scale (which spans the other cells only);
-    ``tied``: pairs tied with the best of their optimizer, drawn with a black frame."""
+    ``tied``: pairs not significantly worse than the best of their optimizer (a schedule-free one: than the best
+    overall), drawn with a black frame."""
     from . import families as F
     cols, rows, a, spans = heatmap_layout(table)
     sf = table[table["optimizer"].map(F.is_schedule_free)]
@@ -257,6 +258,9 @@ def heatmap(table: pd.DataFrame, untuned=frozenset(), collapsed=frozenset(), tie
         else:
             ax.add_patch(matplotlib.patches.Rectangle((x0, y - 0.5), x1 - x0, 1.0, facecolor=cmap(norm(v))
                                                       if np.isfinite(v) else "#e6e6e6", edgecolor="white", lw=1))
+        if key in tied:
+            ax.add_patch(matplotlib.patches.Rectangle((x0 + 0.04, y - 0.46), x1 - x0 - 0.08, 0.92, fill=False,
+                                                      edgecolor="black", lw=1.8))
         write((x0 + x1) / 2, y, v, key in untuned, key in collapsed)
     if spans and R:
         ax.axhline(R - 0.5 + gap / 2, color="black", lw=1.2)
@@ -273,7 +277,8 @@ def heatmap(table: pd.DataFrame, untuned=frozenset(), collapsed=frozenset(), tie
         ax.spines[side].set_visible(False)
     fig.colorbar(im, ax=ax, label="test accuracy (%)")
     ax.set_title("test accuracy (%), mean over seeds"
-                 + ("\nframed: tied with the best of its optimizer (Holm-corrected)" if tied else "")
+                 + ("\nframed: not significantly worse than the best of its optimizer"
+                    + (" (schedule-free: than the best overall)" if spans else "") + ", Holm-corrected" if tied else "")
                  + ("\nhatched: a seed collapsed (not coloured; the scale spans the other cells)" if collapsed else "")
                  + ("\nbelow the line: schedule-free optimizers, each spanning its family's optimizers" if spans else "")
                  + ("\n* untuned: its tuned learning rate sits on the grid's edge" if untuned else ""))

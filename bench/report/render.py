@@ -70,16 +70,22 @@ def _time_rule(run: RS.Run) -> str:
             f"side by side on {sc['device_name'].iloc[0]}); validation passes are not counted.")
 
 
-def _ranking_table(rank: pd.DataFrame) -> Table:
-    rows = [[r.optimizer, num(r.rank, ".0f", "not ranked"), r.schedule, pct(r.test_acc), f"{r.diverged}/{r.seeds}"]
-            for r in rank.itertuples()]
-    note = "Schedules ranked by mean test accuracy within each optimizer (1 = best)."
+def _ranking_table(rank: pd.DataFrame, intervals: pd.DataFrame | None = None) -> Table:
+    """``intervals``: :func:`bench.report.verdicts.rank_intervals` (each rank's 95% bootstrap interval)."""
+    iv = {} if intervals is None else {
+        (r.optimizer, r.schedule): f"{r.rank_in_optimizer_low}-{r.rank_in_optimizer_high}"
+        for r in intervals.itertuples()}
+    rows = [[r.optimizer, num(r.rank, ".0f", "not ranked"),
+             iv.get((r.optimizer, r.schedule), "n/a") if r.ranked else "n/a", r.schedule,
+             pct(r.test_acc), f"{r.diverged}/{r.seeds}"] for r in rank.itertuples()]
+    note = ("Schedules ranked by mean test accuracy within each optimizer (1 = best); the rank's 95% interval "
+            "resamples the seeds (2,000 bootstrap draws, one draw for all configurations, as they are paired).")
     if not rank["ranked"].all():
         note += (" Not ranked (listed last): configurations whose every seed diverged; their accuracy is that of "
                  "the weights frozen at divergence. Configurations with some diverged seeds are ranked on the mean "
                  "over all their seeds, diverged ones included.")
-    return Table("ranking", "Ranking per optimizer", ["optimizer", "rank", "schedule", "test acc %", "diverged"], rows,
-                 note)
+    return Table("ranking", "Ranking per optimizer", ["optimizer", "rank", "rank 95% interval", "schedule",
+                                                       "test acc %", "diverged"], rows, note)
 
 
 def _p_cell(p, n) -> str:
@@ -91,23 +97,27 @@ def _p_cell(p, n) -> str:
     return num(p, ".3g")
 
 
-def _paired_table(paired: pd.DataFrame, base: str) -> Table:
+def _paired_table(paired: pd.DataFrame, base: str, v: pd.DataFrame) -> Table:
+    """``v``: verdicts.csv, whose schedule-vs-baseline rows give each comparison's Holm-corrected verdict."""
+    held = v[v["family"] == RV.FAMILY_BASELINE].set_index(["optimizer", "schedule"])["verdict"]
     rows = []
     for r in paired.itertuples():
         ci = "n/a" if r.n < 2 else f"[{num(100 * r.ci_low, '+.2f')}, {num(100 * r.ci_high, '+.2f')}]"
         ti = "n/a" if r.n < 2 else f"[{num(100 * r.t_low, '+.2f')}, {num(100 * r.t_high, '+.2f')}]"
         rows.append([r.optimizer, r.schedule, r.baseline, r.n, num(100 * r.mean_diff, "+.2f"), ti, ci,
-                     _p_cell(r.p_value, r.n), "yes" if r.significant else "no", f"{r.wins}/{r.losses}"])
+                     _p_cell(r.p_value, r.n), held.get((r.optimizer, r.schedule), "n/a"), f"{r.wins}/{r.losses}"])
     note = (f"Paired by optimizer and seed: difference of test accuracy (percentage points) of each schedule minus "
-            f"{base!r}. Significant when the 95% paired t interval of the mean difference excludes 0 (the paired "
-            f"t-test at 5%). Also shown: the percentile bootstrap interval ({RS.N_BOOTSTRAP:,} resamples) and the "
+            f"{base!r}, with its unadjusted 95% paired t interval. Verdict: verdicts.csv's, the paired t-test with "
+            f"Holm's correction across all these comparisons (win / loss when the adjusted p < 0.05; an interval "
+            f"that excludes 0 may still be a tie after the correction). Also shown: the percentile bootstrap interval ({RS.N_BOOTSTRAP:,} resamples) and the "
             f"two-sided exact sign-flip permutation p (distribution-free), only where it can reach 0.05: it cannot go "
             f"below 2/2^seeds" + (f" ({RS.sign_flip_note(int(paired['n'].max()))})" if len(paired) and not
                                    RS.sign_flip_can_decide(int(paired["n"].max())) else "."))
     return Table("paired", f"Paired comparison with {base}", ["optimizer", "schedule", "baseline", "seeds",
                                                                "mean diff (pp)", "95% t interval (pp)",
                                                                "95% bootstrap interval (pp)",
-                                                               "p", "significant", "better/worse seeds"], rows, note)
+                                                               "p", "verdict (Holm)", "better/worse seeds"], rows,
+                 note)
 
 
 def _schedule_free_table(comparisons: list[dict], target: float, timed: bool = True) -> Table:
@@ -132,17 +142,21 @@ def _schedule_free_table(comparisons: list[dict], target: float, timed: bool = T
                   f"[{num(100 * st['t_low'], '+.2f')}, {num(100 * st['t_high'], '+.2f')}]")
         else:
             diff = ci = "n/a"
-        role = (f"best scheduled on tuning seeds (of {c['candidates']})" if c.get("picked_on") == "tuning" else
+        role = (f"rival chosen on tuning seeds (of {c['candidates']})" if c.get("picked_on") == "tuning" else
                 f"best scheduled (of {c['candidates']})")
         rows.append([fam.name, role, *best[:3], "", "", "", *best[3:]])
         rows.append([fam.name, fam.twin_label, *twin[:3], diff, ci, c["verdict"], *twin[3:]])
-    note = (f"Twin minus best: paired by seed, test accuracy in percentage points, with the 95% paired t interval "
-            f"(the rule of the paired comparison below). Verdict: beats / loses to when the interval excludes 0, "
-            f"matches when it contains 0 (no significant difference at 5%, not proof of equality). Epochs to "
+    tuned = any(c.get("picked_on") == "tuning" for c in comparisons)
+    note = (f"Twin minus {'rival' if tuned else 'best'}: paired by seed, test accuracy in percentage points, with the "
+            f"unadjusted 95% paired t interval. Verdict: from verdicts.csv, the paired t-test with Holm's correction "
+            f"within the schedule-free comparisons: beats / loses to when the adjusted p < 0.05, matches otherwise (no "
+            f"significant difference, not proof of equality; an interval that excludes 0 can still match after the "
+            f"correction). Epochs to "
             f"{target:.1%} validation accuracy: medians over the seeds that reached it, as in the configurations "
             "table" + ("; seconds = epochs x steps per epoch x each optimizer's measured cost per model-step "
                        "(step_cost.csv)." if timed else "; no step_cost.csv: no seconds."))
-    return Table("schedule-free", "Schedule-free vs the best scheduled configuration of its family",
+    return Table("schedule-free", "Schedule-free vs its rival chosen on the tuning seeds" if tuned else
+                 "Schedule-free vs the best scheduled configuration of its family",
                  ["family", "role", "configuration", "seeds", "test acc %", "twin - best (pp)", "95% t interval (pp)",
                   "verdict", "epochs to target"] + (["time to target"] if timed else [])
                  + ["reached target", "diverged"], rows, note)
@@ -455,7 +469,11 @@ def _answer_section(p: _Page) -> list:
         items += ["Ties with the best (each configuration against the highest mean, paired by seed, Holm-corrected "
                   "within each list; the rank interval resamples the seeds):", ("list", "ties", ties)]
     collapsed = {(o, n) for (o, n), g in run.summary.groupby(["optimizer", "name"]) if g["diverged"].any()}
-    tied = {tuple(k.split("/", 1)) for scope, t in RV.tie_sets(v).items() if scope != "overall" for k in t["tied"]}
+    sets = RV.tie_sets(v)  # each scheduled cell against its optimizer's best; a schedule-free one (its optimizer's
+    # only configuration) against the best overall
+    tied = {tuple(k.split("/", 1)) for scope, t in sets.items() if scope != "overall" for k in t["tied"]}
+    tied |= {(o, n) for o, n in (k.split("/", 1) for k in sets.get("overall", {}).get("tied", []))
+             if F.is_schedule_free(o)}
     untuned = set(RT.audit(run)["on_edge"]) if run.tuned else set()
     items.append(p.fig("heatmap.png", lambda: RP.heatmap(p.table, untuned, collapsed=collapsed, tied=tied),
                        "test accuracy heatmap, schedule x optimizer" + (", schedule-free rows below" if p.free else "")))
@@ -475,8 +493,9 @@ def _verdicts_section(p: _Page) -> list:
     k = RS.roughness_window(run.epochs)
     items: list = [_run_paragraph(p), ("list", "headline", list(RS.headline(run, p.paired, p.verdicts).values()))]
     if p.comparisons:
-        items += ["Do you need a schedule? Each schedule-free optimizer against the best scheduled configuration "
-                  "of its family (details below):",
+        items += ["Do you need a schedule? Each schedule-free optimizer against " + (
+                      "its rival: the configuration of its family chosen on the tuning seeds" if run.tuned else
+                      "the best scheduled configuration of its family") + " (details below):",
                   ("list", "schedulefree", [RS.schedule_free_sentence(c, run.target) for c in p.comparisons]
                    + (RA.hindsight_lines(p.verdicts) if run.tuned else []))]
     line = RA.checkpoint_line(p.verdicts)
@@ -560,7 +579,8 @@ def _results_section(p: _Page) -> list:
     single = len(p.run.seeds) < 2
     return [("details", f"Every configuration ({len(p.table)}): peak learning rate, test accuracy, epochs (and time) "
                         "to target, divergence; and the ranking per optimizer",
-             [_config_table(p.table, single, p.run.target, p.run), _ranking_table(RS.ranking(p.table))])]
+             [_config_table(p.table, single, p.run.target, p.run),
+              _ranking_table(RS.ranking(p.table), RV.rank_intervals(p.run) if not single else None)])]
 
 
 def _paired_section(p: _Page) -> list:
@@ -571,7 +591,7 @@ def _paired_section(p: _Page) -> list:
     if paired.empty:
         return ["No paired comparison: no other schedule shares a seed and an optimizer with the baseline."]
     return [("details", f"Each schedule minus {run.baseline}, per optimizer ({len(paired)} comparisons)",
-             [_paired_table(paired, run.baseline)]),
+             [_paired_table(paired, run.baseline, p.verdicts)]),
             ("details", f"verdicts.csv: every comparison the report states ({len(p.verdicts)} rows)",
              [_verdicts_table(p.verdicts)])]
 

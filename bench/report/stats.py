@@ -326,15 +326,17 @@ def config_table(run: Run) -> pd.DataFrame:
 
 
 def ranking(table: pd.DataFrame) -> pd.DataFrame:
-    """Per optimizer, schedules by mean test accuracy (rank 1 = best; NaN accuracies last). Configurations
-    whose every seed diverged get rank NaN (``ranked`` False) and come after the ranked ones."""
+    """Per optimizer, schedules by mean test accuracy: rank = 1 + how many ranked schedules have a higher mean
+    (equal means share a rank; NaN accuracies last). Configurations whose every seed diverged get rank NaN
+    (``ranked`` False) and come after the ranked ones."""
     out = []
     for opt, g in table.groupby("optimizer", sort=False):
         ranked = g["diverged"] < g["seeds"]
         g = g.assign(ranked=ranked).sort_values(["ranked", "test_acc"], ascending=[False, False],
                                                 na_position="last").reset_index(drop=True)
         n = int(ranked.sum())
-        rank = np.r_[np.arange(1, n + 1), np.full(len(g) - n, np.nan)]
+        acc = g["test_acc"].astype(float).fillna(-np.inf).to_numpy()[:n]
+        rank = np.r_[1 + (acc[None, :] > acc[:, None]).sum(axis=1), np.full(len(g) - n, np.nan)]
         out.append(pd.DataFrame(dict(optimizer=opt, rank=rank, schedule=g["schedule"], test_acc=g["test_acc"],
                                      diverged=g["diverged"], seeds=g["seeds"], ranked=g["ranked"])))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
@@ -624,7 +626,9 @@ def schedule_free_sentence(c: dict, target: float) -> str:
                f"{c['candidates']} on the evaluation seeds")
     else:
         how = f"best of {c['candidates']}"
-    other = f"the best scheduled {fam.name} configuration ({best['optimizer']} + {best['schedule']}, {how})"
+    other = (f"its rival, the {fam.name} configuration {best['optimizer']} + {best['schedule']} ({how})"
+             if c.get("picked_on") == "tuning" else
+             f"the best scheduled {fam.name} configuration ({best['optimizer']} + {best['schedule']}, {how})")
     tt = (f"; time to {100 * target:g}% validation accuracy: {_time_text(twin)} vs {_time_text(best)}.")
     if c["verdict"] == "no comparison":
         return f"{who}: no comparison with {other}: no seed where both have a finite test accuracy.{div}"

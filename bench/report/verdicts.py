@@ -8,6 +8,7 @@ and of the run (the tie sets). :func:`recompute` rebuilds the file from summary.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -189,33 +190,39 @@ def verdicts(run: RS.Run, test: str = "t", table: pd.DataFrame | None = None) ->
 def tie_sets(v: pd.DataFrame) -> dict[str, dict]:
     """family scope ("overall" or an optimizer) -> {"best": "opt/schedule", "tied": [...], "worse": [...],
     "undecided": [...]} from verdicts.csv's tie families: tied = the best and every configuration not
-    significantly worse after Holm's correction; undecided = too few seeds."""
+    significantly worse after Holm's correction (verdict not ``loss``); undecided = those of the tied with too few
+    seeds to tell (they cannot be shown worse, so they stay in the tie set)."""
     out = {}
     for family, g in v[v["family"].str.startswith("tie with best: ")].groupby("family", sort=False):
         scope = family[len("tie with best: "):]
         names = [f"{o}/{n}" for o, n in zip(g["optimizer"], g["schedule"])]
         out[scope] = {"best": str(g["versus"].iloc[0]),
-                      "tied": [g["versus"].iloc[0]] + [k for k, r in zip(names, g["verdict"]) if r in ("tie", "win")],
+                      "tied": [g["versus"].iloc[0]] + [k for k, r in zip(names, g["verdict"]) if r != "loss"],
                       "worse": [k for k, r in zip(names, g["verdict"]) if r == "loss"],
                       "undecided": [k for k, r in zip(names, g["verdict"]) if r == "too few seeds"]}
     return out
 
 
 def rank_intervals(run: RS.Run, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Per configuration: its rank by mean test accuracy (1 = best) within its optimizer and overall, with a
-    95% bootstrap interval: the seeds resampled with replacement (the same draw for every configuration, as
-    they are paired), ranks recomputed in each resample, the 2.5 and 97.5 percentiles taken."""
+    """Per configuration: its rank by mean test accuracy (1 + how many have a higher mean) within its optimizer and
+    overall, with a 95% bootstrap interval: the seeds resampled with replacement (the same draw for every
+    configuration, as they are paired), ranks recomputed in each resample, the 2.5 and 97.5 percentiles taken.
+    As in :func:`bench.report.stats.ranking`, a configuration whose every seed diverged is not ranked: it counts
+    below every other, and its own ranks are reported all the same (the report shows "n/a")."""
     s = run.summary
     wide = s.pivot_table(index="seed", columns=["optimizer", "name"], values="test_acc", aggfunc="first")
     wide = wide.astype(float)
     keys = list(wide.columns)
     x = wide.to_numpy()
+    gone = s.groupby(["optimizer", "name"])["diverged"].all().reindex(keys).fillna(False).to_numpy(dtype=bool)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(x), size=(n_resamples, len(x)))
-    means = np.nanmean(x[idx], axis=1)  # (resamples, configurations)
-    means = np.where(np.isfinite(means), means, -np.inf)
-    point = np.nanmean(x, axis=0)
-    point = np.where(np.isfinite(point), point, -np.inf)
+    with warnings.catch_warnings():  # a configuration with no finite value in a resample: its mean is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.nanmean(x[idx], axis=1)  # (resamples, configurations)
+        point = np.nanmean(x, axis=0)
+    means = np.where(np.isfinite(means) & ~gone, means, -np.inf)
+    point = np.where(np.isfinite(point) & ~gone, point, -np.inf)
     opts = np.array([k[0] for k in keys])
 
     def ranks(m: np.ndarray, cols: np.ndarray) -> np.ndarray:  # 1 + how many are strictly better
