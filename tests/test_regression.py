@@ -60,6 +60,19 @@ def table(verdicts) -> str:
 
 
 @pytest.fixture(scope="module")
+def warm_root():
+    """Every probe called once in this tree before any copy is made, so the Numba kernels the probes use are
+    compiled and cached here (a fresh clone has compiled only what earlier tests used): each copy then loads
+    them (see :func:`copy_of_the_project`) instead of compiling them again."""
+    w = R.Worker(ROOT, "warm-up")
+    try:
+        for name in P.PROBES:
+            w.time(name, inner=1)
+    finally:
+        w.close()
+
+
+@pytest.fixture(scope="module")
 def data():
     from bench.speed.shortrun import load_data
     try:
@@ -70,7 +83,7 @@ def data():
 # ------------------------------------------------------------------------------------------------ speed
 
 
-def test_unchanged_code_passes(tmp_path):
+def test_unchanged_code_passes(tmp_path, warm_root):
     """Every probe, the working tree against a copy of itself: ratios near 1, all within tolerance."""
     timings = R.compare(ROOT, copy_of_the_project(tmp_path), rounds=3)
     verdicts = R.judge_speed(timings)
@@ -79,7 +92,7 @@ def test_unchanged_code_passes(tmp_path):
     assert all(0.6 < v.ratio for v in verdicts), table(verdicts)  # and below the limit: no side favoured
 
 
-def test_gate_catches_the_numba_backend_on_the_numpy_path(tmp_path):
+def test_gate_catches_the_numba_backend_on_the_numpy_path(tmp_path, warm_root):
     faulty = copy_of_the_project(tmp_path / "faulty", NUMBA_ON_THE_NUMPY_PATH)
     timings = R.compare(faulty, ROOT, ["evaluate.warmup_cosine", "evaluate_many.mixed"], rounds=3)
     verdicts = R.judge_speed(timings)
@@ -87,7 +100,7 @@ def test_gate_catches_the_numba_backend_on_the_numpy_path(tmp_path):
     assert "REGRESSION" in table(verdicts)
 
 
-def test_gate_catches_a_batched_step_doing_its_work_three_times(tmp_path):
+def test_gate_catches_a_batched_step_doing_its_work_three_times(tmp_path, warm_root):
     faulty = copy_of_the_project(tmp_path / "faulty", STEP_THREE_TIMES)
     verdicts = R.judge_speed(R.compare(faulty, ROOT, ["train.batched_step"], rounds=3))
     assert failed(verdicts) == ["train.batched_step"], table(verdicts)
@@ -97,7 +110,7 @@ def test_gate_catches_a_batched_step_doing_its_work_three_times(tmp_path):
     assert verdicts[0].spread[0] > verdicts[0].limit, table(verdicts)
 
 
-def test_the_faults_keep_the_values(tmp_path):
+def test_the_faults_keep_the_values(tmp_path, warm_root):
     """The injected numba fault is a pure slowdown: the faulty tree computes the same learning rates."""
     faulty = copy_of_the_project(tmp_path, NUMBA_ON_THE_NUMPY_PATH)
     code = ("import json, lrcore, numpy as np; from bench.speed.probes import mixed_schedules; "
@@ -108,7 +121,7 @@ def test_the_faults_keep_the_values(tmp_path):
     assert np.allclose(json.loads(run.stdout), ref, rtol=1e-12, atol=0)  # DESIGN.md: numpy vs numba
 
 
-def test_a_worker_measures_its_own_tree(tmp_path):
+def test_a_worker_measures_its_own_tree(tmp_path, warm_root):
     copy = copy_of_the_project(tmp_path)
     w = R.Worker(copy, "candidate")
     try:
