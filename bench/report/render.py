@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 from pathlib import Path
 
@@ -423,6 +424,11 @@ class _Page:
     def free(self) -> list[str]:
         return [o for o in self.run.optimizers if F.is_schedule_free(o)]
 
+    @functools.cached_property
+    def ranks(self) -> pd.DataFrame:
+        """:func:`bench.report.verdicts.rank_intervals` of the run, computed once for the page."""
+        return RV.rank_intervals(self.run)
+
     @property
     def means(self) -> dict[str, float]:
         return {f"{o}/{n}": float(a) for o, n, a in zip(self.table["optimizer"], self.table["schedule"],
@@ -464,7 +470,7 @@ def _answer_section(p: _Page) -> list:
     """The first screen: the answer in one sentence, the tie sets, the honest heatmap, the LR sensitivity."""
     run, v = p.run, p.verdicts
     items: list = [("lead", "answer", RA.answer(v, run.contender, run.baseline, len(run.seeds), p.means))]
-    ties = RA.tie_lines(v, RV.rank_intervals(run), p.means) if len(v) else []
+    ties = RA.tie_lines(v, p.ranks, p.means) if len(v) else []
     if ties:
         items += ["Ties with the best (each configuration against the highest mean, paired by seed, Holm-corrected "
                   "within each list; the rank interval resamples the seeds):", ("list", "ties", ties)]
@@ -580,7 +586,7 @@ def _results_section(p: _Page) -> list:
     return [("details", f"Every configuration ({len(p.table)}): peak learning rate, test accuracy, epochs (and time) "
                         "to target, divergence; and the ranking per optimizer",
              [_config_table(p.table, single, p.run.target, p.run),
-              _ranking_table(RS.ranking(p.table), RV.rank_intervals(p.run) if not single else None)])]
+              _ranking_table(RS.ranking(p.table), p.ranks if not single else None)])]
 
 
 def _paired_section(p: _Page) -> list:
